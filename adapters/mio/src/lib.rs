@@ -1,0 +1,1 @@
+//! Sockeye on mio (work in progress).

@@ -1,0 +1,1 @@
+//! Sockeye on smol (work in progress).

@@ -1,0 +1,1 @@
+//! Sockeye on tokio (work in progress).

@@ -1,0 +1,1 @@
+//! Reconnect policy: exponential backoff with full jitter, as pure data.
