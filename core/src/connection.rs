@@ -1,0 +1,938 @@
+//! [`Connection`]: one WebSocket connection after the handshake, as a state machine.
+//!
+//! It is a thin shell over the frame decoder, the close [`machine`](crate::machine), a
+//! fixed table of timers and fixed control-frame slots. Bytes and time go in; events,
+//! bytes to send and the next deadline come out. Nothing here allocates.
+
+use core::time::Duration;
+
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::close::{CloseCode, CloseFrame, MAX_REASON_LEN};
+use crate::config::Config;
+use crate::error::{ProtocolError, SendError};
+use crate::frame::{apply_mask, FrameHead, Header, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use crate::machine::{self, Ending, State, Trigger};
+use crate::time::Instant;
+use crate::utf8;
+use crate::Status;
+
+/// Which end of the connection this is. Clients mask what they send; servers must not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The end that sent the upgrade request.
+    Client,
+    /// The end that accepted it.
+    Server,
+}
+
+/// The kind of a data message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DataKind {
+    /// UTF-8 text.
+    Text,
+    /// Arbitrary bytes.
+    Binary,
+}
+
+/// Where a chunk of message data ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Boundary {
+    /// More of this frame follows.
+    Continues,
+    /// This frame ends here; the message continues in another frame.
+    FrameEnd,
+    /// This chunk ends the message.
+    MessageEnd,
+}
+
+impl Boundary {
+    /// Whether this chunk ends its message.
+    pub fn is_message_end(self) -> bool {
+        self == Boundary::MessageEnd
+    }
+}
+
+/// Something the peer did, borrowed from the input buffer where it carries data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event<'b> {
+    /// A chunk of a text message, always whole characters.
+    Text {
+        /// The text.
+        text: &'b str,
+        /// Whether the frame or message ends with this chunk.
+        end: Boundary,
+    },
+    /// A chunk of a binary message.
+    Binary {
+        /// The bytes.
+        bytes: &'b [u8],
+        /// Whether the frame or message ends with this chunk.
+        end: Boundary,
+    },
+    /// A Ping arrived; the Pong is already queued.
+    Ping(&'b [u8]),
+    /// A Pong arrived.
+    Pong(&'b [u8]),
+    /// The peer's Close arrived: the connection is half-closed, our reply is queued (or
+    /// this was the reply to ours). Nothing more is read from the peer.
+    Close(CloseFrame<'b>),
+    /// The connection is over; this is the last event.
+    Closed(Closed),
+}
+
+/// How a connection ended. Reported once, as [`Event::Closed`] (or, for
+/// [`Closed::Failed`], as the `Err` of [`Connection::handle_input`]), and kept by
+/// [`Connection::outcome`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Closed {
+    /// The close handshake completed: a normal disconnect.
+    Clean(CleanClose),
+    /// The transport ended without a completed close handshake (close code 1006).
+    Abnormal,
+    /// The peer broke the protocol; we sent a Close with the error's code.
+    Failed(ProtocolError),
+    /// A timer ended the connection.
+    TimedOut(Timeout),
+}
+
+impl Closed {
+    /// Whether this was a normal disconnect (the close handshake completed).
+    pub fn is_clean(&self) -> bool {
+        matches!(self, Closed::Clean(_))
+    }
+}
+
+/// The close codes of a completed close handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CleanClose {
+    /// The code in the Close we sent (`None` for an empty Close).
+    pub sent: Option<CloseCode>,
+    /// The code in the peer's Close (`None` for an empty Close, which means 1005).
+    pub received: Option<CloseCode>,
+    /// Whether we sent our Close first.
+    pub initiated_locally: bool,
+}
+
+/// The timer that ended a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Timeout {
+    /// The peer did not finish the close handshake in time.
+    Close,
+    /// The peer did not answer a keepalive Ping in time.
+    KeepAlive,
+    /// No message arrived within the idle timeout.
+    Idle,
+}
+
+/// What one [`Connection::handle_input`] call did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Input<'b> {
+    /// How many bytes from the front of the input were used; the rest must be passed
+    /// again, at the front of the next input.
+    pub consumed: usize,
+    /// The event produced, if any. `consumed == 0` with no event means more bytes are
+    /// needed.
+    pub event: Option<Event<'b>>,
+}
+
+/// Something for the transport to do, from [`Connection::poll_transmit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transmit {
+    /// Write the first `n` bytes of the output buffer.
+    Bytes(usize),
+    /// All frames are out: shut the transport down (close the socket / its write half).
+    Shutdown,
+}
+
+/// The smallest input buffer that always makes progress: a control frame with the
+/// longest header (139 bytes) plus up to 3 bytes of a character split across frames.
+pub const MIN_INPUT_BUFFER: usize = MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD + 3;
+
+/// The smallest output buffer for [`Connection::poll_transmit`]: one masked control frame.
+pub const MIN_TRANSMIT_BUFFER: usize = 6 + MAX_CONTROL_PAYLOAD;
+
+/// A control payload waiting to be sent (or a received close reason), held inline.
+#[derive(Clone, Copy)]
+struct ControlSlot {
+    full: bool,
+    len: u8,
+    bytes: [u8; MAX_CONTROL_PAYLOAD],
+}
+
+impl ControlSlot {
+    const EMPTY: ControlSlot = ControlSlot {
+        full: false,
+        len: 0,
+        bytes: [0; MAX_CONTROL_PAYLOAD],
+    };
+
+    fn fill(&mut self, parts: &[&[u8]]) {
+        let mut len = 0;
+        for part in parts {
+            self.bytes[len..len + part.len()].copy_from_slice(part);
+            len += part.len();
+        }
+        self.len = len as u8;
+        self.full = true;
+    }
+
+    fn payload(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// The receive side of the frame decoder.
+#[derive(Clone, Copy, Debug)]
+enum Rx {
+    /// Expecting a frame header.
+    Header,
+    /// Inside a data frame's payload.
+    Payload {
+        fin: bool,
+        mask: Option<[u8; 4]>,
+        len: u64,
+        remaining: u64,
+    },
+}
+
+/// Deadlines; `None` is disarmed.
+#[derive(Clone, Copy, Debug, Default)]
+struct Timers {
+    keepalive: Option<Instant>,
+    pong: Option<Instant>,
+    close: Option<Instant>,
+    idle: Option<Instant>,
+}
+
+impl Timers {
+    fn earliest(&self) -> Option<Instant> {
+        [self.keepalive, self.pong, self.close, self.idle]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shutdown {
+    No,
+    Wanted,
+    Done,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Terminal {
+    Running,
+    /// Decided; reported by the next `handle_input` call.
+    Pending(Closed),
+    Reported(Closed),
+}
+
+/// One WebSocket connection (after the handshake), without I/O.
+///
+/// Drive it with bytes ([`handle_input`](Self::handle_input),
+/// [`handle_eof`](Self::handle_eof)), time ([`handle_timeout`](Self::handle_timeout)) and
+/// local calls ([`send`](Self::send), [`ping`](Self::ping), [`close`](Self::close)); after
+/// every call drain [`poll_transmit`](Self::poll_transmit) and sleep until
+/// [`poll_timeout`](Self::poll_timeout). See the crate documentation for the loop.
+pub struct Connection {
+    role: Role,
+    config: Config,
+    state: State,
+    rx: Rx,
+    /// The kind of the message being received, if one is in progress.
+    rx_message: Option<DataKind>,
+    rx_message_len: u64,
+    /// Bytes at the front of the next input that are already unmasked text: the start of
+    /// a character split across reads or frames.
+    held: u8,
+    /// The kind of the message being sent in fragments, if any.
+    tx_message: Option<DataKind>,
+    pong: ControlSlot,
+    ping: ControlSlot,
+    close_out: ControlSlot,
+    close_sent: bool,
+    sent_code: Option<CloseCode>,
+    peer_close: Option<ControlSlot>,
+    initiated_locally: bool,
+    shutdown: Shutdown,
+    terminal: Terminal,
+    timers: Timers,
+    masks: ChaCha8Rng,
+}
+
+impl core::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Connection")
+            .field("role", &self.role)
+            .field("state", &self.state)
+            .field("rx", &self.rx)
+            .field("timers", &self.timers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// A connection that has just finished its handshake at `now`.
+    ///
+    /// `seed` seeds the ChaCha generator of the client's masking keys (RFC 6455 §5.3 wants
+    /// them unpredictable: pass 32 bytes from the OS RNG). A server never masks, so any
+    /// seed will do there.
+    pub fn new(role: Role, config: Config, seed: [u8; 32], now: Instant) -> Self {
+        let mut connection = Connection {
+            role,
+            config,
+            state: State::Open,
+            rx: Rx::Header,
+            rx_message: None,
+            rx_message_len: 0,
+            held: 0,
+            tx_message: None,
+            pong: ControlSlot::EMPTY,
+            ping: ControlSlot::EMPTY,
+            close_out: ControlSlot::EMPTY,
+            close_sent: false,
+            sent_code: None,
+            peer_close: None,
+            initiated_locally: false,
+            shutdown: Shutdown::No,
+            terminal: Terminal::Running,
+            timers: Timers::default(),
+            masks: ChaCha8Rng::from_seed(seed),
+        };
+        connection.arm_keepalive(now);
+        connection.arm_idle(now);
+        connection
+    }
+
+    /// A server-side connection (servers never mask, so no seed is needed).
+    pub fn server(config: Config, now: Instant) -> Self {
+        Self::new(Role::Server, config, [0; 32], now)
+    }
+
+    /// This end's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Where the connection stands.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// How the connection ended, once it has.
+    pub fn outcome(&self) -> Option<Closed> {
+        match self.terminal {
+            Terminal::Running => None,
+            Terminal::Pending(closed) | Terminal::Reported(closed) => Some(closed),
+        }
+    }
+
+    /// The peer's Close frame, once it arrived (its reason kept inline).
+    pub fn peer_close(&self) -> Option<CloseFrame<'_>> {
+        let slot = self.peer_close.as_ref()?;
+        CloseFrame::parse(slot.payload()).ok()
+    }
+
+    /// Whether a fragmented message is being sent (the next [`send`](Self::send) continues it).
+    pub fn is_sending_message(&self) -> bool {
+        self.tx_message.is_some()
+    }
+
+    /// Reads at most one item from the front of `input`: a frame header, a chunk of
+    /// payload, a control frame, or the terminal event. Payload is unmasked in place and
+    /// handed out as a slice of `input`.
+    ///
+    /// Call it again with the unconsumed rest (plus any new bytes) until it returns
+    /// `consumed == 0` and no event. On a protocol error the connection has failed: the
+    /// Close with the error's code is queued, then [`Transmit::Shutdown`]; the error is the
+    /// connection's terminal report.
+    pub fn handle_input<'b>(
+        &mut self,
+        input: &'b mut [u8],
+        now: Instant,
+    ) -> Result<Input<'b>, ProtocolError> {
+        match self.terminal {
+            Terminal::Running => {}
+            Terminal::Pending(closed) => {
+                self.terminal = Terminal::Reported(closed);
+                return Ok(Input {
+                    consumed: 0,
+                    event: Some(Event::Closed(closed)),
+                });
+            }
+            Terminal::Reported(_) => {
+                return Ok(Input {
+                    consumed: input.len(),
+                    event: None,
+                })
+            }
+        }
+        if self.state == State::CloseReceived {
+            // RFC 6455 §5.5.1: nothing after a Close is processed.
+            return Ok(Input {
+                consumed: input.len(),
+                event: None,
+            });
+        }
+        if input.len() > usize::from(self.held) {
+            self.note_inbound(now);
+        }
+        match self.read(input, now) {
+            Ok(read) => {
+                if let Some(Event::Text { .. } | Event::Binary { .. }) = read.event {
+                    self.arm_idle(now);
+                }
+                Ok(read)
+            }
+            Err(error) => {
+                self.fail(error);
+                Err(error)
+            }
+        }
+    }
+
+    /// The transport reached end of stream. Returns the terminal event (abnormal unless
+    /// the close handshake had completed).
+    pub fn handle_eof(&mut self, _now: Instant) -> Option<Event<'static>> {
+        if let Terminal::Pending(closed) = self.terminal {
+            self.terminal = Terminal::Reported(closed);
+            return Some(Event::Closed(closed));
+        }
+        self.apply(Trigger::Eof)
+            .map(|closed| self.report(closed))
+    }
+
+    /// Fires every timer that expired at `now`. Harmless when called early. Returns the
+    /// terminal event if a timer ended the connection.
+    pub fn handle_timeout(&mut self, now: Instant) -> Option<Event<'static>> {
+        if self.terminal != Terminal::Running {
+            return None;
+        }
+        let due = |deadline: Option<Instant>| deadline.is_some_and(|at| at <= now);
+        if due(self.timers.pong) {
+            self.timers.pong = None;
+            if let Some(closed) = self.apply(Trigger::KeepAliveTimer) {
+                return Some(self.report(closed));
+            }
+        }
+        if due(self.timers.close) {
+            self.timers.close = None;
+            if let Some(closed) = self.apply(Trigger::CloseTimer) {
+                return Some(self.report(closed));
+            }
+        }
+        if due(self.timers.idle) {
+            self.timers.idle = None;
+            if let Some(closed) = self.apply(Trigger::IdleTimer) {
+                return Some(self.report(closed));
+            }
+        }
+        if due(self.timers.keepalive) {
+            self.timers.keepalive = None;
+            if let (State::Open, Some(keepalive)) = (self.state, self.config.keepalive) {
+                self.ping.fill(&[&now.as_nanos().to_be_bytes()]);
+                self.timers.pong = Some(now + at_least_1ns(keepalive.timeout));
+            }
+        }
+        None
+    }
+
+    /// The earliest deadline at which [`handle_timeout`](Self::handle_timeout) has work,
+    /// or `None` when no timer is armed.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.terminal != Terminal::Running {
+            return None;
+        }
+        self.timers.earliest()
+    }
+
+    /// Starts a data frame of `kind` carrying `payload`, and returns its header for a
+    /// vectored write of `[head, payload]`. A client masks `payload` in place.
+    ///
+    /// With `fin == false` the message continues: later calls (with the same `kind`) send
+    /// continuation frames until one with `fin == true`. Text payloads must be UTF-8 as a
+    /// whole message (fragments may split characters).
+    ///
+    /// Control frames queued meanwhile must only be written between data frames: call
+    /// [`poll_transmit`](Self::poll_transmit) after `payload` is fully written.
+    pub fn send(
+        &mut self,
+        kind: DataKind,
+        fin: bool,
+        payload: &mut [u8],
+    ) -> Result<FrameHead, SendError> {
+        if self.state != State::Open {
+            return Err(SendError::Closed);
+        }
+        let opcode = match self.tx_message {
+            Some(current) if current != kind => return Err(SendError::MessageInProgress),
+            Some(_) => OpCode::Continuation,
+            None => match kind {
+                DataKind::Text => OpCode::Text,
+                DataKind::Binary => OpCode::Binary,
+            },
+        };
+        self.tx_message = if fin { None } else { Some(kind) };
+        let mask = self.next_mask();
+        if let Some(key) = mask {
+            apply_mask(payload, key, 0);
+        }
+        Ok(Header {
+            fin,
+            rsv: 0,
+            opcode,
+            mask,
+            payload_len: payload.len() as u64,
+        }
+        .head())
+    }
+
+    /// Queues a Ping with `payload` (at most 125 bytes), replacing one not yet sent.
+    pub fn ping(&mut self, payload: &[u8], _now: Instant) -> Result<(), SendError> {
+        if self.state != State::Open {
+            return Err(SendError::Closed);
+        }
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(SendError::ControlTooLong);
+        }
+        self.ping.fill(&[payload]);
+        Ok(())
+    }
+
+    /// Starts the close handshake: queues a Close with `code` and `reason` (at most 123
+    /// bytes) and arms the close timer.
+    pub fn close(&mut self, code: CloseCode, reason: &str, now: Instant) -> Result<(), SendError> {
+        if self.state != State::Open {
+            return Err(SendError::Closed);
+        }
+        if !code.is_sendable() {
+            return Err(SendError::InvalidCloseCode(code.0));
+        }
+        if reason.len() > MAX_REASON_LEN {
+            return Err(SendError::ControlTooLong);
+        }
+        self.queue_close(Some(code), reason);
+        self.initiated_locally = true;
+        let step = machine::step(self.role, self.state, Trigger::LocalClose);
+        self.state = step.next;
+        if step.arm_close_timer {
+            self.arm_close_timer(now);
+        }
+        Ok(())
+    }
+
+    /// Writes the next queued control frame into `out`, or says to shut the transport
+    /// down once everything is out. `None` when there is nothing to do.
+    ///
+    /// `out` must hold at least [`MIN_TRANSMIT_BUFFER`] bytes; a smaller buffer gets
+    /// `None`. Call it only between data frames.
+    pub fn poll_transmit(&mut self, out: &mut [u8]) -> Option<Transmit> {
+        if out.len() < MIN_TRANSMIT_BUFFER {
+            return None;
+        }
+        // Nothing may follow our Close (RFC 6455 §5.5.1); a Pong queued before it goes first.
+        if !self.close_sent {
+            let slot = if self.pong.full {
+                Some((OpCode::Pong, &mut self.pong))
+            } else if self.ping.full {
+                Some((OpCode::Ping, &mut self.ping))
+            } else if self.close_out.full {
+                Some((OpCode::Close, &mut self.close_out))
+            } else {
+                None
+            };
+            if let Some((opcode, slot)) = slot {
+                slot.full = false;
+                let payload = *slot;
+                self.close_sent = opcode == OpCode::Close;
+                let n = self.write_control(opcode, payload.payload(), out);
+                return Some(Transmit::Bytes(n));
+            }
+        }
+        if self.shutdown == Shutdown::Wanted && !self.close_out.full {
+            self.shutdown = Shutdown::Done;
+            return Some(Transmit::Shutdown);
+        }
+        None
+    }
+
+    fn write_control(&mut self, opcode: OpCode, payload: &[u8], out: &mut [u8]) -> usize {
+        let mask = self.next_mask();
+        let header = Header {
+            fin: true,
+            rsv: 0,
+            opcode,
+            mask,
+            payload_len: payload.len() as u64,
+        };
+        let head = header.head();
+        let head_len = head.len();
+        out[..head_len].copy_from_slice(&head);
+        let body = &mut out[head_len..head_len + payload.len()];
+        body.copy_from_slice(payload);
+        if let Some(key) = mask {
+            apply_mask(body, key, 0);
+        }
+        head_len + payload.len()
+    }
+
+    fn next_mask(&mut self) -> Option<[u8; 4]> {
+        match self.role {
+            Role::Client => Some(self.masks.next_u32().to_ne_bytes()),
+            Role::Server => None,
+        }
+    }
+
+    /// The decoder: one item from `input`.
+    fn read<'b>(&mut self, input: &'b mut [u8], now: Instant) -> Result<Input<'b>, ProtocolError> {
+        let held = usize::from(self.held);
+        match self.rx {
+            Rx::Payload { .. } => self.read_payload(input, 0),
+            Rx::Header => {
+                // The held bytes must come back at the front of the input; if a caller
+                // dropped them there is nothing to decode until it does.
+                let Some(after_held) = input.get(held..) else {
+                    return Ok(NEED_MORE);
+                };
+                let (header, header_len) = match Header::decode(after_held)? {
+                    Status::Partial => return Ok(NEED_MORE),
+                    Status::Complete(decoded) => decoded,
+                };
+                self.check_header(&header)?;
+                if header.opcode.is_control() {
+                    self.read_control(input, header, header_len, now)
+                } else {
+                    self.start_data_frame(header)?;
+                    // Move the held start of a character up against this frame's payload,
+                    // over the header bytes already decoded.
+                    input.copy_within(..held, header_len);
+                    let read = self.read_payload(&mut input[header_len..], header_len)?;
+                    Ok(read)
+                }
+            }
+        }
+    }
+
+    fn check_header(&self, header: &Header) -> Result<(), ProtocolError> {
+        match (self.role, header.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        if header.rsv != 0 {
+            return Err(ProtocolError::ReservedBits);
+        }
+        if header.opcode.is_control() {
+            if !header.fin {
+                return Err(ProtocolError::FragmentedControlFrame);
+            }
+            if header.payload_len > MAX_CONTROL_PAYLOAD as u64 {
+                return Err(ProtocolError::ControlFrameTooLong);
+            }
+        }
+        Ok(())
+    }
+
+    fn start_data_frame(&mut self, header: Header) -> Result<(), ProtocolError> {
+        let kind = match (header.opcode, self.rx_message) {
+            (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
+            (OpCode::Continuation, Some(kind)) => kind,
+            (_, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
+            (OpCode::Text, None) => DataKind::Text,
+            (_, None) => DataKind::Binary,
+        };
+        if header.payload_len > self.config.max_frame_size {
+            return Err(ProtocolError::FrameTooLarge);
+        }
+        let message_len = self.rx_message_len.saturating_add(header.payload_len);
+        if message_len > self.config.max_message_size {
+            return Err(ProtocolError::MessageTooLarge);
+        }
+        self.rx_message = Some(kind);
+        self.rx_message_len = message_len;
+        self.rx = Rx::Payload {
+            fin: header.fin,
+            mask: header.mask,
+            len: header.payload_len,
+            remaining: header.payload_len,
+        };
+        Ok(())
+    }
+
+    /// Payload bytes of the current data frame, from `input` whose first `held` bytes
+    /// are the carried start of a character. `skipped` bytes before `input` (a header)
+    /// count as consumed.
+    fn read_payload<'b>(
+        &mut self,
+        input: &'b mut [u8],
+        skipped: usize,
+    ) -> Result<Input<'b>, ProtocolError> {
+        let Rx::Payload {
+            fin,
+            mask,
+            len,
+            remaining,
+        } = self.rx
+        else {
+            return Ok(NEED_MORE);
+        };
+        let held = usize::from(self.held);
+        if input.len() < held {
+            return Ok(NEED_MORE);
+        }
+        let available = (input.len() - held).min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        let fresh = &mut input[held..held + available];
+        if let Some(key) = mask {
+            apply_mask(fresh, key, ((len - remaining) % 4) as usize);
+        }
+        let remaining = remaining - available as u64;
+        let frame_done = remaining == 0;
+        let message_done = frame_done && fin;
+        let end = match (frame_done, fin) {
+            (false, _) => Boundary::Continues,
+            (true, false) => Boundary::FrameEnd,
+            (true, true) => Boundary::MessageEnd,
+        };
+        self.rx = if frame_done {
+            Rx::Header
+        } else {
+            Rx::Payload {
+                fin,
+                mask,
+                len,
+                remaining,
+            }
+        };
+        if message_done {
+            self.rx_message_len = 0;
+        }
+        let kind = self.rx_message.unwrap_or(DataKind::Binary);
+        if message_done {
+            self.rx_message = None;
+        }
+        let input: &'b [u8] = input;
+        let chunk = &input[..held + available];
+        match kind {
+            DataKind::Binary => {
+                if available == 0 && !frame_done {
+                    return Ok(Input {
+                        consumed: skipped,
+                        event: None,
+                    });
+                }
+                Ok(Input {
+                    consumed: skipped + available,
+                    event: Some(Event::Binary { bytes: chunk, end }),
+                })
+            }
+            DataKind::Text => {
+                let text = utf8::complete_prefix(chunk).map_err(|_| ProtocolError::InvalidUtf8)?;
+                if message_done && text.len() != chunk.len() {
+                    return Err(ProtocolError::InvalidUtf8);
+                }
+                self.held = (chunk.len() - text.len()) as u8;
+                if text.is_empty() && !frame_done {
+                    return Ok(Input {
+                        consumed: skipped,
+                        event: None,
+                    });
+                }
+                Ok(Input {
+                    consumed: skipped + text.len(),
+                    event: Some(Event::Text { text, end }),
+                })
+            }
+        }
+    }
+
+    /// A whole control frame at `input[held..]`, or `Partial` until it is all there.
+    fn read_control<'b>(
+        &mut self,
+        input: &'b mut [u8],
+        header: Header,
+        header_len: usize,
+        now: Instant,
+    ) -> Result<Input<'b>, ProtocolError> {
+        let held = usize::from(self.held);
+        let payload_len = header.payload_len as usize;
+        let frame_len = header_len + payload_len;
+        if input.len() < held + frame_len {
+            return Ok(NEED_MORE);
+        }
+        // Rotate the held start of a character behind this frame, so the frame can be
+        // consumed while the character stays at the front of the next input.
+        input[..held + frame_len].rotate_left(held);
+        let payload = &mut input[header_len..frame_len];
+        if let Some(key) = header.mask {
+            apply_mask(payload, key, 0);
+        }
+        let payload: &'b [u8] = payload;
+        let event = match header.opcode {
+            OpCode::Ping => {
+                if self.state == State::Open {
+                    self.pong.fill(&[payload]);
+                }
+                Event::Ping(payload)
+            }
+            OpCode::Pong => Event::Pong(payload),
+            _ => {
+                let frame = CloseFrame::parse(payload)?;
+                self.receive_close(payload, frame, now);
+                Event::Close(frame)
+            }
+        };
+        Ok(Input {
+            consumed: frame_len,
+            event: Some(event),
+        })
+    }
+
+    fn receive_close(&mut self, payload: &[u8], frame: CloseFrame<'_>, now: Instant) {
+        let mut slot = ControlSlot::EMPTY;
+        slot.fill(&[payload]);
+        self.peer_close = Some(slot);
+        let step = machine::step(self.role, self.state, Trigger::PeerClose);
+        if step.send_close {
+            // Echo the peer's code (RFC 6455 §5.5.1); an empty Close gets an empty reply.
+            self.queue_close(frame.code, "");
+        }
+        self.state = step.next;
+        if step.arm_close_timer {
+            self.arm_close_timer(now);
+        }
+        self.timers.keepalive = None;
+        self.timers.pong = None;
+        self.timers.idle = None;
+        if step.shutdown {
+            self.shutdown = Shutdown::Wanted;
+        }
+        if let Some(ending) = step.ending {
+            self.terminal = Terminal::Pending(self.closed_for(ending, None));
+        }
+    }
+
+    /// Fails the connection for a protocol error.
+    fn fail(&mut self, error: ProtocolError) {
+        if self.terminal != Terminal::Running {
+            return;
+        }
+        let step = machine::step(self.role, self.state, Trigger::ProtocolError);
+        if step.send_close {
+            self.queue_close(Some(error.close_code()), error.as_str());
+        }
+        self.state = step.next;
+        self.shutdown = Shutdown::Wanted;
+        self.disarm_all();
+        self.terminal = Terminal::Reported(Closed::Failed(error));
+    }
+
+    /// Applies a trigger that may end the connection; returns the ending if it did.
+    fn apply(&mut self, trigger: Trigger) -> Option<Closed> {
+        if self.terminal != Terminal::Running {
+            return None;
+        }
+        let step = machine::step(self.role, self.state, trigger);
+        // Of the triggers applied here, only the idle timer closes politely.
+        if step.send_close {
+            self.queue_close(Some(CloseCode::GOING_AWAY), "idle timeout");
+        }
+        self.state = step.next;
+        if step.shutdown {
+            self.shutdown = Shutdown::Wanted;
+        }
+        let ending = step.ending?;
+        self.disarm_all();
+        Some(self.closed_for(ending, None))
+    }
+
+    fn report(&mut self, closed: Closed) -> Event<'static> {
+        self.terminal = Terminal::Reported(closed);
+        Event::Closed(closed)
+    }
+
+    fn closed_for(&self, ending: Ending, error: Option<ProtocolError>) -> Closed {
+        match ending {
+            Ending::Clean => Closed::Clean(CleanClose {
+                sent: self.sent_code,
+                received: self
+                    .peer_close
+                    .as_ref()
+                    .and_then(|slot| CloseFrame::parse(slot.payload()).ok())
+                    .and_then(|frame| frame.code),
+                initiated_locally: self.initiated_locally,
+            }),
+            Ending::Abnormal => Closed::Abnormal,
+            Ending::CloseTimedOut => Closed::TimedOut(Timeout::Close),
+            Ending::KeepAliveTimedOut => Closed::TimedOut(Timeout::KeepAlive),
+            Ending::IdleTimedOut => Closed::TimedOut(Timeout::Idle),
+            Ending::Failed => error.map_or(Closed::Abnormal, Closed::Failed),
+        }
+    }
+
+    fn queue_close(&mut self, code: Option<CloseCode>, reason: &str) {
+        if self.close_out.full || self.close_sent {
+            return;
+        }
+        self.sent_code = code;
+        match code {
+            Some(code) => self
+                .close_out
+                .fill(&[&code.0.to_be_bytes(), reason.as_bytes()]),
+            None => self.close_out.fill(&[]),
+        }
+        // Pending pings are pointless once closing; a pong for a ping that arrived
+        // before still goes out first.
+        self.ping.full = false;
+    }
+
+    fn disarm_all(&mut self) {
+        self.timers = Timers::default();
+    }
+
+    fn note_inbound(&mut self, now: Instant) {
+        self.timers.pong = None;
+        if self.state == State::Open {
+            self.arm_keepalive(now);
+        }
+    }
+
+    fn arm_keepalive(&mut self, now: Instant) {
+        if let Some(keepalive) = self.config.keepalive {
+            self.timers.keepalive = Some(now + at_least_1ns(keepalive.interval));
+        }
+    }
+
+    fn arm_idle(&mut self, now: Instant) {
+        if let Some(idle) = self.config.idle_timeout {
+            self.timers.idle = Some(now + at_least_1ns(idle));
+        }
+    }
+
+    fn arm_close_timer(&mut self, now: Instant) {
+        self.timers.keepalive = None;
+        self.timers.pong = None;
+        self.timers.idle = None;
+        if let Some(timeout) = self.config.close_timeout {
+            self.timers.close = Some(now + at_least_1ns(timeout));
+        }
+    }
+}
+
+const NEED_MORE: Input<'static> = Input {
+    consumed: 0,
+    event: None,
+};
+
+/// Deadlines must lie after the instant that armed them, so that `poll_timeout` never
+/// returns a deadline that `handle_timeout(now)` has just handled.
+fn at_least_1ns(duration: Duration) -> Duration {
+    duration.max(Duration::from_nanos(1))
+}
