@@ -115,8 +115,8 @@ impl<'a> CloseFrame<'a> {
                 if !code.is_valid_on_wire() {
                     return Err(ProtocolError::InvalidCloseCode(code.0));
                 }
-                let reason = simdutf8::basic::from_utf8(reason)
-                    .map_err(|_| ProtocolError::InvalidUtf8)?;
+                let reason =
+                    simdutf8::basic::from_utf8(reason).map_err(|_| ProtocolError::InvalidUtf8)?;
                 Ok(CloseFrame {
                     code: Some(code),
                     reason,
@@ -141,7 +141,9 @@ mod tests {
         for c in 0..=999 {
             assert!(!valid(c), "{c}");
         }
-        for c in [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014] {
+        for c in [
+            1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014,
+        ] {
             assert!(valid(c), "{c}");
         }
         for c in [1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535] {

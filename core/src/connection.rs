@@ -406,8 +406,7 @@ impl Connection {
             self.terminal = Terminal::Reported(closed);
             return Some(Event::Closed(closed));
         }
-        self.apply(Trigger::Eof)
-            .map(|closed| self.report(closed))
+        self.apply(Trigger::Eof).map(|closed| self.report(closed))
     }
 
     /// Fires every timer that expired at `now`. Harmless when called early. Returns the
@@ -504,6 +503,19 @@ impl Connection {
             return Err(SendError::ControlTooLong);
         }
         self.ping.fill(&[payload]);
+        Ok(())
+    }
+
+    /// Queues an unsolicited Pong (a one-way heartbeat, RFC 6455 §5.5.3), replacing a
+    /// Pong not yet sent.
+    pub fn pong(&mut self, payload: &[u8]) -> Result<(), SendError> {
+        if self.state != State::Open {
+            return Err(SendError::Closed);
+        }
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(SendError::ControlTooLong);
+        }
+        self.pong.fill(&[payload]);
         Ok(())
     }
 

@@ -182,9 +182,7 @@ mod tests {
             (CloseSent, PeerClose) if server => s(Closed, false, false, true, Some(Ending::Clean)),
             (CloseSent, PeerClose) => s(CloseReceived, false, false, false, None),
             (CloseSent, Eof) => s(Closed, false, false, true, Some(Ending::Abnormal)),
-            (CloseSent, CloseTimer) => {
-                s(Closed, false, false, true, Some(Ending::CloseTimedOut))
-            }
+            (CloseSent, CloseTimer) => s(Closed, false, false, true, Some(Ending::CloseTimedOut)),
             (CloseSent, KeepAliveTimer) => {
                 s(Closed, false, false, true, Some(Ending::KeepAliveTimedOut))
             }
@@ -222,7 +220,10 @@ mod tests {
                     if state == Closed {
                         assert_eq!(step, Step::stay(Closed));
                     }
-                    assert_eq!(step.ending.is_some(), step.next == Closed && state != Closed);
+                    assert_eq!(
+                        step.ending.is_some(),
+                        step.next == Closed && state != Closed
+                    );
                     assert_eq!(step.shutdown, step.ending.is_some());
                 }
             }

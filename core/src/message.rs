@@ -124,7 +124,10 @@ impl Assembler {
 
     /// Feeds one event. Returns the whole message when `event` ends one; other events
     /// (control frames, the end) give `Ok(None)` and are left to the caller.
-    pub fn push<'a>(&'a mut self, event: Event<'a>) -> Result<Option<Message<'a>>, MessageTooLarge> {
+    pub fn push<'a>(
+        &'a mut self,
+        event: Event<'a>,
+    ) -> Result<Option<Message<'a>>, MessageTooLarge> {
         if self.finished {
             self.clear();
         }

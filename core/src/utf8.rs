@@ -100,6 +100,9 @@ mod tests {
         ] {
             assert!(validate_prefix(bad).is_err(), "{bad:?}");
         }
-        assert_eq!(validate_complete(&[0xE2, 0x82]), Err(Utf8Error { valid_up_to: 0 }));
+        assert_eq!(
+            validate_complete(&[0xE2, 0x82]),
+            Err(Utf8Error { valid_up_to: 0 })
+        );
     }
 }

@@ -220,12 +220,13 @@ mod tests {
         let mut buf = [0u8; MAX_HEADER_LEN];
         let n = header.encode(&mut buf).unwrap();
         assert_eq!(n, header.encoded_len());
-        assert_eq!(
-            Header::decode(&buf[..n]),
-            Ok(Status::Complete((header, n)))
-        );
+        assert_eq!(Header::decode(&buf[..n]), Ok(Status::Complete((header, n))));
         for cut in 0..n {
-            assert_eq!(Header::decode(&buf[..cut]), Ok(Status::Partial), "cut {cut}");
+            assert_eq!(
+                Header::decode(&buf[..cut]),
+                Ok(Status::Partial),
+                "cut {cut}"
+            );
         }
     }
 
@@ -233,7 +234,12 @@ mod tests {
     fn every_length_form_round_trips() {
         for len in [0, 1, 125, 126, 127, 0xFFFF, 0x1_0000, u64::MAX >> 1] {
             for mask in [None, Some([1, 2, 3, 4])] {
-                for opcode in [OpCode::Text, OpCode::Binary, OpCode::Continuation, OpCode::Ping] {
+                for opcode in [
+                    OpCode::Text,
+                    OpCode::Binary,
+                    OpCode::Continuation,
+                    OpCode::Ping,
+                ] {
                     round_trip(Header {
                         fin: len % 2 == 0,
                         rsv: (len % 8) as u8,
@@ -250,7 +256,10 @@ mod tests {
     fn rfc_examples_decode() {
         // RFC 6455 §5.7: a single-frame unmasked text message "Hello".
         let (h, n) = Header::decode(&[0x81, 0x05]).unwrap().complete().unwrap();
-        assert_eq!((h.fin, h.opcode, h.payload_len, h.mask, n), (true, OpCode::Text, 5, None, 2));
+        assert_eq!(
+            (h.fin, h.opcode, h.payload_len, h.mask, n),
+            (true, OpCode::Text, 5, None, 2)
+        );
         // A masked "Hello".
         let (h, n) = Header::decode(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d])
             .unwrap()
@@ -258,7 +267,10 @@ mod tests {
             .unwrap();
         assert_eq!((h.mask, n), (Some([0x37, 0xfa, 0x21, 0x3d]), 6));
         // 256 bytes binary in a single unmasked frame, and 64 KiB.
-        let (h, _) = Header::decode(&[0x82, 0x7E, 0x01, 0x00]).unwrap().complete().unwrap();
+        let (h, _) = Header::decode(&[0x82, 0x7E, 0x01, 0x00])
+            .unwrap()
+            .complete()
+            .unwrap();
         assert_eq!(h.payload_len, 256);
         let (h, n) = Header::decode(&[0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0])
             .unwrap()
@@ -291,7 +303,10 @@ mod tests {
             payload_len: 70_000,
         };
         let mut small = [0u8; 13];
-        assert_eq!(header.encode(&mut small), Err(BufferTooSmall { needed: 14 }));
+        assert_eq!(
+            header.encode(&mut small),
+            Err(BufferTooSmall { needed: 14 })
+        );
         assert_eq!(small, [0u8; 13]);
     }
 }

@@ -1,0 +1,674 @@
+//! A buffered driver around [`Connection`] for `std` adapters (feature `std`).
+//!
+//! The runtime adapters (tokio, smol, mio) share everything but the I/O calls, and that
+//! shared part lives here rather than behind a runtime trait: [`Driver`] owns the read
+//! buffer, assembles whole owned [`Message`]s, and keeps a send queue that coalesces small
+//! frames into one write and hands large payloads to a vectored write without copying.
+//! Control frames from [`Connection::poll_transmit`] are moved into the send queue after
+//! every core call, so Pongs and Close replies go out whenever the adapter flushes.
+//!
+//! Memory: read buffers come from a small per-thread pool and go back to it whenever no
+//! partial frame is left, and the send queue frees its buffers when it drains, so an idle
+//! connection holds no buffer at all.
+//!
+//! The driver does no I/O: the adapter calls [`Driver::read_with`] with a closure that
+//! performs one non-blocking read into the buffer it is given (returning
+//! `Poll::Pending` when the socket has nothing), and writes [`Driver::write_slices`] with a
+//! vectored write, then reports progress with [`Driver::advance`].
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::string::String;
+use std::task::Poll;
+use std::vec::Vec;
+
+use crate::close::{CloseCode, CloseFrame};
+use crate::connection::{Boundary, Closed, Connection, DataKind, Event, Transmit};
+use crate::error::{ProtocolError, SendError};
+use crate::frame::FrameHead;
+use crate::time::Instant;
+use crate::{MIN_INPUT_BUFFER, MIN_TRANSMIT_BUFFER};
+
+/// An owned WebSocket message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// A text message.
+    Text(String),
+    /// A binary message.
+    Binary(Vec<u8>),
+    /// A Ping (the Pong is sent automatically).
+    Ping(Vec<u8>),
+    /// A Pong.
+    Pong(Vec<u8>),
+    /// The peer's Close: the connection is half-closed and our reply is on its way.
+    Close(Option<CloseReason>),
+}
+
+impl Message {
+    /// A text message.
+    pub fn text(text: impl Into<String>) -> Self {
+        Message::Text(text.into())
+    }
+
+    /// A binary message.
+    pub fn binary(bytes: impl Into<Vec<u8>>) -> Self {
+        Message::Binary(bytes.into())
+    }
+
+    /// Whether this is a text or binary message.
+    pub fn is_data(&self) -> bool {
+        matches!(self, Message::Text(_) | Message::Binary(_))
+    }
+
+    /// The payload bytes (the reason for a Close).
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Message::Text(text) => text.as_bytes(),
+            Message::Binary(bytes) | Message::Ping(bytes) | Message::Pong(bytes) => bytes,
+            Message::Close(Some(close)) => close.reason.as_bytes(),
+            Message::Close(None) => &[],
+        }
+    }
+}
+
+/// A close code with its reason, owned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloseReason {
+    /// The close code.
+    pub code: CloseCode,
+    /// The reason (UTF-8, at most 123 bytes).
+    pub reason: String,
+}
+
+impl CloseReason {
+    /// A close code with a reason.
+    pub fn new(code: CloseCode, reason: impl Into<String>) -> Self {
+        CloseReason {
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    fn from_frame(frame: &CloseFrame<'_>) -> Option<Self> {
+        frame.code.map(|code| CloseReason::new(code, frame.reason))
+    }
+}
+
+/// What the driver read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// A whole message (or a control frame).
+    Message(Message),
+    /// The connection is over: the last item.
+    Closed(Closed),
+}
+
+/// Buffer and queue settings of a [`Driver`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DriverConfig {
+    /// Size of a read buffer (taken from the per-thread pool). Larger frames stream
+    /// through it in chunks. Default 64 KiB; at least [`MIN_INPUT_BUFFER`].
+    pub read_buffer_size: usize,
+    /// Payloads up to this size are copied into the coalescing write buffer (many small
+    /// frames per write); larger ones are written from where they are. Default 16 KiB.
+    pub coalesce_limit: usize,
+    /// Backpressure: [`Driver::is_writable`] is false while more than this many bytes wait
+    /// to be written. Default 1 MiB.
+    pub max_pending_bytes: usize,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig {
+            read_buffer_size: 64 * 1024,
+            coalesce_limit: 16 * 1024,
+            max_pending_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl DriverConfig {
+    /// Sets [`DriverConfig::read_buffer_size`] (raised to [`MIN_INPUT_BUFFER`] if smaller).
+    pub fn with_read_buffer_size(mut self, bytes: usize) -> Self {
+        self.read_buffer_size = bytes.max(MIN_INPUT_BUFFER);
+        self
+    }
+
+    /// Sets [`DriverConfig::max_pending_bytes`].
+    pub fn with_max_pending_bytes(mut self, bytes: usize) -> Self {
+        self.max_pending_bytes = bytes;
+        self
+    }
+
+    /// Sets [`DriverConfig::coalesce_limit`].
+    pub fn with_coalesce_limit(mut self, bytes: usize) -> Self {
+        self.coalesce_limit = bytes;
+        self
+    }
+}
+
+/// The per-thread pool of read buffers, so idle connections hold none.
+mod pool {
+    use super::*;
+
+    const MAX_POOLED: usize = 16;
+
+    std::thread_local! {
+        static POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// A zeroed buffer of exactly `size` bytes.
+    pub(super) fn take(size: usize) -> Vec<u8> {
+        let pooled = POOL
+            .try_with(|pool| {
+                let mut pool = pool.borrow_mut();
+                let index = pool.iter().rposition(|buf| buf.len() == size)?;
+                Some(pool.swap_remove(index))
+            })
+            .ok()
+            .flatten();
+        pooled.unwrap_or_else(|| std::vec![0u8; size])
+    }
+
+    pub(super) fn give(buf: Vec<u8>) {
+        let _ = POOL.try_with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if pool.len() < MAX_POOLED {
+                pool.push(buf);
+            }
+        });
+    }
+}
+
+/// The read buffer: bytes `start..end` are read but not yet consumed by the core.
+#[derive(Debug, Default)]
+struct RecvBuffer {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl RecvBuffer {
+    fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    fn release_if_empty(&mut self) {
+        if self.is_empty() && !self.buf.is_empty() {
+            pool::give(core::mem::take(&mut self.buf));
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Spare room after the unconsumed bytes, taking a buffer and compacting as needed.
+    fn spare(&mut self, size: usize) -> &mut [u8] {
+        if self.buf.is_empty() {
+            self.buf = pool::take(size);
+            self.start = 0;
+            self.end = 0;
+        } else if self.buf.len() - self.end < MIN_INPUT_BUFFER || self.start == self.end {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        &mut self.buf[self.end..]
+    }
+}
+
+/// One piece of the send queue.
+#[derive(Debug)]
+enum Segment {
+    /// Frame heads, control frames and small payloads, coalesced into one buffer.
+    Coalesced(Vec<u8>),
+    /// A large payload written from its own allocation (no copy).
+    Payload(Vec<u8>),
+}
+
+impl Segment {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Segment::Coalesced(bytes) | Segment::Payload(bytes) => bytes,
+        }
+    }
+}
+
+/// Bytes waiting to be written, in order.
+#[derive(Debug, Default)]
+struct SendQueue {
+    segments: VecDeque<Segment>,
+    /// Bytes of the front segment already written.
+    written: usize,
+    pending: usize,
+}
+
+impl SendQueue {
+    /// The coalescing buffer at the back of the queue, made if needed.
+    fn coalesced(&mut self, room: usize) -> &mut Vec<u8> {
+        let usable = matches!(self.segments.back(), Some(Segment::Coalesced(buf)) if buf.capacity() - buf.len() >= room || buf.len() < 64 * 1024);
+        if !usable {
+            self.segments
+                .push_back(Segment::Coalesced(Vec::with_capacity(room.max(4096))));
+        }
+        match self.segments.back_mut() {
+            Some(Segment::Coalesced(buf)) => buf,
+            _ => unreachable_coalesced(),
+        }
+    }
+
+    fn push_small(&mut self, bytes: &[u8]) {
+        self.coalesced(bytes.len()).extend_from_slice(bytes);
+        self.pending += bytes.len();
+    }
+
+    fn push_frame(&mut self, head: &FrameHead, payload: Vec<u8>, coalesce_limit: usize) {
+        if payload.len() <= coalesce_limit {
+            let buf = self.coalesced(head.len() + payload.len());
+            buf.extend_from_slice(head);
+            buf.extend_from_slice(&payload);
+            self.pending += head.len() + payload.len();
+        } else {
+            self.push_small(head);
+            self.pending += payload.len();
+            self.segments.push_back(Segment::Payload(payload));
+        }
+    }
+
+    fn slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
+        let mut count = 0;
+        for (index, segment) in self.segments.iter().enumerate() {
+            if count == out.len() {
+                break;
+            }
+            let bytes = segment.bytes();
+            let bytes = if index == 0 {
+                &bytes[self.written..]
+            } else {
+                bytes
+            };
+            if !bytes.is_empty() {
+                out[count] = IoSlice::new(bytes);
+                count += 1;
+            }
+        }
+        count
+    }
+
+    fn advance(&mut self, mut n: usize) {
+        n = n.min(self.pending);
+        self.pending -= n;
+        while n > 0 {
+            let Some(front) = self.segments.front() else {
+                break;
+            };
+            let left = front.bytes().len() - self.written;
+            if n < left {
+                self.written += n;
+                return;
+            }
+            n -= left;
+            self.segments.pop_front();
+            self.written = 0;
+        }
+        // Drop fully written segments (and free the queue itself once idle).
+        while matches!(self.segments.front(), Some(s) if s.bytes().len() == self.written) {
+            self.segments.pop_front();
+            self.written = 0;
+        }
+        if self.segments.is_empty() {
+            self.segments = VecDeque::new();
+        }
+    }
+}
+
+#[cold]
+fn unreachable_coalesced() -> ! {
+    // `coalesced` pushes a Coalesced segment right before looking at the back.
+    unreachable!("the send queue's back segment is a coalescing buffer")
+}
+
+/// A message being assembled from chunks.
+#[derive(Debug)]
+enum Partial {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+/// A [`Connection`] with its buffers: the shared engine of the `std` adapters.
+#[derive(Debug)]
+pub struct Driver {
+    connection: Connection,
+    config: DriverConfig,
+    recv: RecvBuffer,
+    send: SendQueue,
+    partial: Option<Partial>,
+    eof: bool,
+    shutdown: bool,
+    finished: bool,
+}
+
+impl Driver {
+    /// A driver around `connection`. Bytes that arrived after the handshake head (early
+    /// frames) can be handed over with [`Driver::push_bytes`].
+    pub fn new(connection: Connection, config: DriverConfig) -> Self {
+        Driver {
+            connection,
+            config: DriverConfig {
+                read_buffer_size: config.read_buffer_size.max(MIN_INPUT_BUFFER),
+                ..config
+            },
+            recv: RecvBuffer::default(),
+            send: SendQueue::default(),
+            partial: None,
+            eof: false,
+            shutdown: false,
+            finished: false,
+        }
+    }
+
+    /// The connection inside (state, outcome, the peer's Close).
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
+    /// The buffer settings.
+    pub fn config(&self) -> &DriverConfig {
+        &self.config
+    }
+
+    /// Adds bytes that were read elsewhere (e.g. frames that followed the handshake).
+    pub fn push_bytes(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let size = self.config.read_buffer_size;
+            let spare = self.recv.spare(size);
+            let n = spare.len().min(bytes.len());
+            spare[..n].copy_from_slice(&bytes[..n]);
+            self.recv.end += n;
+            bytes = &bytes[n..];
+            if n == 0 {
+                break;
+            }
+        }
+    }
+
+    /// Whether unprocessed input is buffered (call [`Driver::poll_message`] before reading).
+    pub fn has_buffered_input(&self) -> bool {
+        !self.recv.is_empty()
+    }
+
+    /// Reads once: `read` gets free buffer space and returns how many bytes it put there
+    /// (`Ready(Ok(0))` is end of stream) or `Pending` if nothing is available. When it
+    /// is pending and no partial frame is buffered, the buffer goes back to the pool, so
+    /// a connection waiting for data holds no read buffer.
+    ///
+    /// Returns `Ready(Ok(n))` with the byte count (0 at EOF, which is then fed to the core
+    /// by the next [`Driver::poll_message`]).
+    pub fn read_with<E>(
+        &mut self,
+        read: impl FnOnce(&mut [u8]) -> Poll<Result<usize, E>>,
+    ) -> Poll<Result<usize, E>> {
+        if self.eof || self.finished {
+            return Poll::Ready(Ok(0));
+        }
+        let size = self.config.read_buffer_size;
+        let spare = self.recv.spare(size);
+        let spare_len = spare.len();
+        let result = read(spare);
+        match result {
+            Poll::Ready(Ok(n)) => {
+                let n = n.min(spare_len);
+                if n == 0 {
+                    self.eof = true;
+                }
+                self.recv.end += n;
+                self.recv.release_if_empty();
+                Poll::Ready(Ok(n))
+            }
+            other => {
+                self.recv.release_if_empty();
+                other
+            }
+        }
+    }
+
+    /// Marks end of stream (for adapters that learn of it outside [`Driver::read_with`]).
+    pub fn set_eof(&mut self) {
+        self.eof = true;
+    }
+
+    /// The next whole message or the end, from buffered input. `Ok(None)` means more
+    /// input is needed. A protocol error is returned once: the connection has failed,
+    /// its Close is queued; flush, and the driver then asks for shutdown.
+    pub fn poll_message(&mut self, now: Instant) -> Result<Option<Received>, ProtocolError> {
+        let mut partial = self.partial.take();
+        let result = loop {
+            match self.poll_event_with(now, |event| assemble(&mut partial, event)) {
+                Ok(Some(None)) => continue,
+                Ok(Some(Some(received))) => break Ok(Some(received)),
+                Ok(None) => break Ok(None),
+                Err(error) => break Err(error),
+            }
+        };
+        self.partial = partial;
+        result
+    }
+
+    /// Passes the next raw event from buffered input to `f`, borrowing the read buffer:
+    /// the streaming API (a large message in chunks, never whole in memory). `Ok(None)`
+    /// means more input is needed. Do not mix with [`Driver::poll_message`] inside one
+    /// message.
+    pub fn poll_event_with<R>(
+        &mut self,
+        now: Instant,
+        f: impl FnOnce(Event<'_>) -> R,
+    ) -> Result<Option<R>, ProtocolError> {
+        if self.finished {
+            return Ok(None);
+        }
+        loop {
+            let input = &mut self.recv.buf[self.recv.start..self.recv.end];
+            let read = match self.connection.handle_input(input, now) {
+                Ok(read) => read,
+                Err(error) => {
+                    self.finished = true;
+                    self.recv.start = self.recv.end;
+                    self.recv.release_if_empty();
+                    Self::drain_transmits(&mut self.connection, &mut self.send, &mut self.shutdown);
+                    return Err(error);
+                }
+            };
+            self.recv.start += read.consumed;
+            Self::drain_transmits(&mut self.connection, &mut self.send, &mut self.shutdown);
+            if let Some(event) = read.event {
+                self.finished |= matches!(event, Event::Closed(_));
+                return Ok(Some(f(event)));
+            }
+            if read.consumed == 0 {
+                break;
+            }
+        }
+        self.recv.release_if_empty();
+        if self.eof {
+            if let Some(event) = self.connection.handle_eof(now) {
+                self.finished = true;
+                self.recv = RecvBuffer::default();
+                Self::drain_transmits(&mut self.connection, &mut self.send, &mut self.shutdown);
+                return Ok(Some(f(event)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether the end was reported (or the connection failed): nothing more will be read.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Queues a whole message (text, binary, ping, pong or close). Text and binary are
+    /// masked in place on the client and written without a copy when large; Ping and
+    /// Close go through the core's control slots; a Pong is sent as given.
+    pub fn send(&mut self, message: Message, now: Instant) -> Result<(), SendError> {
+        match message {
+            Message::Text(text) => self.send_frame(DataKind::Text, true, text.into_bytes()),
+            Message::Binary(bytes) => self.send_frame(DataKind::Binary, true, bytes),
+            Message::Ping(payload) => self.ping(&payload, now),
+            Message::Pong(payload) => self.pong(&payload),
+            Message::Close(reason) => {
+                let (code, reason) = match &reason {
+                    Some(close) => (close.code, close.reason.as_str()),
+                    None => (CloseCode::NORMAL, ""),
+                };
+                self.close(code, reason, now)
+            }
+        }
+    }
+
+    /// Queues one data frame (for fragmented sends: `fin == false` continues the message).
+    pub fn send_frame(
+        &mut self,
+        kind: DataKind,
+        fin: bool,
+        mut payload: Vec<u8>,
+    ) -> Result<(), SendError> {
+        let head = self.connection.send(kind, fin, &mut payload)?;
+        self.send
+            .push_frame(&head, payload, self.config.coalesce_limit);
+        Ok(())
+    }
+
+    /// Queues a Ping.
+    pub fn ping(&mut self, payload: &[u8], now: Instant) -> Result<(), SendError> {
+        self.connection.ping(payload, now)?;
+        self.drain();
+        Ok(())
+    }
+
+    /// Sends an unsolicited Pong (a unidirectional heartbeat, RFC 6455 §5.5.3).
+    pub fn pong(&mut self, payload: &[u8]) -> Result<(), SendError> {
+        self.connection.pong(payload)?;
+        self.drain();
+        Ok(())
+    }
+
+    /// Starts the close handshake.
+    pub fn close(&mut self, code: CloseCode, reason: &str, now: Instant) -> Result<(), SendError> {
+        self.connection.close(code, reason, now)?;
+        self.drain();
+        Ok(())
+    }
+
+    /// Fires expired timers. Returns the end if a timer ended the connection.
+    pub fn handle_timeout(&mut self, now: Instant) -> Option<Closed> {
+        let event = self.connection.handle_timeout(now);
+        self.drain();
+        match event {
+            Some(Event::Closed(closed)) => {
+                self.finished = true;
+                Some(closed)
+            }
+            _ => None,
+        }
+    }
+
+    /// The next deadline for [`Driver::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.connection.poll_timeout()
+    }
+
+    /// Bytes waiting to be written.
+    pub fn pending_bytes(&self) -> usize {
+        self.send.pending
+    }
+
+    /// Whether there is something to write.
+    pub fn wants_write(&self) -> bool {
+        self.send.pending > 0
+    }
+
+    /// Backpressure: whether the send queue is below [`DriverConfig::max_pending_bytes`].
+    pub fn is_writable(&self) -> bool {
+        self.send.pending <= self.config.max_pending_bytes
+    }
+
+    /// Fills `out` with the bytes to write next, for a vectored write; returns how many
+    /// slices were filled (0 when there is nothing to write).
+    pub fn write_slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
+        self.send.slices(out)
+    }
+
+    /// `n` bytes from [`Driver::write_slices`] were written.
+    pub fn advance(&mut self, n: usize) {
+        self.send.advance(n);
+    }
+
+    /// Whether the transport should now be shut down: the core asked for it and every
+    /// queued byte is written.
+    pub fn wants_shutdown(&self) -> bool {
+        self.shutdown && self.send.pending == 0
+    }
+
+    /// Whether the connection is completely over: the end was reported and the
+    /// transport may be dropped once [`Driver::wants_shutdown`] was honoured.
+    pub fn is_done(&self) -> bool {
+        self.finished && self.send.pending == 0
+    }
+
+    /// Moves queued control frames into the send queue (called after every core call).
+    fn drain(&mut self) {
+        Self::drain_transmits(&mut self.connection, &mut self.send, &mut self.shutdown);
+    }
+
+    fn drain_transmits(connection: &mut Connection, send: &mut SendQueue, shutdown: &mut bool) {
+        let mut frame = [0u8; MIN_TRANSMIT_BUFFER];
+        while let Some(transmit) = connection.poll_transmit(&mut frame) {
+            match transmit {
+                Transmit::Bytes(n) => send.push_small(&frame[..n]),
+                Transmit::Shutdown => *shutdown = true,
+            }
+        }
+    }
+}
+
+/// Adds a data chunk to the message being assembled; returns what the application sees.
+fn assemble(partial: &mut Option<Partial>, event: Event<'_>) -> Option<Received> {
+    let message = match event {
+        Event::Closed(closed) => return Some(Received::Closed(closed)),
+        Event::Ping(payload) => Message::Ping(payload.to_vec()),
+        Event::Pong(payload) => Message::Pong(payload.to_vec()),
+        Event::Close(frame) => Message::Close(CloseReason::from_frame(&frame)),
+        Event::Text { text, end } => {
+            let text = match partial.take() {
+                // A message in one chunk is copied once, at its exact size.
+                None => String::from(text),
+                Some(Partial::Text(mut so_far)) => {
+                    so_far.push_str(text);
+                    so_far
+                }
+                Some(Partial::Binary(_)) => String::from(text),
+            };
+            if end != Boundary::MessageEnd {
+                *partial = Some(Partial::Text(text));
+                return None;
+            }
+            Message::Text(text)
+        }
+        Event::Binary { bytes, end } => {
+            let bytes = match partial.take() {
+                None => bytes.to_vec(),
+                Some(Partial::Binary(mut so_far)) => {
+                    so_far.extend_from_slice(bytes);
+                    so_far
+                }
+                Some(Partial::Text(_)) => bytes.to_vec(),
+            };
+            if end != Boundary::MessageEnd {
+                *partial = Some(Partial::Binary(bytes));
+                return None;
+            }
+            Message::Binary(bytes)
+        }
+    };
+    Some(Received::Message(message))
+}
