@@ -6,8 +6,9 @@
 
 use core::time::Duration;
 
-use rand_chacha::rand_core::{RngCore, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::block::BlockRngCore;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Core;
 
 use crate::close::{CloseCode, CloseFrame, MAX_REASON_LEN};
 use crate::config::Config;
@@ -248,11 +249,16 @@ pub struct Connection {
     /// Bytes at the front of the next input that are already unmasked text: the start of
     /// a character split across reads or frames.
     held: u8,
+    /// Bytes left unconsumed by the last `handle_input`: they come back at the front of
+    /// the next input and are not new activity (for keepalive).
+    unread: usize,
     /// The kind of the message being sent in fragments, if any.
     tx_message: Option<DataKind>,
     pong: ControlSlot,
-    ping: ControlSlot,
-    close_out: ControlSlot,
+    /// Our Ping or our Close: a queued Close replaces a Ping not yet sent, and nothing is
+    /// pinged once closing, so the two share one slot.
+    outgoing: ControlSlot,
+    outgoing_is_close: bool,
     close_sent: bool,
     sent_code: Option<CloseCode>,
     peer_close: Option<ControlSlot>,
@@ -260,7 +266,7 @@ pub struct Connection {
     shutdown: Shutdown,
     terminal: Terminal,
     timers: Timers,
-    masks: ChaCha8Rng,
+    masks: MaskKeys,
 }
 
 impl core::fmt::Debug for Connection {
@@ -289,10 +295,11 @@ impl Connection {
             rx_message: None,
             rx_message_len: 0,
             held: 0,
+            unread: 0,
             tx_message: None,
             pong: ControlSlot::EMPTY,
-            ping: ControlSlot::EMPTY,
-            close_out: ControlSlot::EMPTY,
+            outgoing: ControlSlot::EMPTY,
+            outgoing_is_close: false,
             close_sent: false,
             sent_code: None,
             peer_close: None,
@@ -300,7 +307,7 @@ impl Connection {
             shutdown: Shutdown::No,
             terminal: Terminal::Running,
             timers: Timers::default(),
-            masks: ChaCha8Rng::from_seed(seed),
+            masks: MaskKeys::new(seed),
         };
         connection.arm_keepalive(now);
         connection.arm_idle(now);
@@ -382,11 +389,15 @@ impl Connection {
                 event: None,
             });
         }
-        if input.len() > usize::from(self.held) {
+        // Only bytes beyond those passed back from the last call are new: an adapter
+        // that re-runs its input loop on a wakeup must not keep a dead peer alive.
+        let input_len = input.len();
+        if input_len > self.unread {
             self.note_inbound(now);
         }
         match self.read(input, now) {
             Ok(read) => {
+                self.unread = input_len - read.consumed;
                 if let Some(Event::Text { .. } | Event::Binary { .. }) = read.event {
                     self.arm_idle(now);
                 }
@@ -437,7 +448,7 @@ impl Connection {
         if due(self.timers.keepalive) {
             self.timers.keepalive = None;
             if let (State::Open, Some(keepalive)) = (self.state, self.config.keepalive) {
-                self.ping.fill(&[&now.as_nanos().to_be_bytes()]);
+                self.queue_ping(&now.as_nanos().to_be_bytes());
                 self.timers.pong = Some(now + at_least_1ns(keepalive.timeout));
             }
         }
@@ -502,7 +513,7 @@ impl Connection {
         if payload.len() > MAX_CONTROL_PAYLOAD {
             return Err(SendError::ControlTooLong);
         }
-        self.ping.fill(&[payload]);
+        self.queue_ping(payload);
         Ok(())
     }
 
@@ -554,10 +565,13 @@ impl Connection {
         if !self.close_sent {
             let slot = if self.pong.full {
                 Some((OpCode::Pong, &mut self.pong))
-            } else if self.ping.full {
-                Some((OpCode::Ping, &mut self.ping))
-            } else if self.close_out.full {
-                Some((OpCode::Close, &mut self.close_out))
+            } else if self.outgoing.full {
+                let opcode = if self.outgoing_is_close {
+                    OpCode::Close
+                } else {
+                    OpCode::Ping
+                };
+                Some((opcode, &mut self.outgoing))
             } else {
                 None
             };
@@ -569,7 +583,7 @@ impl Connection {
                 return Some(Transmit::Bytes(n));
             }
         }
-        if self.shutdown == Shutdown::Wanted && !self.close_out.full {
+        if self.shutdown == Shutdown::Wanted && !self.close_pending() {
             self.shutdown = Shutdown::Done;
             return Some(Transmit::Shutdown);
         }
@@ -598,7 +612,7 @@ impl Connection {
 
     fn next_mask(&mut self) -> Option<[u8; 4]> {
         match self.role {
-            Role::Client => Some(self.masks.next_u32().to_ne_bytes()),
+            Role::Client => Some(self.masks.next_key()),
             Role::Server => None,
         }
     }
@@ -890,19 +904,30 @@ impl Connection {
     }
 
     fn queue_close(&mut self, code: Option<CloseCode>, reason: &str) {
-        if self.close_out.full || self.close_sent {
+        if self.close_pending() || self.close_sent {
             return;
         }
         self.sent_code = code;
         match code {
+            // Replaces a Ping not yet sent: pointless once closing. A Pong for a Ping that
+            // arrived before still goes out first.
             Some(code) => self
-                .close_out
+                .outgoing
                 .fill(&[&code.0.to_be_bytes(), reason.as_bytes()]),
-            None => self.close_out.fill(&[]),
+            None => self.outgoing.fill(&[]),
         }
-        // Pending pings are pointless once closing; a pong for a ping that arrived
-        // before still goes out first.
-        self.ping.full = false;
+        self.outgoing_is_close = true;
+    }
+
+    fn close_pending(&self) -> bool {
+        self.outgoing.full && self.outgoing_is_close
+    }
+
+    fn queue_ping(&mut self, payload: &[u8]) {
+        if !self.close_pending() {
+            self.outgoing.fill(&[payload]);
+            self.outgoing_is_close = false;
+        }
     }
 
     fn disarm_all(&mut self) {
@@ -923,7 +948,8 @@ impl Connection {
     }
 
     fn arm_idle(&mut self, now: Instant) {
-        if let Some(idle) = self.config.idle_timeout {
+        // Once closing, only the close timer matters (data may still arrive).
+        if let (State::Open, Some(idle)) = (self.state, self.config.idle_timeout) {
             self.timers.idle = Some(now + at_least_1ns(idle));
         }
     }
@@ -935,6 +961,39 @@ impl Connection {
         if let Some(timeout) = self.config.close_timeout {
             self.timers.close = Some(now + at_least_1ns(timeout));
         }
+    }
+}
+
+/// Masking keys from ChaCha8 (RFC 6455 §5.3 wants them unpredictable). Keeps 16 keys of
+/// each 64-word block rather than the whole block: 120 bytes instead of the 320 of a
+/// buffered `ChaCha8Rng`, which matters for many idle connections.
+#[derive(Clone)]
+struct MaskKeys {
+    core: ChaCha8Core,
+    keys: [u32; 16],
+    next: u8,
+}
+
+impl MaskKeys {
+    fn new(seed: [u8; 32]) -> Self {
+        MaskKeys {
+            core: ChaCha8Core::from_seed(seed),
+            keys: [0; 16],
+            next: 16,
+        }
+    }
+
+    fn next_key(&mut self) -> [u8; 4] {
+        if usize::from(self.next) >= self.keys.len() {
+            let mut block = Default::default();
+            self.core.generate(&mut block);
+            let words: &[u32] = block.as_ref();
+            self.keys.copy_from_slice(&words[..16]);
+            self.next = 0;
+        }
+        let key = self.keys[usize::from(self.next)];
+        self.next += 1;
+        key.to_ne_bytes()
     }
 }
 
