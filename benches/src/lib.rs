@@ -1,1 +1,18 @@
-//! Sockeye benchmarks.
+//! Sockeye benchmarks: shared pieces of the end-to-end echo comparison.
+//!
+//! The binaries in `src/bin/` use this library:
+//!
+//! - `peer_echo`: echo servers built on the peer libraries (tokio-tungstenite,
+//!   fastwebsockets, tokio-websockets), each with its default settings;
+//! - `loadgen`: a load generator with its own minimal WebSocket client
+//!   ([`ws`]: handshake, pre-masked frames, a small decoder of server frames);
+//! - `compare`: starts every server in turn, runs the load generator against
+//!   it, and prints medians and ratios as a markdown table.
+//!
+//! [`sys`] reads CPU time and memory of this process and of the server under
+//! test (`getrusage`, `/proc/PID/stat`, `/proc/PID/status`); [`stats`] holds
+//! the few statistics the tables need.
+
+pub mod stats;
+pub mod sys;
+pub mod ws;

@@ -1007,3 +1007,75 @@ const NEED_MORE: Input<'static> = Input {
 fn at_least_1ns(duration: Duration) -> Duration {
     duration.max(Duration::from_nanos(1))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::KeepAlive;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn keepalive(interval: u64, timeout: u64) -> Config {
+        Config::default().with_keepalive(Some(KeepAlive::new(
+            SECOND * interval as u32,
+            SECOND * timeout as u32,
+        )))
+    }
+
+    fn at(secs: u64) -> Instant {
+        Instant::from_millis(secs * 1000)
+    }
+
+    /// Regression: unconsumed bytes passed back (as the contract asks) re-armed the
+    /// keepalive and cleared the pong deadline, so an adapter that re-runs its input loop
+    /// on every wakeup kept a dead peer alive forever.
+    #[test]
+    fn leftover_input_is_not_keepalive_activity() {
+        let mut conn = Connection::new(Role::Client, keepalive(10, 5), [1; 32], at(0));
+        // Half a frame header waits for the rest.
+        let mut leftover = [0x82, 0x7E, 0x01];
+        assert_eq!(conn.handle_input(&mut leftover, at(0)), Ok(NEED_MORE));
+        assert_eq!(conn.handle_timeout(at(10)), None);
+        assert_eq!(conn.poll_timeout(), Some(at(15)));
+        for secs in 11..15 {
+            assert_eq!(conn.handle_input(&mut leftover, at(secs)), Ok(NEED_MORE));
+            assert_eq!(conn.poll_timeout(), Some(at(15)), "at {secs} s");
+        }
+        assert_eq!(
+            conn.handle_timeout(at(15)),
+            Some(Event::Closed(Closed::TimedOut(Timeout::KeepAlive)))
+        );
+    }
+
+    /// New bytes behind the leftover still count as activity.
+    #[test]
+    fn new_bytes_behind_leftover_are_activity() {
+        let mut conn = Connection::new(Role::Client, keepalive(10, 5), [1; 32], at(0));
+        let mut input = [0x82, 0x7E, 0x01, 0x00, 0xAA];
+        assert_eq!(conn.handle_input(&mut input[..3], at(0)), Ok(NEED_MORE));
+        assert_eq!(conn.handle_timeout(at(10)), None);
+        assert_eq!(conn.poll_timeout(), Some(at(15)));
+        let read = conn.handle_input(&mut input, at(12)).unwrap();
+        assert_eq!(read.consumed, 5);
+        // The pong deadline is gone and the keepalive is re-armed from the new bytes.
+        assert_eq!(conn.poll_timeout(), Some(at(22)));
+    }
+
+    /// Regression: data arriving after our Close re-armed the idle timer, so
+    /// `poll_timeout` reported a deadline at which `handle_timeout` had nothing to do.
+    #[test]
+    fn data_after_our_close_does_not_arm_the_idle_timer() {
+        let config = Config::default().with_idle_timeout(Some(SECOND * 5));
+        let mut conn = Connection::server(config, at(0));
+        conn.close(CloseCode::NORMAL, "", at(0)).unwrap();
+        assert_eq!(conn.poll_timeout(), Some(at(30)));
+        // A masked one-byte binary message from the client.
+        let mut frame = [0x82, 0x81, 0, 0, 0, 0, b'x'];
+        let read = conn.handle_input(&mut frame, at(1)).unwrap();
+        assert!(matches!(
+            read.event,
+            Some(Event::Binary { bytes: b"x", .. })
+        ));
+        assert_eq!(conn.poll_timeout(), Some(at(30)));
+    }
+}

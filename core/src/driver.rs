@@ -30,6 +30,12 @@ use crate::frame::FrameHead;
 use crate::time::Instant;
 use crate::{MIN_INPUT_BUFFER, MIN_TRANSMIT_BUFFER};
 
+pub mod handshake;
+pub use handshake::{
+    ClientAnswer, ClientUpgrade, RejectedResponse, Refusal, ServerAnswer, ServerUpgrade, Settings,
+    Verdict,
+};
+
 /// An owned WebSocket message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
@@ -121,15 +127,18 @@ pub struct DriverConfig {
 
 impl Default for DriverConfig {
     fn default() -> Self {
-        DriverConfig {
-            read_buffer_size: 64 * 1024,
-            coalesce_limit: 16 * 1024,
-            max_pending_bytes: 1024 * 1024,
-        }
+        DriverConfig::DEFAULT
     }
 }
 
 impl DriverConfig {
+    /// The default settings (64 KiB reads, 16 KiB coalescing, 1 MiB backpressure).
+    pub const DEFAULT: DriverConfig = DriverConfig {
+        read_buffer_size: 64 * 1024,
+        coalesce_limit: 16 * 1024,
+        max_pending_bytes: 1024 * 1024,
+    };
+
     /// Sets [`DriverConfig::read_buffer_size`] (raised to [`MIN_INPUT_BUFFER`] if smaller).
     pub fn with_read_buffer_size(mut self, bytes: usize) -> Self {
         self.read_buffer_size = bytes.max(MIN_INPUT_BUFFER);
@@ -499,6 +508,28 @@ impl Driver {
             }
         }
         Ok(None)
+    }
+
+    /// How the connection ended, once the core has decided it (owned, with the peer's
+    /// reason).
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.connection
+            .outcome()
+            .map(|closed| Outcome::from_closed(closed, &self.connection))
+    }
+
+    /// The transport failed (a read or write error): the connection is over, nothing more
+    /// is read or written, and both buffers are freed. Returns the end to report: the
+    /// core's own when it had already decided one (say a clean close whose last write
+    /// failed), otherwise [`Abnormal::Io`].
+    pub fn fail_io(&mut self, kind: std::io::ErrorKind) -> Outcome {
+        self.finished = true;
+        self.shutdown = false;
+        self.recv = RecvBuffer::default();
+        self.send = SendQueue::default();
+        self.partial = None;
+        self.outcome()
+            .unwrap_or(Outcome::Abnormal(Abnormal::Io(kind)))
     }
 
     /// Whether the end was reported (or the connection failed): nothing more will be read.

@@ -4,6 +4,8 @@
 //! Each body checks invariants with `assert!`, so a violated invariant is a crash the
 //! fuzzer reports, not only a panic inside the core.
 
+pub mod connection;
+pub mod frames;
 pub mod handshake;
 
 /// A fuzz target body.
@@ -13,4 +15,9 @@ pub type Target = fn(&[u8]);
 pub const TARGETS: &[(&str, Target)] = &[
     ("server_request", handshake::server_request),
     ("client_response", handshake::client_response),
+    ("frame_header", frames::frame_header),
+    ("connection_server", connection::connection_server),
+    ("connection_client", connection::connection_client),
+    ("connection_ops", connection::connection_ops),
+    ("round_trip", connection::round_trip),
 ];

@@ -1,1 +1,86 @@
-//! Sockeye on tokio (work in progress).
+//! # sockeye-tokio: WebSockets on tokio
+//!
+//! A thin adapter that runs the sans-IO [`sockeye_proto`] core over any tokio
+//! `AsyncRead + AsyncWrite + Unpin` stream: TCP, TLS (`tokio-rustls`), Unix sockets,
+//! in-memory duplex pipes. The protocol, the buffers and the send queue are the core's
+//! [`Driver`](sockeye_proto::driver::Driver); this crate moves bytes and keeps time.
+//!
+//! - Server: [`accept`] / [`accept_with`] (look at the request, pick a subprotocol or
+//!   reject with a status). Bad requests get their 400 / 426 / 431 written before the
+//!   socket is closed; slow handshakes time out (10 s by default).
+//! - Client: [`connect`] over your stream (TLS included), or [`connect_url`] for
+//!   `ws://` over plain TCP.
+//! - [`WebSocket`]: [`recv`](WebSocket::recv) whole [`Message`]s or
+//!   [`recv_with`](WebSocket::recv_with) raw chunks; [`send`](WebSocket::send),
+//!   [`feed`](WebSocket::feed) (backpressure), [`close`](WebSocket::close); `Stream` +
+//!   `Sink`; [`split`](WebSocket::split) into a reader and a writer.
+//!
+//! ## How a connection ends
+//!
+//! Every connection ends exactly once, and `recv` says so by returning **`None`**; then
+//! [`WebSocket::outcome`] holds the [`Outcome`]: `Clean` (the close handshake completed:
+//! both codes and the peer's reason), `Abnormal` (end of stream without a close = 1006,
+//! an I/O error, or a protocol violation by the peer, whose Close we sent), or
+//! `TimedOut` (close handshake, keepalive, idle). Its `Display` form is what the
+//! example client prints: `clean code=1000 reason=bye`, `abnormal: ...`, `timeout: ...`.
+//! The peer's Close frame itself arrives before that, as [`Message::Close`]. Sends
+//! after the end fail with [`Error::Closed`]; [`Error`] is otherwise only for
+//! handshakes and local misuse.
+//!
+//! ```no_run
+//! use sockeye_tokio::{connect_url, CloseCode, Message, Settings};
+//!
+//! # async fn run() -> Result<(), sockeye_tokio::Error> {
+//! let mut ws = connect_url("ws://127.0.0.1:9001/", Settings::default()).await?;
+//! ws.send(Message::text("hello")).await?;
+//! ws.close(CloseCode::NORMAL, "done").await?;
+//! while let Some(message) = ws.recv().await {
+//!     println!("< {message:?}");
+//! }
+//! println!("# closed {}", ws.outcome().expect("recv returned None"));
+//! # Ok(()) }
+//! ```
+//!
+//! ## Driving, timers and memory
+//!
+//! Receiving drives the connection: after every call queued control frames are written,
+//! the one timer sleeps until the core's next deadline (keepalive, close, idle), and at
+//! the end the transport is shut down. Reads are poll-based: the read buffer (64 KiB by
+//! default, [`DriverConfig`]) is taken from a per-thread pool only while a read is in
+//! progress or a partial frame is buffered, so an idle connection holds none, and no
+//! timer is allocated unless one is armed. Sends are queued (small frames coalesced,
+//! large payloads written in place with vectored writes) up to
+//! [`DriverConfig::max_pending_bytes`] (1 MiB), beyond which `send` and `feed` wait.
+//!
+//! The runtime needs its time driver (`Builder::enable_time` or `enable_all`): timers
+//! and the handshake timeout use `tokio::time`, so tests may pause the clock.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod core;
+mod error;
+mod handshake;
+mod split;
+mod websocket;
+
+pub use error::Error;
+pub use handshake::{accept, accept_with, connect, connect_url, IntoRequest};
+pub use split::{ReadHalf, WriteHalf};
+pub use websocket::WebSocket;
+
+pub use sockeye_proto::driver::{
+    Abnormal, CloseReason, DriverConfig, Message, Outcome, Refusal, RejectedResponse, Settings,
+    Verdict,
+};
+pub use sockeye_proto::handshake::{ClientRequest, HeadLimits, Url};
+pub use sockeye_proto::{
+    Boundary, CloseCode, Config, DataKind, Event, KeepAlive, Role, State, Timeout,
+    UpgradeRequest,
+};
+
+/// Random bytes from the OS (the client's key nonce and masking seed).
+pub(crate) fn random<const N: usize>() -> Result<[u8; N], Error> {
+    let mut bytes = [0u8; N];
+    getrandom::getrandom(&mut bytes).map_err(|error| Error::Io(std::io::Error::other(error.to_string())))?;
+    Ok(bytes)
+}

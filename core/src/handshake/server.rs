@@ -170,10 +170,10 @@ fn single<'b>(headers: &[Header<'b>], name: &str) -> Result<Option<&'b [u8]>, Re
 ///
 /// | error | response |
 /// | --- | --- |
-/// | [`Malformed`](Self::Malformed), [`MethodNotGet`](Self::MethodNotGet), [`HttpVersion`](Self::HttpVersion), [`NotUpgrade`](Self::NotUpgrade), [`ConnectionNotUpgrade`](Self::ConnectionNotUpgrade), [`MissingHost`](Self::MissingHost), [`InvalidHost`](Self::InvalidHost), [`DuplicateHeader`](Self::DuplicateHeader), [`MissingKey`](Self::MissingKey), [`InvalidKey`](Self::InvalidKey), [`InvalidOrigin`](Self::InvalidOrigin) | [`Rejection::BAD_REQUEST`] |
-/// | [`MissingVersion`](Self::MissingVersion) | [`Rejection::BAD_REQUEST_WITH_VERSION`] (400 + `Sec-WebSocket-Version: 13`) |
-/// | [`UnsupportedVersion`](Self::UnsupportedVersion) | [`Rejection::UPGRADE_REQUIRED`] (426) |
-/// | [`HeadTooLarge`](Self::HeadTooLarge), [`TooManyHeaders`](Self::TooManyHeaders) | [`Rejection::REQUEST_HEADER_FIELDS_TOO_LARGE`] (431) |
+/// | [`MissingVersion`](Self::MissingVersion) | [`Rejection::BAD_REQUEST_WITH_VERSION`]: 400 + `Sec-WebSocket-Version: 13` |
+/// | [`UnsupportedVersion`](Self::UnsupportedVersion) | [`Rejection::UPGRADE_REQUIRED`]: 426 |
+/// | [`HeadTooLarge`](Self::HeadTooLarge), [`TooManyHeaders`](Self::TooManyHeaders) | [`Rejection::REQUEST_HEADER_FIELDS_TOO_LARGE`]: 431 |
+/// | every other variant | [`Rejection::BAD_REQUEST`]: 400 |
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RequestError {
     /// The bytes are not an HTTP/1.x request head.
@@ -552,17 +552,17 @@ impl<'a> Rejection<'a> {
     }
 
     /// The status code.
-    pub fn status(&self) -> u16 {
+    pub const fn status(&self) -> u16 {
         self.status
     }
 
     /// The reason phrase.
-    pub fn reason(&self) -> &'a str {
+    pub const fn reason(&self) -> &'a str {
         self.reason
     }
 
     /// The extra headers.
-    pub fn headers(&self) -> &'a [(&'a str, &'a [u8])] {
+    pub const fn headers(&self) -> &'a [(&'a str, &'a [u8])] {
         self.headers
     }
 
@@ -762,7 +762,10 @@ mod tests {
         assert_eq!(
             error(&with(
                 "Sec-WebSocket-Key",
-                Some("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==")
+                Some(
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="
+                )
             )),
             DuplicateHeader
         );

@@ -1,0 +1,950 @@
+//! [`Session`]: one WebSocket connection over a non-blocking `mio` TCP stream, driven by
+//! readiness events.
+
+use std::fmt;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::task::Poll;
+use std::time::Duration;
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+use sockeye_proto::driver::{
+    Abnormal, ClientAnswer, ClientUpgrade, Driver, Message, Outcome, Received, ServerAnswer,
+    ServerUpgrade, Settings, Verdict,
+};
+use sockeye_proto::handshake::{ClientRequest, UpgradeRequest, Url};
+use sockeye_proto::{CloseCode, Connection, DataKind, Instant, Role, SendError, State, StdClock};
+
+use crate::Error;
+
+/// How long a rejected client may take to read the response and close, after which the
+/// socket is closed anyway.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+
+/// How long the last bytes may take to go out once the connection is over, when the
+/// close timeout is off.
+const DEFAULT_LINGER: Duration = Duration::from_secs(30);
+
+/// The application's callback deciding an upgrade request.
+type Decide = Box<dyn FnOnce(&UpgradeRequest<'_, '_>) -> Verdict + Send>;
+
+/// Where a session stands.
+enum Phase {
+    /// Server: reading the request head.
+    Accepting {
+        upgrade: ServerUpgrade,
+        decide: Option<Decide>,
+    },
+    /// Client: waiting for the TCP connect, writing the request, reading the response.
+    Connecting {
+        connected: bool,
+        upgrade: ClientUpgrade,
+        /// What the response is checked against (owned copies of the request's lists).
+        protocols: Vec<String>,
+        extensions: Vec<String>,
+        seed: [u8; 32],
+    },
+    /// The WebSocket connection (also while its last bytes go out after the end).
+    Open(Box<Driver>),
+    /// Server: writing a rejection, then reading what the client still sends until it
+    /// closes (so closing does not reset the connection before the response is read).
+    Refusing,
+    /// Nothing more to do.
+    Closed,
+}
+
+/// One WebSocket connection over a [`mio::net::TcpStream`], driven by the caller's own
+/// [`mio::Poll`] loop: no futures, no threads, no hidden clock (every call takes `now`).
+///
+/// A session starts in a handshake phase (server: [`Session::server`]; client:
+/// [`Session::client`] / [`Session::connect_url`]), becomes open, and ends with an
+/// [`Outcome`] (or, if the handshake failed, an [`Error`]). Drive it with:
+///
+/// - [`on_readable`](Self::on_readable) on a readable event: reads until the socket
+///   would block and returns the messages that arrived (Pongs and Close replies are
+///   queued and written at once);
+/// - [`on_writable`](Self::on_writable) on a writable event: writes what is queued;
+/// - [`on_timeout`](Self::on_timeout) when [`next_timeout`](Self::next_timeout) has
+///   passed (pass that to [`mio::Poll::poll`]): handshake timeout, keepalive, close
+///   timeout;
+/// - after each, [`update_interest`](Self::update_interest) (or re-register with
+///   [`interest`](Self::interest)): `READABLE`, plus `WRITABLE` while bytes wait;
+/// - once [`is_done`](Self::is_done), drop it (which closes the socket).
+///
+/// [`send`](Self::send) and [`close`](Self::close) queue and write what the socket takes
+/// at once; the rest goes out on writable events. Backpressure: while more than
+/// [`DriverConfig::max_pending_bytes`](sockeye_proto::driver::DriverConfig) wait to be
+/// written, [`is_writable`](Self::is_writable) is false and the session stops reading
+/// (so an echoing peer that does not read is slowed down, not buffered without bound);
+/// reading resumes from [`on_writable`](Self::on_writable), which then returns the
+/// messages it read.
+pub struct Session {
+    stream: TcpStream,
+    clock: StdClock,
+    settings: Settings,
+    phase: Phase,
+    /// Handshake bytes (request, `101`, rejection), written before anything else.
+    head: Vec<u8>,
+    head_written: usize,
+    /// The deadline of the handshake phase, or of the last bytes after the end.
+    deadline: Option<Instant>,
+    path: Option<String>,
+    protocol: Option<String>,
+    outcome: Option<Outcome>,
+    error: Option<Error>,
+    read_paused: bool,
+    shut: bool,
+    done: bool,
+    registered: Option<Interest>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("stream", &self.stream)
+            .field("open", &self.is_open())
+            .field("outcome", &self.outcome)
+            .field("error", &self.error)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One non-blocking read: `Pending` when the socket would block.
+fn read_once(stream: &mut TcpStream, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    loop {
+        return match stream.read(buf) {
+            Ok(n) => Poll::Ready(Ok(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Poll::Ready(Err(e)),
+        };
+    }
+}
+
+fn random_bytes() -> Result<[u8; 48], Error> {
+    let mut random = [0u8; 48];
+    getrandom::getrandom(&mut random).map_err(|e| Error::Io(io::Error::other(e.to_string())))?;
+    Ok(random)
+}
+
+impl Session {
+    fn new(stream: TcpStream, settings: Settings, now: std::time::Instant, phase: Phase) -> Self {
+        Session {
+            stream,
+            clock: StdClock::with_epoch(now),
+            settings,
+            phase,
+            head: Vec::new(),
+            head_written: 0,
+            deadline: None,
+            path: None,
+            protocol: None,
+            outcome: None,
+            error: None,
+            read_paused: false,
+            shut: false,
+            done: false,
+            registered: None,
+        }
+    }
+
+    /// A server session on a freshly accepted `stream`: reads the request and accepts it
+    /// (no subprotocol) or writes its rejection (400 / 426 / 431) and closes, within
+    /// [`Settings::handshake_timeout`].
+    pub fn server(
+        stream: TcpStream,
+        settings: impl Into<Settings>,
+        now: std::time::Instant,
+    ) -> Self {
+        let settings = settings.into();
+        let phase = Phase::Accepting {
+            upgrade: ServerUpgrade::new(settings.head_limits),
+            decide: None,
+        };
+        let mut session = Session::new(stream, settings, now, phase);
+        session.deadline = settings.handshake_timeout.map(|t| Instant::ZERO + t);
+        session
+    }
+
+    /// As [`Session::server`], with `decide` seeing the valid request (path, headers,
+    /// offered subprotocols) and answering with a [`Verdict`].
+    pub fn server_with(
+        stream: TcpStream,
+        settings: impl Into<Settings>,
+        now: std::time::Instant,
+        decide: impl FnOnce(&UpgradeRequest<'_, '_>) -> Verdict + Send + 'static,
+    ) -> Self {
+        let mut session = Session::server(stream, settings, now);
+        if let Phase::Accepting { decide: slot, .. } = &mut session.phase {
+            *slot = Some(Box::new(decide));
+        }
+        session
+    }
+
+    /// A client session on `stream`, connected or still connecting (as
+    /// [`TcpStream::connect`] returns it): once connected, writes `request` and checks the
+    /// answer. The TCP connect is bounded by [`Settings::connect_timeout`], the handshake
+    /// by [`Settings::handshake_timeout`]. Register it for `READABLE | WRITABLE` (its
+    /// [`interest`](Self::interest)).
+    pub fn client(
+        stream: TcpStream,
+        request: &ClientRequest<'_>,
+        settings: impl Into<Settings>,
+        now: std::time::Instant,
+    ) -> Result<Self, Error> {
+        let settings = settings.into();
+        let random = random_bytes()?;
+        let mut nonce = [0u8; 16];
+        let mut seed = [0u8; 32];
+        nonce.copy_from_slice(&random[..16]);
+        seed.copy_from_slice(&random[16..]);
+        let (upgrade, bytes) =
+            ClientUpgrade::new(nonce, request, settings.head_limits).map_err(Error::Request)?;
+        let phase = Phase::Connecting {
+            connected: false,
+            upgrade,
+            protocols: request.protocols.iter().map(|p| (*p).to_owned()).collect(),
+            extensions: request.extensions.iter().map(|e| (*e).to_owned()).collect(),
+            seed,
+        };
+        let mut session = Session::new(stream, settings, now, phase);
+        session.head = bytes;
+        session.deadline = settings
+            .connect_timeout
+            .or(settings.handshake_timeout)
+            .map(|t| Instant::ZERO + t);
+        Ok(session)
+    }
+
+    /// Starts a client session for a `ws://host[:port]/path` URL: resolves the host (a
+    /// blocking lookup unless it is an IP address), starts a non-blocking TCP connect
+    /// (`TCP_NODELAY` on) and returns the session; register it and drive it as usual.
+    /// `wss://` is [`Error::TlsUnsupported`].
+    pub fn connect_url(
+        url: &str,
+        settings: impl Into<Settings>,
+        now: std::time::Instant,
+    ) -> Result<Self, Error> {
+        let url = Url::parse(url).map_err(Error::Url)?;
+        if url.is_tls() {
+            return Err(Error::TlsUnsupported);
+        }
+        let addr: SocketAddr = (url.host(), url.port())
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "host has no address"))?;
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        Session::client(stream, &url.request(), settings, now)
+    }
+
+    /// Reads until the socket would block (or the send queue is full) and returns the
+    /// messages that arrived, in order. Handshake phases advance here too: a server
+    /// answers the request once it is complete, a client checks the response.
+    pub fn on_readable(&mut self, now: std::time::Instant) -> Vec<Message> {
+        self.on_readable_with(now, None)
+    }
+
+    /// [`on_readable`](Self::on_readable) with a request callback that is used when the
+    /// session has none of its own (the server helper's handler).
+    pub(crate) fn on_readable_with(
+        &mut self,
+        now: std::time::Instant,
+        decide: Option<&mut dyn FnMut(&UpgradeRequest<'_, '_>) -> Verdict>,
+    ) -> Vec<Message> {
+        let now = self.clock.at(now);
+        let mut messages = Vec::new();
+        self.drive(now, true, decide, &mut messages);
+        messages
+    }
+
+    /// Writes what is queued. If reading had stopped for backpressure and the queue has
+    /// drained, reading resumes: the messages read are returned.
+    pub fn on_writable(&mut self, now: std::time::Instant) -> Vec<Message> {
+        let now = self.clock.at(now);
+        let mut messages = Vec::new();
+        let read = self.read_paused;
+        self.drive(now, read, None, &mut messages);
+        messages
+    }
+
+    /// Writes what is queued now, as far as the socket takes it (the rest goes out on
+    /// writable events).
+    pub fn flush(&mut self, now: std::time::Instant) {
+        let now = self.clock.at(now);
+        self.write_out(now);
+        self.check_finished(now);
+    }
+
+    /// Fires what expired at `now`: the handshake timeout (the session ends with
+    /// [`Error::HandshakeTimeout`]), keepalive Pings and deadlines, the close timeout, the
+    /// time allowed for the last bytes. Harmless when called early.
+    pub fn on_timeout(&mut self, now: std::time::Instant) {
+        let now = self.clock.at(now);
+        if self.done {
+            return;
+        }
+        let expired = self.deadline.is_some_and(|deadline| deadline <= now);
+        match &mut self.phase {
+            Phase::Accepting { .. } if expired => self.finish_with(Error::HandshakeTimeout),
+            Phase::Connecting {
+                connected: true, ..
+            } if expired => {
+                self.finish_with(Error::HandshakeTimeout);
+            }
+            Phase::Connecting { .. } if expired => {
+                let error = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
+                self.finish_with(Error::Io(error));
+            }
+            Phase::Refusing if expired => self.close_now(),
+            // The peer does not take the last bytes: give up on them.
+            Phase::Open(_) if self.outcome.is_some() && expired => self.close_now(),
+            Phase::Open(driver) if self.outcome.is_none() => {
+                let ended = driver
+                    .handle_timeout(now)
+                    .map(|closed| Outcome::from_closed(closed, driver.connection()));
+                if let Some(outcome) = ended {
+                    self.end(outcome, now);
+                }
+                self.write_out(now);
+                self.check_finished(now);
+            }
+            _ => {}
+        }
+    }
+
+    /// The next deadline as a time to wait from `now` (zero if it passed): pass the
+    /// smallest over all sessions to [`mio::Poll::poll`], then call
+    /// [`on_timeout`](Self::on_timeout).
+    pub fn next_timeout(&self, now: std::time::Instant) -> Option<Duration> {
+        self.deadline_std()
+            .map(|deadline| deadline.saturating_duration_since(now))
+    }
+
+    /// The next deadline, as a `std::time::Instant`.
+    pub fn deadline_std(&self) -> Option<std::time::Instant> {
+        if self.done {
+            return None;
+        }
+        let timer = match &self.phase {
+            Phase::Open(driver) if self.outcome.is_none() => driver.poll_timeout(),
+            _ => None,
+        };
+        let deadline = match (self.deadline, timer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        deadline.map(|deadline| self.clock.to_std(deadline))
+    }
+
+    /// Queues a message (text, binary, ping, pong, close) and writes what the socket
+    /// takes now. Fails while the handshake runs ([`Error::Handshaking`]) and after the
+    /// end ([`Error::Closed`]). The queue is not bounded here: check
+    /// [`is_writable`](Self::is_writable) to apply backpressure.
+    pub fn send(&mut self, message: Message) -> Result<(), Error> {
+        let now = self.clock.now();
+        let driver = self.open_driver()?;
+        driver.send(message, now).map_err(Error::Send)?;
+        self.write_out(now);
+        self.check_finished(now);
+        Ok(())
+    }
+
+    /// Queues one frame of a fragmented message (`fin == false` continues it), and
+    /// writes what the socket takes now.
+    pub fn send_fragment(
+        &mut self,
+        kind: DataKind,
+        fin: bool,
+        payload: Vec<u8>,
+    ) -> Result<(), Error> {
+        let now = self.clock.now();
+        let driver = self.open_driver()?;
+        driver.send_frame(kind, fin, payload).map_err(Error::Send)?;
+        self.write_out(now);
+        Ok(())
+    }
+
+    /// Starts the close handshake with `code` and `reason` (at most 123 bytes). The end
+    /// comes with the peer's answer (or the close timeout): keep driving the session
+    /// until [`is_done`](Self::is_done). Does nothing if the close handshake already
+    /// started; ends a handshaking session at once.
+    pub fn close(
+        &mut self,
+        code: CloseCode,
+        reason: &str,
+        now: std::time::Instant,
+    ) -> Result<(), Error> {
+        let now = self.clock.at(now);
+        match &mut self.phase {
+            Phase::Open(driver) if self.outcome.is_none() => {
+                if driver.connection().state() == State::Open {
+                    match driver.close(code, reason, now) {
+                        Ok(()) | Err(SendError::Closed) => {}
+                        Err(error) => return Err(Error::Send(error)),
+                    }
+                }
+                self.write_out(now);
+                self.check_finished(now);
+            }
+            Phase::Accepting { .. } | Phase::Connecting { .. } => self.finish_with(Error::Closed),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The interest to register: `READABLE`, plus `WRITABLE` while bytes wait to be
+    /// written (or a client's TCP connect is in progress).
+    pub fn interest(&self) -> Interest {
+        if self.wants_write() {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        }
+    }
+
+    /// Registers the session's socket with its [`interest`](Self::interest).
+    pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        let interest = self.interest();
+        registry.register(&mut self.stream, token, interest)?;
+        self.registered = Some(interest);
+        Ok(())
+    }
+
+    /// Re-registers the socket if its [`interest`](Self::interest) changed since the
+    /// last registration (call after handling the session's events).
+    pub fn update_interest(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        let interest = self.interest();
+        if self.done || self.registered == Some(interest) {
+            return Ok(());
+        }
+        registry.reregister(&mut self.stream, token, interest)?;
+        self.registered = Some(interest);
+        Ok(())
+    }
+
+    /// Removes the socket from `registry`.
+    pub fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        self.registered = None;
+        registry.deregister(&mut self.stream)
+    }
+
+    /// Whether the handshake is done and the connection has not ended.
+    pub fn is_open(&self) -> bool {
+        matches!(self.phase, Phase::Open(_)) && self.outcome.is_none()
+    }
+
+    /// Whether the session is over: nothing more to read or write. Drop it.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Backpressure: whether the send queue is below its limit.
+    pub fn is_writable(&self) -> bool {
+        match &self.phase {
+            Phase::Open(driver) => driver.is_writable(),
+            _ => true,
+        }
+    }
+
+    /// Bytes queued but not written yet.
+    pub fn pending_bytes(&self) -> usize {
+        let queued = match &self.phase {
+            Phase::Open(driver) => driver.pending_bytes(),
+            _ => 0,
+        };
+        queued + self.head.len() - self.head_written
+    }
+
+    /// How the connection ended, once it has (after the handshake).
+    pub fn outcome(&self) -> Option<&Outcome> {
+        self.outcome.as_ref()
+    }
+
+    /// Why the session failed: the handshake (refused, rejected, timed out), an I/O error,
+    /// or a protocol error (then [`outcome`](Self::outcome) says the same).
+    pub fn error(&self) -> Option<&Error> {
+        self.error.as_ref()
+    }
+
+    /// The request path (server, once accepted).
+    pub fn path(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+
+    /// The subprotocol agreed on in the handshake.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// The socket.
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    fn open_driver(&mut self) -> Result<&mut Driver, Error> {
+        match &mut self.phase {
+            Phase::Open(driver) if self.outcome.is_none() => Ok(driver),
+            Phase::Accepting { .. } | Phase::Connecting { .. } => Err(Error::Handshaking),
+            _ => Err(Error::Closed),
+        }
+    }
+
+    fn wants_write(&self) -> bool {
+        if self.done {
+            return false;
+        }
+        if self.head_written < self.head.len() {
+            return true;
+        }
+        match &self.phase {
+            Phase::Connecting { connected, .. } => !connected,
+            Phase::Open(driver) => driver.wants_write() || (driver.wants_shutdown() && !self.shut),
+            _ => false,
+        }
+    }
+
+    /// Records the end of the open connection (once) and allows time for the last bytes.
+    fn end(&mut self, outcome: Outcome, now: Instant) {
+        if self.outcome.is_some() {
+            return;
+        }
+        let linger = self
+            .settings
+            .protocol
+            .close_timeout
+            .unwrap_or(DEFAULT_LINGER);
+        self.deadline = Some(now + linger);
+        self.outcome = Some(outcome);
+    }
+
+    /// Ends a handshaking session with `error`.
+    fn finish_with(&mut self, error: Error) {
+        self.error.get_or_insert(error);
+        self.close_now();
+    }
+
+    fn close_now(&mut self) {
+        if !self.shut {
+            let _ = self.stream.shutdown(Shutdown::Both);
+        }
+        self.shut = true;
+        self.done = true;
+        self.deadline = None;
+        if !matches!(self.phase, Phase::Open(_)) {
+            self.phase = Phase::Closed;
+        }
+        self.head = Vec::new();
+        self.head_written = 0;
+    }
+
+    /// The transport failed.
+    fn fail(&mut self, error: io::Error) {
+        if let Phase::Open(driver) = &mut self.phase {
+            let outcome = driver.fail_io(error.kind());
+            if self.outcome.is_none() {
+                self.outcome = Some(outcome);
+            }
+        }
+        self.finish_with(Error::Io(error));
+    }
+
+    /// After the end: done once the last bytes are out (the write side is then shut).
+    fn check_finished(&mut self, _now: Instant) {
+        if self.done || self.outcome.is_none() {
+            return;
+        }
+        let Phase::Open(driver) = &self.phase else {
+            return;
+        };
+        if !driver.wants_write() {
+            if !self.shut {
+                let _ = self.stream.shutdown(Shutdown::Write);
+                self.shut = true;
+            }
+            self.done = true;
+            self.deadline = None;
+        }
+    }
+
+    /// Writes the handshake bytes, then the send queue, until the socket would block;
+    /// shuts the write side down when the core asks.
+    fn write_out(&mut self, now: Instant) {
+        if self.shut || self.done {
+            return;
+        }
+        loop {
+            if self.head_written < self.head.len() {
+                match self.stream.write(&self.head[self.head_written..]) {
+                    Ok(0) => return self.fail(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => self.head_written += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return self.fail(e),
+                }
+                if self.head_written == self.head.len() {
+                    self.head = Vec::new();
+                    self.head_written = 0;
+                    if matches!(self.phase, Phase::Refusing) {
+                        // The rejection is out: shut our side, then read until the
+                        // client closes (bounded).
+                        let _ = self.stream.shutdown(Shutdown::Write);
+                        self.shut = true;
+                        self.deadline = Some(now + REFUSAL_LINGER);
+                        return;
+                    }
+                }
+                continue;
+            }
+            let Phase::Open(driver) = &mut self.phase else {
+                return;
+            };
+            if driver.wants_write() {
+                let result = {
+                    let mut slices = [IoSlice::new(&[]); 32];
+                    let n = driver.write_slices(&mut slices);
+                    self.stream.write_vectored(&slices[..n])
+                };
+                match result {
+                    Ok(0) => return self.fail(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => driver.advance(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return self.fail(e),
+                }
+            } else if driver.wants_shutdown() {
+                let _ = self.stream.shutdown(Shutdown::Write);
+                self.shut = true;
+                return;
+            } else {
+                return;
+            }
+        }
+    }
+
+    /// Advances the session: handshake phases, then reading (when `readable`) and
+    /// writing the open connection.
+    fn drive(
+        &mut self,
+        now: Instant,
+        readable: bool,
+        mut decide: Option<&mut dyn FnMut(&UpgradeRequest<'_, '_>) -> Verdict>,
+        messages: &mut Vec<Message>,
+    ) {
+        // Each turn either moves to the next phase or returns.
+        for _ in 0..4 {
+            if self.done {
+                return;
+            }
+            match &mut self.phase {
+                Phase::Accepting { .. } => {
+                    if !readable || !self.accept_request(now, &mut decide) {
+                        self.write_out(now);
+                        return;
+                    }
+                }
+                Phase::Connecting { .. } => {
+                    if !self.client_handshake(now, readable) {
+                        return;
+                    }
+                }
+                Phase::Open(_) => {
+                    if readable || self.read_paused {
+                        self.read_messages(now, messages);
+                    }
+                    self.write_out(now);
+                    if self.read_paused
+                        && self.is_writable()
+                        && !self.done
+                        && self.outcome.is_none()
+                    {
+                        // The queue drained while reading was stopped: read on.
+                        self.read_messages(now, messages);
+                        self.write_out(now);
+                    }
+                    self.check_finished(now);
+                    return;
+                }
+                Phase::Refusing => {
+                    self.write_out(now);
+                    if self.shut && readable {
+                        self.discard_input();
+                    }
+                    return;
+                }
+                Phase::Closed => return,
+            }
+        }
+    }
+
+    /// Server: reads the request; `true` once the phase changed.
+    fn accept_request(
+        &mut self,
+        now: Instant,
+        decide: &mut Option<&mut dyn FnMut(&UpgradeRequest<'_, '_>) -> Verdict>,
+    ) -> bool {
+        let Phase::Accepting {
+            upgrade,
+            decide: own,
+        } = &mut self.phase
+        else {
+            return false;
+        };
+        let stream = &mut self.stream;
+        let mut path = None;
+        let answer = loop {
+            let n = match upgrade.read_with(|buf| read_once(stream, buf)) {
+                Poll::Ready(Ok(n)) => n,
+                Poll::Ready(Err(error)) => {
+                    self.fail(error);
+                    return true;
+                }
+                Poll::Pending => return false,
+            };
+            let answer = upgrade.poll(&mut Some(|request: &UpgradeRequest<'_, '_>| {
+                path = Some(request.path().to_owned());
+                match (own.take(), decide.as_mut()) {
+                    (Some(own), _) => own(request),
+                    (None, Some(decide)) => decide(request),
+                    (None, None) => Verdict::accept(),
+                }
+            }));
+            if let Some(answer) = answer {
+                break answer;
+            }
+            if n == 0 {
+                let error = io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "peer left during the handshake",
+                );
+                self.finish_with(Error::Io(error));
+                return true;
+            }
+        };
+        match answer {
+            ServerAnswer::Accept {
+                response,
+                protocol,
+                early,
+            } => {
+                let connection = Connection::server(self.settings.protocol, now);
+                let mut driver = Driver::new(connection, self.settings.buffers);
+                driver.push_bytes(&early);
+                self.head = response;
+                self.head_written = 0;
+                self.protocol = protocol;
+                self.path = path;
+                self.deadline = None;
+                self.phase = Phase::Open(Box::new(driver));
+            }
+            ServerAnswer::Refuse { response, refusal } => {
+                self.head = response;
+                self.head_written = 0;
+                self.error = Some(Error::Refused(refusal));
+                self.phase = Phase::Refusing;
+                self.deadline = Some(now + REFUSAL_LINGER);
+            }
+        }
+        true
+    }
+
+    /// Client: connect, write the request, read the response; `true` once the phase
+    /// changed.
+    fn client_handshake(&mut self, now: Instant, readable: bool) -> bool {
+        let Phase::Connecting { connected, .. } = &mut self.phase else {
+            return false;
+        };
+        if !*connected {
+            let status = match self.stream.take_error() {
+                Ok(Some(error)) | Err(error) => Err(error),
+                Ok(None) => match self.stream.peer_addr() {
+                    Ok(_) => Ok(true),
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+                    Err(e) => Err(e),
+                },
+            };
+            match status {
+                Ok(true) => {
+                    *connected = true;
+                    self.deadline = self.settings.handshake_timeout.map(|t| now + t);
+                }
+                Ok(false) => return false,
+                Err(error) => {
+                    self.fail(error);
+                    return true;
+                }
+            }
+        }
+        self.write_out(now);
+        if self.done {
+            return true;
+        }
+        if self.head_written < self.head.len() || !readable {
+            return false;
+        }
+        let Phase::Connecting {
+            upgrade,
+            protocols,
+            extensions,
+            seed,
+            ..
+        } = &mut self.phase
+        else {
+            return false;
+        };
+        // The response is checked against the request's subprotocols and extensions (the
+        // only parts of the request the check reads).
+        let protocols: Vec<&str> = protocols.iter().map(String::as_str).collect();
+        let extensions: Vec<&str> = extensions.iter().map(String::as_str).collect();
+        let request = ClientRequest::new("", "/")
+            .with_protocols(&protocols)
+            .with_extensions(&extensions);
+        let stream = &mut self.stream;
+        let answer = loop {
+            let n = match upgrade.read_with(|buf| read_once(stream, buf)) {
+                Poll::Ready(Ok(n)) => n,
+                Poll::Ready(Err(error)) => {
+                    self.fail(error);
+                    return true;
+                }
+                Poll::Pending => return false,
+            };
+            match upgrade.poll(&request) {
+                Ok(Some(answer)) => break answer,
+                Ok(None) if n == 0 => {
+                    let error = io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "server left during the handshake",
+                    );
+                    self.finish_with(Error::Io(error));
+                    return true;
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    self.finish_with(Error::Response(error));
+                    return true;
+                }
+            }
+        };
+        match answer {
+            ClientAnswer::Accepted {
+                protocol, early, ..
+            } => {
+                let connection = Connection::new(Role::Client, self.settings.protocol, *seed, now);
+                let mut driver = Driver::new(connection, self.settings.buffers);
+                driver.push_bytes(&early);
+                self.protocol = protocol;
+                self.deadline = None;
+                self.phase = Phase::Open(Box::new(driver));
+            }
+            ClientAnswer::Rejected(response) => self.finish_with(Error::Rejected(response)),
+        }
+        true
+    }
+
+    /// Open: processes buffered input and reads until the socket would block, the send
+    /// queue is full (backpressure) or the connection ends.
+    fn read_messages(&mut self, now: Instant, messages: &mut Vec<Message>) {
+        loop {
+            let Phase::Open(driver) = &mut self.phase else {
+                return;
+            };
+            if self.outcome.is_some() || self.done {
+                return;
+            }
+            // Everything buffered first (the driver reads only into an emptied buffer).
+            loop {
+                match driver.poll_message(now) {
+                    Ok(Some(Received::Message(message))) => messages.push(message),
+                    Ok(Some(Received::Closed(closed))) => {
+                        let outcome = Outcome::from_closed(closed, driver.connection());
+                        self.end(outcome, now);
+                        return;
+                    }
+                    Ok(None) => break,
+                    Err(error) => {
+                        self.end(Outcome::Abnormal(Abnormal::Protocol(error)), now);
+                        self.error = Some(Error::Protocol(error));
+                        return;
+                    }
+                }
+            }
+            if !driver.is_writable() {
+                self.read_paused = true;
+                return;
+            }
+            self.read_paused = false;
+            let stream = &mut self.stream;
+            match driver.read_with(|buf| read_once(stream, buf)) {
+                Poll::Ready(Ok(0)) => {
+                    // End of stream: the core turns it into the end.
+                    match driver.poll_message(now) {
+                        Ok(Some(Received::Message(message))) => messages.push(message),
+                        Ok(Some(Received::Closed(closed))) => {
+                            let outcome = Outcome::from_closed(closed, driver.connection());
+                            self.end(outcome, now);
+                        }
+                        Ok(None) => {
+                            let outcome =
+                                driver.outcome().unwrap_or(Outcome::Abnormal(Abnormal::Eof));
+                            self.end(outcome, now);
+                        }
+                        Err(error) => {
+                            self.end(Outcome::Abnormal(Abnormal::Protocol(error)), now);
+                            self.error = Some(Error::Protocol(error));
+                        }
+                    }
+                    if self.outcome.is_some() {
+                        return;
+                    }
+                }
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(error)) => return self.fail(error),
+                Poll::Pending => return,
+            }
+        }
+    }
+
+    /// Refusing: reads and drops what the client still sends; done at its end of stream.
+    fn discard_input(&mut self) {
+        let mut buf = [0u8; 4096];
+        for _ in 0..64 {
+            match read_once(&mut self.stream, &mut buf) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return self.close_now(),
+                Poll::Ready(Ok(_)) => {}
+                Poll::Pending => return,
+            }
+        }
+        // A client that keeps sending after its rejection: stop listening.
+        self.close_now();
+    }
+}
+
+impl mio::event::Source for Session {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        self.registered = Some(interests);
+        self.stream.register(registry, token, interests)
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        self.registered = Some(interests);
+        self.stream.reregister(registry, token, interests)
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        self.registered = None;
+        self.stream.deregister(registry)
+    }
+}

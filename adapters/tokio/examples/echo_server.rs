@@ -1,0 +1,74 @@
+//! An echo server: every text and binary message comes back unchanged.
+//!
+//! ```text
+//! cargo run --release -p sockeye-tokio --example echo_server -- [ADDR]
+//! ```
+//!
+//! ADDR defaults to `127.0.0.1:9001`; the server prints `listening on ADDR` and serves
+//! until killed. Every connection gets the full protocol: bad requests are answered
+//! with 400 / 426 / 431, the handshake times out after 10 s, messages are limited to
+//! 64 MiB, pings are answered, and the close handshake is completed (or times out after
+//! 30 s). This is the server tested by Autobahn|Testsuite (`scripts/autobahn.sh tokio`).
+//!
+//! Runtime: tokio's multi-thread scheduler (one worker per core). Set
+//! `SOCKEYE_LOG=1` to print how each connection ended.
+
+use std::net::SocketAddr;
+
+use sockeye_tokio::{accept, Settings};
+use tokio::net::{TcpListener, TcpStream};
+
+fn main() -> std::io::Result<()> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9001".to_owned());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(addr))
+}
+
+async fn serve(addr: String) -> std::io::Result<()> {
+    let listener = TcpListener::bind(&addr).await?;
+    println!("listening on {}", listener.local_addr()?);
+    let log = std::env::var_os("SOCKEYE_LOG").is_some();
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            // Out of file descriptors and the like: keep serving the others.
+            Err(error) => {
+                eprintln!("accept: {error}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        tokio::spawn(echo(tcp, peer, log));
+    }
+}
+
+async fn echo(tcp: TcpStream, peer: SocketAddr, log: bool) {
+    let _ = tcp.set_nodelay(true);
+    let mut ws = match accept(tcp, Settings::default()).await {
+        Ok(ws) => ws,
+        Err(error) => {
+            if log {
+                eprintln!("{peer}: handshake: {error}");
+            }
+            return;
+        }
+    };
+    while let Some(message) = ws.recv().await {
+        // `feed` queues the echo; the next `recv` writes it (coalescing echoes of
+        // messages that arrived together) before it waits for more input.
+        if message.is_data() && ws.feed(message).await.is_err() {
+            break;
+        }
+    }
+    // A failed send ended the connection; `recv` then finishes it.
+    while ws.recv().await.is_some() {}
+    if log {
+        if let Some(outcome) = ws.outcome() {
+            eprintln!("{peer}: {outcome}");
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! The opening handshake over a tokio stream: [`accept`], [`accept_with`], [`connect`],
+//! [`connect_url`]. The HTTP work is the driver's (`ServerUpgrade`, `ClientUpgrade`);
+//! this module only moves bytes and applies the timeouts.
+
+use std::future::{poll_fn, Future};
+use std::io;
+use std::time::Duration;
+
+use sockeye_proto::driver::{ClientAnswer, ClientUpgrade, ServerAnswer, ServerUpgrade, Verdict};
+use sockeye_proto::handshake::{ClientRequest, Url};
+use sockeye_proto::driver::Settings;
+use sockeye_proto::{Role, UpgradeRequest};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::core::{poll_read_into, Core};
+use crate::{Error, WebSocket};
+
+/// After refusing a request, how long to keep reading (and discarding) what the client
+/// still sends, so closing the socket does not reset it before it read the response.
+const LINGER_AFTER_REFUSAL: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 64 * 1024;
+
+async fn within<T>(
+    timeout: Option<Duration>,
+    on_timeout: Error,
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    match timeout {
+        Some(timeout) => match tokio::time::timeout(timeout, work).await {
+            Ok(result) => result,
+            Err(_) => Err(on_timeout),
+        },
+        None => work.await,
+    }
+}
+
+/// Accepts a WebSocket connection on `stream` (a server): reads and validates the
+/// upgrade request, answers `101`, and returns the connection. Any path and no
+/// subprotocol are accepted; see [`accept_with`] to look at the request first.
+///
+/// A request that is not a valid upgrade gets its response (400, 426 with
+/// `Sec-WebSocket-Version: 13`, 431) written and flushed, the socket is shut down, and
+/// the error is [`Error::Refused`]. A client that does not finish its request within
+/// [`Settings::handshake_timeout`] (default 10 s) is dropped with
+/// [`Error::HandshakeTimeout`]. Needs a runtime with the time driver enabled.
+///
+/// `settings` is a [`Settings`] or a core [`Config`](crate::Config).
+///
+/// ```no_run
+/// # async fn run() -> std::io::Result<()> {
+/// use sockeye_tokio::{accept, Config, Message};
+///
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
+/// loop {
+///     let (tcp, _) = listener.accept().await?;
+///     tokio::spawn(async move {
+///         let Ok(mut ws) = accept(tcp, Config::default()).await else { return };
+///         while let Some(message) = ws.recv().await {
+///             if message.is_data() && ws.send(message).await.is_err() {
+///                 break;
+///             }
+///         }
+///         println!("ended: {}", ws.outcome().unwrap());
+///     });
+/// }
+/// # }
+/// ```
+pub async fn accept<S>(stream: S, settings: impl Into<Settings>) -> Result<WebSocket<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    accept_with(stream, settings, |_: &UpgradeRequest<'_, '_>| {
+        Verdict::accept()
+    })
+    .await
+}
+
+/// [`accept`], letting `decide` look at the request (path, query, headers, offered
+/// subprotocols) and answer with a [`Verdict`]: accept with a subprotocol and extra
+/// headers, or reject with an HTTP status ([`Error::Refused`] with
+/// [`Refusal::Rejected`](crate::Refusal::Rejected) is then returned, after the response
+/// was written).
+///
+/// ```no_run
+/// # async fn run(tcp: tokio::net::TcpStream) -> Result<(), sockeye_tokio::Error> {
+/// use sockeye_tokio::{accept_with, Settings, Verdict};
+///
+/// let ws = accept_with(tcp, Settings::default(), |request| {
+///     if request.path() != "/chat" {
+///         return Verdict::reject(404, "Not Found");
+///     }
+///     match request.select_protocol(&["v2.chat", "chat"]) {
+///         Some(protocol) => Verdict::accept().with_protocol(protocol),
+///         None => Verdict::accept(),
+///     }
+/// })
+/// .await?;
+/// println!("subprotocol: {:?}", ws.protocol());
+/// # Ok(()) }
+/// ```
+pub async fn accept_with<S, F>(
+    mut stream: S,
+    settings: impl Into<Settings>,
+    decide: F,
+) -> Result<WebSocket<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&UpgradeRequest<'_, '_>) -> Verdict,
+{
+    let settings = settings.into();
+    let handshake = async {
+        let mut upgrade = ServerUpgrade::new(settings.head_limits);
+        let mut decide = Some(decide);
+        let answer = loop {
+            let n =
+                poll_fn(|cx| upgrade.read_with(|buf| poll_read_into(&mut stream, cx, buf))).await?;
+            if let Some(answer) = upgrade.poll(&mut decide) {
+                break answer;
+            }
+            if n == 0 {
+                return Err(Error::Io(io::ErrorKind::UnexpectedEof.into()));
+            }
+        };
+        match answer {
+            ServerAnswer::Accept {
+                response,
+                protocol,
+                early,
+            } => {
+                stream.write_all(&response).await?;
+                stream.flush().await?;
+                Ok(Ok((protocol, early)))
+            }
+            ServerAnswer::Refuse { response, refusal } => {
+                stream.write_all(&response).await?;
+                stream.flush().await?;
+                Ok(Err(refusal))
+            }
+        }
+    };
+    let answer = within(settings.handshake_timeout, Error::HandshakeTimeout, handshake).await?;
+    match answer {
+        Ok((protocol, early)) => Ok(WebSocket::from_core(Core::new(
+            stream,
+            Role::Server,
+            &settings,
+            protocol,
+            &early,
+        )?)),
+        Err(refusal) => {
+            let _ = stream.shutdown().await;
+            // Read what the client still sends until it closes, briefly, so that
+            // closing does not reset the connection before the response was read.
+            let drain = async {
+                let mut sink = [0u8; 1024];
+                let mut left = LINGER_BYTES;
+                while left > 0 {
+                    match stream.read(&mut sink).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => left = left.saturating_sub(n),
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(LINGER_AFTER_REFUSAL, drain).await;
+            Err(Error::Refused(refusal))
+        }
+    }
+}
+
+/// What [`connect`] can take as the request: a [`ClientRequest`], a parsed [`Url`], or
+/// a `ws://` / `wss://` URL string (the scheme only decides the default port: the
+/// stream is yours).
+pub trait IntoRequest<'a> {
+    /// The request, or why there is none.
+    fn into_request(self) -> Result<ClientRequest<'a>, Error>;
+}
+
+impl<'a> IntoRequest<'a> for ClientRequest<'a> {
+    fn into_request(self) -> Result<ClientRequest<'a>, Error> {
+        Ok(self)
+    }
+}
+
+impl<'a> IntoRequest<'a> for Url<'a> {
+    fn into_request(self) -> Result<ClientRequest<'a>, Error> {
+        Ok(self.request())
+    }
+}
+
+impl<'a> IntoRequest<'a> for &'a str {
+    fn into_request(self) -> Result<ClientRequest<'a>, Error> {
+        Ok(Url::parse(self)?.request())
+    }
+}
+
+impl<'a> IntoRequest<'a> for &'a String {
+    fn into_request(self) -> Result<ClientRequest<'a>, Error> {
+        self.as_str().into_request()
+    }
+}
+
+/// Opens a WebSocket over `stream` (a client): writes the upgrade request, checks the
+/// answer, and returns the connection. `stream` is any `AsyncRead + AsyncWrite`, so TLS
+/// is a `tokio-rustls` (or other) stream you opened. The key nonce and the masking seed
+/// come from the OS RNG.
+///
+/// A non-`101` answer is [`Error::Rejected`] with its status, reason and headers; an
+/// invalid one is [`Error::Response`]. The whole exchange is limited by
+/// [`Settings::handshake_timeout`].
+///
+/// ```no_run
+/// # async fn run() -> Result<(), sockeye_tokio::Error> {
+/// use sockeye_tokio::{connect, ClientRequest, Message, Settings};
+///
+/// let tcp = tokio::net::TcpStream::connect("127.0.0.1:9001").await?;
+/// let request = ClientRequest::new("127.0.0.1:9001", "/chat").with_protocols(&["chat"]);
+/// let mut ws = connect(tcp, request, Settings::default()).await?;
+/// ws.send(Message::text("hello")).await?;
+/// # Ok(()) }
+/// ```
+pub async fn connect<'a, S, R>(
+    mut stream: S,
+    request: R,
+    settings: impl Into<Settings>,
+) -> Result<WebSocket<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    R: IntoRequest<'a>,
+{
+    let settings = settings.into();
+    let request = request.into_request()?;
+    let nonce: [u8; 16] = crate::random()?;
+    let (mut upgrade, bytes) =
+        ClientUpgrade::new(nonce, &request, settings.head_limits).map_err(Error::Request)?;
+    let handshake = async {
+        stream.write_all(&bytes).await?;
+        stream.flush().await?;
+        loop {
+            let n =
+                poll_fn(|cx| upgrade.read_with(|buf| poll_read_into(&mut stream, cx, buf))).await?;
+            if let Some(answer) = upgrade.poll(&request).map_err(Error::Response)? {
+                return Ok(answer);
+            }
+            if n == 0 {
+                return Err(Error::Io(io::ErrorKind::UnexpectedEof.into()));
+            }
+        }
+    };
+    match within(settings.handshake_timeout, Error::HandshakeTimeout, handshake).await? {
+        ClientAnswer::Accepted {
+            protocol, early, ..
+        } => Ok(WebSocket::from_core(Core::new(
+            stream,
+            Role::Client,
+            &settings,
+            protocol,
+            &early,
+        )?)),
+        ClientAnswer::Rejected(rejected) => Err(Error::Rejected(rejected)),
+    }
+}
+
+/// Connects to a `ws://host[:port]/path` URL over plain TCP (with
+/// [`Settings::connect_timeout`], `TCP_NODELAY` set) and opens a WebSocket on it. For
+/// `wss://`, open the TLS stream yourself and call [`connect`].
+///
+/// ```no_run
+/// # async fn run() -> Result<(), sockeye_tokio::Error> {
+/// use sockeye_tokio::{connect_url, Settings};
+///
+/// let mut ws = connect_url("ws://127.0.0.1:9001/", Settings::default()).await?;
+/// while let Some(message) = ws.recv().await {
+///     println!("{message:?}");
+/// }
+/// println!("# closed {}", ws.outcome().unwrap());
+/// # Ok(()) }
+/// ```
+pub async fn connect_url(
+    url: &str,
+    settings: impl Into<Settings>,
+) -> Result<WebSocket<TcpStream>, Error> {
+    let settings = settings.into();
+    let parsed = Url::parse(url)?;
+    if parsed.is_tls() {
+        return Err(Error::TlsRequired);
+    }
+    let open = async {
+        Ok(TcpStream::connect((parsed.host(), parsed.port())).await?)
+    };
+    let tcp = within(settings.connect_timeout, Error::ConnectTimeout, open).await?;
+    tcp.set_nodelay(true)?;
+    connect(tcp, parsed, settings).await
+}

@@ -1,0 +1,222 @@
+//! [`WebSocket`]: one open connection.
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+use futures_sink::Sink;
+use sockeye_proto::driver::{Message, Outcome};
+use sockeye_proto::driver::Settings;
+use sockeye_proto::{CloseCode, DataKind, Event, Role, State};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::core::Core;
+use crate::split::{ReadHalf, WriteHalf};
+use crate::Error;
+
+/// An open WebSocket connection over a tokio stream `S` (a `TcpStream`, a TLS stream,
+/// anything `AsyncRead + AsyncWrite + Unpin`).
+///
+/// - **Receiving**: [`recv`](Self::recv) returns whole [`Message`]s (text, binary, ping,
+///   pong, and the peer's close), then `None` once the connection is over; how it ended
+///   is then [`outcome`](Self::outcome). [`recv_with`](Self::recv_with) hands out the
+///   raw chunks of large messages instead, without buffering them whole. Receiving also
+///   drives the connection: it writes Pongs and close replies, fires keepalive and close
+///   timers, and shuts the transport down at the end, so keep calling it.
+/// - **Sending**: [`send`](Self::send) queues a message and waits until it is written;
+///   [`feed`](Self::feed) only queues it (waiting only while the send queue is over its
+///   bound: backpressure), and the next `recv` or [`flush`](Self::flush) writes it.
+///   [`close`](Self::close) starts the close handshake.
+/// - `futures` [`Stream`] of `Message`s and [`Sink`] of `Message`s; [`split`](Self::split)
+///   into halves for two tasks.
+///
+/// # Cancel safety
+///
+/// `recv`, `recv_with` and `feed` are cancel-safe: every bit of state (buffered input, a
+/// half-assembled message, timers) lives in the `WebSocket`, not in the future, so
+/// dropping one of these futures (say, the losing branch of `tokio::select!`) loses
+/// nothing, and the next call carries on. `feed` either queued the message or did not.
+/// `send`, `flush` and `close` may be dropped too; what they queued stays queued and
+/// goes out with the next write.
+#[derive(Debug)]
+pub struct WebSocket<S> {
+    core: Core<S>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    pub(crate) fn from_core(core: Core<S>) -> Self {
+        WebSocket { core }
+    }
+
+    /// A connection over a `stream` whose handshake was done elsewhere (say by an HTTP
+    /// server that handed over the upgraded socket). `early` holds bytes already read
+    /// after the handshake.
+    pub fn from_raw(
+        stream: S,
+        role: Role,
+        settings: impl Into<Settings>,
+        early: &[u8],
+    ) -> Result<Self, Error> {
+        Ok(WebSocket {
+            core: Core::new(stream, role, &settings.into(), None, early)?,
+        })
+    }
+
+    /// The next message, or `None` once the connection is over (then see
+    /// [`outcome`](Self::outcome)). The peer's Close arrives as [`Message::Close`]: the
+    /// connection is half-closed, our reply is on its way, and `None` follows once the
+    /// close handshake completed. Cancel-safe.
+    pub async fn recv(&mut self) -> Option<Message> {
+        poll_fn(|cx| self.core.poll_recv(cx)).await
+    }
+
+    /// The next raw event, passed to `f` while it borrows the read buffer: chunks of text
+    /// (always whole characters) and binary data with their [`Boundary`](crate::Boundary),
+    /// pings, pongs and the peer's close. A message larger than the read buffer comes in
+    /// several chunks and is never held whole. Returns `None` (without calling `f`) once
+    /// the connection is over. Cancel-safe. Do not switch between `recv` and `recv_with`
+    /// in the middle of a message.
+    ///
+    /// ```no_run
+    /// # async fn run(mut ws: sockeye_tokio::WebSocket<tokio::net::TcpStream>) {
+    /// use sockeye_tokio::Event;
+    ///
+    /// let mut total = 0;
+    /// while let Some(done) = ws
+    ///     .recv_with(|event| match event {
+    ///         Event::Binary { bytes, end } => {
+    ///             total += bytes.len();
+    ///             end.is_message_end()
+    ///         }
+    ///         _ => false,
+    ///     })
+    ///     .await
+    /// {
+    ///     if done {
+    ///         println!("a message of {total} bytes");
+    ///         total = 0;
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub async fn recv_with<R>(&mut self, f: impl FnOnce(Event<'_>) -> R) -> Option<R> {
+        let mut f = Some(f);
+        poll_fn(|cx| self.core.poll_event_with(cx, &mut f)).await
+    }
+
+    /// Queues `message` and waits until everything queued is written. Text and binary
+    /// messages are written without a copy when large (a client masks them in place).
+    /// [`Message::Ping`], [`Message::Pong`] and [`Message::Close`] send those frames.
+    pub async fn send(&mut self, message: Message) -> Result<(), Error> {
+        self.feed(message).await?;
+        self.flush().await
+    }
+
+    /// Queues `message`, waiting first while the send queue is over
+    /// [`DriverConfig::max_pending_bytes`](crate::DriverConfig::max_pending_bytes)
+    /// (backpressure). The next [`recv`](Self::recv) or [`flush`](Self::flush) writes it.
+    /// Cancel-safe: the message is queued when this returns, not before.
+    pub async fn feed(&mut self, message: Message) -> Result<(), Error> {
+        poll_fn(|cx| self.core.poll_ready(cx)).await?;
+        self.core.start_send(message)
+    }
+
+    /// Sends one frame of a message in fragments (the streaming send): `fin == false`
+    /// continues the message with the next call. Waits like [`feed`](Self::feed).
+    pub async fn feed_frame(
+        &mut self,
+        kind: DataKind,
+        fin: bool,
+        payload: Vec<u8>,
+    ) -> Result<(), Error> {
+        poll_fn(|cx| self.core.poll_ready(cx)).await?;
+        self.core.start_send_frame(kind, fin, payload)
+    }
+
+    /// Writes everything queued.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        poll_fn(|cx| self.core.poll_flush(cx)).await
+    }
+
+    /// Starts the close handshake with `code` and `reason` (at most 123 bytes) and writes
+    /// our Close. Keep calling [`recv`](Self::recv) until `None` to see the peer's answer:
+    /// the outcome is clean once it arrived, or timed out after
+    /// [`Config::close_timeout`](crate::Config::close_timeout).
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.core.start_close(code, reason)?;
+        self.flush().await
+    }
+
+    /// How the connection ended, once `recv` returned `None` (or a send failed).
+    pub fn outcome(&self) -> Option<&Outcome> {
+        self.core.outcome.as_ref()
+    }
+
+    /// Where the close handshake stands.
+    pub fn state(&self) -> State {
+        self.core.driver.connection().state()
+    }
+
+    /// The subprotocol agreed in the handshake.
+    pub fn protocol(&self) -> Option<&str> {
+        self.core.protocol.as_deref()
+    }
+
+    /// Bytes queued but not yet written.
+    pub fn pending_bytes(&self) -> usize {
+        self.core.driver.pending_bytes()
+    }
+
+    /// The stream.
+    pub fn get_ref(&self) -> &S {
+        &self.core.stream
+    }
+
+    /// The stream, mutably (reading or writing it directly corrupts the connection).
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.core.stream
+    }
+
+    /// Splits the connection into a reader and a writer for two tasks. They share the
+    /// connection behind a lock: the reader keeps answering pings and closes (and fires
+    /// timers) while the writer is busy or idle, and the writer's backpressure waits only
+    /// on the writer.
+    pub fn split(self) -> (ReadHalf<S>, WriteHalf<S>) {
+        crate::split::split(self.core)
+    }
+
+}
+
+/// Whole messages; the stream ends (`None`) when the connection is over, and
+/// [`WebSocket::outcome`] says how. To forward into a `Sink` that wants `Result`s,
+/// map with `Ok`.
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
+    type Item = Message;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        self.get_mut().core.poll_recv(cx)
+    }
+}
+
+/// Messages in; `poll_ready` applies backpressure, `poll_close` sends a Close (1000)
+/// unless one was sent, and flushes.
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().core.poll_ready(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
+        self.get_mut().core.start_send(message)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().core.poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().core.poll_close(cx)
+    }
+}

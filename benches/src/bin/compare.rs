@@ -1,0 +1,937 @@
+//! The end-to-end echo comparison: one command, one markdown table per scenario.
+//!
+//! usage: compare [options]      (benches/compare.sh builds everything first)
+//!
+//!   --scenarios LIST  latency,small,bulk,large,idle,handshake (default: all)
+//!   --servers LIST    server names (default: every available one; see --list)
+//!   --reps N          repetitions, interleaved A B C A B C ... (default 3)
+//!   --warmup SECS     before each measured window (default 1)
+//!   --duration SECS   measured window (default 4)
+//!   --idle-conns N    connections of the idle scenario (default 10000)
+//!   --quick           1 rep, 0.5 s warmup, 2 s windows, 2000 idle connections
+//!   --server-cpu N    CPU the server is pinned to (default 0)
+//!   --client-cpu N    CPU the load generator is pinned to (default 1)
+//!   --no-pin          do not use taskset
+//!   --no-build        do not run cargo (use the binaries already built)
+//!   --out FILE        also write the report there
+//!                     (default: TARGET/bench-results/latest.md)
+//!   --list            list the servers and whether each is available
+//!
+//! Each run starts a fresh server (pinned to one core, on a free loopback
+//! port), waits for its `listening on ADDR`, runs `loadgen` (pinned to the
+//! other core) with `--server-pid`, and kills the server by its PID. Servers
+//! are the peer echo servers of this crate (`peer_echo --impl ...`) and the
+//! Sockeye adapters' `echo_server` examples, which join the table as soon as
+//! `adapters/NAME/examples/echo_server.rs` exists: see `SERVERS`.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use sockeye_benches::stats::{median, si};
+use sockeye_benches::sys;
+
+/// How a server under test is started.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    /// `peer_echo --impl IMPL ADDR` (this crate).
+    Peer(&'static str),
+    /// The `echo_server` example of a workspace package: `ADDR` is its only
+    /// argument and it prints `listening on ADDR`.
+    Example {
+        package: &'static str,
+        dir: &'static str,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Server {
+    name: &'static str,
+    kind: Kind,
+}
+
+/// Every server the comparison knows. Adding one is one line here.
+const SERVERS: &[Server] = &[
+    Server {
+        name: "tokio-tungstenite",
+        kind: Kind::Peer("tungstenite"),
+    },
+    Server {
+        name: "fastwebsockets",
+        kind: Kind::Peer("fastwebsockets"),
+    },
+    Server {
+        name: "tokio-websockets",
+        kind: Kind::Peer("tokio-websockets"),
+    },
+    Server {
+        name: "sockeye-tokio",
+        kind: Kind::Example {
+            package: "sockeye-tokio",
+            dir: "adapters/tokio",
+        },
+    },
+    Server {
+        name: "sockeye-smol",
+        kind: Kind::Example {
+            package: "sockeye-smol",
+            dir: "adapters/smol",
+        },
+    },
+    Server {
+        name: "sockeye-mio",
+        kind: Kind::Example {
+            package: "sockeye-mio",
+            dir: "adapters/mio",
+        },
+    },
+];
+
+/// Peer crates whose versions the report names (read from Cargo.lock).
+const PEER_CRATES: &[&str] = &[
+    "tokio-tungstenite",
+    "tungstenite",
+    "fastwebsockets",
+    "tokio-websockets",
+    "tokio",
+];
+
+const ALL_SCENARIOS: &[&str] = &["latency", "small", "bulk", "large", "idle", "handshake"];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Better {
+    High,
+    Low,
+}
+
+/// One column of a scenario's table: a RESULT key, its header, a scale
+/// factor, and whether it gets a "vs best peer" ratio column.
+struct Column {
+    key: &'static str,
+    header: &'static str,
+    scale: f64,
+    ratio: Option<Better>,
+}
+
+const fn col(key: &'static str, header: &'static str, scale: f64, ratio: Option<Better>) -> Column {
+    Column {
+        key,
+        header,
+        scale,
+        ratio,
+    }
+}
+
+/// Description and columns of each scenario's table.
+fn scenario_table(name: &str) -> (&'static str, Vec<Column>) {
+    use Better::{High, Low};
+    let cpu = [
+        col("server_cpu", "server CPU", 1.0, None),
+        col("client_cpu", "client CPU", 1.0, None),
+    ];
+    match name {
+        "latency" => (
+            "1 connection, 16 B text, 1 in flight: round-trip time (lower is better)",
+            [
+                col("p50_us", "p50 µs", 1.0, Some(Low)),
+                col("p99_us", "p99 µs", 1.0, None),
+                col("msg_per_s", "msg/s", 1.0, None),
+                col("server_us_per_op", "server µs/msg", 1.0, None),
+            ]
+            .into_iter()
+            .chain(cpu)
+            .collect(),
+        ),
+        "small" => (
+            "64 connections x 16 B text x 16 in flight: messages per second",
+            [
+                col("msg_per_s", "msg/s", 1.0, Some(High)),
+                col("server_us_per_op", "server µs/msg", 1.0, Some(Low)),
+                col("p99_us", "p99 µs", 1.0, None),
+            ]
+            .into_iter()
+            .chain(cpu)
+            .collect(),
+        ),
+        "bulk" => (
+            "16 connections x 64 KiB binary x 2 in flight: throughput (MB = 10^6 B, each way)",
+            [
+                col("mb_per_s", "MB/s", 1.0, Some(High)),
+                col("msg_per_s", "msg/s", 1.0, None),
+                col("server_us_per_op", "server µs/msg", 1.0, Some(Low)),
+            ]
+            .into_iter()
+            .chain(cpu)
+            .collect(),
+        ),
+        "large" => (
+            "1 connection, one 16 MiB binary message at a time: throughput",
+            [
+                col("mb_per_s", "MB/s", 1.0, Some(High)),
+                col("server_us_per_op", "server ms/msg", 1e-3, Some(Low)),
+                col("p50_us", "p50 ms", 1e-3, None),
+            ]
+            .into_iter()
+            .chain(cpu)
+            .collect(),
+        ),
+        "idle" => (
+            "idle connections held open: server RSS growth per connection (lower is better)",
+            vec![
+                col(
+                    "bytes_per_conn_handshake",
+                    "B/conn after handshake",
+                    1.0,
+                    Some(Low),
+                ),
+                col(
+                    "bytes_per_conn_echo",
+                    "B/conn after one echo",
+                    1.0,
+                    Some(Low),
+                ),
+                col("rss_echo_kib", "server RSS MiB", 1.0 / 1024.0, None),
+                col("conns", "connections", 1.0, None),
+            ],
+        ),
+        "handshake" => (
+            "16 concurrent loops of connect, upgrade, close handshake, server FIN",
+            [
+                col("hs_per_s", "handshakes/s", 1.0, Some(High)),
+                col("server_us_per_op", "server µs/handshake", 1.0, Some(Low)),
+            ]
+            .into_iter()
+            .chain(cpu)
+            .collect(),
+        ),
+        _ => ("", Vec::new()),
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Options {
+    scenarios: Vec<String>,
+    servers: Option<Vec<String>>,
+    reps: usize,
+    warmup: f64,
+    duration: f64,
+    idle_conns: usize,
+    quick: bool,
+    server_cpu: usize,
+    client_cpu: usize,
+    pin: bool,
+    build: bool,
+    out: Option<PathBuf>,
+    list: bool,
+}
+
+fn usage() -> ! {
+    let doc = include_str!("compare.rs");
+    for line in doc.lines().take_while(|l| l.starts_with("//!")) {
+        let text = line.trim_start_matches("//!");
+        eprintln!("{}", text.strip_prefix(" ").unwrap_or(text));
+    }
+    std::process::exit(2)
+}
+
+fn parse_args() -> Options {
+    let mut o = Options {
+        scenarios: ALL_SCENARIOS.iter().map(|s| s.to_string()).collect(),
+        servers: None,
+        reps: 3,
+        warmup: 1.0,
+        duration: 4.0,
+        idle_conns: 10_000,
+        quick: false,
+        server_cpu: 0,
+        client_cpu: 1,
+        pin: true,
+        build: true,
+        out: None,
+        list: false,
+    };
+    let (mut reps, mut warmup, mut duration, mut idle) = (None, None, None, None);
+    let mut args = std::env::args().skip(1);
+    let list = |s: String| -> Vec<String> {
+        s.split(',')
+            .map(|x| x.trim().to_string())
+            .filter(|x| !x.is_empty())
+            .collect()
+    };
+    while let Some(a) = args.next() {
+        let mut val = || args.next().unwrap_or_else(|| usage());
+        fn num<T: std::str::FromStr>(v: String) -> T {
+            v.parse().unwrap_or_else(|_| {
+                eprintln!("compare: bad number {v:?}");
+                usage()
+            })
+        }
+        match a.as_str() {
+            "--scenarios" => o.scenarios = list(val()),
+            "--servers" => o.servers = Some(list(val())),
+            "--reps" => reps = Some(num::<usize>(val()).max(1)),
+            "--warmup" => warmup = Some(num(val())),
+            "--duration" => duration = Some(num(val())),
+            "--idle-conns" => idle = Some(num(val())),
+            "--quick" => o.quick = true,
+            "--server-cpu" => o.server_cpu = num(val()),
+            "--client-cpu" => o.client_cpu = num(val()),
+            "--no-pin" => o.pin = false,
+            "--no-build" => o.build = false,
+            "--out" => o.out = Some(PathBuf::from(val())),
+            "--list" => o.list = true,
+            "-h" | "--help" => usage(),
+            other => {
+                eprintln!("compare: unknown argument {other:?}");
+                usage()
+            }
+        }
+    }
+    if o.quick {
+        (o.reps, o.warmup, o.duration, o.idle_conns) = (1, 0.5, 2.0, 2000);
+    }
+    o.reps = reps.unwrap_or(o.reps);
+    o.warmup = warmup.unwrap_or(o.warmup);
+    o.duration = duration.unwrap_or(o.duration);
+    o.idle_conns = idle.unwrap_or(o.idle_conns);
+    for s in &o.scenarios {
+        if !ALL_SCENARIOS.contains(&s.as_str()) {
+            eprintln!("compare: unknown scenario {s:?} (known: {ALL_SCENARIOS:?})");
+            std::process::exit(2);
+        }
+    }
+    if let Some(servers) = &o.servers {
+        for s in servers {
+            if !SERVERS.iter().any(|k| k.name == s) {
+                let known: Vec<_> = SERVERS.iter().map(|k| k.name).collect();
+                eprintln!("compare: unknown server {s:?} (known: {known:?})");
+                std::process::exit(2);
+            }
+        }
+    }
+    o
+}
+
+/// Where things are: the workspace root and the release directory holding
+/// this binary, `peer_echo` and `loadgen`.
+struct Paths {
+    root: PathBuf,
+    release: PathBuf,
+}
+
+impl Paths {
+    fn find() -> Paths {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("workspace root")
+            .to_path_buf();
+        let release = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| root.join("target/release"));
+        Paths { root, release }
+    }
+
+    fn target_dir(&self) -> PathBuf {
+        self.release
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.root.join("target"))
+    }
+
+    fn example_binary(&self, server: &Server) -> PathBuf {
+        self.release
+            .join("bench-servers")
+            .join(format!("{}-echo_server", server.name))
+    }
+}
+
+fn example_exists(root: &Path, dir: &str) -> bool {
+    let d = root.join(dir);
+    d.join("examples/echo_server.rs").is_file() || d.join("examples/echo_server/main.rs").is_file()
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.arg("build").arg("--release");
+    c
+}
+
+/// Builds what the runs need; returns the servers that can run, and notes on
+/// those that cannot.
+fn prepare(o: &Options, paths: &Paths) -> (Vec<Server>, Vec<String>) {
+    let mut notes = Vec::new();
+    if o.build {
+        eprintln!("== building peer_echo and loadgen (release)");
+        let ok = cargo()
+            .args(["-p", "sockeye-benches", "--bins", "--target-dir"])
+            .arg(paths.target_dir())
+            .current_dir(&paths.root)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            eprintln!("compare: building sockeye-benches failed");
+            std::process::exit(1);
+        }
+    }
+    for bin in ["peer_echo", "loadgen"] {
+        if !paths.release.join(bin).is_file() {
+            eprintln!(
+                "compare: {} missing; run benches/compare.sh (or drop --no-build)",
+                paths.release.join(bin).display()
+            );
+            std::process::exit(1);
+        }
+    }
+    let wanted = |s: &Server| {
+        o.servers
+            .as_ref()
+            .is_none_or(|l| l.iter().any(|n| n == s.name))
+    };
+    let mut ready = Vec::new();
+    for s in SERVERS.iter().filter(|s| wanted(s)) {
+        match s.kind {
+            Kind::Peer(_) => ready.push(*s),
+            Kind::Example { package, dir } => {
+                if !example_exists(&paths.root, dir) {
+                    notes.push(format!(
+                        "{}: skipped, {dir}/examples/echo_server.rs does not exist yet",
+                        s.name
+                    ));
+                    continue;
+                }
+                let bin = paths.example_binary(s);
+                if o.build {
+                    // Several packages have an example named echo_server and cargo
+                    // uplifts one at a time: copy each right after its build.
+                    eprintln!("== building {package} --example echo_server (release)");
+                    let ok = cargo()
+                        .args(["-p", package, "--example", "echo_server", "--target-dir"])
+                        .arg(paths.target_dir())
+                        .current_dir(&paths.root)
+                        .status()
+                        .map(|st| st.success())
+                        .unwrap_or(false);
+                    let built = paths.release.join("examples/echo_server");
+                    let copied = ok
+                        && std::fs::create_dir_all(bin.parent().expect("dir")).is_ok()
+                        && std::fs::copy(&built, &bin).is_ok();
+                    if !copied {
+                        notes.push(format!(
+                            "{}: skipped, its echo_server did not build",
+                            s.name
+                        ));
+                        continue;
+                    }
+                }
+                if bin.is_file() {
+                    ready.push(*s);
+                } else {
+                    notes.push(format!("{}: skipped, {} not built", s.name, bin.display()));
+                }
+            }
+        }
+    }
+    (ready, notes)
+}
+
+/// A free loopback port (bound, read, released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(19001)
+}
+
+fn pinned(pin: bool, cpu: usize, program: &Path) -> Command {
+    if pin {
+        let mut c = Command::new("taskset");
+        c.arg("-c").arg(cpu.to_string()).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+/// A running server, killed (by its PID) when dropped.
+struct Running {
+    child: Child,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(
+    o: &Options,
+    paths: &Paths,
+    server: &Server,
+    addr: &str,
+    log: &Path,
+) -> Result<Running, String> {
+    let mut cmd = match server.kind {
+        Kind::Peer(imp) => {
+            let mut c = pinned(o.pin, o.server_cpu, &paths.release.join("peer_echo"));
+            c.args(["--impl", imp]);
+            c
+        }
+        Kind::Example { .. } => pinned(o.pin, o.server_cpu, &paths.example_binary(server)),
+    };
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("{}: {e}", log.display()))?;
+    cmd.arg(addr)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("start {}: {e}", server.name))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let running = Running { child };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(stdout);
+        let mut line = String::new();
+        while r.read_line(&mut line).unwrap_or(0) > 0 {
+            if line.contains("listening on") {
+                let _ = tx.send(());
+                // Keep draining so the server never blocks on a full pipe.
+                let _ = std::io::copy(&mut r, &mut std::io::sink());
+                return;
+            }
+            line.clear();
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(15)).map_err(|_| {
+        format!(
+            "{} did not print `listening on` within 15 s (log: {})",
+            server.name,
+            log.display()
+        )
+    })?;
+    Ok(running)
+}
+
+type Result1 = BTreeMap<String, f64>;
+
+fn run_loadgen(
+    o: &Options,
+    paths: &Paths,
+    scenario: &str,
+    addr: &str,
+    pid: u32,
+) -> Result<Result1, String> {
+    let mut cmd = pinned(o.pin, o.client_cpu, &paths.release.join("loadgen"));
+    cmd.args(["--addr", addr, "--scenario", scenario])
+        .args(["--server-pid", &pid.to_string()])
+        .args(["--warmup", &o.warmup.to_string()])
+        .args(["--duration", &o.duration.to_string()]);
+    if scenario == "idle" {
+        cmd.args(["--conns", &o.idle_conns.to_string()]);
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("start loadgen: {e}"))?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    // Bounded: the window plus generous setup time (10,000 handshakes).
+    let limit = Duration::from_secs_f64(o.warmup + o.duration + 120.0);
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) if start.elapsed() > limit => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return Err(format!("wait loadgen: {e}")),
+        }
+    };
+    let out = out_t.join().unwrap_or_default();
+    let err = err_t.join().unwrap_or_default();
+    let Some(status) = status else {
+        return Err(format!("loadgen timed out after {limit:?}"));
+    };
+    let line = out.lines().rev().find(|l| l.starts_with("RESULT "));
+    match (status.success(), line) {
+        (true, Some(line)) => Ok(line
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .filter_map(|(k, v)| v.parse::<f64>().ok().map(|v| (k.to_string(), v)))
+            .collect()),
+        _ => Err(format!(
+            "loadgen failed ({status}): {}",
+            err.trim().lines().last().unwrap_or("")
+        )),
+    }
+}
+
+fn progress_line(scenario: &str, r: &Result1) -> String {
+    let g = |k: &str| r.get(k).copied().unwrap_or(f64::NAN);
+    let head = match scenario {
+        "latency" => format!("p50 {:.1} µs, p99 {:.1} µs", g("p50_us"), g("p99_us")),
+        "small" => format!("{} msg/s", si(g("msg_per_s"))),
+        "bulk" | "large" => format!("{} MB/s, {} msg/s", si(g("mb_per_s")), si(g("msg_per_s"))),
+        "idle" => format!(
+            "{:.0} B/conn after handshake, {:.0} after echo",
+            g("bytes_per_conn_handshake"),
+            g("bytes_per_conn_echo")
+        ),
+        "handshake" => format!("{} handshakes/s", si(g("hs_per_s"))),
+        _ => String::new(),
+    };
+    if scenario == "idle" {
+        return head;
+    }
+    format!(
+        "{head} (server cpu {:.2}, client cpu {:.2}, other {:.2})",
+        g("server_cpu"),
+        g("client_cpu"),
+        g("other_cpu")
+    )
+}
+
+/// Today's date (UTC) as YYYY-MM-DD.
+fn today() -> String {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() / 86_400)
+        .unwrap_or(0) as i64;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn crate_versions(root: &Path) -> String {
+    let lock = std::fs::read_to_string(root.join("Cargo.lock")).unwrap_or_default();
+    let mut found = Vec::new();
+    let mut name = "";
+    for line in lock.lines() {
+        if let Some(n) = line.strip_prefix("name = ") {
+            name = n.trim_matches('"');
+        } else if let Some(v) = line.strip_prefix("version = ") {
+            if PEER_CRATES.contains(&name) {
+                found.push(format!("{name} {}", v.trim_matches('"')));
+            }
+        }
+    }
+    found.join(", ")
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(String::new(), |kb| {
+            format!(", {} GiB", (kb + (1 << 19)) >> 20)
+        });
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let rustc = Command::new("rustc")
+        .arg("-V")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    format!("{cpus} x {model}{mem}, Linux {}, {rustc}", kernel.trim())
+}
+
+fn fmt_value(v: f64) -> String {
+    if !v.is_finite() {
+        "–".into()
+    } else if v.abs() >= 1000.0 {
+        si(v)
+    } else if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn report(
+    o: &Options,
+    paths: &Paths,
+    servers: &[Server],
+    notes: &[String],
+    results: &BTreeMap<(String, &'static str), Vec<Result1>>,
+    failures: &[String],
+) -> String {
+    let mut md = String::new();
+    let w = &mut md;
+    use std::fmt::Write as _;
+    let _ = writeln!(w, "### Echo comparison, {}\n", today());
+    let _ = writeln!(w, "- machine: {}", machine());
+    let _ = writeln!(w, "- crates: {}", crate_versions(&paths.root));
+    let _ = writeln!(
+        w,
+        "- command: `benches/compare.sh {}`",
+        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+    );
+    let _ = writeln!(
+        w,
+        "- {} repetition(s) interleaved, {} s warmup + {} s window each; medians shown; \
+         servers on tokio current_thread (peers) {}",
+        o.reps,
+        o.warmup,
+        o.duration,
+        if o.pin {
+            format!(
+                "pinned to CPU {}, load generator to CPU {}",
+                o.server_cpu, o.client_cpu
+            )
+        } else {
+            "not pinned".to_string()
+        }
+    );
+    for n in notes {
+        let _ = writeln!(w, "- {n}");
+    }
+    for scenario in &o.scenarios {
+        let (title, cols) = scenario_table(scenario);
+        let _ = writeln!(w, "\n#### {scenario}: {title}\n");
+        let mut header = vec!["server".to_string()];
+        for c in &cols {
+            header.push(c.header.to_string());
+            if c.ratio.is_some() {
+                header.push("vs best peer".to_string());
+            }
+        }
+        let _ = writeln!(w, "| {} |", header.join(" | "));
+        let _ = writeln!(
+            w,
+            "|{}",
+            header
+                .iter()
+                .enumerate()
+                .map(|(i, _)| if i == 0 { " --- |" } else { " ---: |" })
+                .collect::<String>()
+        );
+        let med = |server: &'static str, key: &str| -> f64 {
+            let v: Vec<f64> = results
+                .get(&(scenario.clone(), server))
+                .map(|runs| runs.iter().filter_map(|r| r.get(key).copied()).collect())
+                .unwrap_or_default();
+            median(&v).unwrap_or(f64::NAN)
+        };
+        for s in servers {
+            let mut row = vec![s.name.to_string()];
+            let mut marks = String::new();
+            if med(s.name, "client_cpu") > 0.9 {
+                marks.push('†');
+            }
+            if med(s.name, "other_cpu") > 0.25 {
+                marks.push('‡');
+            }
+            if med(s.name, "errors") > 0.0 {
+                marks.push('!');
+            }
+            row[0].push_str(&marks);
+            for c in &cols {
+                let v = med(s.name, c.key) * c.scale;
+                row.push(fmt_value(v));
+                if let Some(better) = c.ratio {
+                    let peers = servers
+                        .iter()
+                        .filter(|p| matches!(p.kind, Kind::Peer(_)))
+                        .map(|p| med(p.name, c.key) * c.scale)
+                        .filter(|x| x.is_finite() && *x > 0.0);
+                    let best = match better {
+                        Better::High => peers.fold(f64::NAN, f64::max),
+                        Better::Low => peers.fold(f64::NAN, f64::min),
+                    };
+                    row.push(if v.is_finite() && best.is_finite() {
+                        format!("{:.2}x", v / best)
+                    } else {
+                        "–".into()
+                    });
+                }
+            }
+            let _ = writeln!(w, "| {} |", row.join(" | "));
+        }
+    }
+    let _ = writeln!(
+        w,
+        "\nCPU columns are fractions of one core over the window. † the load generator's core \
+         was saturated (compare server CPU per message instead); ‡ other processes used more \
+         than a quarter core meanwhile (noisy); ! some connections failed. Ratios: the value \
+         over the best peer's (for throughput higher is better, for time, CPU and memory lower \
+         is better)."
+    );
+    if !failures.is_empty() {
+        let _ = writeln!(w, "\nFailed runs:\n");
+        for f in failures {
+            let _ = writeln!(w, "- {f}");
+        }
+    }
+    md
+}
+
+fn main() {
+    let o = parse_args();
+    let paths = Paths::find();
+    if o.list {
+        for s in SERVERS {
+            let avail = match s.kind {
+                Kind::Peer(imp) => format!("peer_echo --impl {imp}"),
+                Kind::Example { package, dir } if example_exists(&paths.root, dir) => {
+                    format!("cargo run --release -p {package} --example echo_server -- ADDR")
+                }
+                Kind::Example { dir, .. } => format!("not yet: no {dir}/examples/echo_server.rs"),
+            };
+            println!("{:<18} {avail}", s.name);
+        }
+        return;
+    }
+    let nofile = sys::raise_nofile_limit();
+    let mut o = o;
+    if o.scenarios.iter().any(|s| s == "idle") && (nofile as usize) < o.idle_conns + 100 {
+        let n = (nofile as usize).saturating_sub(200).max(100);
+        eprintln!("compare: open-file limit {nofile}: idle scenario uses {n} connections");
+        o.idle_conns = n;
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if o.pin {
+        let ok = Command::new("taskset")
+            .args(["-c", &o.server_cpu.to_string(), "true"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok || cpus < 2 || o.server_cpu.max(o.client_cpu) >= cpus {
+            eprintln!(
+                "compare: cannot pin to CPUs {} and {}; running unpinned",
+                o.server_cpu, o.client_cpu
+            );
+            o.pin = false;
+        }
+    }
+    let (servers, notes) = prepare(&o, &paths);
+    for n in &notes {
+        eprintln!("note: {n}");
+    }
+    if servers.is_empty() {
+        eprintln!("compare: no server to run");
+        std::process::exit(1);
+    }
+    let results_dir = paths.target_dir().join("bench-results");
+    let _ = std::fs::create_dir_all(&results_dir);
+    let runs_log = results_dir.join("runs.txt");
+    let mut runs_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&runs_log)
+        .ok();
+
+    let total = o.scenarios.len() * o.reps * servers.len();
+    let per_run = o.warmup + o.duration + 1.0;
+    eprintln!(
+        "== {total} runs ({} scenarios x {} reps x {} servers), about {:.0} min",
+        o.scenarios.len(),
+        o.reps,
+        servers.len(),
+        total as f64 * per_run / 60.0 + 0.5
+    );
+    let mut results: BTreeMap<(String, &'static str), Vec<Result1>> = BTreeMap::new();
+    let mut failures = Vec::new();
+    let mut i = 0;
+    for scenario in &o.scenarios {
+        for rep in 1..=o.reps {
+            for s in &servers {
+                i += 1;
+                let addr = format!("127.0.0.1:{}", free_port());
+                let log = results_dir.join(format!("{}.log", s.name));
+                let outcome = start_server(&o, &paths, s, &addr, &log).and_then(|server| {
+                    let r = run_loadgen(&o, &paths, scenario, &addr, server.child.id());
+                    drop(server);
+                    r
+                });
+                let prefix = format!("[{i}/{total}] {scenario:<9} {:<18} rep {rep}", s.name);
+                match outcome {
+                    Ok(r) => {
+                        eprintln!("{prefix}: {}", progress_line(scenario, &r));
+                        if let Some(f) = runs_file.as_mut() {
+                            let kv: Vec<String> =
+                                r.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                            let _ = writeln!(
+                                f,
+                                "{} {} {scenario} {} rep={rep} {}",
+                                today(),
+                                s.name,
+                                addr,
+                                kv.join(" ")
+                            );
+                        }
+                        results
+                            .entry((scenario.clone(), s.name))
+                            .or_default()
+                            .push(r);
+                    }
+                    Err(e) => {
+                        eprintln!("{prefix}: FAILED: {e}");
+                        failures.push(format!("{scenario} / {} rep {rep}: {e}", s.name));
+                    }
+                }
+            }
+        }
+    }
+    let md = report(&o, &paths, &servers, &notes, &results, &failures);
+    println!("{md}");
+    let out = o
+        .out
+        .clone()
+        .unwrap_or_else(|| results_dir.join("latest.md"));
+    match std::fs::write(&out, &md) {
+        Ok(()) => eprintln!(
+            "report written to {} (every run: {})",
+            out.display(),
+            runs_log.display()
+        ),
+        Err(e) => eprintln!("compare: cannot write {}: {e}", out.display()),
+    }
+    if !failures.is_empty() {
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,669 @@
+//! Load generator for WebSocket echo servers, with its own minimal client.
+//!
+//! usage: loadgen --addr HOST:PORT --scenario SCENARIO [options]
+//!
+//! Scenarios (defaults in brackets, each overridable):
+//!   latency    [1 conn, 16 B text, 1 in flight]        p50/p99 round trip
+//!   small      [64 conns, 16 B text, 16 in flight]     msg/s
+//!   bulk       [16 conns, 64 KiB binary, 2 in flight]  MB/s and msg/s
+//!   large      [1 conn, 16 MiB binary, 1 in flight]    MB/s
+//!   idle       [10000 conns]  server RSS growth per connection after the
+//!              handshake and after one 16 B echo each (needs --server-pid)
+//!   handshake  [16 concurrent loops]  connect, upgrade, close handshake, EOF
+//!
+//! Options:
+//!   --conns N  --size BYTES  --inflight K  --text | --binary
+//!   --warmup SECS [1]  --duration SECS [5]
+//!   --server-pid PID   read the server's CPU time (/proc/PID/stat) and RSS
+//!
+//! Frames are built and masked once, then written again and again; each
+//! connection keeps K messages in flight (pipelined) and counts the echoes
+//! with a small decoder that skips payloads without copying. The client's own
+//! CPU time (getrusage) is reported so a saturated client is visible.
+//! The last line on stdout is `RESULT key=value ...` (read by `compare`).
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{self, StreamExt as _};
+use sockeye_benches::stats::{percentile, si};
+use sockeye_benches::sys;
+use sockeye_benches::ws::{self, opcode, DecodeError, EchoDecoder};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+/// Receive buffer per connection in the throughput scenarios.
+const READ_BUF: usize = 256 << 10;
+/// Connections opened concurrently while setting up many.
+const SETUP_CONCURRENCY: usize = 64;
+/// Time limit for connect + upgrade of one connection.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scenario {
+    Latency,
+    Small,
+    Bulk,
+    Large,
+    Idle,
+    Handshake,
+}
+
+impl Scenario {
+    fn parse(s: &str) -> Option<Scenario> {
+        Some(match s {
+            "latency" => Scenario::Latency,
+            "small" => Scenario::Small,
+            "bulk" => Scenario::Bulk,
+            "large" => Scenario::Large,
+            "idle" => Scenario::Idle,
+            "handshake" => Scenario::Handshake,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Latency => "latency",
+            Scenario::Small => "small",
+            Scenario::Bulk => "bulk",
+            Scenario::Large => "large",
+            Scenario::Idle => "idle",
+            Scenario::Handshake => "handshake",
+        }
+    }
+
+    /// (connections, message size, in flight, text?)
+    fn defaults(self) -> (usize, usize, usize, bool) {
+        match self {
+            Scenario::Latency => (1, 16, 1, true),
+            Scenario::Small => (64, 16, 16, true),
+            Scenario::Bulk => (16, 64 << 10, 2, false),
+            Scenario::Large => (1, 16 << 20, 1, false),
+            Scenario::Idle => (10_000, 16, 1, true),
+            Scenario::Handshake => (16, 0, 1, true),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Config {
+    addr: SocketAddr,
+    scenario: Scenario,
+    conns: usize,
+    size: usize,
+    inflight: usize,
+    text: bool,
+    warmup: Duration,
+    duration: Duration,
+    server_pid: Option<u32>,
+}
+
+fn usage() -> ! {
+    let doc = include_str!("loadgen.rs");
+    for line in doc.lines().take_while(|l| l.starts_with("//!")) {
+        let text = line.trim_start_matches("//!");
+        eprintln!("{}", text.strip_prefix(" ").unwrap_or(text));
+    }
+    std::process::exit(2)
+}
+
+fn parse_args() -> Config {
+    let mut addr = None;
+    let mut scenario = None;
+    let (mut conns, mut size, mut inflight, mut text) = (None, None, None, None);
+    let (mut warmup, mut duration, mut server_pid) = (1.0f64, 5.0f64, None);
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = |name: &str| {
+            args.next().unwrap_or_else(|| {
+                eprintln!("loadgen: {name} needs a value");
+                usage()
+            })
+        };
+        fn num<T: std::str::FromStr>(name: &str, v: String) -> T {
+            v.parse().unwrap_or_else(|_| {
+                eprintln!("loadgen: bad value {v:?} for {name}");
+                usage()
+            })
+        }
+        match a.as_str() {
+            "--addr" => addr = Some(num::<SocketAddr>("--addr", val("--addr"))),
+            "--scenario" => {
+                let v = val("--scenario");
+                scenario = Some(Scenario::parse(&v).unwrap_or_else(|| {
+                    eprintln!("loadgen: unknown scenario {v:?}");
+                    usage()
+                }))
+            }
+            "--conns" => conns = Some(num("--conns", val("--conns"))),
+            "--size" => size = Some(num("--size", val("--size"))),
+            "--inflight" => inflight = Some(num("--inflight", val("--inflight"))),
+            "--text" => text = Some(true),
+            "--binary" => text = Some(false),
+            "--warmup" => warmup = num("--warmup", val("--warmup")),
+            "--duration" => duration = num("--duration", val("--duration")),
+            "--server-pid" => server_pid = Some(num("--server-pid", val("--server-pid"))),
+            "-h" | "--help" => usage(),
+            other => {
+                eprintln!("loadgen: unknown argument {other:?}");
+                usage()
+            }
+        }
+    }
+    let (Some(addr), Some(scenario)) = (addr, scenario) else {
+        usage()
+    };
+    let d = scenario.defaults();
+    let cfg = Config {
+        addr,
+        scenario,
+        conns: conns.unwrap_or(d.0).max(1),
+        size: size.unwrap_or(d.1),
+        inflight: inflight.unwrap_or(d.2).max(1),
+        text: text.unwrap_or(d.3),
+        warmup: Duration::from_secs_f64(warmup.clamp(0.0, 600.0)),
+        duration: Duration::from_secs_f64(duration.clamp(0.1, 600.0)),
+        server_pid,
+    };
+    if cfg.scenario == Scenario::Idle && cfg.server_pid.is_none() {
+        eprintln!("loadgen: the idle scenario needs --server-pid to read the server's RSS");
+        usage()
+    }
+    cfg
+}
+
+fn main() {
+    let cfg = parse_args();
+    let nofile = sys::raise_nofile_limit();
+    if cfg.scenario == Scenario::Idle && (nofile as usize) < cfg.conns + 64 {
+        eprintln!(
+            "loadgen: open-file limit is {nofile}, too low for {} connections",
+            cfg.conns
+        );
+        std::process::exit(1);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let local = tokio::task::LocalSet::new();
+    let result = local.block_on(&rt, async {
+        match cfg.scenario {
+            Scenario::Idle => idle(&cfg).await,
+            Scenario::Handshake => handshakes(&cfg).await,
+            _ => throughput(&cfg).await,
+        }
+    });
+    match result {
+        Ok(fields) => {
+            let line: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!("RESULT scenario={} {}", cfg.scenario.name(), line.join(" "));
+            // Exit at once: open connections are dropped by the kernel.
+            std::process::exit(0);
+        }
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+type Fields = Vec<(&'static str, String)>;
+
+/// A point in time on both clocks, for window deltas.
+#[derive(Clone, Copy)]
+struct Snapshot {
+    at: Instant,
+    client_cpu: Duration,
+    server_cpu: Option<Duration>,
+    busy: Option<Duration>,
+    count: u64,
+}
+
+fn snapshot(cfg: &Config, count: u64) -> Snapshot {
+    Snapshot {
+        at: Instant::now(),
+        client_cpu: sys::self_cpu_time(),
+        server_cpu: cfg.server_pid.and_then(|p| sys::process_cpu_time(p).ok()),
+        busy: sys::system_busy_time().ok(),
+        count,
+    }
+}
+
+/// Wall seconds, count, client and server CPU (fraction of a core), server CPU
+/// per item, and the CPU everything else on the machine used meanwhile.
+fn window_fields(a: &Snapshot, b: &Snapshot, what: &'static str) -> (f64, u64, Fields) {
+    let secs = (b.at - a.at).as_secs_f64();
+    let n = b.count - a.count;
+    let client = (b.client_cpu - a.client_cpu).as_secs_f64();
+    let mut f: Fields = vec![
+        ("secs", format!("{secs:.3}")),
+        (what, n.to_string()),
+        ("client_cpu", format!("{:.3}", client / secs)),
+    ];
+    let mut server = 0.0;
+    if let (Some(sa), Some(sb)) = (a.server_cpu, b.server_cpu) {
+        server = sb.saturating_sub(sa).as_secs_f64();
+        f.push(("server_cpu", format!("{:.3}", server / secs)));
+        if n > 0 {
+            f.push((
+                "server_us_per_op",
+                format!("{:.3}", server * 1e6 / n as f64),
+            ));
+        }
+    }
+    if let (Some(ba), Some(bb)) = (a.busy, b.busy) {
+        let other = bb.saturating_sub(ba).as_secs_f64() - client - server;
+        f.push(("other_cpu", format!("{:.3}", (other / secs).max(0.0))));
+    }
+    (secs, n, f)
+}
+
+/// Connects and upgrades; returns the stream and any bytes read past the 101 head.
+async fn ws_connect(addr: SocketAddr, request: &[u8]) -> Result<(TcpStream, Vec<u8>), String> {
+    let work = async {
+        let mut s = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        s.set_nodelay(true).map_err(|e| e.to_string())?;
+        s.write_all(request)
+            .await
+            .map_err(|e| format!("send upgrade request: {e}"))?;
+        let mut buf = Vec::with_capacity(512);
+        let mut chunk = [0u8; 1024];
+        loop {
+            let n = s
+                .read(&mut chunk)
+                .await
+                .map_err(|e| format!("read upgrade response: {e}"))?;
+            if n == 0 {
+                return Err("server closed during the handshake".to_string());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(end) = ws::head_end(&buf) {
+                ws::check_response(&buf[..end])?;
+                return Ok((s, buf.split_off(end)));
+            }
+            if buf.len() > 16 << 10 {
+                return Err("response head too large".to_string());
+            }
+        }
+    };
+    timeout(HANDSHAKE_TIMEOUT, work)
+        .await
+        .map_err(|_| "handshake timed out".to_string())?
+}
+
+/// Counters shared by the connections of one run (single-threaded runtime).
+#[derive(Default)]
+struct Shared {
+    completed: Cell<u64>,
+    recording: Cell<bool>,
+    latencies_ns: RefCell<Vec<u64>>,
+    errors: Cell<u64>,
+    first_error: RefCell<Option<String>>,
+}
+
+impl Shared {
+    fn error(&self, e: String) {
+        self.errors.set(self.errors.get() + 1);
+        self.first_error.borrow_mut().get_or_insert(e);
+    }
+}
+
+/// Per connection: keeps `inflight` messages outstanding, writing pre-masked
+/// frames and counting echoes, until the process exits.
+async fn pump(
+    stream: TcpStream,
+    leftover: Vec<u8>,
+    frames: Rc<Vec<u8>>,
+    frame_len: usize,
+    cfg: Rc<Config>,
+    shared: Rc<Shared>,
+) -> Result<(), String> {
+    let mut dec = EchoDecoder::new(cfg.size as u64);
+    let mut rbuf = vec![0u8; READ_BUF.min(cfg.size * cfg.inflight + 4096).max(4096)];
+    let mut credits = cfg.inflight as u64;
+    // Bytes still to write, and where in `frames` the next byte is (all
+    // frames are identical, so any window of whole frames can be sent).
+    let mut write_left = 0usize;
+    let mut write_off = 0usize;
+    // Send time of each group of messages queued together, and its size.
+    let mut sent: VecDeque<(Instant, u64)> = VecDeque::new();
+    let io_err = |what: &str, e: io::Error| format!("{what}: {e}");
+    let mut on_data = |data: &[u8], credits: &mut u64, sent: &mut VecDeque<(Instant, u64)>| {
+        let done = dec.feed(data).map_err(|e: DecodeError| e.to_string())?;
+        if done > 0 {
+            *credits += done;
+            shared.completed.set(shared.completed.get() + done);
+            let now = Instant::now();
+            let mut left = done;
+            let recording = shared.recording.get();
+            let mut lat = shared.latencies_ns.borrow_mut();
+            while left > 0 {
+                let Some(front) = sent.front_mut() else { break };
+                let k = front.1.min(left);
+                if recording {
+                    let ns = (now - front.0).as_nanos() as u64;
+                    lat.extend(std::iter::repeat_n(ns, k as usize));
+                }
+                front.1 -= k;
+                left -= k;
+                if front.1 == 0 {
+                    sent.pop_front();
+                }
+            }
+        }
+        Ok::<(), String>(())
+    };
+    if !leftover.is_empty() {
+        on_data(&leftover, &mut credits, &mut sent)?;
+    }
+    loop {
+        if credits > 0 {
+            write_left += credits as usize * frame_len;
+            sent.push_back((Instant::now(), credits));
+            credits = 0;
+        }
+        while write_left > 0 {
+            let end = (write_off + write_left).min(frames.len());
+            match stream.try_write(&frames[write_off..end]) {
+                Ok(n) => {
+                    write_left -= n;
+                    write_off += n;
+                    if write_off == frames.len() {
+                        write_off = 0;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(io_err("write", e)),
+            }
+        }
+        match stream.try_read(&mut rbuf) {
+            Ok(0) => return Err("server closed the connection".to_string()),
+            Ok(n) => on_data(&rbuf[..n], &mut credits, &mut sent)?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                tokio::select! {
+                    r = stream.readable() => r.map_err(|e| io_err("wait readable", e))?,
+                    w = stream.writable(), if write_left > 0 => {
+                        w.map_err(|e| io_err("wait writable", e))?
+                    }
+                }
+            }
+            Err(e) => return Err(io_err("read", e)),
+        }
+    }
+}
+
+async fn throughput(cfg: &Config) -> Result<Fields, String> {
+    let cfg = Rc::new(cfg.clone());
+    let op = if cfg.text {
+        opcode::TEXT
+    } else {
+        opcode::BINARY
+    };
+    let frame = ws::masked_frame(op, &ws::payload(cfg.size), ws::MASK);
+    let frame_len = frame.len();
+    // Twice the window, so a write rarely stops at the end of the buffer.
+    let copies = if frame_len >= 1 << 20 {
+        cfg.inflight
+    } else {
+        2 * cfg.inflight
+    };
+    let frames = Rc::new(frame.repeat(copies));
+    drop(frame);
+    let request = ws::client_request(&cfg.addr.to_string(), "/");
+    let shared = Rc::new(Shared::default());
+
+    let conns: Vec<_> = stream::iter(0..cfg.conns)
+        .map(|_| ws_connect(cfg.addr, &request))
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .collect()
+        .await;
+    let mut handles = Vec::new();
+    for c in conns {
+        let (stream, leftover) = c?;
+        let (frames, cfg, shared) = (frames.clone(), cfg.clone(), shared.clone());
+        handles.push(tokio::task::spawn_local(async move {
+            if let Err(e) = pump(stream, leftover, frames, frame_len, cfg, shared.clone()).await {
+                shared.error(e);
+            }
+        }));
+    }
+
+    tokio::time::sleep(cfg.warmup).await;
+    let a = snapshot(&cfg, shared.completed.get());
+    shared.recording.set(true);
+    tokio::time::sleep(cfg.duration).await;
+    shared.recording.set(false);
+    let b = snapshot(&cfg, shared.completed.get());
+    for h in &handles {
+        h.abort();
+    }
+
+    let (secs, n, mut f) = window_fields(&a, &b, "msgs");
+    let msg_per_s = n as f64 / secs;
+    let mb_per_s = msg_per_s * cfg.size as f64 / 1e6;
+    let mut lat = shared.latencies_ns.take();
+    let p50 = percentile(&mut lat, 50.0).unwrap_or(0) as f64 / 1e3;
+    let p99 = percentile(&mut lat, 99.0).unwrap_or(0) as f64 / 1e3;
+    f.extend([
+        ("conns", cfg.conns.to_string()),
+        ("size", cfg.size.to_string()),
+        ("inflight", cfg.inflight.to_string()),
+        ("msg_per_s", format!("{msg_per_s:.1}")),
+        ("mb_per_s", format!("{mb_per_s:.1}")),
+        ("p50_us", format!("{p50:.1}")),
+        ("p99_us", format!("{p99:.1}")),
+        ("errors", shared.errors.get().to_string()),
+    ]);
+    eprintln!(
+        "{}: {} conns x {} B x {} in flight: {} msg/s, {} MB/s, p50 {p50:.1} us, p99 {p99:.1} us",
+        cfg.scenario.name(),
+        cfg.conns,
+        cfg.size,
+        cfg.inflight,
+        si(msg_per_s),
+        si(mb_per_s)
+    );
+    if let Some(e) = shared.first_error.take() {
+        eprintln!(
+            "loadgen: {} connection(s) failed, first: {e}",
+            shared.errors.get()
+        );
+        if n == 0 {
+            return Err(e);
+        }
+    }
+    Ok(f)
+}
+
+/// Sends one message and waits for its echo.
+async fn echo_once(stream: &mut TcpStream, frame: &[u8], size: usize) -> Result<(), String> {
+    let work = async {
+        stream.write_all(frame).await.map_err(|e| e.to_string())?;
+        let mut dec = EchoDecoder::new(size as u64);
+        let mut buf = [0u8; 256];
+        loop {
+            let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("server closed the connection".to_string());
+            }
+            if dec.feed(&buf[..n]).map_err(|e| e.to_string())? > 0 {
+                return Ok(());
+            }
+        }
+    };
+    timeout(Duration::from_secs(10), work)
+        .await
+        .map_err(|_| "echo timed out".to_string())?
+}
+
+async fn idle(cfg: &Config) -> Result<Fields, String> {
+    let pid = cfg.server_pid.ok_or("no --server-pid")?;
+    let rss = || sys::process_rss_bytes(pid).map_err(|e| format!("server RSS: {e}"));
+    let settle = Duration::from_millis(500);
+    let base = rss()?;
+    let request = ws::client_request(&cfg.addr.to_string(), "/");
+    let start = Instant::now();
+    let results: Vec<_> = stream::iter(0..cfg.conns)
+        .map(|_| ws_connect(cfg.addr, &request))
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .collect()
+        .await;
+    let mut conns = Vec::with_capacity(results.len());
+    for r in results {
+        conns.push(r?.0);
+    }
+    let setup = start.elapsed().as_secs_f64();
+    tokio::time::sleep(settle).await;
+    let after_hs = rss()?;
+
+    let op = if cfg.text {
+        opcode::TEXT
+    } else {
+        opcode::BINARY
+    };
+    let frame = ws::masked_frame(op, &ws::payload(cfg.size), ws::MASK);
+    let echoes: Vec<_> = stream::iter(conns.iter_mut())
+        .map(|s| echo_once(s, &frame, cfg.size))
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .collect()
+        .await;
+    for e in echoes {
+        e?;
+    }
+    tokio::time::sleep(settle).await;
+    let after_echo = rss()?;
+    let n = conns.len() as f64;
+    let per_hs = (after_hs as f64 - base as f64) / n;
+    let per_echo = (after_echo as f64 - base as f64) / n;
+    eprintln!(
+        "idle: {} conns: server RSS {} KiB -> {} KiB after handshakes ({per_hs:.0} B/conn) -> \
+         {} KiB after one echo each ({per_echo:.0} B/conn); setup {setup:.1} s",
+        conns.len(),
+        base >> 10,
+        after_hs >> 10,
+        after_echo >> 10
+    );
+    Ok(vec![
+        ("conns", conns.len().to_string()),
+        ("rss_base_kib", (base >> 10).to_string()),
+        ("rss_handshake_kib", (after_hs >> 10).to_string()),
+        ("rss_echo_kib", (after_echo >> 10).to_string()),
+        ("bytes_per_conn_handshake", format!("{per_hs:.0}")),
+        ("bytes_per_conn_echo", format!("{per_echo:.0}")),
+        ("setup_secs", format!("{setup:.2}")),
+    ])
+}
+
+/// One connect, upgrade, close handshake; `Ok(true)` if the server then
+/// closed TCP (as RFC 6455 §7.1.1 says it should), `Ok(false)` if we gave up
+/// waiting for its FIN.
+async fn one_handshake(addr: SocketAddr, request: &[u8], close: &[u8]) -> Result<bool, String> {
+    let (mut s, leftover) = ws_connect(addr, request).await?;
+    s.write_all(close)
+        .await
+        .map_err(|e| format!("send Close: {e}"))?;
+    let mut dec = EchoDecoder::new(0);
+    // Ok(true) once the server's Close frame has arrived.
+    let mut check = |data: &[u8]| match dec.feed(data) {
+        Err(DecodeError::Closed(_)) => Ok(true),
+        Err(e) => Err(e.to_string()),
+        Ok(0) => Ok(false),
+        Ok(_) => Err("unexpected message before Close".to_string()),
+    };
+    let mut got_close = !leftover.is_empty() && check(&leftover)?;
+    let mut buf = [0u8; 512];
+    let wait = async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) if got_close => return Ok(()),
+                Ok(0) => return Err("EOF without a Close from the server".to_string()),
+                Ok(n) if !got_close => got_close = check(&buf[..n])?,
+                Ok(_) => return Err("data after Close".to_string()),
+                // A reset after the close handshake still ends it.
+                Err(_) if got_close => return Ok(()),
+                Err(e) => return Err(format!("read Close: {e}")),
+            }
+        }
+    };
+    match timeout(Duration::from_secs(2), wait).await {
+        Ok(r) => r?,
+        Err(_) if got_close => return Ok(false),
+        Err(_) => return Err("no Close from the server".to_string()),
+    }
+    Ok(true)
+}
+
+async fn handshakes(cfg: &Config) -> Result<Fields, String> {
+    let request = Rc::new(ws::client_request(&cfg.addr.to_string(), "/"));
+    let close = Rc::new(ws::close_frame());
+    let shared = Rc::new(Shared::default());
+    let no_fin = Rc::new(Cell::new(0u64));
+    let mut handles = Vec::new();
+    for _ in 0..cfg.conns {
+        let (request, close, shared, no_fin) = (
+            request.clone(),
+            close.clone(),
+            shared.clone(),
+            no_fin.clone(),
+        );
+        let addr = cfg.addr;
+        handles.push(tokio::task::spawn_local(async move {
+            // Bounded: the process exits after the window; errors back off.
+            loop {
+                match one_handshake(addr, &request, &close).await {
+                    Ok(fin) => {
+                        shared.completed.set(shared.completed.get() + 1);
+                        if !fin {
+                            no_fin.set(no_fin.get() + 1);
+                        }
+                    }
+                    Err(e) => {
+                        shared.error(e);
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(cfg.warmup).await;
+    let errors_before = shared.errors.get();
+    let a = snapshot(cfg, shared.completed.get());
+    tokio::time::sleep(cfg.duration).await;
+    let b = snapshot(cfg, shared.completed.get());
+    for h in &handles {
+        h.abort();
+    }
+    let (secs, n, mut f) = window_fields(&a, &b, "handshakes");
+    let per_s = n as f64 / secs;
+    let errors = shared.errors.get() - errors_before;
+    f.extend([
+        ("conns", cfg.conns.to_string()),
+        ("hs_per_s", format!("{per_s:.1}")),
+        ("no_fin", no_fin.get().to_string()),
+        ("errors", errors.to_string()),
+    ]);
+    eprintln!(
+        "handshake: {} concurrent loops: {} handshakes/s",
+        cfg.conns,
+        si(per_s)
+    );
+    if let Some(e) = shared.first_error.take() {
+        eprintln!(
+            "loadgen: {} handshake(s) failed, first: {e}",
+            shared.errors.get()
+        );
+        if n == 0 {
+            return Err(e);
+        }
+    }
+    Ok(f)
+}

@@ -1,0 +1,130 @@
+//! Process resources: CPU time, resident memory, the open-file limit (Linux).
+#![allow(unsafe_code)] // two libc calls (getrusage, setrlimit), each commented
+
+use std::io;
+use std::time::Duration;
+
+/// CPU time (user + system) this process has used so far, from `getrusage`.
+pub fn self_cpu_time() -> Duration {
+    // SAFETY: getrusage only writes the struct we pass; all-zero is a valid rusage.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to a live rusage, RUSAGE_SELF is a valid `who`.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Raises the soft open-file limit to the hard limit; returns the new soft limit.
+///
+/// The idle scenario holds 10,000 connections, so the load generator and the
+/// server each need that many descriptors.
+pub fn raise_nofile_limit() -> u64 {
+    // SAFETY: all-zero is a valid rlimit; getrlimit/setrlimit only read/write it.
+    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to a live rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 0;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let want = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: a valid pointer to a live rlimit.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
+            lim.rlim_cur = lim.rlim_max;
+        }
+    }
+    lim.rlim_cur
+}
+
+/// Clock ticks per second, the unit of `utime` / `stime` in `/proc/PID/stat`.
+pub fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no memory effects.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as u64
+    } else {
+        100
+    }
+}
+
+/// CPU time (user + system, all threads) used so far by process `pid`, from
+/// `/proc/PID/stat`; resolution is one clock tick (usually 10 ms).
+pub fn process_cpu_time(pid: u32) -> io::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) is in parentheses and may contain spaces.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| io::Error::other("malformed /proc/PID/stat"))?;
+    // After ')': field 3 (state) is index 0, so utime (14) is 11 and stime (15) is 12.
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let num = |i: usize| -> io::Result<u64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| io::Error::other("malformed /proc/PID/stat"))
+    };
+    let ticks = num(11)? + num(12)?;
+    let hz = clock_ticks_per_second();
+    Ok(Duration::from_nanos(ticks * 1_000_000_000 / hz))
+}
+
+/// CPU time all processes on the machine have used so far (every CPU, user +
+/// system + interrupts + steal), from the first line of `/proc/stat`. The
+/// load generator subtracts its own and the server's time from its delta to
+/// see how much other work ran during a measurement.
+pub fn system_busy_time() -> io::Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .ok_or_else(|| io::Error::other("no cpu line in /proc/stat"))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest is inside user)
+    let busy: u64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| v.get(i)).sum();
+    Ok(Duration::from_nanos(
+        busy * 1_000_000_000 / clock_ticks_per_second(),
+    ))
+}
+
+/// Resident set size of process `pid` in bytes (`VmRSS` of `/proc/PID/status`).
+pub fn process_rss_bytes(pid: u32) -> io::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .ok_or_else(|| io::Error::other("no VmRSS in /proc/PID/status"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_is_readable() {
+        let pid = std::process::id();
+        assert!(process_rss_bytes(pid).unwrap() > 0);
+        // Burn a little CPU so both clocks move.
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        assert!(self_cpu_time() > Duration::ZERO);
+        process_cpu_time(pid).unwrap();
+        assert!(system_busy_time().unwrap() > Duration::ZERO);
+        assert!(clock_ticks_per_second() > 0);
+        assert!(raise_nofile_limit() > 0);
+    }
+}

@@ -1,0 +1,392 @@
+//! A minimal WebSocket codec for the load generator (and the handshake of the
+//! fastwebsockets peer server): just what an echo benchmark needs, written to
+//! cost the client as little CPU as possible.
+//!
+//! - client side: [`client_request`], [`check_response`], [`masked_frame`]
+//!   (frames are built and masked once, then written again and again), and
+//!   [`EchoDecoder`], which counts the echoed messages in the server's
+//!   unmasked frames without copying their payload;
+//! - server side: [`server_response`] answers an upgrade request head.
+
+use base64::Engine as _;
+use sha1::{Digest, Sha1};
+
+/// The GUID of RFC 6455 §1.3 appended to the key before hashing.
+const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// The `Sec-WebSocket-Key` the load generator sends (the RFC 6455 §1.3 sample nonce).
+pub const CLIENT_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+/// The mask key of every frame the load generator sends.
+pub const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+/// Frame opcodes (RFC 6455 §5.2).
+pub mod opcode {
+    /// Continuation frame.
+    pub const CONTINUATION: u8 = 0x0;
+    /// Text frame.
+    pub const TEXT: u8 = 0x1;
+    /// Binary frame.
+    pub const BINARY: u8 = 0x2;
+    /// Close frame.
+    pub const CLOSE: u8 = 0x8;
+    /// Ping frame.
+    pub const PING: u8 = 0x9;
+    /// Pong frame.
+    pub const PONG: u8 = 0xA;
+}
+
+/// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key` (RFC 6455 §4.2.2).
+pub fn accept_key(key: &str) -> String {
+    let mut h = Sha1::new();
+    h.update(key.trim().as_bytes());
+    h.update(GUID.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(h.finalize())
+}
+
+/// The upgrade request the load generator sends to `host` (`HOST:PORT`).
+pub fn client_request(host: &str, path: &str) -> Vec<u8> {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {CLIENT_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// Position just past the `\r\n\r\n` ending an HTTP head in `buf`, if complete.
+pub fn head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+}
+
+/// Checks a complete response head: status 101 and the right `Sec-WebSocket-Accept`.
+pub fn check_response(head: &[u8]) -> Result<(), String> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut resp = httparse::Response::new(&mut headers);
+    match resp.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err("incomplete response head".into()),
+        Err(e) => return Err(format!("bad response head: {e}")),
+    }
+    if resp.code != Some(101) {
+        return Err(format!("server answered {:?}, not 101", resp.code));
+    }
+    let want = accept_key(CLIENT_KEY);
+    let got = resp
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("sec-websocket-accept"))
+        .map(|h| String::from_utf8_lossy(h.value).trim().to_string());
+    match got {
+        Some(g) if g == want => Ok(()),
+        other => Err(format!("bad Sec-WebSocket-Accept {other:?}")),
+    }
+}
+
+/// Answers a complete upgrade request head: the `101 Switching Protocols`
+/// response, or an error for anything that is not a WebSocket upgrade.
+pub fn server_response(head: &[u8]) -> Result<Vec<u8>, String> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err("incomplete request head".into()),
+        Err(e) => return Err(format!("bad request head: {e}")),
+    }
+    let key = req
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("sec-websocket-key"))
+        .and_then(|h| std::str::from_utf8(h.value).ok())
+        .ok_or("no Sec-WebSocket-Key")?;
+    Ok(format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n\r\n",
+        accept_key(key)
+    )
+    .into_bytes())
+}
+
+/// One client frame (FIN set) carrying `payload`, masked with `mask`.
+pub fn masked_frame(opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    let len = payload.len();
+    let mut f = Vec::with_capacity(len + 14);
+    f.push(0x80 | opcode);
+    if len < 126 {
+        f.push(0x80 | len as u8);
+    } else if len <= 0xffff {
+        f.push(0x80 | 126);
+        f.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        f.push(0x80 | 127);
+        f.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    f.extend_from_slice(&mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
+    f
+}
+
+/// `count` copies of [`masked_frame`] back to back (one write sends many messages).
+pub fn masked_frames(opcode: u8, payload: &[u8], count: usize) -> Vec<u8> {
+    masked_frame(opcode, payload, MASK).repeat(count.max(1))
+}
+
+/// A masked Close frame with status 1000 (normal closure).
+pub fn close_frame() -> Vec<u8> {
+    masked_frame(opcode::CLOSE, &1000u16.to_be_bytes(), MASK)
+}
+
+/// A payload of `len` printable ASCII bytes (valid as text and as binary).
+pub fn payload(len: usize) -> Vec<u8> {
+    (0..len).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+/// What went wrong in the server's frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The server sent a Close frame (with its status code, if any).
+    Closed(Option<u16>),
+    /// A server frame was masked, had RSV bits, or an unknown opcode.
+    BadFrame(u8, u8),
+    /// An echoed message had a different length than the one sent.
+    WrongLength {
+        /// The length sent.
+        expected: u64,
+        /// The length echoed.
+        got: u64,
+    },
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::Closed(code) => write!(f, "server sent Close (code {code:?})"),
+            DecodeError::BadFrame(b0, b1) => write!(f, "bad server frame head {b0:#04x} {b1:#04x}"),
+            DecodeError::WrongLength { expected, got } => {
+                write!(f, "echoed message of {got} bytes, sent {expected}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Counts echoed messages in a stream of server (unmasked) frames, skipping
+/// payloads without copying them. Messages may arrive fragmented; Ping and
+/// Pong frames are skipped; a Close frame is an error.
+#[derive(Debug, Clone)]
+pub struct EchoDecoder {
+    expected_len: u64,
+    head: [u8; 10],
+    head_len: usize,
+    payload_left: u64,
+    frame_opcode: u8,
+    frame_fin: bool,
+    close_code: Vec<u8>,
+    message_len: u64,
+}
+
+impl EchoDecoder {
+    /// A decoder for echoes of messages of `expected_len` bytes each.
+    pub fn new(expected_len: u64) -> Self {
+        EchoDecoder {
+            expected_len,
+            head: [0; 10],
+            head_len: 0,
+            payload_left: 0,
+            frame_opcode: 0,
+            frame_fin: false,
+            close_code: Vec::new(),
+            message_len: 0,
+        }
+    }
+
+    /// True between frames and between messages (nothing partially received).
+    pub fn is_idle(&self) -> bool {
+        self.head_len == 0 && self.payload_left == 0 && self.message_len == 0
+    }
+
+    /// Feeds received bytes; returns the number of messages they completed.
+    pub fn feed(&mut self, mut data: &[u8]) -> Result<u64, DecodeError> {
+        let mut done = 0;
+        while !data.is_empty() {
+            if self.payload_left > 0 {
+                let n = (self.payload_left.min(data.len() as u64)) as usize;
+                if self.frame_opcode == opcode::CLOSE {
+                    self.close_code.extend_from_slice(&data[..n]);
+                }
+                self.payload_left -= n as u64;
+                data = &data[n..];
+                if self.payload_left == 0 {
+                    done += self.end_frame()?;
+                }
+                continue;
+            }
+            // Fast path: a whole 2-byte head with a small payload.
+            if self.head_len == 0 && data.len() >= 2 && data[1] < 126 {
+                let (b0, b1) = (data[0], data[1]);
+                data = &data[2..];
+                self.start_frame(b0, b1, u64::from(b1))?;
+                if self.payload_left == 0 {
+                    done += self.end_frame()?;
+                }
+                continue;
+            }
+            self.head[self.head_len] = data[0];
+            self.head_len += 1;
+            data = &data[1..];
+            if self.head_len < 2 {
+                continue;
+            }
+            let need = match self.head[1] & 0x7f {
+                126 => 4,
+                127 => 10,
+                _ => 2,
+            };
+            if self.head_len < need {
+                continue;
+            }
+            let len = match need {
+                4 => u64::from(u16::from_be_bytes([self.head[2], self.head[3]])),
+                10 => u64::from_be_bytes(self.head[2..10].try_into().unwrap_or([0; 8])),
+                _ => u64::from(self.head[1] & 0x7f),
+            };
+            self.head_len = 0;
+            self.start_frame(self.head[0], self.head[1], len)?;
+            if self.payload_left == 0 {
+                done += self.end_frame()?;
+            }
+        }
+        Ok(done)
+    }
+
+    fn start_frame(&mut self, b0: u8, b1: u8, len: u64) -> Result<(), DecodeError> {
+        let op = b0 & 0x0f;
+        let bad_op = !matches!(
+            op,
+            opcode::CONTINUATION
+                | opcode::TEXT
+                | opcode::BINARY
+                | opcode::CLOSE
+                | opcode::PING
+                | opcode::PONG
+        );
+        if b0 & 0x70 != 0 || b1 & 0x80 != 0 || bad_op {
+            return Err(DecodeError::BadFrame(b0, b1));
+        }
+        self.frame_opcode = op;
+        self.close_code.clear();
+        self.frame_fin = b0 & 0x80 != 0;
+        self.payload_left = len;
+        if op < opcode::CLOSE {
+            self.message_len += len;
+        }
+        Ok(())
+    }
+
+    fn end_frame(&mut self) -> Result<u64, DecodeError> {
+        match self.frame_opcode {
+            opcode::CLOSE => {
+                let code = (self.close_code.len() >= 2)
+                    .then(|| u16::from_be_bytes([self.close_code[0], self.close_code[1]]));
+                Err(DecodeError::Closed(code))
+            }
+            opcode::PING | opcode::PONG => Ok(0),
+            _ if !self.frame_fin => Ok(0),
+            _ => {
+                let got = std::mem::take(&mut self.message_len);
+                if got != self.expected_len {
+                    return Err(DecodeError::WrongLength {
+                        expected: self.expected_len,
+                        got,
+                    });
+                }
+                Ok(1)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_frame(fin: bool, op: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = masked_frame(op, payload, [0; 4]);
+        // Unmask: clear the MASK bit and drop the (all-zero) key.
+        f[0] = if fin { f[0] } else { f[0] & 0x7f };
+        f[1] &= 0x7f;
+        let key_at = match f[1] {
+            126 => 4,
+            127 => 10,
+            _ => 2,
+        };
+        f.drain(key_at..key_at + 4);
+        f
+    }
+
+    #[test]
+    fn rfc6455_accept_key() {
+        assert_eq!(accept_key(CLIENT_KEY), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    #[test]
+    fn handshake_round_trip() {
+        let req = client_request("127.0.0.1:9001", "/");
+        let resp = server_response(&req).unwrap();
+        assert_eq!(head_end(&resp), Some(resp.len()));
+        check_response(&resp).unwrap();
+        assert!(check_response(b"HTTP/1.1 400 Bad Request\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn masked_frames_unmask_to_payload() {
+        for len in [0usize, 16, 125, 126, 65535, 65536, 70000] {
+            let p = payload(len);
+            let f = masked_frame(opcode::BINARY, &p, MASK);
+            let off = f.len() - len;
+            let key = &f[off - 4..off];
+            let un: Vec<u8> = f[off..]
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ key[i & 3])
+                .collect();
+            assert_eq!(un, p, "len {len}");
+        }
+        assert_eq!(masked_frames(opcode::TEXT, b"hi", 3).len(), 3 * 8);
+    }
+
+    #[test]
+    fn decoder_counts_every_split() {
+        let mut stream = Vec::new();
+        for len in [16usize, 200, 70000] {
+            stream.extend(server_frame(true, opcode::BINARY, &payload(len)));
+        }
+        for split in [1usize, 2, 3, 7, 100, 4096, usize::MAX] {
+            let mut d16 = EchoDecoder::new(16);
+            let r = stream
+                .chunks(split.min(stream.len()))
+                .try_fold(0, |n, c| d16.feed(c).map(|k| n + k));
+            assert!(matches!(r, Err(DecodeError::WrongLength { .. })));
+        }
+        let mut one = Vec::new();
+        for _ in 0..5 {
+            one.extend(server_frame(false, opcode::TEXT, &payload(10)));
+            one.extend(server_frame(true, opcode::PING, b"x"));
+            one.extend(server_frame(true, opcode::CONTINUATION, &payload(6)));
+        }
+        for split in [1usize, 2, 3, 5, 1000] {
+            let mut d = EchoDecoder::new(16);
+            let n: u64 = one.chunks(split).map(|c| d.feed(c).unwrap()).sum();
+            assert_eq!(n, 5, "split {split}");
+            assert!(d.is_idle());
+        }
+        let mut d = EchoDecoder::new(16);
+        let close = server_frame(true, opcode::CLOSE, &1001u16.to_be_bytes());
+        assert_eq!(d.feed(&close), Err(DecodeError::Closed(Some(1001))));
+        let mut d = EchoDecoder::new(16);
+        assert!(matches!(
+            d.feed(&[0x83, 0x00]),
+            Err(DecodeError::BadFrame(..))
+        ));
+    }
+}

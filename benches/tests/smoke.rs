@@ -1,0 +1,101 @@
+//! Smoke test of the comparison tools: each peer echo server, driven by the
+//! load generator for a fraction of a second in every scenario, produces a
+//! sane RESULT line. Catches a peer library upgrade or a loadgen change that
+//! would only show up as a failed benchmark run.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Kills the child (by its PID) when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_peer(imp: &str) -> (Killed, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_peer_echo"))
+        .args(["--impl", imp, "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start peer_echo");
+    let stdout = child.stdout.take().expect("stdout");
+    let child = Killed(child);
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read peer_echo stdout");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    (child, addr)
+}
+
+fn loadgen(addr: &str, pid: u32, scenario: &str, extra: &[&str]) -> BTreeMap<String, f64> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["--addr", addr, "--scenario", scenario])
+        .args(["--server-pid", &pid.to_string()])
+        .args(["--warmup", "0.1", "--duration", "0.3"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start loadgen");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().expect("wait").is_none() {
+        assert!(Instant::now() < deadline, "loadgen {scenario} hung");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("loadgen output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "loadgen {scenario} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("RESULT "))
+        .unwrap_or_else(|| panic!("no RESULT line in {stdout:?}"));
+    line.split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .filter_map(|(k, v)| v.parse().ok().map(|v| (k.to_string(), v)))
+        .collect()
+}
+
+#[test]
+fn every_peer_serves_every_scenario() {
+    for imp in ["tungstenite", "fastwebsockets", "tokio-websockets"] {
+        let (server, addr) = start_peer(imp);
+        let pid = server.0.id();
+        let r = loadgen(&addr, pid, "latency", &[]);
+        assert!(r["msgs"] > 0.0 && r["p50_us"] > 0.0, "{imp} latency: {r:?}");
+        let r = loadgen(&addr, pid, "small", &["--conns", "4"]);
+        assert!(r["msgs"] > 0.0 && r["errors"] == 0.0, "{imp} small: {r:?}");
+        let r = loadgen(&addr, pid, "bulk", &["--conns", "2"]);
+        assert!(
+            r["mb_per_s"] > 0.0 && r["errors"] == 0.0,
+            "{imp} bulk: {r:?}"
+        );
+        let r = loadgen(&addr, pid, "large", &["--size", "3000000"]);
+        assert!(r["msgs"] > 0.0 && r["errors"] == 0.0, "{imp} large: {r:?}");
+        let r = loadgen(&addr, pid, "handshake", &["--conns", "2"]);
+        assert!(r["handshakes"] > 0.0, "{imp} handshake: {r:?}");
+        assert_eq!(
+            r["no_fin"], 0.0,
+            "{imp}: server did not close TCP after Close"
+        );
+        let r = loadgen(&addr, pid, "idle", &["--conns", "50"]);
+        assert_eq!(r["conns"], 50.0, "{imp} idle: {r:?}");
+        assert!(r["rss_echo_kib"] > 0.0, "{imp} idle: {r:?}");
+    }
+}

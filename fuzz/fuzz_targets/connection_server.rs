@@ -1,0 +1,4 @@
+//! cargo-fuzz wrapper: a stream of peer bytes to a server connection.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sockeye_fuzz::connection::connection_server(data));

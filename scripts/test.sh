@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# usage: bash scripts/test.sh
+# The one test command, on a fresh machine or your own. In order:
+#   1. installs the outside peers, idempotently: the Python `websockets` library
+#      in a venv under target/py (exported as SOCKEYE_PYTHON for the interop
+#      tests) and, when an adapter is listed below, Autobahn|Testsuite via
+#      $SOCKEYE_SHARED/autobahn/setup.sh (SOCKEYE_SHARED defaults to ../shared
+#      beside the repository);
+#   2. cargo test --workspace (unit, integration and doc tests, the fuzz corpus
+#      replay, the bench crate's tests);
+#   3. Autobahn conformance, both directions, for each adapter listed in
+#      AUTOBAHN_ADAPTERS (scripts/autobahn.sh).
+# Every step runs even if an earlier one failed; the exit status is non-zero if
+# any failed, and the last line is `summary: N passed, N failed, N skipped`.
+# Env: SOCKEYE_SHARED, SOCKEYE_AUTOBAHN_ADAPTERS (overrides the list below;
+# empty skips Autobahn), SOCKEYE_AUTOBAHN_BUDGET (seconds for all Autobahn runs,
+# default 900), CI=true (a missing peer is a failure, not a skip), AB_TIMEOUT
+# and AB_EXCLUDE (passed to the Autobahn harness).
+set -euo pipefail
+
+# Adapters checked with Autobahn|Testsuite (both directions). Enable each as its
+# echo_server and autobahn_client examples land, e.g. AUTOBAHN_ADAPTERS="tokio smol mio".
+AUTOBAHN_ADAPTERS=""
+
+ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel 2>/dev/null || (cd "$(dirname "$0")/.." && pwd))
+cd "$ROOT"
+SHARED=${SOCKEYE_SHARED:-$ROOT/../shared}
+ADAPTERS=${SOCKEYE_AUTOBAHN_ADAPTERS-$AUTOBAHN_ADAPTERS}
+IN_CI=false; [ "${CI:-}" = true ] && IN_CI=true
+LOGS=$ROOT/target/test-logs
+mkdir -p "$LOGS"
+start=$SECONDS
+section() { printf '\n=== %s  [scripts/test.sh, %ds]\n' "$*" "$((SECONDS - start))"; }
+
+PASSED=0 FAILED=0 SKIPPED=0
+STEPS=()   # one line per step for the summary
+step() { # step ok|FAILED|skipped TEXT
+  STEPS+=("$(printf '%-8s %s' "$1" "$2")")
+  case $1 in ok) ;; skipped) ;; *) STEP_FAILED=1 ;; esac
+}
+STEP_FAILED=0
+
+# --- 1. Outside peers -------------------------------------------------------
+section "Python peer (websockets) in target/py"
+PY=$ROOT/target/py/bin/python
+REQ=$ROOT/scripts/requirements-python.txt
+if "$PY" -c 'import websockets' 2>/dev/null && cmp -s "$REQ" "$ROOT/target/py/requirements.txt"; then
+  echo "already installed: $("$PY" -c 'import websockets; print("websockets", websockets.__version__)')"
+elif { rm -rf "$ROOT/target/py" && python3 -m venv "$ROOT/target/py" &&
+       "$PY" -m pip install -q --disable-pip-version-check -r "$REQ" &&
+       cp "$REQ" "$ROOT/target/py/requirements.txt"; } >"$LOGS/python.log" 2>&1; then
+  echo "installed: $("$PY" -c 'import websockets; print("websockets", websockets.__version__)')"
+else
+  cat "$LOGS/python.log" >&2
+  echo "scripts/test.sh: could not install the Python websockets peer (log: $LOGS/python.log)" >&2
+fi
+if "$PY" -c 'import websockets' 2>/dev/null; then
+  export SOCKEYE_PYTHON=$PY
+  step ok "python peer: SOCKEYE_PYTHON=$PY"
+elif $IN_CI; then
+  step FAILED "python peer: not installed (CI needs it)"
+else
+  echo "WARNING: SOCKEYE_PYTHON is unset: the Python interop tests will be SKIPPED" >&2
+  step skipped "python peer: not installed, interop tests skip"
+fi
+
+AUTOBAHN_READY=false
+if [ -n "${ADAPTERS// /}" ]; then
+  section "Autobahn|Testsuite (for: $ADAPTERS)"
+  if [ ! -f "$SHARED/autobahn/setup.sh" ]; then
+    echo "scripts/test.sh: $SHARED/autobahn/setup.sh not found (set SOCKEYE_SHARED)" >&2
+    if $IN_CI; then step FAILED "autobahn: harness not found at $SHARED/autobahn";
+    else step skipped "autobahn: harness not found at $SHARED/autobahn"; fi
+  elif bash "$SHARED/autobahn/setup.sh" >"$LOGS/autobahn-setup.log" 2>&1; then
+    tail -n 2 "$LOGS/autobahn-setup.log"
+    AUTOBAHN_READY=true
+  else
+    tail -n 30 "$LOGS/autobahn-setup.log" >&2
+    step FAILED "autobahn: setup.sh failed (log: $LOGS/autobahn-setup.log)"
+  fi
+fi
+
+# --- 2. cargo test ----------------------------------------------------------
+section "cargo test --workspace"
+set +e
+cargo test --workspace 2>&1 | tee "$LOGS/cargo-test.log"
+rc=${PIPESTATUS[0]}
+set -e
+# Sum every `test result:` line (unit, integration and doc-test binaries).
+read -r t_pass t_fail t_ign t_bins < <(awk '/^test result:/ {
+    for (i = 1; i <= NF; i++) {
+      if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) g += $i
+    } n++ } END { printf "%d %d %d %d\n", p, f, g, n }' "$LOGS/cargo-test.log")
+PASSED=$((PASSED + t_pass)); FAILED=$((FAILED + t_fail)); SKIPPED=$((SKIPPED + t_ign))
+if [ "$rc" -eq 0 ]; then
+  step ok "cargo test --workspace: $t_pass passed, $t_fail failed, $t_ign ignored ($t_bins test binaries)"
+else
+  # A build failure has no `test result` line: count it as one failure.
+  [ "$t_fail" -gt 0 ] || FAILED=$((FAILED + 1))
+  step FAILED "cargo test --workspace (exit $rc): $t_pass passed, $t_fail failed, $t_ign ignored"
+fi
+
+# --- 3. Autobahn conformance ------------------------------------------------
+# A correct peer passes the full suite in ~20 s per direction; a hanging one is
+# cut off by AB_TIMEOUT (per direction, at most 300 s here) and all adapters
+# together stay within SOCKEYE_AUTOBAHN_BUDGET seconds (default 900).
+budget_end=$((SECONDS + ${SOCKEYE_AUTOBAHN_BUDGET:-900}))
+for a in $ADAPTERS; do
+  $AUTOBAHN_READY || { SKIPPED=$((SKIPPED + 2)); continue; }
+  left=$((budget_end - SECONDS))
+  if [ "$left" -lt 60 ]; then
+    FAILED=$((FAILED + 2)); step FAILED "autobahn sockeye-$a: not run, SOCKEYE_AUTOBAHN_BUDGET used up"
+    continue
+  fi
+  per_direction=$((left / 2 < 300 ? left / 2 : 300))
+  section "Autobahn: sockeye-$a, both directions"
+  set +e
+  AB_TIMEOUT=${AB_TIMEOUT:-$per_direction} bash "$ROOT/scripts/autobahn.sh" "$a" 2>&1 | tee "$LOGS/autobahn-$a.log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  # One verdict line per direction ("... => ok" / "=> FAILED") in check.txt.
+  check=$ROOT/target/autobahn/$a/check.txt
+  ok=$(grep -c '=> ok$' "$check" 2>/dev/null || true)
+  ok=${ok:-0}; [ "$rc" -eq 0 ] || [ "$ok" -lt 2 ] || ok=1
+  PASSED=$((PASSED + ok)); FAILED=$((FAILED + 2 - ok))
+  if [ "$rc" -eq 0 ]; then
+    step ok "autobahn sockeye-$a: server and client conform"
+  else
+    step FAILED "autobahn sockeye-$a (log: $LOGS/autobahn-$a.log)"
+  fi
+  while IFS= read -r l; do STEPS+=("         $l"); done < <(grep ' cases | ' "$check" 2>/dev/null || true)
+done
+[ -n "${ADAPTERS// /}" ] || step skipped "autobahn: no adapter enabled (AUTOBAHN_ADAPTERS in scripts/test.sh)"
+
+# --- Summary ----------------------------------------------------------------
+section "summary"
+for s in "${STEPS[@]}"; do echo "$s"; done
+[ "$STEP_FAILED" -eq 0 ] || [ "$FAILED" -gt 0 ] || FAILED=1
+line="summary: $PASSED passed, $FAILED failed, $SKIPPED skipped"
+echo "$line" >"$ROOT/target/test-summary.txt"
+echo "$line"
+[ "$STEP_FAILED" -eq 0 ] && [ "$FAILED" -eq 0 ]

@@ -1,0 +1,151 @@
+//! No allocation per frame: a counting global allocator watches thousands of frames
+//! (text, binary, fragmented, pings and pongs, large frames streaming through a small
+//! buffer) go through a client/server pair in steady state, and sees none.
+//!
+//! The harness preallocates (counting recorders, reserved pipes and scratch buffers) and
+//! warms up first; only the steady-state section is counted, on this thread only.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use sockeye_proto::{DataKind, MIN_INPUT_BUFFER};
+use sockeye_tests::{Chunking, Pair, Side};
+
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn note() {
+    let _ = COUNTING.try_with(|counting| {
+        if counting.get() {
+            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        }
+    });
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the counter is a
+// const-initialized thread local without a destructor, so counting never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Counts the allocations `f` makes on this thread.
+fn allocations(f: impl FnOnce()) -> u64 {
+    ALLOCATIONS.with(|n| n.set(0));
+    COUNTING.with(|c| c.set(true));
+    f();
+    COUNTING.with(|c| c.set(false));
+    ALLOCATIONS.with(|n| n.get())
+}
+
+#[test]
+fn the_counter_counts() {
+    let n = allocations(|| {
+        let v = vec![1u8; 10];
+        std::hint::black_box(v);
+    });
+    assert_eq!(n, 1);
+}
+
+/// One round of traffic both ways: every frame kind the steady state has.
+fn round(pair: &mut Pair, text: &[u8], blob: &[u8], big: &[u8]) {
+    pair.send(Side::Client, DataKind::Text, text).unwrap();
+    pair.send(Side::Client, DataKind::Binary, blob).unwrap();
+    pair.send_fragments(Side::Client, DataKind::Text, &[&text[..5], &text[5..9], &text[9..]])
+        .unwrap();
+    pair.ping(Side::Client, b"client ping").unwrap();
+    pair.send(Side::Server, DataKind::Binary, blob).unwrap();
+    pair.send(Side::Server, DataKind::Text, text).unwrap();
+    pair.ping(Side::Server, b"server ping").unwrap();
+    pair.send_fragments(Side::Server, DataKind::Binary, &[b"", blob, b"x"]).unwrap();
+    pair.send(Side::Client, DataKind::Binary, big).unwrap();
+    pair.flush();
+}
+
+#[test]
+fn zero_allocations_per_frame_in_steady_state() {
+    // "κόσμε" is cut inside a character by the fragment boundaries above.
+    let text = "κόσμε, hello world €𝄞".as_bytes();
+    let blob: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+    let big = vec![0x5A; 70_000];
+    for (buffer, chunking) in [
+        (MIN_INPUT_BUFFER, Chunking::Whole),
+        (4096, Chunking::Random { seed: 1, max: 777 }),
+    ] {
+        let mut pair = Pair::builder()
+            .read_buffer(buffer)
+            .chunking(chunking)
+            .counting()
+            .reserve(256 << 10)
+            .build();
+        for _ in 0..10 {
+            round(&mut pair, text, &blob, &big);
+        }
+        let before = (*pair.client.tally(), *pair.server.tally());
+        let rounds = 500;
+        let n = allocations(|| {
+            for _ in 0..rounds {
+                round(&mut pair, text, &blob, &big);
+            }
+        });
+        let frames = pair.client.stats().data_frames
+            + pair.client.stats().control_frames
+            + pair.server.stats().data_frames
+            + pair.server.stats().control_frames;
+        let server = *pair.server.tally();
+        let client = *pair.client.tally();
+        assert_eq!(server.messages - before.1.messages, rounds * 4);
+        assert_eq!(server.pings - before.1.pings, rounds);
+        assert_eq!(client.messages - before.0.messages, rounds * 3);
+        assert_eq!(client.pongs - before.0.pongs, rounds);
+        assert!(frames > 5000, "{frames} frames");
+        eprintln!(
+            "buffer {buffer}: {frames} frames, {} input calls, {n} allocations in steady state",
+            pair.server.stats().input_calls + pair.client.stats().input_calls
+        );
+        assert_eq!(n, 0, "allocations in steady state (buffer {buffer})");
+        assert_eq!(pair.client.outcome(), None);
+        assert_eq!(pair.server.outcome(), None);
+    }
+}
+
+#[test]
+fn the_close_handshake_allocates_nothing_either() {
+    let mut pair = Pair::builder().counting().reserve(4096).build();
+    pair.send(Side::Client, DataKind::Text, b"warm up").unwrap();
+    pair.flush();
+    let n = allocations(|| {
+        pair.close(Side::Server, sockeye_proto::CloseCode::NORMAL, "bye").unwrap();
+        pair.flush();
+    });
+    assert!(pair.is_done());
+    assert_eq!(n, 0);
+}
