@@ -31,6 +31,7 @@ use crate::time::Instant;
 use crate::{MIN_INPUT_BUFFER, MIN_TRANSMIT_BUFFER};
 
 pub mod handshake;
+pub mod reconnect;
 pub use handshake::{
     ClientAnswer, ClientUpgrade, RejectedResponse, Refusal, ServerAnswer, ServerUpgrade, Settings,
     Verdict,

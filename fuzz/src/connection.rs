@@ -416,10 +416,146 @@ fn stream(role: Role, data: &[u8]) {
         "the bytes written depend on the chunking"
     );
     assert_eq!(cut.shut_down, whole.shut_down);
+    assert_eq!(
+        whole.log.seen,
+        model(role, &config, bytes, eof),
+        "the connection disagrees with the reference model"
+    );
     check_written(role, &cut.wrote);
     // Whatever happened, end of stream ends it, once.
     cut.eof(now);
     assert!(cut.log.ended.is_some());
+}
+
+/// A reference model of the receive side: RFC 6455's rules applied to the whole stream
+/// at once, frame by frame, written for clarity rather than speed (it reuses only the
+/// header decoder, which `frame_header` checks bit by bit). It gives what a `role`
+/// connection must report for `bytes` (followed by end of stream if `eof`), including
+/// which error ends it when several rules are broken at once (the order in which the
+/// connection checks them: masking, RSV bits, control-frame rules, continuation rules,
+/// frame size, message size, UTF-8, close payload).
+pub fn model(role: Role, config: &Config, bytes: &[u8], eof: bool) -> Vec<Seen> {
+    use sockeye_proto::ProtocolError as E;
+    let mut seen = Vec::new();
+    let fail = |mut seen: Vec<Seen>, error: E| {
+        seen.push(Seen::End(Closed::Failed(error)));
+        seen
+    };
+    let mut message: Option<(DataKind, Vec<u8>)> = None;
+    let mut message_len = 0u64;
+    let mut at = 0;
+    loop {
+        let rest = &bytes[at..];
+        let (header, n) = match Header::decode(rest) {
+            Err(error) => return fail(seen, error),
+            Ok(Status::Partial) => break,
+            Ok(Status::Complete(decoded)) => decoded,
+        };
+        match (role, header.mask) {
+            (Role::Server, None) => return fail(seen, E::UnmaskedFrame),
+            (Role::Client, Some(_)) => return fail(seen, E::MaskedFrame),
+            _ => {}
+        }
+        if header.rsv != 0 {
+            return fail(seen, E::ReservedBits);
+        }
+        let len = header.payload_len;
+        let unmask = |payload: &[u8], offset: usize| -> Vec<u8> {
+            let key = header.mask.unwrap_or([0; 4]);
+            payload
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ key[(offset + i) % 4])
+                .collect()
+        };
+        if header.opcode.is_control() {
+            if !header.fin {
+                return fail(seen, E::FragmentedControlFrame);
+            }
+            if len > 125 {
+                return fail(seen, E::ControlFrameTooLong);
+            }
+            let len = len as usize;
+            if rest.len() < n + len {
+                break;
+            }
+            let payload = unmask(&rest[n..n + len], 0);
+            match header.opcode {
+                OpCode::Ping => seen.push(Seen::Ping(payload)),
+                OpCode::Pong => seen.push(Seen::Pong(payload)),
+                _ => {
+                    let code = match payload.as_slice() {
+                        [] => None,
+                        [_] => return fail(seen, E::CloseFrameTooShort),
+                        [high, low, ..] => Some(u16::from_be_bytes([*high, *low])),
+                    };
+                    if let Some(code) = code {
+                        if !matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) {
+                            return fail(seen, E::InvalidCloseCode(code));
+                        }
+                    }
+                    let reason = payload.get(2..).unwrap_or(&[]);
+                    let Ok(reason) = core::str::from_utf8(reason) else {
+                        return fail(seen, E::InvalidUtf8);
+                    };
+                    seen.push(Seen::Close(code, reason.to_owned()));
+                    // The server ends at once; the client once the server closes TCP.
+                    // Nothing after the Close is read.
+                    if role == Role::Server || eof {
+                        let code = code.map(CloseCode);
+                        seen.push(Seen::End(Closed::Clean(sockeye_proto::CleanClose {
+                            sent: code,
+                            received: code,
+                            initiated_locally: false,
+                        })));
+                    }
+                    return seen;
+                }
+            }
+            at += n + len;
+            continue;
+        }
+        let kind = match (header.opcode, &message) {
+            (OpCode::Continuation, None) => return fail(seen, E::UnexpectedContinuation),
+            (OpCode::Continuation, Some((kind, _))) => *kind,
+            (_, Some(_)) => return fail(seen, E::ExpectedContinuation),
+            (OpCode::Text, None) => DataKind::Text,
+            (_, None) => DataKind::Binary,
+        };
+        if len > config.max_frame_size {
+            return fail(seen, E::FrameTooLarge);
+        }
+        if message_len + len > config.max_message_size {
+            return fail(seen, E::MessageTooLarge);
+        }
+        message_len += len;
+        let available = (rest.len() - n).min(len as usize);
+        let payload = unmask(&rest[n..n + available], 0);
+        let so_far = &mut message.get_or_insert_with(|| (kind, Vec::new())).1;
+        so_far.extend_from_slice(&payload);
+        // Fail fast: bytes that no continuation can make valid.
+        let complete = available as u64 == len;
+        if kind == DataKind::Text {
+            if let Err(error) = core::str::from_utf8(so_far) {
+                if error.error_len().is_some() || (complete && header.fin) {
+                    return fail(seen, E::InvalidUtf8);
+                }
+            }
+        }
+        if !complete {
+            break;
+        }
+        if header.fin {
+            let (kind, bytes) = message.take().expect("in progress");
+            seen.push(Seen::Message(kind, bytes));
+            message_len = 0;
+        }
+        at += n + available;
+    }
+    if eof {
+        seen.push(Seen::End(Closed::Abnormal));
+    }
+    seen
 }
 
 /// A stream of peer bytes to a server.

@@ -303,10 +303,7 @@ impl Endpoint {
                         check_borrowed(event, buf_start, buf_end);
                         self.recorder.event(event);
                     }
-                    (
-                        input.consumed,
-                        input.consumed > 0 || input.event.is_some(),
-                    )
+                    (input.consumed, input.consumed > 0 || input.event.is_some())
                 }
                 Err(error) => {
                     self.recorder.error(error);
@@ -316,7 +313,11 @@ impl Endpoint {
                 }
             };
             if let Some(outcome) = self.recorder.outcome() {
-                assert_eq!(self.conn.outcome(), Some(outcome), "outcome() vs the report");
+                assert_eq!(
+                    self.conn.outcome(),
+                    Some(outcome),
+                    "outcome() vs the report"
+                );
             }
             self.drain();
             self.buf.copy_within(consumed..filled, 0);
@@ -335,7 +336,11 @@ impl Endpoint {
             self.recorder.event(&event);
         }
         if let Some(outcome) = self.recorder.outcome() {
-            assert_eq!(self.conn.outcome(), Some(outcome), "outcome() vs the report");
+            assert_eq!(
+                self.conn.outcome(),
+                Some(outcome),
+                "outcome() vs the report"
+            );
         }
         self.drain();
     }
@@ -368,7 +373,12 @@ impl Endpoint {
                     assert!(n > 0 && n <= self.tx.len());
                     self.stats.control_frames += 1;
                     let tx = &self.tx[..n];
-                    write(&mut self.outbound, &mut self.sent_log, self.shutdown_sent, tx);
+                    write(
+                        &mut self.outbound,
+                        &mut self.sent_log,
+                        self.shutdown_sent,
+                        tx,
+                    );
                 }
                 Transmit::Shutdown => {
                     assert!(!self.shutdown_sent, "Shutdown twice");
@@ -389,8 +399,18 @@ impl Endpoint {
         self.scratch.extend_from_slice(payload);
         let head = self.conn.send(kind, fin, &mut self.scratch)?;
         self.stats.data_frames += 1;
-        write(&mut self.outbound, &mut self.sent_log, self.shutdown_sent, &head);
-        write(&mut self.outbound, &mut self.sent_log, self.shutdown_sent, &self.scratch);
+        write(
+            &mut self.outbound,
+            &mut self.sent_log,
+            self.shutdown_sent,
+            &head,
+        );
+        write(
+            &mut self.outbound,
+            &mut self.sent_log,
+            self.shutdown_sent,
+            &self.scratch,
+        );
         self.drain();
         Ok(())
     }

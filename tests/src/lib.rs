@@ -46,7 +46,11 @@ pub struct XorShift(u64);
 impl XorShift {
     /// A generator from `seed` (any value; zero is replaced).
     pub fn new(seed: u64) -> Self {
-        XorShift(if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed })
+        XorShift(if seed == 0 {
+            0x9E37_79B9_7F4A_7C15
+        } else {
+            seed
+        })
     }
 
     /// The next 64 random bits.

@@ -390,7 +390,10 @@ impl Pair {
             into.receive(&from.outbound().as_slice()[..want], now);
             from.outbound_mut().consume(want);
         }
-        if from.shutdown_sent() && from.outbound().is_empty() && !into.eof_received() && !link.hold_eof
+        if from.shutdown_sent()
+            && from.outbound().is_empty()
+            && !into.eof_received()
+            && !link.hold_eof
         {
             into.eof(now);
             moved = true;

@@ -1,6 +1,6 @@
 //! Owned event transcripts, and the [`Recorder`] that builds them from core events.
 
-use sockeye_proto::{Boundary, Closed, CloseCode, DataKind, Event, ProtocolError};
+use sockeye_proto::{Boundary, CloseCode, Closed, DataKind, Event, ProtocolError};
 
 /// One thing a side saw, owned. Data arrives as whole messages, whatever the chunking.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,7 +115,11 @@ impl Transcript {
 
     /// The data messages only.
     pub fn messages(&self) -> Vec<Entry> {
-        self.entries.iter().filter(|e| e.is_message()).cloned().collect()
+        self.entries
+            .iter()
+            .filter(|e| e.is_message())
+            .cloned()
+            .collect()
     }
 
     /// The peer's Close, if one arrived.
@@ -316,7 +320,10 @@ impl Recorder {
     }
 
     fn chunk(&mut self, kind: DataKind, bytes: &[u8], end: Boundary) {
-        assert!(!self.close_seen, "data after the peer's Close: {kind:?} {bytes:02x?}");
+        assert!(
+            !self.close_seen,
+            "data after the peer's Close: {kind:?} {bytes:02x?}"
+        );
         match self.partial_kind {
             Some(current) => assert_eq!(current, kind, "chunk of another kind inside a message"),
             None => self.partial_kind = Some(kind),
@@ -326,7 +333,11 @@ impl Recorder {
         self.tally.fold(bytes);
         self.partial_len += bytes.len() as u64;
         if let Some(max) = self.max_message {
-            assert!(self.partial_len <= max, "message of {} bytes > limit {max}", self.partial_len);
+            assert!(
+                self.partial_len <= max,
+                "message of {} bytes > limit {max}",
+                self.partial_len
+            );
         }
         if self.keep {
             match kind {

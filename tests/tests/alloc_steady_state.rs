@@ -79,13 +79,18 @@ fn the_counter_counts() {
 fn round(pair: &mut Pair, text: &[u8], blob: &[u8], big: &[u8]) {
     pair.send(Side::Client, DataKind::Text, text).unwrap();
     pair.send(Side::Client, DataKind::Binary, blob).unwrap();
-    pair.send_fragments(Side::Client, DataKind::Text, &[&text[..5], &text[5..9], &text[9..]])
-        .unwrap();
+    pair.send_fragments(
+        Side::Client,
+        DataKind::Text,
+        &[&text[..5], &text[5..9], &text[9..]],
+    )
+    .unwrap();
     pair.ping(Side::Client, b"client ping").unwrap();
     pair.send(Side::Server, DataKind::Binary, blob).unwrap();
     pair.send(Side::Server, DataKind::Text, text).unwrap();
     pair.ping(Side::Server, b"server ping").unwrap();
-    pair.send_fragments(Side::Server, DataKind::Binary, &[b"", blob, b"x"]).unwrap();
+    pair.send_fragments(Side::Server, DataKind::Binary, &[b"", blob, b"x"])
+        .unwrap();
     pair.send(Side::Client, DataKind::Binary, big).unwrap();
     pair.flush();
 }
@@ -143,7 +148,8 @@ fn the_close_handshake_allocates_nothing_either() {
     pair.send(Side::Client, DataKind::Text, b"warm up").unwrap();
     pair.flush();
     let n = allocations(|| {
-        pair.close(Side::Server, sockeye_proto::CloseCode::NORMAL, "bye").unwrap();
+        pair.close(Side::Server, sockeye_proto::CloseCode::NORMAL, "bye")
+            .unwrap();
         pair.flush();
     });
     assert!(pair.is_done());

@@ -111,8 +111,16 @@ fn reference(role: Role) -> (Vec<u8>, Transcript, Vec<u8>) {
 fn check(role: Role, buffer: usize, chunking: &Chunking) {
     let (bytes, expected, expected_sent) = reference(role);
     let (transcript, sent) = run(role, buffer, &bytes, chunking);
-    assert_eq!(transcript, expected, "{role:?} buffer {buffer} {chunking:?}\n{}", transcript.render());
-    assert_eq!(sent, expected_sent, "{role:?} buffer {buffer} {chunking:?}: different bytes sent");
+    assert_eq!(
+        transcript,
+        expected,
+        "{role:?} buffer {buffer} {chunking:?}\n{}",
+        transcript.render()
+    );
+    assert_eq!(
+        sent, expected_sent,
+        "{role:?} buffer {buffer} {chunking:?}: different bytes sent"
+    );
 }
 
 #[test]
@@ -121,7 +129,10 @@ fn the_reference_transcript_is_right() {
         let (_, transcript, sent) = reference(role);
         // Four pings answered, then the Close echoed.
         let frames = sockeye_tests::parse_frames(&sent);
-        let pongs = frames.iter().filter(|f| f.opcode == sockeye_proto::frame::OpCode::Pong).count();
+        let pongs = frames
+            .iter()
+            .filter(|f| f.opcode == sockeye_proto::frame::OpCode::Pong)
+            .count();
         assert_eq!(pongs, 3, "{role:?}");
         assert_eq!(frames.last().unwrap().close_code(), Some(CloseCode(4001)));
         assert!(transcript.len() >= 12);
@@ -146,7 +157,11 @@ fn splitting_at_every_pair_of_nearby_positions() {
         let (bytes, _) = conversation(role);
         for first in 0..bytes.len() {
             for gap in 1..=6 {
-                check(role, MIN_INPUT_BUFFER, &Chunking::SplitAt(vec![first, first + gap]));
+                check(
+                    role,
+                    MIN_INPUT_BUFFER,
+                    &Chunking::SplitAt(vec![first, first + gap]),
+                );
             }
         }
     }
@@ -189,17 +204,27 @@ fn pair_conversation(chunking: Chunking, buffer: usize) -> (Transcript, Transcri
         .build();
     let text = sockeye_tests::mixed_text(3000, 1);
     let t = text.as_bytes();
-    pair.send_fragments(Side::Client, DataKind::Text, &[&t[..1], &t[1..1001], &t[1001..]]).unwrap();
+    pair.send_fragments(
+        Side::Client,
+        DataKind::Text,
+        &[&t[..1], &t[1..1001], &t[1001..]],
+    )
+    .unwrap();
     pair.ping(Side::Client, b"c").unwrap();
-    pair.send(Side::Server, DataKind::Binary, &[7; 70_000]).unwrap();
+    pair.send(Side::Server, DataKind::Binary, &[7; 70_000])
+        .unwrap();
     pair.ping(Side::Server, b"s").unwrap();
-    pair.send(Side::Server, DataKind::Text, "ünïcödé".as_bytes()).unwrap();
+    pair.send(Side::Server, DataKind::Text, "ünïcödé".as_bytes())
+        .unwrap();
     pair.flush();
     pair.send(Side::Client, DataKind::Binary, b"").unwrap();
     pair.close(Side::Client, CloseCode(3000), "ok").unwrap();
     pair.flush();
     assert!(pair.is_done());
-    (pair.client.transcript().clone(), pair.server.transcript().clone())
+    (
+        pair.client.transcript().clone(),
+        pair.server.transcript().clone(),
+    )
 }
 
 #[test]
@@ -212,7 +237,11 @@ fn a_pair_conversation_is_the_same_whatever_the_chunking() {
         Chunking::Cycle(vec![200, 1, 1, 3]),
     ] {
         for buffer in [MIN_INPUT_BUFFER, 4096] {
-            assert_eq!(pair_conversation(chunking.clone(), buffer), expected, "{chunking:?} {buffer}");
+            assert_eq!(
+                pair_conversation(chunking.clone(), buffer),
+                expected,
+                "{chunking:?} {buffer}"
+            );
         }
     }
 }

@@ -29,7 +29,8 @@ fn opcodes(endpoint: &Endpoint) -> Vec<OpCode> {
 #[test]
 fn close_initiated_by_the_client() {
     let mut pair = Pair::builder().read_buffer(MIN_INPUT_BUFFER).build();
-    pair.send(Side::Client, DataKind::Text, b"last words").unwrap();
+    pair.send(Side::Client, DataKind::Text, b"last words")
+        .unwrap();
     pair.close(Side::Client, CloseCode::NORMAL, "bye").unwrap();
     assert_eq!(pair.client.connection().state(), State::CloseSent);
     pair.flush();
@@ -52,13 +53,19 @@ fn close_initiated_by_the_client() {
     // One Close each way; the server shut TCP down first, the client followed.
     assert_eq!(opcodes(&pair.server), [OpCode::Close]);
     assert_eq!(opcodes(&pair.client), [OpCode::Text, OpCode::Close]);
-    assert_eq!(pair.server.sent_frames()[0].close_code(), Some(CloseCode::NORMAL));
+    assert_eq!(
+        pair.server.sent_frames()[0].close_code(),
+        Some(CloseCode::NORMAL)
+    );
     assert!(pair.server.shutdown_sent() && pair.client.eof_received());
     assert!(pair.client.shutdown_sent());
     assert_eq!(pair.client.connection().state(), State::Closed);
     assert_eq!(pair.server.connection().state(), State::Closed);
     assert_eq!(pair.next_deadline(), None);
-    assert_eq!(pair.client.connection().peer_close().unwrap().code, Some(CloseCode::NORMAL));
+    assert_eq!(
+        pair.client.connection().peer_close().unwrap().code,
+        Some(CloseCode::NORMAL)
+    );
 }
 
 #[test]
@@ -113,7 +120,8 @@ fn simultaneous_close() {
     for first in [Side::Client, Side::Server] {
         let mut pair = Pair::new();
         pair.close(first, CloseCode::NORMAL, "a").unwrap();
-        pair.close(first.peer(), CloseCode::GOING_AWAY, "b").unwrap();
+        pair.close(first.peer(), CloseCode::GOING_AWAY, "b")
+            .unwrap();
         pair.flush();
         let code = |side: Side| match side {
             Side::Client if first == Side::Client => 1000,
@@ -148,7 +156,10 @@ fn a_peer_that_never_answers_times_out_exactly_at_the_deadline() {
         pair.close(side, CloseCode::NORMAL, "").unwrap();
         pair.flush();
         let deadline = start + CLOSE_TIMEOUT;
-        assert_eq!(pair.endpoint(side).connection().poll_timeout(), Some(deadline));
+        assert_eq!(
+            pair.endpoint(side).connection().poll_timeout(),
+            Some(deadline)
+        );
         pair.advance_to(Instant::from_nanos(deadline.as_nanos() - 1));
         assert_eq!(pair.endpoint(side).outcome(), None, "{side:?} ended early");
         pair.advance_to(deadline);
@@ -172,7 +183,10 @@ fn a_custom_close_timeout_and_none() {
     pair.close(Side::Client, CloseCode::NORMAL, "").unwrap();
     assert_eq!(pair.next_deadline(), Some(Instant::from_millis(250)));
     assert!(pair.run_until_done(Duration::from_secs(1)) || pair.client.outcome().is_some());
-    assert_eq!(pair.client.outcome(), Some(Closed::TimedOut(Timeout::Close)));
+    assert_eq!(
+        pair.client.outcome(),
+        Some(Closed::TimedOut(Timeout::Close))
+    );
 
     let config = Config::default().with_close_timeout(None);
     let mut pair = Pair::builder().config(config).build();
@@ -191,14 +205,23 @@ fn the_client_waits_for_the_servers_fin() {
     pair.close(Side::Client, CloseCode::NORMAL, "").unwrap();
     pair.flush();
     assert!(pair.server.outcome().unwrap().is_clean());
-    assert_eq!(pair.client.transcript().entries(), &[Entry::close(CloseCode::NORMAL, "")]);
+    assert_eq!(
+        pair.client.transcript().entries(),
+        &[Entry::close(CloseCode::NORMAL, "")]
+    );
     assert_eq!(pair.client.connection().state(), State::CloseReceived);
-    assert!(!pair.client.shutdown_sent(), "the client must not close TCP first");
+    assert!(
+        !pair.client.shutdown_sent(),
+        "the client must not close TCP first"
+    );
     pair.advance(Duration::from_secs(10));
     assert_eq!(pair.client.outcome(), None);
     pair.hold_eof(Side::Client, false);
     pair.flush();
-    assert_eq!(pair.client.outcome(), Some(clean(Some(1000), Some(1000), true)));
+    assert_eq!(
+        pair.client.outcome(),
+        Some(clean(Some(1000), Some(1000), true))
+    );
     assert!(pair.client.shutdown_sent());
 }
 
@@ -218,7 +241,10 @@ fn the_client_ends_cleanly_when_the_fin_never_comes() {
         assert_eq!(pair.client.outcome(), None);
         pair.advance_to(deadline);
         let local = initiator == Side::Client;
-        assert_eq!(pair.client.outcome(), Some(clean(Some(1000), Some(1000), local)));
+        assert_eq!(
+            pair.client.outcome(),
+            Some(clean(Some(1000), Some(1000), local))
+        );
         // Both Close frames went through: a clean end, and the client now closes TCP.
         assert!(pair.client.shutdown_sent());
     }
@@ -230,7 +256,9 @@ fn end_of_stream_mid_frame_is_abnormal() {
         Frame::text("héllo").from_role(Role::Client),
         Frame::binary(&[9; 300]).from_role(Role::Client),
         Frame::ping(b"p").from_role(Role::Client),
-        Frame::text_bytes("€uro".as_bytes()).fin(false).from_role(Role::Client),
+        Frame::text_bytes("€uro".as_bytes())
+            .fin(false)
+            .from_role(Role::Client),
         Frame::continuation(b"!").from_role(Role::Client),
     ]);
     for cut in 0..=frames.len() {
@@ -242,7 +270,10 @@ fn end_of_stream_mid_frame_is_abnormal() {
         assert!(server.shutdown_sent());
         // No Close goes out: the transport is gone.
         assert!(
-            server.sent_frames().iter().all(|f| f.opcode == OpCode::Pong),
+            server
+                .sent_frames()
+                .iter()
+                .all(|f| f.opcode == OpCode::Pong),
             "cut {cut}"
         );
     }
@@ -276,18 +307,28 @@ fn nothing_is_processed_after_a_close() {
         let mut endpoint = Endpoint::new(role, Config::default(), Instant::ZERO);
         endpoint.receive(&bytes, Instant::ZERO);
         let entries = endpoint.transcript().entries().to_vec();
-        assert_eq!(entries[0], Entry::close(CloseCode::NORMAL, "done"), "{role:?}");
+        assert_eq!(
+            entries[0],
+            Entry::close(CloseCode::NORMAL, "done"),
+            "{role:?}"
+        );
         match role {
             Role::Server => {
                 assert_eq!(entries.len(), 2);
-                assert_eq!(entries[1], Entry::Closed(clean(Some(1000), Some(1000), false)));
+                assert_eq!(
+                    entries[1],
+                    Entry::Closed(clean(Some(1000), Some(1000), false))
+                );
             }
             Role::Client => assert_eq!(entries.len(), 1),
         }
         // Only the Close reply went out: no Pong for the late Ping.
         assert_eq!(opcodes(&endpoint), [OpCode::Close], "{role:?}");
         // And more bytes later are swallowed too.
-        endpoint.receive(&Frame::text("later").from_role(peer).encode(), Instant::ZERO);
+        endpoint.receive(
+            &Frame::text("later").from_role(peer).encode(),
+            Instant::ZERO,
+        );
         assert_eq!(endpoint.transcript().len(), entries.len());
         assert_eq!(endpoint.buffered(), 0);
     }
@@ -298,7 +339,8 @@ fn data_still_flows_to_the_side_that_sent_close() {
     let mut pair = Pair::new();
     pair.close(Side::Client, CloseCode::NORMAL, "").unwrap();
     // The server sends before it reads the Close.
-    pair.send(Side::Server, DataKind::Text, b"in flight").unwrap();
+    pair.send(Side::Server, DataKind::Text, b"in flight")
+        .unwrap();
     pair.ping(Side::Server, b"p").unwrap();
     pair.flush();
     assert_eq!(
@@ -344,8 +386,11 @@ fn a_pending_pong_goes_out_before_the_close_reply() {
 #[test]
 fn sending_after_close_is_an_error() {
     let mut pair = Pair::new();
-    pair.send_fragments(Side::Client, DataKind::Text, &[b"a"]).unwrap();
-    pair.client.send_frame(DataKind::Text, false, b"part").unwrap();
+    pair.send_fragments(Side::Client, DataKind::Text, &[b"a"])
+        .unwrap();
+    pair.client
+        .send_frame(DataKind::Text, false, b"part")
+        .unwrap();
     assert_eq!(
         pair.client.send_frame(DataKind::Binary, true, b"x"),
         Err(SendError::MessageInProgress)
@@ -353,22 +398,37 @@ fn sending_after_close_is_an_error() {
     pair.close(Side::Client, CloseCode::NORMAL, "").unwrap();
     let now = pair.now();
     let client = pair.client.connection_mut();
-    assert_eq!(client.send(DataKind::Text, true, &mut []), Err(SendError::Closed));
+    assert_eq!(
+        client.send(DataKind::Text, true, &mut []),
+        Err(SendError::Closed)
+    );
     assert_eq!(client.ping(b"", now), Err(SendError::Closed));
-    assert_eq!(client.close(CloseCode::NORMAL, "", now), Err(SendError::Closed));
+    assert_eq!(
+        client.close(CloseCode::NORMAL, "", now),
+        Err(SendError::Closed)
+    );
     // The peer's side, half-closed: it has not answered yet when asked.
     pair.pause(Side::Client);
     pair.flush();
     let server = pair.server.connection_mut();
     assert_eq!(server.state(), State::Closed);
-    assert_eq!(server.send(DataKind::Binary, true, &mut [1]), Err(SendError::Closed));
+    assert_eq!(
+        server.send(DataKind::Binary, true, &mut [1]),
+        Err(SendError::Closed)
+    );
     assert_eq!(server.ping(b"", now), Err(SendError::Closed));
-    assert_eq!(server.close(CloseCode::NORMAL, "", now), Err(SendError::Closed));
+    assert_eq!(
+        server.close(CloseCode::NORMAL, "", now),
+        Err(SendError::Closed)
+    );
     pair.resume(Side::Client);
     pair.flush();
     assert!(pair.client.outcome().unwrap().is_clean());
     let client = pair.client.connection_mut();
-    assert_eq!(client.send(DataKind::Binary, true, &mut []), Err(SendError::Closed));
+    assert_eq!(
+        client.send(DataKind::Binary, true, &mut []),
+        Err(SendError::Closed)
+    );
     // A half-closed client (peer's Close received, FIN pending).
     let mut pair = Pair::new();
     pair.hold_eof(Side::Client, true);
@@ -376,8 +436,14 @@ fn sending_after_close_is_an_error() {
     pair.flush();
     let client = pair.client.connection_mut();
     assert_eq!(client.state(), State::CloseReceived);
-    assert_eq!(client.send(DataKind::Text, true, &mut []), Err(SendError::Closed));
-    assert_eq!(client.close(CloseCode::NORMAL, "", now), Err(SendError::Closed));
+    assert_eq!(
+        client.send(DataKind::Text, true, &mut []),
+        Err(SendError::Closed)
+    );
+    assert_eq!(
+        client.close(CloseCode::NORMAL, "", now),
+        Err(SendError::Closed)
+    );
 }
 
 #[test]
@@ -391,7 +457,10 @@ fn local_close_arguments_are_checked() {
             Err(SendError::InvalidCloseCode(code))
         );
     }
-    assert_eq!(conn.close(CloseCode::NORMAL, &"x".repeat(124), now), Err(SendError::ControlTooLong));
+    assert_eq!(
+        conn.close(CloseCode::NORMAL, &"x".repeat(124), now),
+        Err(SendError::ControlTooLong)
+    );
     assert_eq!(conn.ping(&[0; 126], now), Err(SendError::ControlTooLong));
     assert_eq!(conn.state(), State::Open);
     // The longest reason fits.
@@ -399,7 +468,10 @@ fn local_close_arguments_are_checked() {
     conn.close(CloseCode(4999), &reason, now).unwrap();
     pair.client.drain();
     pair.flush();
-    assert_eq!(pair.server.transcript().close(), Some((Some(CloseCode(4999)), reason.as_str())));
+    assert_eq!(
+        pair.server.transcript().close(),
+        Some((Some(CloseCode(4999)), reason.as_str()))
+    );
 }
 
 #[test]

@@ -71,7 +71,10 @@ fn echo_with_odd_chunkings() {
     ];
     for chunking in chunkings {
         for buffer in [MIN_INPUT_BUFFER, 1000] {
-            let mut pair = Pair::builder().read_buffer(buffer).chunking(chunking.clone()).build();
+            let mut pair = Pair::builder()
+                .read_buffer(buffer)
+                .chunking(chunking.clone())
+                .build();
             for (i, size) in [0, 1, 125, 126, 3000, 65536].into_iter().enumerate() {
                 for kind in [DataKind::Text, DataKind::Binary] {
                     echo(&mut pair, kind, &payload(kind, size, 100 + i as u64));
@@ -97,9 +100,12 @@ fn fragmented_messages_arrive_whole() {
             .map(|w| &bytes[w[0]..w[1]])
             .chain([&bytes[5000..]])
             .collect();
-        pair.send_fragments(Side::Client, DataKind::Text, &fragments).unwrap();
-        pair.send_fragments(Side::Client, DataKind::Binary, &fragments).unwrap();
-        pair.send_fragments(Side::Server, DataKind::Text, &[b"", b""]).unwrap();
+        pair.send_fragments(Side::Client, DataKind::Text, &fragments)
+            .unwrap();
+        pair.send_fragments(Side::Client, DataKind::Binary, &fragments)
+            .unwrap();
+        pair.send_fragments(Side::Server, DataKind::Text, &[b"", b""])
+            .unwrap();
         pair.flush();
         assert_eq!(
             pair.server.transcript().messages(),
@@ -114,9 +120,13 @@ fn control_frames_between_fragments() {
     let mut pair = Pair::builder().read_buffer(MIN_INPUT_BUFFER).build();
     let now = pair.now();
     let client = &mut pair.client;
-    client.send_frame(DataKind::Text, false, "κόσ".as_bytes()).unwrap();
+    client
+        .send_frame(DataKind::Text, false, "κόσ".as_bytes())
+        .unwrap();
     client.ping(b"mid", now).unwrap();
-    client.send_frame(DataKind::Text, false, "με".as_bytes()).unwrap();
+    client
+        .send_frame(DataKind::Text, false, "με".as_bytes())
+        .unwrap();
     client.send_frame(DataKind::Text, true, b"!").unwrap();
     pair.flush();
     assert_eq!(
@@ -129,12 +139,22 @@ fn control_frames_between_fragments() {
 
 #[test]
 fn messages_up_to_the_limits_pass() {
-    let config = Config::default().with_max_frame_size(1000).with_max_message_size(3000);
-    let mut pair = Pair::builder().config(config).read_buffer(MIN_INPUT_BUFFER).build();
+    let config = Config::default()
+        .with_max_frame_size(1000)
+        .with_max_message_size(3000);
+    let mut pair = Pair::builder()
+        .config(config)
+        .read_buffer(MIN_INPUT_BUFFER)
+        .build();
     let data = XorShift::new(5).bytes(3000);
-    pair.send_fragments(Side::Client, DataKind::Binary, &[&data[..1000], &data[1000..2000], &data[2000..]])
+    pair.send_fragments(
+        Side::Client,
+        DataKind::Binary,
+        &[&data[..1000], &data[1000..2000], &data[2000..]],
+    )
+    .unwrap();
+    pair.send(Side::Client, DataKind::Binary, &data[..1000])
         .unwrap();
-    pair.send(Side::Client, DataKind::Binary, &data[..1000]).unwrap();
     pair.flush();
     assert_eq!(
         pair.server.transcript().messages(),

@@ -30,8 +30,16 @@ fn keepalive_against_a_silent_peer() {
     for side in [Side::Client, Side::Server] {
         let mut pair = Pair::builder()
             .config(Config::default())
-            .client_config(if side == Side::Client { keepalive() } else { Config::default() })
-            .server_config(if side == Side::Server { keepalive() } else { Config::default() })
+            .client_config(if side == Side::Client {
+                keepalive()
+            } else {
+                Config::default()
+            })
+            .server_config(if side == Side::Server {
+                keepalive()
+            } else {
+                Config::default()
+            })
             .start(Instant::from_millis(500))
             .build();
         let start = pair.now();
@@ -40,11 +48,17 @@ fn keepalive_against_a_silent_peer() {
         let ping_at = start + INTERVAL;
         assert_eq!(pair.next_deadline(), Some(ping_at));
         pair.advance_to(just_before(ping_at));
-        assert!(pair.endpoint(side).sent().is_empty(), "{side:?} pinged early");
+        assert!(
+            pair.endpoint(side).sent().is_empty(),
+            "{side:?} pinged early"
+        );
         pair.advance_to(ping_at);
         assert_eq!(sent_opcodes(pair.endpoint(side)), [OpCode::Ping]);
         let give_up = ping_at + PONG_TIMEOUT;
-        assert_eq!(pair.endpoint(side).connection().poll_timeout(), Some(give_up));
+        assert_eq!(
+            pair.endpoint(side).connection().poll_timeout(),
+            Some(give_up)
+        );
         pair.advance_to(just_before(give_up));
         assert_eq!(pair.endpoint(side).outcome(), None);
         pair.advance_to(give_up);
@@ -68,7 +82,13 @@ fn keepalive_kept_alive_by_pongs() {
         pair.advance_to(at);
         assert_eq!(pair.client.outcome(), None);
     }
-    let pings = pair.server.transcript().entries().iter().filter(|e| matches!(e, Entry::Ping(_))).count();
+    let pings = pair
+        .server
+        .transcript()
+        .entries()
+        .iter()
+        .filter(|e| matches!(e, Entry::Ping(_)))
+        .count();
     let pongs = pair.client.tally().pongs;
     assert_eq!((pings, pongs), (20, 20));
     // The Pong echoes the Ping's payload.
@@ -91,7 +111,8 @@ fn keepalive_kept_alive_by_any_inbound_bytes() {
     assert_eq!(pair.client.stats().control_frames, 1);
     pair.pause(Side::Server);
     pair.advance(PONG_TIMEOUT - Duration::from_millis(1));
-    pair.send(Side::Server, DataKind::Text, b"late but fine").unwrap();
+    pair.send(Side::Server, DataKind::Text, b"late but fine")
+        .unwrap();
     pair.flush();
     pair.advance(Duration::from_millis(1));
     assert_eq!(pair.client.outcome(), None);
@@ -103,9 +124,15 @@ fn keepalive_stops_once_closing() {
     pair.pause(Side::Server);
     pair.close(Side::Client, CloseCode::NORMAL, "").unwrap();
     // Only the close timer is left.
-    assert_eq!(pair.client.connection().poll_timeout(), Some(Instant::from_millis(30_000)));
+    assert_eq!(
+        pair.client.connection().poll_timeout(),
+        Some(Instant::from_millis(30_000))
+    );
     pair.advance(Duration::from_secs(30));
-    assert_eq!(pair.client.outcome(), Some(Closed::TimedOut(Timeout::Close)));
+    assert_eq!(
+        pair.client.outcome(),
+        Some(Closed::TimedOut(Timeout::Close))
+    );
     assert_eq!(sent_opcodes(&pair.client), [OpCode::Close]);
 }
 
@@ -116,7 +143,8 @@ fn idle_timeout() {
     let mut pair = Pair::builder().server_config(config).build();
     // Messages re-arm it; pings and pongs do not.
     pair.advance(Duration::from_secs(59));
-    pair.send(Side::Client, DataKind::Text, b"still here").unwrap();
+    pair.send(Side::Client, DataKind::Text, b"still here")
+        .unwrap();
     pair.flush();
     let deadline = pair.now() + idle;
     assert_eq!(pair.server.connection().poll_timeout(), Some(deadline));
@@ -129,7 +157,12 @@ fn idle_timeout() {
     pair.advance_to(deadline);
     // The server closes politely (1001), ends at once, and the client sees a clean close.
     assert_eq!(pair.server.outcome(), Some(Closed::TimedOut(Timeout::Idle)));
-    let close = pair.server.sent_frames().into_iter().find(|f| f.opcode == OpCode::Close).unwrap();
+    let close = pair
+        .server
+        .sent_frames()
+        .into_iter()
+        .find(|f| f.opcode == OpCode::Close)
+        .unwrap();
     assert_eq!(close.close_code(), Some(CloseCode::GOING_AWAY));
     assert_eq!(
         pair.client.transcript().close(),
@@ -173,7 +206,10 @@ fn handle_timeout_early_is_harmless() {
         endpoint.timeout(Instant::from_millis(ms));
     }
     assert!(endpoint.sent().is_empty());
-    assert_eq!(endpoint.connection().poll_timeout(), Some(Instant::ZERO + INTERVAL));
+    assert_eq!(
+        endpoint.connection().poll_timeout(),
+        Some(Instant::ZERO + INTERVAL)
+    );
 }
 
 /// Random operations over a keepalive + idle pair; `Endpoint::timeout` asserts after
@@ -181,7 +217,10 @@ fn handle_timeout_early_is_harmless() {
 #[test]
 fn deadlines_never_in_the_past_under_random_driving() {
     let config = Config::default()
-        .with_keepalive(Some(KeepAlive::new(Duration::from_millis(30), Duration::from_millis(20))))
+        .with_keepalive(Some(KeepAlive::new(
+            Duration::from_millis(30),
+            Duration::from_millis(20),
+        )))
         .with_idle_timeout(Some(Duration::from_millis(200)))
         .with_close_timeout(Some(Duration::from_millis(50)));
     for seed in 1..=200 {
@@ -195,20 +234,32 @@ fn deadlines_never_in_the_past_under_random_driving() {
                         pair.advance_to(at);
                     }
                 }
-                2 => pair.pause(if rng.range(0, 1) == 0 { Side::Client } else { Side::Server }),
+                2 => pair.pause(if rng.range(0, 1) == 0 {
+                    Side::Client
+                } else {
+                    Side::Server
+                }),
                 3 => {
                     pair.resume(Side::Client);
                     pair.resume(Side::Server);
                 }
                 4 => {
-                    let side = if rng.range(0, 1) == 0 { Side::Client } else { Side::Server };
+                    let side = if rng.range(0, 1) == 0 {
+                        Side::Client
+                    } else {
+                        Side::Server
+                    };
                     let _ = pair.close(side, CloseCode::NORMAL, "");
                 }
                 5 => {
                     let _ = pair.ping(Side::Server, b"x");
                 }
                 _ => {
-                    let side = if rng.range(0, 1) == 0 { Side::Client } else { Side::Server };
+                    let side = if rng.range(0, 1) == 0 {
+                        Side::Client
+                    } else {
+                        Side::Server
+                    };
                     let _ = pair.send(side, DataKind::Binary, b"data");
                 }
             }
@@ -242,12 +293,16 @@ fn leftover_bytes_passed_again_are_not_activity() {
     let give_up = ping_at + PONG_TIMEOUT;
     assert_eq!(conn.poll_timeout(), Some(give_up));
     // A wakeup re-runs the input loop with the same leftover: no new bytes.
-    let read = conn.handle_input(&mut leftover, just_before(give_up)).unwrap();
+    let read = conn
+        .handle_input(&mut leftover, just_before(give_up))
+        .unwrap();
     assert_eq!((read.consumed, read.event), (0, None));
     assert_eq!(conn.poll_timeout(), Some(give_up));
     assert_eq!(
         conn.handle_timeout(give_up),
-        Some(sockeye_proto::Event::Closed(Closed::TimedOut(Timeout::KeepAlive)))
+        Some(sockeye_proto::Event::Closed(Closed::TimedOut(
+            Timeout::KeepAlive
+        )))
     );
 }
 
@@ -260,11 +315,21 @@ fn data_after_our_close_arms_no_idle_timer() {
     pair.pause(Side::Client);
     pair.close(Side::Server, CloseCode::NORMAL, "").unwrap();
     let close_deadline = Instant::ZERO + Duration::from_secs(30);
-    assert_eq!(pair.server.connection().poll_timeout(), Some(close_deadline));
-    pair.send(Side::Client, DataKind::Text, b"crossing the close").unwrap();
+    assert_eq!(
+        pair.server.connection().poll_timeout(),
+        Some(close_deadline)
+    );
+    pair.send(Side::Client, DataKind::Text, b"crossing the close")
+        .unwrap();
     pair.flush();
-    assert_eq!(pair.server.transcript().messages(), vec![Entry::text("crossing the close")]);
-    assert_eq!(pair.server.connection().poll_timeout(), Some(close_deadline));
+    assert_eq!(
+        pair.server.transcript().messages(),
+        vec![Entry::text("crossing the close")]
+    );
+    assert_eq!(
+        pair.server.connection().poll_timeout(),
+        Some(close_deadline)
+    );
 }
 
 #[test]

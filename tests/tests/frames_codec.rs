@@ -19,7 +19,12 @@ fn opcode() -> impl Strategy<Value = OpCode> {
 }
 
 fn length() -> impl Strategy<Value = u64> {
-    prop_oneof![0u64..=130, 0xFF00u64..=0x1_0100, 0u64..(1 << 63), Just((1 << 63) - 1)]
+    prop_oneof![
+        0u64..=130,
+        0xFF00u64..=0x1_0100,
+        0u64..(1 << 63),
+        Just((1 << 63) - 1)
+    ]
 }
 
 proptest! {
@@ -87,11 +92,17 @@ proptest! {
 fn rfc_6455_examples_through_a_connection() {
     let cases: [(Role, &[u8], Entry); 6] = [
         // A single-frame unmasked text message, to a client.
-        (Role::Client, &[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f], Entry::text("Hello")),
+        (
+            Role::Client,
+            &[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f],
+            Entry::text("Hello"),
+        ),
         // A single-frame masked text message, to a server.
         (
             Role::Server,
-            &[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58],
+            &[
+                0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+            ],
             Entry::text("Hello"),
         ),
         // A fragmented unmasked text message.
@@ -101,15 +112,25 @@ fn rfc_6455_examples_through_a_connection() {
             Entry::text("Hello"),
         ),
         // Unmasked Ping with "Hello", to a client.
-        (Role::Client, &[0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f], Entry::ping(b"Hello")),
+        (
+            Role::Client,
+            &[0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f],
+            Entry::ping(b"Hello"),
+        ),
         // Masked Pong with "Hello", to a server.
         (
             Role::Server,
-            &[0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58],
+            &[
+                0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+            ],
             Entry::pong(b"Hello"),
         ),
         // 256 bytes binary in a single unmasked frame.
-        (Role::Client, &[0x82, 0x7E, 0x01, 0x00], Entry::binary(&[0; 256])),
+        (
+            Role::Client,
+            &[0x82, 0x7E, 0x01, 0x00],
+            Entry::binary(&[0; 256]),
+        ),
     ];
     for (role, bytes, expected) in cases {
         let mut input = bytes.to_vec();
@@ -118,16 +139,26 @@ fn rfc_6455_examples_through_a_connection() {
         }
         let mut endpoint = Endpoint::new(role, Config::default(), Instant::ZERO);
         endpoint.receive(&input, Instant::ZERO);
-        assert_eq!(endpoint.transcript().entries(), &[expected], "{role:?} {bytes:02x?}");
+        assert_eq!(
+            endpoint.transcript().entries(),
+            &[expected],
+            "{role:?} {bytes:02x?}"
+        );
     }
     // 64 KiB binary in a single unmasked frame.
     let mut input = vec![0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0];
     input.extend(std::iter::repeat_n(0x42, 65536));
     let mut client = Endpoint::new(Role::Client, Config::default(), Instant::ZERO);
     client.receive(&input, Instant::ZERO);
-    assert_eq!(client.transcript().messages(), vec![Entry::binary(&[0x42; 65536])]);
+    assert_eq!(
+        client.transcript().messages(),
+        vec![Entry::binary(&[0x42; 65536])]
+    );
     // What our own encoder writes for the same messages.
-    assert_eq!(Frame::text("Hello").encode(), [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+    assert_eq!(
+        Frame::text("Hello").encode(),
+        [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]
+    );
     assert_eq!(
         Frame::binary(&[0; 256]).length(Length::Shortest).encode()[..4],
         [0x82, 0x7E, 0x01, 0x00]
@@ -150,8 +181,14 @@ fn a_server_sends_unmasked_frames_in_the_shortest_form() {
         assert!(payload.iter().all(|&b| b == 9), "a server never masks");
     }
     let mut payload = *b"ab";
-    assert_eq!(&server.send(DataKind::Text, false, &mut payload).unwrap()[..], [0x01, 2]);
-    assert_eq!(&server.send(DataKind::Text, true, &mut payload).unwrap()[..], [0x80, 2]);
+    assert_eq!(
+        &server.send(DataKind::Text, false, &mut payload).unwrap()[..],
+        [0x01, 2]
+    );
+    assert_eq!(
+        &server.send(DataKind::Text, true, &mut payload).unwrap()[..],
+        [0x80, 2]
+    );
 }
 
 #[test]
@@ -172,7 +209,13 @@ fn clients_mask_every_frame_with_fresh_keys() {
     // Another seed, other keys.
     let mut other = Connection::new(Role::Client, Config::default(), [43; 32], Instant::ZERO);
     let head = other.send(DataKind::Binary, true, &mut [0u8; 1]).unwrap();
-    let key = Header::decode(&head).unwrap().complete().unwrap().0.mask.unwrap();
+    let key = Header::decode(&head)
+        .unwrap()
+        .complete()
+        .unwrap()
+        .0
+        .mask
+        .unwrap();
     assert!(!keys.contains(&key) || keys.len() < 1000);
 }
 

@@ -28,19 +28,15 @@ fn run(
             .min(Duration::from_secs(1));
         poll.poll(&mut events, Some(wait))?;
         let now = Instant::now();
-        let mut messages = Vec::new();
         for event in events.iter() {
             if event.is_readable() || event.is_read_closed() || event.is_error() {
-                messages.extend(session.on_readable(now));
+                session.on_readable(now, &mut on_message);
             }
             if event.is_writable() || event.is_error() {
-                messages.extend(session.on_writable(now));
+                session.on_writable(now, &mut on_message);
             }
         }
         session.on_timeout(now);
-        for message in messages {
-            on_message(&mut session, message);
-        }
         session.flush(now);
         session.update_interest(poll.registry(), Token(0))?;
     }

@@ -41,23 +41,22 @@
 //! while !ws.is_done() {
 //!     poll.poll(&mut events, ws.next_timeout(Instant::now()))?;
 //!     let now = Instant::now();
-//!     let mut messages = Vec::new();
+//!     let reply = |ws: &mut Session, message: Message| {
+//!         println!("< {message:?}");
+//!         let _ = ws.close(CloseCode::NORMAL, "bye", Instant::now());
+//!     };
 //!     for event in events.iter() {
 //!         if event.is_readable() {
-//!             messages.extend(ws.on_readable(now));
+//!             ws.on_readable(now, reply);
 //!         }
 //!         if event.is_writable() {
-//!             messages.extend(ws.on_writable(now));
+//!             ws.on_writable(now, reply);
 //!         }
 //!     }
 //!     ws.on_timeout(now);
 //!     if ws.is_open() && !sent {
 //!         ws.send(Message::text("hello"))?;
 //!         sent = true;
-//!     }
-//!     for message in messages {
-//!         println!("< {message:?}");
-//!         ws.close(CloseCode::NORMAL, "bye", now)?;
 //!     }
 //!     ws.update_interest(poll.registry(), Token(0))?;
 //! }
@@ -119,6 +118,18 @@ pub enum Error {
     Handshaking,
     /// The connection is over (see [`Session::outcome`]).
     Closed,
+}
+
+impl Error {
+    /// The HTTP status of a handshake refusal (ours as a server, the server's as a
+    /// client).
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Refused(refusal) => Some(refusal.status()),
+            Error::Rejected(rejected) => Some(rejected.status),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Error {

@@ -154,21 +154,11 @@ impl<H: Handler> Server<H> {
             let Some(session) = self.sessions.get_mut(key) else {
                 continue;
             };
-            let was_open = session.is_open();
-            let mut messages = Vec::new();
             if event.is_readable() || event.is_read_closed() || event.is_error() {
-                let handler = &mut self.handler;
-                let mut decide = |request: &UpgradeRequest<'_, '_>| handler.on_request(request);
-                messages = session.on_readable_with(now, Some(&mut decide));
+                session.on_readable_with(now, &mut self.handler);
             }
             if event.is_writable() || event.is_error() {
-                messages.extend(session.on_writable(now));
-            }
-            if !was_open && session.is_open() {
-                self.handler.on_open(session);
-            }
-            for message in messages {
-                self.handler.on_message(session, message);
+                session.on_writable_with(now, &mut self.handler);
             }
             session.flush(now);
         }
@@ -185,9 +175,7 @@ impl<H: Handler> Server<H> {
             {
                 session.on_timeout(now);
             }
-            if session.is_done() {
-                finished.push(key);
-            } else if session.update_interest(registry, Token(key + 1)).is_err() {
+            if session.is_done() || session.update_interest(registry, Token(key + 1)).is_err() {
                 finished.push(key);
             }
         }

@@ -16,7 +16,7 @@ use sockeye_proto::driver::{
 use sockeye_proto::handshake::{ClientRequest, UpgradeRequest, Url};
 use sockeye_proto::{CloseCode, Connection, DataKind, Instant, Role, SendError, State, StdClock};
 
-use crate::Error;
+use crate::{Error, Handler};
 
 /// How long a rejected client may take to read the response and close, after which the
 /// socket is closed anyway.
@@ -62,8 +62,8 @@ enum Phase {
 /// [`Outcome`] (or, if the handshake failed, an [`Error`]). Drive it with:
 ///
 /// - [`on_readable`](Self::on_readable) on a readable event: reads until the socket
-///   would block and returns the messages that arrived (Pongs and Close replies are
-///   queued and written at once);
+///   would block, calling your handler with each message as it is parsed (Pongs and
+///   Close replies are queued and written at once);
 /// - [`on_writable`](Self::on_writable) on a writable event: writes what is queued;
 /// - [`on_timeout`](Self::on_timeout) when [`next_timeout`](Self::next_timeout) has
 ///   passed (pass that to [`mio::Poll::poll`]): handshake timeout, keepalive, close
@@ -77,8 +77,8 @@ enum Phase {
 /// [`DriverConfig::max_pending_bytes`](sockeye_proto::driver::DriverConfig) wait to be
 /// written, [`is_writable`](Self::is_writable) is false and the session stops reading
 /// (so an echoing peer that does not read is slowed down, not buffered without bound);
-/// reading resumes from [`on_writable`](Self::on_writable), which then returns the
-/// messages it read.
+/// reading resumes from [`on_writable`](Self::on_writable), which then hands the
+/// messages it reads to its handler.
 pub struct Session {
     stream: TcpStream,
     clock: StdClock,
@@ -94,6 +94,8 @@ pub struct Session {
     outcome: Option<Outcome>,
     error: Option<Error>,
     read_paused: bool,
+    /// Inside a handler call: sends are written after it returns.
+    dispatching: bool,
     shut: bool,
     done: bool,
     registered: Option<Interest>,
@@ -144,6 +146,7 @@ impl Session {
             outcome: None,
             error: None,
             read_paused: false,
+            dispatching: false,
             shut: false,
             done: false,
             registered: None,
@@ -240,34 +243,43 @@ impl Session {
         Session::client(stream, &url.request(), settings, now)
     }
 
-    /// Reads until the socket would block (or the send queue is full) and returns the
-    /// messages that arrived, in order. Handshake phases advance here too: a server
-    /// answers the request once it is complete, a client checks the response.
-    pub fn on_readable(&mut self, now: std::time::Instant) -> Vec<Message> {
-        self.on_readable_with(now, None)
-    }
-
-    /// [`on_readable`](Self::on_readable) with a request callback that is used when the
-    /// session has none of its own (the server helper's handler).
-    pub(crate) fn on_readable_with(
+    /// Reads until the socket would block (or the send queue is full), calling `handle`
+    /// with each message as it is parsed: what `handle` sends goes out before anything
+    /// after that message is processed (so a reply is sent even when the peer then breaks
+    /// the protocol). Handshake phases advance here too: a server answers the request
+    /// once it is complete, a client checks the response. Pongs and Close replies are
+    /// queued and written here.
+    pub fn on_readable(
         &mut self,
         now: std::time::Instant,
-        decide: Option<&mut dyn FnMut(&UpgradeRequest<'_, '_>) -> Verdict>,
-    ) -> Vec<Message> {
-        let now = self.clock.at(now);
-        let mut messages = Vec::new();
-        self.drive(now, true, decide, &mut messages);
-        messages
+        mut handle: impl FnMut(&mut Session, Message),
+    ) {
+        self.on_readable_with(now, &mut handle);
     }
 
-    /// Writes what is queued. If reading had stopped for backpressure and the queue has
-    /// drained, reading resumes: the messages read are returned.
-    pub fn on_writable(&mut self, now: std::time::Instant) -> Vec<Message> {
+    /// [`on_readable`](Self::on_readable) with a whole [`Handler`] (requests for a
+    /// session without its own callback, opening, messages).
+    pub fn on_readable_with(&mut self, now: std::time::Instant, handler: &mut dyn Handler) {
         let now = self.clock.at(now);
-        let mut messages = Vec::new();
+        self.drive(now, true, handler);
+    }
+
+    /// Writes what is queued (and, for a client, completes the TCP connect and writes
+    /// the request). If reading had stopped for backpressure and the queue drained,
+    /// reading resumes, calling `handle` for each message read.
+    pub fn on_writable(
+        &mut self,
+        now: std::time::Instant,
+        mut handle: impl FnMut(&mut Session, Message),
+    ) {
+        self.on_writable_with(now, &mut handle);
+    }
+
+    /// [`on_writable`](Self::on_writable) with a whole [`Handler`].
+    pub fn on_writable_with(&mut self, now: std::time::Instant, handler: &mut dyn Handler) {
+        let now = self.clock.at(now);
         let read = self.read_paused;
-        self.drive(now, read, None, &mut messages);
-        messages
+        self.drive(now, read, handler);
     }
 
     /// Writes what is queued now, as far as the socket takes it (the rest goes out on
@@ -347,8 +359,10 @@ impl Session {
         let now = self.clock.now();
         let driver = self.open_driver()?;
         driver.send(message, now).map_err(Error::Send)?;
-        self.write_out(now);
-        self.check_finished(now);
+        if !self.dispatching {
+            // Inside a handler the bytes go out after the handler (one write for many).
+            self.write_out(now);
+        }
         Ok(())
     }
 
@@ -363,7 +377,9 @@ impl Session {
         let now = self.clock.now();
         let driver = self.open_driver()?;
         driver.send_frame(kind, fin, payload).map_err(Error::Send)?;
-        self.write_out(now);
+        if !self.dispatching {
+            self.write_out(now);
+        }
         Ok(())
     }
 
@@ -626,44 +642,37 @@ impl Session {
 
     /// Advances the session: handshake phases, then reading (when `readable`) and
     /// writing the open connection.
-    fn drive(
-        &mut self,
-        now: Instant,
-        readable: bool,
-        mut decide: Option<&mut dyn FnMut(&UpgradeRequest<'_, '_>) -> Verdict>,
-        messages: &mut Vec<Message>,
-    ) {
+    fn drive(&mut self, now: Instant, readable: bool, handler: &mut dyn Handler) {
         // Each turn either moves to the next phase or returns.
         for _ in 0..4 {
             if self.done {
                 return;
             }
-            match &mut self.phase {
+            match self.phase {
                 Phase::Accepting { .. } => {
-                    if !readable || !self.accept_request(now, &mut decide) {
+                    if !readable || !self.accept_request(now, handler) {
                         self.write_out(now);
                         return;
+                    }
+                    if self.is_open() {
+                        handler.on_open(self);
                     }
                 }
                 Phase::Connecting { .. } => {
                     if !self.client_handshake(now, readable) {
                         return;
                     }
+                    if self.is_open() {
+                        handler.on_open(self);
+                    }
                 }
                 Phase::Open(_) => {
+                    self.dispatching = true;
                     if readable || self.read_paused {
-                        self.read_messages(now, messages);
+                        self.read_messages(now, handler);
                     }
+                    self.dispatching = false;
                     self.write_out(now);
-                    if self.read_paused
-                        && self.is_writable()
-                        && !self.done
-                        && self.outcome.is_none()
-                    {
-                        // The queue drained while reading was stopped: read on.
-                        self.read_messages(now, messages);
-                        self.write_out(now);
-                    }
                     self.check_finished(now);
                     return;
                 }
@@ -680,11 +689,7 @@ impl Session {
     }
 
     /// Server: reads the request; `true` once the phase changed.
-    fn accept_request(
-        &mut self,
-        now: Instant,
-        decide: &mut Option<&mut dyn FnMut(&UpgradeRequest<'_, '_>) -> Verdict>,
-    ) -> bool {
+    fn accept_request(&mut self, now: Instant, handler: &mut dyn Handler) -> bool {
         let Phase::Accepting {
             upgrade,
             decide: own,
@@ -705,10 +710,9 @@ impl Session {
             };
             let answer = upgrade.poll(&mut Some(|request: &UpgradeRequest<'_, '_>| {
                 path = Some(request.path().to_owned());
-                match (own.take(), decide.as_mut()) {
-                    (Some(own), _) => own(request),
-                    (None, Some(decide)) => decide(request),
-                    (None, None) => Verdict::accept(),
+                match own.take() {
+                    Some(own) => own(request),
+                    None => handler.on_request(request),
                 }
             }));
             if let Some(answer) = answer {
@@ -845,61 +849,51 @@ impl Session {
     }
 
     /// Open: processes buffered input and reads until the socket would block, the send
-    /// queue is full (backpressure) or the connection ends.
-    fn read_messages(&mut self, now: Instant, messages: &mut Vec<Message>) {
+    /// queue is full (backpressure) or the connection ends, handing each message to
+    /// `handler` before the next is parsed.
+    fn read_messages(&mut self, now: Instant, handler: &mut dyn Handler) {
+        let mut eof = false;
         loop {
-            let Phase::Open(driver) = &mut self.phase else {
-                return;
-            };
             if self.outcome.is_some() || self.done {
                 return;
             }
-            // Everything buffered first (the driver reads only into an emptied buffer).
-            loop {
-                match driver.poll_message(now) {
-                    Ok(Some(Received::Message(message))) => messages.push(message),
-                    Ok(Some(Received::Closed(closed))) => {
-                        let outcome = Outcome::from_closed(closed, driver.connection());
-                        self.end(outcome, now);
-                        return;
-                    }
-                    Ok(None) => break,
-                    Err(error) => {
-                        self.end(Outcome::Abnormal(Abnormal::Protocol(error)), now);
-                        self.error = Some(Error::Protocol(error));
-                        return;
-                    }
+            let Phase::Open(driver) = &mut self.phase else {
+                return;
+            };
+            match driver.poll_message(now) {
+                Ok(Some(Received::Message(message))) => {
+                    handler.on_message(self, message);
+                    continue;
                 }
+                Ok(Some(Received::Closed(closed))) => {
+                    let outcome = Outcome::from_closed(closed, driver.connection());
+                    return self.end(outcome, now);
+                }
+                Err(error) => {
+                    self.error = Some(Error::Protocol(error));
+                    return self.end(Outcome::Abnormal(Abnormal::Protocol(error)), now);
+                }
+                Ok(None) if eof => {
+                    // End of stream the core did not turn into an end (it always does;
+                    // this keeps the loop finite regardless).
+                    let outcome = driver.outcome().unwrap_or(Outcome::Abnormal(Abnormal::Eof));
+                    return self.end(outcome, now);
+                }
+                Ok(None) => {}
             }
             if !driver.is_writable() {
-                self.read_paused = true;
-                return;
+                // Backpressure: write first; stop reading while the queue stays full.
+                self.write_out(now);
+                if !self.is_writable() {
+                    self.read_paused = true;
+                    return;
+                }
+                continue;
             }
             self.read_paused = false;
             let stream = &mut self.stream;
             match driver.read_with(|buf| read_once(stream, buf)) {
-                Poll::Ready(Ok(0)) => {
-                    // End of stream: the core turns it into the end.
-                    match driver.poll_message(now) {
-                        Ok(Some(Received::Message(message))) => messages.push(message),
-                        Ok(Some(Received::Closed(closed))) => {
-                            let outcome = Outcome::from_closed(closed, driver.connection());
-                            self.end(outcome, now);
-                        }
-                        Ok(None) => {
-                            let outcome =
-                                driver.outcome().unwrap_or(Outcome::Abnormal(Abnormal::Eof));
-                            self.end(outcome, now);
-                        }
-                        Err(error) => {
-                            self.end(Outcome::Abnormal(Abnormal::Protocol(error)), now);
-                            self.error = Some(Error::Protocol(error));
-                        }
-                    }
-                    if self.outcome.is_some() {
-                        return;
-                    }
-                }
+                Poll::Ready(Ok(0)) => eof = true,
                 Poll::Ready(Ok(_)) => {}
                 Poll::Ready(Err(error)) => return self.fail(error),
                 Poll::Pending => return,

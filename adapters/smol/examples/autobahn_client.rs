@@ -1,5 +1,8 @@
 //! The Autobahn|Testsuite fuzzingserver client loop:
-//! `cargo run --release -p sockeye-smol --example autobahn_client -- [URL] [AGENT]`.
+//!
+//! ```text
+//! cargo run --release -p sockeye-smol --example autobahn_client -- [URL] [AGENT]
+//! ```
 //!
 //! Reads the case count from `URL/getCaseCount`, runs every case (`/runCase`, echoing each
 //! text and binary message until the connection ends), then asks for the reports
@@ -9,11 +12,9 @@ use sockeye_smol::{connect_url, Message, Settings};
 
 async fn echo_case(url: &str) -> Result<(), sockeye_smol::Error> {
     let mut ws = connect_url(url, Settings::default()).await?;
-    while let Some(received) = ws.recv().await {
-        if let Ok(message @ (Message::Text(_) | Message::Binary(_))) = received {
-            if ws.send(message).await.is_err() {
-                break;
-            }
+    while let Some(message) = ws.recv().await {
+        if message.is_data() && ws.feed(message).await.is_err() {
+            break;
         }
     }
     while ws.recv().await.is_some() {}
@@ -28,18 +29,15 @@ fn main() {
     let base = base.trim_end_matches('/').to_owned();
     let agent = args.next().unwrap_or_else(|| "sockeye-smol".to_owned());
     smol::block_on(async {
-        let count = {
-            let mut ws = connect_url(&format!("{base}/getCaseCount"), Settings::default())
-                .await
-                .expect("getCaseCount");
-            let mut count = 0u32;
-            while let Some(received) = ws.recv().await {
-                if let Ok(Message::Text(text)) = received {
-                    count = text.trim().parse().expect("case count");
-                }
+        let mut ws = connect_url(&format!("{base}/getCaseCount"), Settings::default())
+            .await
+            .expect("getCaseCount");
+        let mut count = 0u32;
+        while let Some(message) = ws.recv().await {
+            if let Message::Text(text) = message {
+                count = text.trim().parse().expect("case count");
             }
-            count
-        };
+        }
         println!("running {count} cases as {agent}");
         for case in 1..=count {
             let url = format!("{base}/runCase?case={case}&agent={agent}");

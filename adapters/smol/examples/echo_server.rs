@@ -1,51 +1,71 @@
-//! An echo server: `cargo run --release -p sockeye-smol --example echo_server -- [ADDR]`.
+//! An echo server: every text and binary message comes back unchanged.
 //!
-//! Listens on ADDR (default `127.0.0.1:9001`), prints `listening on ADDR`, and echoes every
-//! text and binary message on every connection, with the full protocol: rejections, the
-//! close handshake, limits and timeouts. Serves until killed.
+//! ```text
+//! cargo run --release -p sockeye-smol --example echo_server -- [ADDR]
+//! ```
+//!
+//! ADDR defaults to `127.0.0.1:9001`; the server prints `listening on ADDR` and serves
+//! until killed. Every connection gets the full protocol: bad requests are answered
+//! with 400 / 426 / 431, the handshake times out after 10 s, messages are limited to
+//! 64 MiB, pings are answered, and the close handshake is completed (or times out after
+//! 30 s). This is the server tested by Autobahn|Testsuite (`scripts/autobahn.sh smol`).
+//!
+//! Runtime: smol's global executor. Set `SOCKEYE_LOG=1` to print how each connection
+//! ended.
 
-use sockeye_smol::{accept, Message, Settings};
+use std::net::SocketAddr;
+
+use smol::net::{TcpListener, TcpStream};
+use sockeye_smol::{accept, Settings};
 
 fn main() -> std::io::Result<()> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:9001".to_owned());
-    smol::block_on(async {
-        let listener = smol::net::TcpListener::bind(addr.as_str()).await?;
-        println!("listening on {}", listener.local_addr()?);
-        loop {
-            let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    eprintln!("accept: {error}");
-                    smol::Timer::after(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            smol::spawn(async move {
-                let mut ws = match accept(stream, Settings::default()).await {
-                    Ok(ws) => ws,
-                    Err(error) => {
-                        eprintln!("handshake: {error}");
-                        return;
-                    }
-                };
-                while let Some(received) = ws.recv().await {
-                    match received {
-                        Ok(message @ (Message::Text(_) | Message::Binary(_))) => {
-                            if ws.send(message).await.is_err() {
-                                break;
-                            }
-                        }
-                        Ok(_) => {}
-                        Err(error) => eprintln!("connection: {error}"),
-                    }
-                }
-                // Finish the close handshake (or time out) if sending failed first.
-                while ws.recv().await.is_some() {}
-            })
-            .detach();
+    smol::block_on(serve(addr))
+}
+
+async fn serve(addr: String) -> std::io::Result<()> {
+    let listener = TcpListener::bind(addr.as_str()).await?;
+    println!("listening on {}", listener.local_addr()?);
+    let log = std::env::var_os("SOCKEYE_LOG").is_some();
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            // Out of file descriptors and the like: keep serving the others.
+            Err(error) => {
+                eprintln!("accept: {error}");
+                smol::Timer::after(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        smol::spawn(echo(tcp, peer, log)).detach();
+    }
+}
+
+async fn echo(tcp: TcpStream, peer: SocketAddr, log: bool) {
+    let _ = tcp.set_nodelay(true);
+    let mut ws = match accept(tcp, Settings::default()).await {
+        Ok(ws) => ws,
+        Err(error) => {
+            if log {
+                eprintln!("{peer}: handshake: {error}");
+            }
+            return;
         }
-    })
+    };
+    while let Some(message) = ws.recv().await {
+        // `feed` queues the echo; the next `recv` writes it (coalescing echoes of
+        // messages that arrived together) before it waits for more input.
+        if message.is_data() && ws.feed(message).await.is_err() {
+            break;
+        }
+    }
+    // A failed send ended the connection; `recv` then finishes it.
+    while ws.recv().await.is_some() {}
+    if log {
+        if let Some(outcome) = ws.outcome() {
+            eprintln!("{peer}: {outcome}");
+        }
+    }
 }

@@ -12,16 +12,37 @@
 //! - Client: [`connect`] over any stream (TLS is the caller's stream) and [`connect_url`]
 //!   for plain `ws://` TCP with a connect timeout. A non-`101` answer is
 //!   [`Error::Rejected`] with the status.
-//! - [`WebSocket`]: [`recv`](WebSocket::recv) / [`send`](WebSocket::send) /
-//!   [`close`](WebSocket::close), streaming receive ([`recv_with`](WebSocket::recv_with))
-//!   and fragmented sends, [`Stream`](futures_core::Stream) +
-//!   [`Sink`](futures_sink::Sink), [`split`](WebSocket::split) into halves for two tasks.
-//!   Receives are cancel safe.
-//! - The end is reported once, as an [`Outcome`]: clean (codes and reasons), abnormal
-//!   (EOF without a close handshake, I/O error, protocol error) or timed out.
+//! - [`WebSocket`]: [`recv`](WebSocket::recv) whole [`Message`]s or
+//!   [`recv_with`](WebSocket::recv_with) raw chunks; [`send`](WebSocket::send),
+//!   [`feed`](WebSocket::feed) (backpressure), [`feed_frame`](WebSocket::feed_frame)
+//!   (fragments), [`close`](WebSocket::close); [`Stream`](futures_core::Stream) +
+//!   [`Sink`](futures_sink::Sink); [`split`](WebSocket::split) into a reader and a
+//!   writer for two tasks. Receives are cancel-safe.
 //!
-//! Memory: an idle connection holds no read buffer (it comes from a per-thread pool when
-//! bytes arrive and goes back when no partial frame is left) and no write buffer.
+//! The surface is the same as `sockeye-tokio`'s, name for name.
+//!
+//! ## How a connection ends
+//!
+//! Every connection ends exactly once, and `recv` says so by returning **`None`**; then
+//! [`WebSocket::outcome`] holds the [`Outcome`]: `Clean` (the close handshake completed:
+//! both codes and the peer's reason), `Abnormal` (end of stream without a close = 1006,
+//! an I/O error, or a protocol violation by the peer, whose Close we sent), or
+//! `TimedOut` (close handshake, keepalive, idle). Its `Display` form is
+//! `clean code=1000 reason=bye`, `abnormal: ...`, `timeout: ...`. The peer's Close frame
+//! itself arrives before that, as [`Message::Close`]. Sends after the end fail with
+//! [`Error::Closed`]; [`Error`] is otherwise only for handshakes and local misuse.
+//!
+//! ## Driving, timers and memory
+//!
+//! Receiving drives the connection: after every call queued control frames are written,
+//! one `async-io` timer sleeps until the core's next deadline (keepalive, close, idle),
+//! and at the end the transport is closed (`poll_close`). Reads are poll-based
+//! (`AsyncRead::poll_read` into the driver's buffer): the read buffer (64 KiB by
+//! default, [`DriverConfig`]) comes from a per-thread pool only while a read is in
+//! progress or a partial frame is buffered, so an idle connection holds none, and no
+//! timer exists until one is armed. Sends are queued (small frames coalesced, large
+//! payloads written in place with vectored writes) up to
+//! [`DriverConfig::max_pending_bytes`] (1 MiB), beyond which `send` and `feed` wait.
 //!
 //! ```no_run
 //! use sockeye_smol::{accept, Message, Settings};
@@ -32,12 +53,13 @@
 //!         let (stream, _) = listener.accept().await?;
 //!         smol::spawn(async move {
 //!             let Ok(mut ws) = accept(stream, Settings::default()).await else { return };
-//!             while let Some(Ok(message)) = ws.recv().await {
+//!             while let Some(message) = ws.recv().await {
 //!                 if message.is_data() && ws.send(message).await.is_err() {
 //!                     break;
 //!                 }
 //!             }
-//!             println!("closed {}", ws.outcome().expect("over"));
+//!             while ws.recv().await.is_some() {}
+//!             println!("closed {}", ws.outcome().expect("recv returned None"));
 //!         })
 //!         .detach();
 //!     }
@@ -55,11 +77,12 @@
 //! smol::block_on(async {
 //!     let mut ws = connect_url("ws://127.0.0.1:9001/chat", Settings::default()).await?;
 //!     ws.send(Message::text("hello")).await?;
-//!     if let Some(Ok(Message::Text(echo))) = ws.recv().await {
+//!     if let Some(Message::Text(echo)) = ws.recv().await {
 //!         println!("< {echo}");
 //!     }
-//!     let outcome = ws.close(CloseCode::NORMAL, "bye").await?;
-//!     println!("# closed {outcome}");
+//!     ws.close(CloseCode::NORMAL, "bye").await?;
+//!     while ws.recv().await.is_some() {}
+//!     println!("# closed {}", ws.outcome().expect("recv returned None"));
 //!     Ok::<_, sockeye_smol::Error>(())
 //! })?;
 //! # Ok::<_, sockeye_smol::Error>(())
@@ -67,9 +90,10 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod error;
 mod socket;
+pub mod reconnect;
 
-use std::fmt;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
@@ -79,89 +103,67 @@ use async_io::Timer;
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use sockeye_proto::driver::{ClientAnswer, ClientUpgrade, Driver, ServerAnswer, ServerUpgrade};
-use sockeye_proto::{Connection, Role, StdClock};
+use sockeye_proto::{Connection, StdClock};
 
+pub use error::Error;
 pub use socket::{ReadHalf, WebSocket, WriteHalf};
+pub use reconnect::{ClientEvent, ReconnectingClient};
 pub use sockeye_proto;
 pub use sockeye_proto::driver::{
     Abnormal, CloseReason, DriverConfig, Message, Outcome, Refusal, RejectedResponse, Settings,
     Verdict,
 };
-pub use sockeye_proto::handshake::{ClientRequest, UpgradeRequest, Url};
+pub use sockeye_proto::handshake::{ClientRequest, HeadLimits, Url};
 pub use sockeye_proto::{
-    Boundary, CloseCode, Config, DataKind, Event, KeepAlive, ProtocolError, ResponseError,
-    SendError, Timeout, UrlError, WriteError,
+    Boundary, CloseCode, Config, DataKind, Event, KeepAlive, Role, State, Timeout, UpgradeRequest,
 };
 
 /// A WebSocket over a plain TCP stream, as [`connect_url`] makes.
 pub type TcpWebSocket = WebSocket<async_net::TcpStream>;
 
-/// Everything that can go wrong, split by cause. A normal close is not an error: it is the
-/// [`Outcome`] of the connection.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Error {
-    /// The transport failed (a peer that left in the middle of the handshake is
-    /// `UnexpectedEof`; a TCP connect that took too long is `TimedOut`).
-    Io(io::Error),
-    /// Server: the request was turned down (invalid, or by the application's
-    /// [`Verdict`]); the response was written and the connection closed.
-    Refused(Refusal),
-    /// Client: the server answered with a status other than `101`.
-    Rejected(RejectedResponse),
-    /// Client: the server's `101` breaks RFC 6455 §4.1, or is not HTTP.
-    Response(ResponseError),
-    /// Client: the URL cannot be used.
-    Url(UrlError),
-    /// Client: a `wss://` URL; connect a TLS stream yourself and use [`connect`].
-    TlsUnsupported,
-    /// Client: the request cannot be written (a malformed header, say).
-    Request(WriteError),
-    /// The opening handshake took longer than [`Settings::handshake_timeout`].
-    HandshakeTimeout,
-    /// The peer broke the protocol: our Close with the error's code was sent and the
-    /// connection is over.
-    Protocol(ProtocolError),
-    /// A message that cannot be sent (a control payload over 125 bytes, a close code that
-    /// may not be sent, sending after our Close ...).
-    Send(SendError),
-    /// The connection is over (see [`WebSocket::outcome`]).
-    Closed,
+/// Random bytes from the OS (the client's key nonce and masking seed).
+pub(crate) fn random<const N: usize>() -> Result<[u8; N], Error> {
+    let mut bytes = [0u8; N];
+    getrandom::getrandom(&mut bytes)
+        .map_err(|error| Error::Io(io::Error::other(error.to_string())))?;
+    Ok(bytes)
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Io(error) => write!(f, "i/o error: {error}"),
-            Error::Refused(refusal) => write!(f, "handshake refused: {refusal}"),
-            Error::Rejected(response) => write!(f, "server rejected the handshake: {response}"),
-            Error::Response(error) => write!(f, "invalid handshake response: {error}"),
-            Error::Url(error) => write!(f, "invalid URL: {error}"),
-            Error::TlsUnsupported => f.write_str("wss:// needs a TLS stream: use connect()"),
-            Error::Request(error) => write!(f, "cannot write the handshake request: {error}"),
-            Error::HandshakeTimeout => f.write_str("handshake timed out"),
-            Error::Protocol(error) => write!(f, "protocol error: {error}"),
-            Error::Send(error) => write!(f, "cannot send: {error}"),
-            Error::Closed => f.write_str("connection closed"),
-        }
+/// What [`connect`] can take as the request: a [`ClientRequest`], a parsed [`Url`], or
+/// a `ws://` / `wss://` URL string (the scheme only decides the default port: the
+/// stream is yours).
+pub trait IntoRequest<'a> {
+    /// The request, or why there is none.
+    fn into_request(self) -> Result<ClientRequest<'a>, Error>;
+}
+
+impl<'a> IntoRequest<'a> for ClientRequest<'a> {
+    fn into_request(self) -> Result<ClientRequest<'a>, Error> {
+        Ok(self)
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io(error) => Some(error),
-            Error::Response(error) => Some(error),
-            Error::Protocol(error) => Some(error),
-            Error::Send(error) => Some(error),
-            _ => None,
-        }
+impl<'a> IntoRequest<'a> for &ClientRequest<'a> {
+    fn into_request(self) -> Result<ClientRequest<'a>, Error> {
+        Ok(*self)
     }
 }
 
-impl From<io::Error> for Error {
-    fn from(error: io::Error) -> Self {
-        Error::Io(error)
+impl<'a> IntoRequest<'a> for Url<'a> {
+    fn into_request(self) -> Result<ClientRequest<'a>, Error> {
+        Ok(self.request())
+    }
+}
+
+impl<'a> IntoRequest<'a> for &'a str {
+    fn into_request(self) -> Result<ClientRequest<'a>, Error> {
+        Ok(Url::parse(self)?.request())
+    }
+}
+
+impl<'a> IntoRequest<'a> for &'a String {
+    fn into_request(self) -> Result<ClientRequest<'a>, Error> {
+        self.as_str().into_request()
     }
 }
 
@@ -176,8 +178,9 @@ where
 {
     let settings = settings.into();
     let decide: Option<fn(&UpgradeRequest<'_, '_>) -> Verdict> = None;
-    with_timeout(
+    within(
         settings.handshake_timeout,
+        Error::HandshakeTimeout,
         server_handshake(stream, settings, decide),
     )
     .await
@@ -213,8 +216,9 @@ where
     F: FnOnce(&UpgradeRequest<'_, '_>) -> Verdict,
 {
     let settings = settings.into();
-    with_timeout(
+    within(
         settings.handshake_timeout,
+        Error::HandshakeTimeout,
         server_handshake(stream, settings, Some(decide)),
     )
     .await
@@ -230,59 +234,55 @@ where
 /// # async fn run() -> Result<(), sockeye_smol::Error> {
 /// let stream = smol::net::TcpStream::connect("127.0.0.1:9001").await?;
 /// let request = ClientRequest::new("127.0.0.1:9001", "/chat").with_protocols(&["chat"]);
-/// let ws = connect(stream, &request, Settings::default()).await?;
+/// let ws = connect(stream, request, Settings::default()).await?;
 /// assert!(ws.protocol().is_none() || ws.protocol() == Some("chat"));
 /// # Ok(()) }
 /// ```
-pub async fn connect<S>(
+pub async fn connect<'a, S, R>(
     stream: S,
-    request: &ClientRequest<'_>,
+    request: R,
     settings: impl Into<Settings>,
 ) -> Result<WebSocket<S>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
+    R: IntoRequest<'a>,
 {
     let settings = settings.into();
-    with_timeout(
+    let request = request.into_request()?;
+    within(
         settings.handshake_timeout,
-        client_handshake(stream, request, settings),
+        Error::HandshakeTimeout,
+        client_handshake(stream, &request, settings),
     )
     .await
 }
 
-/// Connects to a `ws://host[:port]/path` URL over TCP (within
-/// [`Settings::connect_timeout`], `TCP_NODELAY` on) and opens a WebSocket there.
-/// `wss://` is [`Error::TlsUnsupported`]: connect a TLS stream and use [`connect`].
+/// Connects to a `ws://host[:port]/path` URL over plain TCP (within
+/// [`Settings::connect_timeout`], `TCP_NODELAY` set) and opens a WebSocket on it. For
+/// `wss://` ([`Error::TlsRequired`]), open the TLS stream yourself and call [`connect`].
 pub async fn connect_url(url: &str, settings: impl Into<Settings>) -> Result<TcpWebSocket, Error> {
     let settings = settings.into();
-    let url = Url::parse(url).map_err(Error::Url)?;
-    if url.is_tls() {
-        return Err(Error::TlsUnsupported);
+    let parsed = Url::parse(url)?;
+    if parsed.is_tls() {
+        return Err(Error::TlsRequired);
     }
-    let tcp = async_net::TcpStream::connect((url.host(), url.port()));
-    let stream = match settings.connect_timeout {
-        Some(timeout) => {
-            futures_lite::future::or(tcp, async {
-                Timer::after(timeout).await;
-                Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
-            })
-            .await?
-        }
-        None => tcp.await?,
-    };
+    let open = async { Ok(async_net::TcpStream::connect((parsed.host(), parsed.port())).await?) };
+    let stream = within(settings.connect_timeout, Error::ConnectTimeout, open).await?;
     stream.set_nodelay(true)?;
-    connect(stream, &url.request(), settings).await
+    connect(stream, parsed, settings).await
 }
 
-async fn with_timeout<T>(
+/// Runs `future` within `timeout`, failing with `error` when it runs out.
+async fn within<T>(
     timeout: Option<Duration>,
+    error: Error,
     future: impl Future<Output = Result<T, Error>>,
 ) -> Result<T, Error> {
     match timeout {
         Some(timeout) => {
             futures_lite::future::or(future, async {
                 Timer::after(timeout).await;
-                Err(Error::HandshakeTimeout)
+                Err(error)
             })
             .await
         }
@@ -385,12 +385,8 @@ async fn client_handshake<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut random = [0u8; 48];
-    getrandom::getrandom(&mut random).map_err(|e| io::Error::other(e.to_string()))?;
-    let mut nonce = [0u8; 16];
-    let mut seed = [0u8; 32];
-    nonce.copy_from_slice(&random[..16]);
-    seed.copy_from_slice(&random[16..]);
+    let nonce: [u8; 16] = random()?;
+    let seed: [u8; 32] = random()?;
 
     let (mut upgrade, bytes) =
         ClientUpgrade::new(nonce, request, settings.head_limits).map_err(Error::Request)?;

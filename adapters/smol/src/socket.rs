@@ -12,8 +12,11 @@ use async_io::Timer;
 use futures_core::Stream;
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_sink::Sink;
+use sockeye_proto::driver::Settings;
 use sockeye_proto::driver::{Abnormal, Driver, Message, Outcome, Received};
-use sockeye_proto::{CloseCode, Closed, DataKind, Event, Instant, SendError, State, StdClock};
+use sockeye_proto::{
+    CloseCode, Closed, Connection, DataKind, Event, Instant, Role, State, StdClock,
+};
 
 use crate::Error;
 
@@ -73,8 +76,6 @@ pub(crate) struct Inner<S> {
     protocol: Option<String>,
     /// How the connection ended, once it has.
     outcome: Option<Outcome>,
-    /// An error for the receive side to report once the last bytes are out.
-    pending_error: Option<Error>,
     /// The write side was closed (or given up on).
     shut: bool,
     /// When to stop trying to write the last bytes after the end.
@@ -98,7 +99,6 @@ impl<S> Inner<S> {
             timer_at: None,
             protocol,
             outcome: None,
-            pending_error: None,
             shut: false,
             linger_until: None,
             wakers: None,
@@ -252,21 +252,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             &mut Driver,
             Instant,
         ) -> Result<Option<Got<T>>, sockeye_proto::ProtocolError>,
-    ) -> Poll<Option<Result<T, Error>>> {
+    ) -> Poll<Option<T>> {
         let mut eof = false;
         for _ in 0..BUDGET {
             if self.outcome.is_some() {
                 if self.poll_finish(cx).is_pending() {
                     return Poll::Pending;
                 }
-                return Poll::Ready(self.pending_error.take().map(Err));
+                return Poll::Ready(None);
             }
             let now = self.clock.now();
             match step(&mut self.driver, now) {
                 Ok(Some(Got::Item(item))) => {
                     // Pongs and Close replies go out even when the application only reads.
                     let _ = self.poll_write_queue(cx);
-                    return Poll::Ready(Some(Ok(item)));
+                    return Poll::Ready(Some(item));
                 }
                 Ok(Some(Got::End(closed))) => {
                     let outcome = Outcome::from_closed(closed, self.driver.connection());
@@ -274,8 +274,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                     continue;
                 }
                 Err(error) => {
+                    // Our Close with the error's code is queued: it goes out before the end.
                     self.end(Outcome::Abnormal(Abnormal::Protocol(error)), now);
-                    self.pending_error = Some(Error::Protocol(error));
                     continue;
                 }
                 Ok(None) if eof => {
@@ -290,8 +290,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 }
                 Ok(None) => {}
             }
-            if let Poll::Ready(Err(error)) = self.poll_write_queue(cx) {
-                self.pending_error = Some(Error::Io(error));
+            if let Poll::Ready(Err(_)) = self.poll_write_queue(cx) {
+                // The connection failed; the outcome says how.
                 continue;
             }
             if let Some(deadline) = self.driver.poll_timeout() {
@@ -311,10 +311,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 Poll::Ready(Ok(0)) => eof = true,
                 Poll::Ready(Ok(_)) => {}
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                Poll::Ready(Err(error)) => {
-                    self.fail(&error);
-                    self.pending_error = Some(Error::Io(error));
-                }
+                Poll::Ready(Err(error)) => self.fail(&error),
                 Poll::Pending => return Poll::Pending,
             }
         }
@@ -323,7 +320,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         Poll::Pending
     }
 
-    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Message>> {
         self.poll_recv(cx, |driver, now| {
             Ok(driver.poll_message(now)?.map(|received| match received {
                 Received::Message(message) => Got::Item(message),
@@ -336,7 +333,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         &mut self,
         cx: &mut Context<'_>,
         f: &mut Option<impl FnOnce(Event<'_>) -> R>,
-    ) -> Poll<Option<Result<R, Error>>> {
+    ) -> Poll<Option<R>> {
         self.poll_recv(cx, |driver, now| {
             driver.poll_event_with(now, |event| match event {
                 Event::Closed(closed) => Got::End(closed),
@@ -365,14 +362,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     fn start_send(&mut self, message: Message) -> Result<(), Error> {
         self.check_open()?;
         let now = self.clock.now();
-        self.driver.send(message, now).map_err(Error::Send)
+        self.driver.send(message, now).map_err(Error::from)
     }
 
-    fn send_fragment(&mut self, kind: DataKind, fin: bool, payload: Vec<u8>) -> Result<(), Error> {
+    fn start_send_frame(
+        &mut self,
+        kind: DataKind,
+        fin: bool,
+        payload: Vec<u8>,
+    ) -> Result<(), Error> {
         self.check_open()?;
         self.driver
             .send_frame(kind, fin, payload)
-            .map_err(Error::Send)
+            .map_err(Error::from)
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -382,38 +384,48 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         self.poll_write_queue(cx).map_err(Error::Io)
     }
 
-    /// Queues our Close (unless the close handshake already started).
+    /// Queues our Close.
     fn start_close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        if self.outcome.is_some() || self.driver.connection().state() != State::Open {
-            return Ok(());
-        }
+        self.check_open()?;
         let now = self.clock.now();
-        match self.driver.close(code, reason, now) {
-            Ok(()) | Err(SendError::Closed) => Ok(()),
-            Err(error) => Err(Error::Send(error)),
+        self.driver.close(code, reason, now).map_err(Error::from)
+    }
+
+    /// `Sink::poll_close`: a Close (1000) unless closing already, then flush.
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.outcome.is_none() && self.driver.connection().state() == State::Open {
+            self.start_close(CloseCode::NORMAL, "")?;
         }
+        self.poll_flush(cx)
     }
 }
 
-/// A WebSocket connection over a `futures-io` stream (`AsyncRead + AsyncWrite + Unpin`):
-/// a TCP stream from smol / async-net / async-io, a TLS stream, anything.
+/// An open WebSocket connection over a `futures-io` stream `S` (`AsyncRead + AsyncWrite
+/// + Unpin`): a smol / async-net / async-io TCP stream, a TLS stream, anything.
 ///
-/// Receive with [`recv`](Self::recv) (whole [`Message`]s) or
-/// [`recv_with`](Self::recv_with) (chunks of a large message, never whole in memory);
-/// send with [`send`](Self::send); end with [`close`](Self::close). It is also a
-/// [`Stream`] of messages and a [`Sink`] of messages, and [`split`](Self::split)s into a
-/// reader and a writer for two tasks.
+/// - **Receiving**: [`recv`](Self::recv) returns whole [`Message`]s (text, binary, ping,
+///   pong, and the peer's close), then `None` once the connection is over; how it ended
+///   is then [`outcome`](Self::outcome). [`recv_with`](Self::recv_with) hands out the
+///   raw chunks of large messages instead, without buffering them whole. Receiving also
+///   drives the connection: it writes Pongs and close replies, fires keepalive and close
+///   timers (`async-io` timers from the core's `poll_timeout`), and shuts the transport
+///   down at the end, so keep calling it.
+/// - **Sending**: [`send`](Self::send) queues a message and waits until it is written;
+///   [`feed`](Self::feed) only queues it (waiting only while the send queue is over its
+///   bound: backpressure), and the next `recv` or [`flush`](Self::flush) writes it.
+///   [`feed_frame`](Self::feed_frame) sends a large message in fragments.
+///   [`close`](Self::close) starts the close handshake.
+/// - [`Stream`] of `Message`s and [`Sink`] of `Message`s; [`split`](Self::split) into
+///   halves for two tasks.
 ///
-/// Everything runs when the connection is polled: Pongs and Close replies are written
-/// while the application receives, and timers (keepalive, close handshake) fire while it
-/// waits in [`recv`](Self::recv). An application that stops receiving stops those too.
+/// # Cancel safety
 ///
-/// **Cancel safety**: [`recv`](Self::recv) and [`recv_with`](Self::recv_with) are cancel
-/// safe (use them in `select`/`race`): a dropped receive loses nothing, since read bytes
-/// and half-assembled messages live in the connection, not in the future. A dropped
-/// [`send`](Self::send) either never queued the message (it was waiting for room) or
-/// queued it whole: it goes out with the next send, flush, receive or close. A dropped
-/// [`close`](Self::close) leaves the Close queued; receive to the end to finish it.
+/// `recv`, `recv_with` and `feed` are cancel-safe: every bit of state (buffered input, a
+/// half-assembled message, timers) lives in the `WebSocket`, not in the future, so
+/// dropping one of these futures (the losing side of `futures_lite::future::race` or
+/// `select!`) loses nothing, and the next call carries on. `feed` either queued the
+/// message or did not. `send`, `flush` and `close` may be dropped too; what they queued
+/// stays queued and goes out with the next write.
 pub struct WebSocket<S> {
     inner: Inner<S>,
 }
@@ -432,48 +444,98 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         WebSocket { inner }
     }
 
-    /// The next message: `Some(Ok(message))`, `Some(Err(error))` once when the
-    /// connection failed (a protocol error: our Close with its code was sent; an I/O
-    /// error), and `None` once the connection is over (see [`outcome`](Self::outcome)).
-    /// A Ping is answered automatically and still shown; [`Message::Close`] is the peer's
-    /// Close (our reply is on its way), after which `None` follows. Cancel safe.
-    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+    /// A connection over a `stream` whose handshake was done elsewhere (say by an HTTP
+    /// server that handed over the upgraded socket). `early` holds bytes already read
+    /// after the handshake.
+    pub fn from_raw(
+        stream: S,
+        role: Role,
+        settings: impl Into<Settings>,
+        early: &[u8],
+    ) -> Result<Self, Error> {
+        let settings = settings.into();
+        let seed = match role {
+            Role::Client => crate::random()?,
+            Role::Server => [0; 32],
+        };
+        let clock = StdClock::new();
+        let connection = Connection::new(role, settings.protocol, seed, clock.now());
+        let mut driver = Driver::new(connection, settings.buffers);
+        driver.push_bytes(early);
+        Ok(WebSocket::from_inner(Inner::new(
+            stream, driver, clock, None,
+        )))
+    }
+
+    /// The next message, or `None` once the connection is over (then see
+    /// [`outcome`](Self::outcome)). The peer's Close arrives as [`Message::Close`]: the
+    /// connection is half-closed, our reply is on its way, and `None` follows once the
+    /// close handshake completed. Cancel-safe.
+    pub async fn recv(&mut self) -> Option<Message> {
         poll_fn(|cx| self.inner.poll_message(cx)).await
     }
 
-    /// The streaming receive: passes the next raw [`Event`] (a chunk of a text or binary
-    /// message with its [`Boundary`](sockeye_proto::Boundary), a Ping, Pong or the peer's
-    /// Close) to `f`, borrowed from the read buffer, and returns what `f` returns. A
-    /// message larger than the read buffer comes in several chunks and is never whole in
-    /// memory. `None` once the connection is over. Do not mix with
-    /// [`recv`](Self::recv) in the middle of a message. Cancel safe.
-    pub async fn recv_with<R>(
-        &mut self,
-        f: impl FnOnce(Event<'_>) -> R,
-    ) -> Option<Result<R, Error>> {
+    /// The next raw event, passed to `f` while it borrows the read buffer: chunks of text
+    /// (always whole characters) and binary data with their
+    /// [`Boundary`](sockeye_proto::Boundary), pings, pongs and the peer's close. A message
+    /// larger than the read buffer comes in several chunks and is never held whole.
+    /// Returns `None` (without calling `f`) once the connection is over. Cancel-safe. Do
+    /// not switch between `recv` and `recv_with` in the middle of a message.
+    ///
+    /// ```no_run
+    /// # async fn run(mut ws: sockeye_smol::WebSocket<smol::net::TcpStream>) {
+    /// use sockeye_smol::Event;
+    ///
+    /// let mut total = 0;
+    /// while let Some(done) = ws
+    ///     .recv_with(|event| match event {
+    ///         Event::Binary { bytes, end } => {
+    ///             total += bytes.len();
+    ///             end.is_message_end()
+    ///         }
+    ///         _ => false,
+    ///     })
+    ///     .await
+    /// {
+    ///     if done {
+    ///         println!("a message of {total} bytes");
+    ///         total = 0;
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub async fn recv_with<R>(&mut self, f: impl FnOnce(Event<'_>) -> R) -> Option<R> {
         let mut f = Some(f);
         poll_fn(|cx| self.inner.poll_event(cx, &mut f)).await
     }
 
-    /// Sends a message: waits while the send queue is over its limit (backpressure),
-    /// queues the message, and writes until the queue is empty.
+    /// Queues `message` and waits until everything queued is written. Text and binary
+    /// messages are written without a copy when large (a client masks them in place).
+    /// [`Message::Ping`], [`Message::Pong`] and [`Message::Close`] send those frames.
     pub async fn send(&mut self, message: Message) -> Result<(), Error> {
-        poll_fn(|cx| self.inner.poll_ready(cx)).await?;
-        self.inner.start_send(message)?;
+        self.feed(message).await?;
         self.flush().await
     }
 
-    /// Sends one frame of a message in fragments (`fin == false` continues it), for
-    /// sending a large message without holding it whole.
-    pub async fn send_fragment(
+    /// Queues `message`, waiting first while the send queue is over
+    /// [`DriverConfig::max_pending_bytes`](crate::DriverConfig::max_pending_bytes)
+    /// (backpressure). The next [`recv`](Self::recv) or [`flush`](Self::flush) writes it.
+    /// Cancel-safe: the message is queued when this returns, not before.
+    pub async fn feed(&mut self, message: Message) -> Result<(), Error> {
+        poll_fn(|cx| self.inner.poll_ready(cx)).await?;
+        self.inner.start_send(message)
+    }
+
+    /// Sends one frame of a message in fragments (the streaming send): `fin == false`
+    /// continues the message with the next call. Waits like [`feed`](Self::feed).
+    pub async fn feed_frame(
         &mut self,
         kind: DataKind,
         fin: bool,
         payload: Vec<u8>,
     ) -> Result<(), Error> {
         poll_fn(|cx| self.inner.poll_ready(cx)).await?;
-        self.inner.send_fragment(kind, fin, payload)?;
-        self.flush().await
+        self.inner.start_send_frame(kind, fin, payload)
     }
 
     /// Writes everything queued.
@@ -481,28 +543,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         poll_fn(|cx| self.inner.poll_flush(cx)).await
     }
 
-    /// Starts the close handshake with `code` and `reason` (at most 123 bytes) and waits
-    /// for the end, discarding messages that still arrive; returns how the connection
-    /// ended. If the peer does not answer, the close timeout ends it
-    /// ([`Outcome::TimedOut`]). If the connection is already closing or over, just waits.
-    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<Outcome, Error> {
+    /// Starts the close handshake with `code` and `reason` (at most 123 bytes) and writes
+    /// our Close. Keep calling [`recv`](Self::recv) until `None` to see the peer's answer:
+    /// the outcome is clean once it arrived, or timed out after
+    /// [`Config::close_timeout`](crate::Config::close_timeout).
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         self.inner.start_close(code, reason)?;
-        while self.recv().await.is_some() {}
-        Ok(self
-            .inner
-            .outcome
-            .clone()
-            .unwrap_or(Outcome::Abnormal(Abnormal::Eof)))
+        self.flush().await
     }
 
-    /// The subprotocol agreed on in the handshake.
-    pub fn protocol(&self) -> Option<&str> {
-        self.inner.protocol.as_deref()
-    }
-
-    /// How the connection ended, once it has.
+    /// How the connection ended, once `recv` returned `None` (or a send failed).
     pub fn outcome(&self) -> Option<&Outcome> {
         self.inner.outcome.as_ref()
+    }
+
+    /// Where the close handshake stands.
+    pub fn state(&self) -> State {
+        self.inner.driver.connection().state()
+    }
+
+    /// The subprotocol agreed in the handshake.
+    pub fn protocol(&self) -> Option<&str> {
+        self.inner.protocol.as_deref()
     }
 
     /// Bytes queued but not yet written.
@@ -510,13 +572,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.inner.driver.pending_bytes()
     }
 
-    /// The underlying stream.
+    /// The stream.
     pub fn get_ref(&self) -> &S {
         &self.inner.stream
     }
 
-    /// Splits into a reader and a writer, for two tasks. The reader still writes Pongs
-    /// and Close replies, and runs the timers.
+    /// The stream, mutably (reading or writing it directly corrupts the connection).
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner.stream
+    }
+
+    /// Splits the connection into a reader and a writer for two tasks. They share the
+    /// connection behind a lock: the reader keeps answering pings and closes (and fires
+    /// timers) while the writer is busy or idle, and both are woken by write progress.
     pub fn split(self) -> (ReadHalf<S>, WriteHalf<S>) {
         let mut inner = self.inner;
         inner.wakers = Some(Arc::new(WriteWakers::default()));
@@ -530,14 +598,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 }
 
+/// Whole messages; the stream ends (`None`) when the connection is over, and
+/// [`WebSocket::outcome`] says how.
 impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
-    type Item = Result<Message, Error>;
+    type Item = Message;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
         self.get_mut().inner.poll_message(cx)
     }
 }
 
+/// Messages in; `poll_ready` applies backpressure, `poll_close` sends a Close (1000)
+/// unless one was sent, and flushes.
 impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
     type Error = Error;
 
@@ -553,11 +625,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
         self.get_mut().inner.poll_flush(cx)
     }
 
-    /// Queues a Close (1000) and writes it; the peer's answer is read by the stream side.
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let inner = &mut self.get_mut().inner;
-        inner.start_close(CloseCode::NORMAL, "")?;
-        inner.poll_flush(cx)
+        self.get_mut().inner.poll_close(cx)
     }
 }
 
@@ -565,8 +634,8 @@ fn lock<S>(shared: &Mutex<Inner<S>>) -> MutexGuard<'_, Inner<S>> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The receiving half of a split [`WebSocket`]: receives messages, answers Pings, sends
-/// Close replies and runs the timers.
+/// The receiving half of a split [`WebSocket`]: receives messages, and keeps answering
+/// Pings, replying to Closes and running the timers.
 pub struct ReadHalf<S> {
     shared: Arc<Mutex<Inner<S>>>,
 }
@@ -589,16 +658,13 @@ impl<S> fmt::Debug for WriteHalf<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
-    /// As [`WebSocket::recv`]. Cancel safe.
-    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+    /// As [`WebSocket::recv`]. Cancel-safe.
+    pub async fn recv(&mut self) -> Option<Message> {
         poll_fn(|cx| lock(&self.shared).poll_message(cx)).await
     }
 
-    /// As [`WebSocket::recv_with`]. Cancel safe.
-    pub async fn recv_with<R>(
-        &mut self,
-        f: impl FnOnce(Event<'_>) -> R,
-    ) -> Option<Result<R, Error>> {
+    /// As [`WebSocket::recv_with`]. Cancel-safe.
+    pub async fn recv_with<R>(&mut self, f: impl FnOnce(Event<'_>) -> R) -> Option<R> {
         let mut f = Some(f);
         poll_fn(|cx| lock(&self.shared).poll_event(cx, &mut f)).await
     }
@@ -610,26 +676,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
 
     /// Joins the halves again (`Err` gives them back if they are not from the same
     /// connection).
-    pub fn reunite(self, write: WriteHalf<S>) -> Result<WebSocket<S>, (ReadHalf<S>, WriteHalf<S>)> {
-        if !Arc::ptr_eq(&self.shared, &write.shared) {
-            return Err((self, write));
+    pub fn reunite(
+        self,
+        writer: WriteHalf<S>,
+    ) -> Result<WebSocket<S>, (ReadHalf<S>, WriteHalf<S>)> {
+        if !Arc::ptr_eq(&self.shared, &writer.shared) {
+            return Err((self, writer));
         }
-        drop(write);
+        drop(writer);
         match Arc::try_unwrap(self.shared) {
             Ok(mutex) => {
                 let mut inner = mutex.into_inner().unwrap_or_else(|e| e.into_inner());
                 inner.wakers = None;
                 Ok(WebSocket { inner })
             }
-            Err(_) => unreachable!("both halves were given"),
+            Err(shared) => {
+                // Both halves were given, so this is the last reference.
+                let inner = Arc::clone(&shared);
+                Err((ReadHalf { shared }, WriteHalf { shared: inner }))
+            }
         }
     }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Stream for ReadHalf<S> {
-    type Item = Result<Message, Error>;
+    type Item = Message;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
         lock(&self.shared).poll_message(cx)
     }
 }
@@ -637,21 +710,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for ReadHalf<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     /// As [`WebSocket::send`].
     pub async fn send(&mut self, message: Message) -> Result<(), Error> {
-        poll_fn(|cx| lock(&self.shared).poll_ready(cx)).await?;
-        lock(&self.shared).start_send(message)?;
+        self.feed(message).await?;
         self.flush().await
     }
 
-    /// As [`WebSocket::send_fragment`].
-    pub async fn send_fragment(
+    /// As [`WebSocket::feed`]. Cancel-safe.
+    pub async fn feed(&mut self, message: Message) -> Result<(), Error> {
+        poll_fn(|cx| lock(&self.shared).poll_ready(cx)).await?;
+        lock(&self.shared).start_send(message)
+    }
+
+    /// As [`WebSocket::feed_frame`].
+    pub async fn feed_frame(
         &mut self,
         kind: DataKind,
         fin: bool,
         payload: Vec<u8>,
     ) -> Result<(), Error> {
         poll_fn(|cx| lock(&self.shared).poll_ready(cx)).await?;
-        lock(&self.shared).send_fragment(kind, fin, payload)?;
-        self.flush().await
+        lock(&self.shared).start_send_frame(kind, fin, payload)
     }
 
     /// Writes everything queued.
@@ -659,8 +736,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
         poll_fn(|cx| lock(&self.shared).poll_flush(cx)).await
     }
 
-    /// Sends a Close with `code` and `reason` and writes it; the reader sees the end
-    /// when the peer answers (or the close timeout fires).
+    /// As [`WebSocket::close`]: the reader sees the peer's answer and the end.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         lock(&self.shared).start_close(code, reason)?;
         self.flush().await
@@ -688,8 +764,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WriteHalf<S> {
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let mut inner = lock(&self.shared);
-        inner.start_close(CloseCode::NORMAL, "")?;
-        inner.poll_flush(cx)
+        lock(&self.shared).poll_close(cx)
     }
 }

@@ -9,29 +9,123 @@
 //! `# closed timeout: ...`). End of stdin closes with 1000; the client exits 0 once the
 //! close handshake completed cleanly, 1 otherwise. Plain `ws://` URLs only (see the
 //! `tls` example for TLS).
+//!
+//! Options:
+//!
+//! - `--reconnect`: stay connected with `ReconnectingClient`: keepalive on (20 s / 10 s
+//!   unless set below), reconnect with backoff when the connection is lost, and print every
+//!   state change as a `# ...` line (`# connecting`, `# open`, `# closed abnormal: ...`,
+//!   `# reconnecting in 1200ms (attempt 3)`, `# gave up: ...`). Lines typed while
+//!   disconnected are queued (`# queued (not connected)`) and sent after the reconnect.
+//!   Exits 1 if it gave up.
+//! - `--ping-interval SECS`, `--pong-timeout SECS`: the keepalive (a Ping after SECS of
+//!   quiet; the connection is declared dead if nothing arrives within the pong timeout).
+//!   Fractions are fine (`0.5`).
+//! - `--close-timeout SECS`: how long to wait for the server's side of the close handshake.
 
 use std::io::Write;
+use std::time::Duration;
 
-use sockeye_tokio::{connect_url, CloseCode, Message, Settings};
+use sockeye_tokio::reconnect::{
+    ClientEvent, ReconnectOptions, ReconnectingClient, Sent, StateChange,
+};
+use sockeye_tokio::{connect_url, CloseCode, KeepAlive, Message, Settings};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+const USAGE: &str = "usage: client [--reconnect] [--ping-interval SECS] [--pong-timeout SECS] \
+                     [--close-timeout SECS] URL";
+
+/// The command line.
+struct Args {
+    url: String,
+    reconnect: bool,
+    ping_interval: Option<Duration>,
+    pong_timeout: Option<Duration>,
+    close_timeout: Option<Duration>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = std::env::args().skip(1);
+    let mut parsed = Args {
+        url: String::new(),
+        reconnect: false,
+        ping_interval: None,
+        pong_timeout: None,
+        close_timeout: None,
+    };
+    let seconds = |flag: &str, value: Option<String>| -> Result<Duration, String> {
+        let value = value.ok_or_else(|| format!("{flag} needs a value"))?;
+        value
+            .parse::<f64>()
+            .ok()
+            .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+            .ok_or_else(|| format!("{flag}: not a number of seconds: {value}"))
+    };
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--reconnect" => parsed.reconnect = true,
+            "--ping-interval" => parsed.ping_interval = Some(seconds(&arg, args.next())?),
+            "--pong-timeout" => parsed.pong_timeout = Some(seconds(&arg, args.next())?),
+            "--close-timeout" => parsed.close_timeout = Some(seconds(&arg, args.next())?),
+            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
+            url if parsed.url.is_empty() => parsed.url = url.to_string(),
+            extra => return Err(format!("unexpected argument {extra}")),
+        }
+    }
+    if parsed.url.is_empty() {
+        return Err("no URL".to_string());
+    }
+    Ok(parsed)
+}
+
+impl Args {
+    /// The keepalive asked for: either flag turns it on (the other keeps its default).
+    fn keepalive(&self) -> Option<KeepAlive> {
+        let default = ReconnectOptions::DEFAULT_KEEPALIVE;
+        if self.ping_interval.is_none() && self.pong_timeout.is_none() {
+            return None;
+        }
+        Some(KeepAlive::new(
+            self.ping_interval.unwrap_or(default.interval),
+            self.pong_timeout.unwrap_or(default.timeout),
+        ))
+    }
+
+    fn settings(&self) -> Settings {
+        let mut config = Settings::default()
+            .protocol
+            .with_keepalive(self.keepalive());
+        if let Some(timeout) = self.close_timeout {
+            config = config.with_close_timeout(Some(timeout));
+        }
+        Settings::default().with_protocol(config)
+    }
+}
+
 fn main() {
-    let Some(url) = std::env::args().nth(1) else {
-        eprintln!("usage: client URL");
-        std::process::exit(2);
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(error) => {
+            eprintln!("{error}\n{USAGE}");
+            std::process::exit(2);
+        }
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let code = runtime.block_on(run(&url));
+    let code = if args.reconnect {
+        runtime.block_on(run_reconnecting(&args))
+    } else {
+        runtime.block_on(run(&args.url, args.settings()))
+    };
     let _ = std::io::stdout().flush();
     // Exit at once: tokio's stdin reader is a blocking thread that cannot be cancelled.
     std::process::exit(code);
 }
 
-async fn run(url: &str) -> i32 {
-    let mut ws = match connect_url(url, Settings::default()).await {
+async fn run(url: &str, settings: Settings) -> i32 {
+    let mut ws = match connect_url(url, settings).await {
         Ok(ws) => ws,
         Err(error) => {
             eprintln!("# cannot connect: {error}");
@@ -63,11 +157,66 @@ async fn run(url: &str) -> i32 {
             },
         }
     }
-    let outcome = ws.outcome().expect("recv returned None: the connection is over");
+    let outcome = ws
+        .outcome()
+        .expect("recv returned None: the connection is over");
     println!("# closed {outcome}");
     if outcome.is_clean() {
         0
     } else {
         1
     }
+}
+
+/// `--reconnect`: the same loop over a `ReconnectingClient`, printing state changes.
+async fn run_reconnecting(args: &Args) -> i32 {
+    let options = ReconnectOptions::default().with_keepalive(Some(
+        args.keepalive()
+            .unwrap_or(ReconnectOptions::DEFAULT_KEEPALIVE),
+    ));
+    let mut client = match ReconnectingClient::new(args.url.as_str(), args.settings(), options) {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!("# cannot connect: {error}");
+            return 1;
+        }
+    };
+    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
+    let mut code = 0;
+    loop {
+        tokio::select! {
+            // `next_event` is cancel-safe, and it drives connecting, backoff and keepalive.
+            event = client.next_event() => match event {
+                Some(ClientEvent::State(change)) => {
+                    println!("# {change}");
+                    match change {
+                        StateChange::GaveUp(_) => code = 1,
+                        StateChange::Closed(outcome) if !stdin_open => {
+                            code = i32::from(!outcome.is_clean());
+                        }
+                        _ => {}
+                    }
+                }
+                Some(ClientEvent::Message(Message::Text(text))) => println!("< {text}"),
+                Some(ClientEvent::Message(Message::Binary(bytes))) => {
+                    println!("< [{} bytes]", bytes.len());
+                }
+                Some(_) => {}
+                None => break,
+            },
+            line = stdin.next_line(), if stdin_open => match line {
+                Ok(Some(line)) => match client.send(Message::text(line)).await {
+                    Ok(Sent::Written) => {}
+                    Ok(Sent::Queued) => println!("# queued (not connected)"),
+                    Err(error) => eprintln!("# cannot send: {error}"),
+                },
+                Ok(None) | Err(_) => {
+                    stdin_open = false;
+                    let _ = client.close(CloseCode::NORMAL, "");
+                }
+            },
+        }
+    }
+    code
 }

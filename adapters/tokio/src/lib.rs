@@ -62,11 +62,13 @@ mod error;
 mod handshake;
 mod split;
 mod websocket;
+pub mod reconnect;
 
 pub use error::Error;
 pub use handshake::{accept, accept_with, connect, connect_url, IntoRequest};
 pub use split::{ReadHalf, WriteHalf};
 pub use websocket::WebSocket;
+pub use reconnect::{ClientEvent, ReconnectingClient};
 
 pub use sockeye_proto::driver::{
     Abnormal, CloseReason, DriverConfig, Message, Outcome, Refusal, RejectedResponse, Settings,

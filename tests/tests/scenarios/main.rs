@@ -9,3 +9,5 @@
 mod suite;
 
 mod tokio;
+mod smol;
+mod mio;

@@ -1,0 +1,384 @@
+//! [`ReconnectingClient`]: a client that keeps a connection up by itself: keepalive to
+//! notice a dead link, reconnects with backoff, and a stream of state changes to watch.
+//!
+//! The decisions (what a failure means, how long to wait, what to do with sends while
+//! disconnected) are the core's [`Supervisor`]; this module only connects, sleeps and
+//! moves messages.
+
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_io::Timer;
+use async_net::TcpStream;
+use futures_core::Stream;
+use futures_sink::Sink;
+use sockeye_proto::driver::reconnect::{Action, Stopping, Supervisor};
+use sockeye_proto::driver::{Abnormal, CloseReason, Message, Outcome, Settings};
+use sockeye_proto::handshake::Url;
+use sockeye_proto::reconnect::{Failure, IoKind};
+use sockeye_proto::{CloseCode, Instant, State};
+
+pub use sockeye_proto::driver::reconnect::{
+    ClientEvent, NotSent, OfflineSends, ReconnectOptions, Sent, StateChange, Unsent,
+};
+pub use sockeye_proto::reconnect::{Backoff, GiveUp, Multiplier, ReconnectPolicy};
+
+use crate::{connect_url, Error, WebSocket};
+
+/// Why a [`ReconnectingClient::send`] failed: not taken (the message is handed back), or
+/// the write failed.
+pub type SendError = sockeye_proto::driver::reconnect::SendError<Error>;
+
+/// The handle given to the [`on_connect`](ReconnectingClient::on_connect) hook after every
+/// (re)connect, to send what a new connection needs first (a login, subscriptions).
+#[derive(Debug)]
+pub struct OnConnect<'a> {
+    ws: &'a mut WebSocket<TcpStream>,
+    attempt: u32,
+}
+
+impl OnConnect<'_> {
+    /// Queues `message` on the new connection, ahead of the sends held while disconnected
+    /// and of anything the application sends next. It is written as the client is driven.
+    pub fn send(&mut self, message: Message) -> Result<(), Error> {
+        Pin::new(&mut *self.ws).start_send(message)
+    }
+
+    /// The subprotocol the server chose.
+    pub fn protocol(&self) -> Option<&str> {
+        self.ws.protocol()
+    }
+
+    /// 0 for the first connection, then the reconnect attempt that succeeded.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+}
+
+type Connecting = Pin<Box<dyn Future<Output = Result<WebSocket<TcpStream>, Error>> + Send>>;
+type Hook = Box<dyn FnMut(&mut OnConnect<'_>) + Send>;
+
+enum Link {
+    Down,
+    Connecting { attempt: u32, future: Connecting },
+    Open(Box<WebSocket<TcpStream>>),
+}
+
+/// A WebSocket client that stays connected: it pings a quiet connection to notice when
+/// it died (keepalive, on by default: 20 s / 10 s), reconnects with exponential backoff
+/// and jitter when it is lost, and reports every state change along with the messages.
+///
+/// - **Events**: [`next_event`](Self::next_event) (or the [`Stream`]) yields
+///   [`ClientEvent::State`] changes ([`StateChange`]: connecting, open, failed, closed,
+///   reconnecting, gave up) and [`ClientEvent::Message`]s, and `None` once the client is
+///   done: it gave up, or the application closed it. Like [`WebSocket::recv`], receiving
+///   **drives** everything: connecting, the backoff timer, pongs and keepalive, so keep
+///   calling it (in a `select!` with the rest of the application; it is cancel-safe).
+/// - **Sends**: [`send`](Self::send) writes to the open connection; while disconnected
+///   it follows [`ReconnectOptions::offline`]: queue (the default, up to 256 messages /
+///   1 MiB, sent first on the next connection) or refuse at once with the message handed
+///   back. See [`OfflineSends`].
+/// - **On every (re)connect**, an optional [`on_connect`](Self::on_connect) hook queues
+///   what a fresh connection needs first (re-subscribe, log in).
+/// - **Policy**: [`ReconnectOptions::policy`] sets the backoff (500 ms doubling to 30 s,
+///   full jitter), the attempt limit and which failures are fatal (by default a 4xx
+///   handshake rejection and closes such as 1008 policy violation give up at once;
+///   refused connections, resets, timeouts, 5xx and 1001/1006/1011/1012/1013 retry).
+/// - [`close`](Self::close) ends it: the open connection is closed with a close
+///   handshake and nothing is retried.
+///
+/// Only `ws://` URLs over TCP (for TLS, drive [`crate::connect`] yourself). Runs on any
+/// executor (timers from `async-io`). Jitter comes from the OS RNG.
+///
+/// ```no_run
+/// use sockeye_smol::reconnect::{ClientEvent, ReconnectOptions, ReconnectingClient};
+/// use sockeye_smol::{Message, Settings};
+///
+/// # async fn run() -> Result<(), sockeye_smol::Error> {
+/// let mut client =
+///     ReconnectingClient::new("ws://127.0.0.1:9001/feed", Settings::default(), ReconnectOptions::default())?
+///         .on_connect(|conn| {
+///             let _ = conn.send(Message::text(r#"{"subscribe":"prices"}"#));
+///         });
+/// while let Some(event) = client.next_event().await {
+///     match event {
+///         ClientEvent::State(change) => println!("# {change}"),
+///         ClientEvent::Message(Message::Text(text)) => println!("< {text}"),
+///         _ => {}
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+pub struct ReconnectingClient {
+    url: String,
+    settings: Settings,
+    supervisor: Supervisor,
+    epoch: std::time::Instant,
+    link: Link,
+    sleep: Option<(std::time::Instant, Timer)>,
+    on_connect: Option<Hook>,
+    last_error: Option<Error>,
+}
+
+impl fmt::Debug for ReconnectingClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let link = match &self.link {
+            Link::Down => "down",
+            Link::Connecting { .. } => "connecting",
+            Link::Open(_) => "open",
+        };
+        f.debug_struct("ReconnectingClient")
+            .field("url", &self.url)
+            .field("link", &link)
+            .field("supervisor", &self.supervisor)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReconnectingClient {
+    /// A client for the `ws://` `url`, opening each connection with `settings` (a
+    /// [`Settings`] or a [`Config`](crate::Config)) and `options`'s keepalive. Nothing
+    /// happens until the first [`next_event`](Self::next_event), which connects.
+    ///
+    /// Fails at once for a URL that cannot be used ([`Error::Url`], [`Error::TlsRequired`]).
+    pub fn new(
+        url: impl Into<String>,
+        settings: impl Into<Settings>,
+        options: ReconnectOptions,
+    ) -> Result<Self, Error> {
+        let url = url.into();
+        if Url::parse(&url)?.is_tls() {
+            return Err(Error::TlsRequired);
+        }
+        Ok(ReconnectingClient {
+            url,
+            settings: options.apply(settings.into()),
+            supervisor: Supervisor::new(&options),
+            epoch: std::time::Instant::now(),
+            link: Link::Down,
+            sleep: None,
+            on_connect: None,
+            last_error: None,
+        })
+    }
+
+    /// Runs `hook` after every (re)connect, before the held sends are replayed and before
+    /// [`StateChange::Open`] is reported: what it sends goes out first. It cannot wait;
+    /// for a conversation (log in, await the answer), react to `Open` in the event loop
+    /// and use [`OfflineSends::Reject`] so that nothing overtakes it.
+    pub fn on_connect(mut self, hook: impl FnMut(&mut OnConnect<'_>) + Send + 'static) -> Self {
+        self.on_connect = Some(Box::new(hook));
+        self
+    }
+
+    /// The next state change or message; `None` once the client is done (it gave up, or
+    /// [`close`](Self::close) finished). Drives the client. Cancel-safe.
+    pub async fn next_event(&mut self) -> Option<ClientEvent> {
+        poll_fn(|cx| self.poll_event(cx)).await
+    }
+
+    /// Sends `message`: written to the open connection ([`Sent::Written`], waiting for
+    /// room in the send queue and for the write), or, while disconnected, queued
+    /// ([`Sent::Queued`]) or refused ([`SendError::NotSent`], the message handed back) per
+    /// [`ReconnectOptions::offline`]. A connection that is already closing counts as
+    /// disconnected.
+    pub async fn send(&mut self, message: Message) -> Result<Sent, SendError> {
+        if let Link::Open(ws) = &mut self.link {
+            if !self.supervisor.is_closing() && ws.state() == State::Open {
+                return match ws.send(message).await {
+                    Ok(()) => Ok(Sent::Written),
+                    Err(error) => Err(SendError::Failed(error)),
+                };
+            }
+        }
+        match self.supervisor.offline_send(message) {
+            Ok(()) => Ok(Sent::Queued),
+            Err(unsent) => Err(SendError::NotSent(unsent)),
+        }
+    }
+
+    /// Closes the client: an open connection gets a Close with `code` and `reason` (keep
+    /// calling [`next_event`](Self::next_event): its [`StateChange::Closed`] comes last,
+    /// then `None`); an attempt in progress or a backoff wait is dropped, and the events
+    /// end. Nothing is retried afterwards. An invalid `code` or an over-long `reason` is
+    /// reported, and the connection is closed with 1000 instead.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        match self.supervisor.stop() {
+            Stopping::CloseConnection => {
+                let Link::Open(ws) = &mut self.link else {
+                    return Ok(());
+                };
+                let close = Message::Close(Some(CloseReason::new(code, reason)));
+                match Pin::new(&mut **ws).start_send(close) {
+                    Ok(()) | Err(Error::Closed) => Ok(()),
+                    Err(error) => {
+                        let normal = Message::Close(Some(CloseReason::new(CloseCode::NORMAL, "")));
+                        let _ = Pin::new(&mut **ws).start_send(normal);
+                        Err(error)
+                    }
+                }
+            }
+            Stopping::Stopped => {
+                self.link = Link::Down;
+                self.sleep = None;
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether a connection is open now.
+    pub fn is_open(&self) -> bool {
+        matches!(self.link, Link::Open(_)) && self.supervisor.is_open()
+    }
+
+    /// How many sends are held for the next connection.
+    pub fn queued(&self) -> usize {
+        self.supervisor.queued()
+    }
+
+    /// Takes the sends held for the next connection (after the client gave up, say).
+    pub fn take_queued(&mut self) -> Vec<Message> {
+        self.supervisor.take_queued()
+    }
+
+    /// The error of the last failed attempt (its [`StateChange::Failed`] carries only the
+    /// classified [`Failure`]): the I/O error, or the server's whole rejection with its
+    /// headers ([`Error::Rejected`]).
+    pub fn last_error(&self) -> Option<&Error> {
+        self.last_error.as_ref()
+    }
+
+    /// The URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn now(&self) -> Instant {
+        let elapsed = std::time::Instant::now().saturating_duration_since(self.epoch);
+        Instant::from_nanos(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    /// The event loop: hand out state changes first, then drive the link.
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<ClientEvent>> {
+        loop {
+            if let Some(change) = self.supervisor.poll_change() {
+                return Poll::Ready(Some(ClientEvent::State(change)));
+            }
+            match &mut self.link {
+                Link::Open(ws) => match Pin::new(&mut **ws).poll_next(cx) {
+                    Poll::Ready(Some(message)) => {
+                        return Poll::Ready(Some(ClientEvent::Message(message)))
+                    }
+                    Poll::Ready(None) => {
+                        let outcome = ws
+                            .outcome()
+                            .cloned()
+                            .unwrap_or(Outcome::Abnormal(Abnormal::Eof));
+                        self.link = Link::Down;
+                        let now = self.now();
+                        self.supervisor.handle_closed(outcome, random(now), now);
+                    }
+                    Poll::Pending => return Poll::Pending,
+                },
+                Link::Connecting { attempt, future } => {
+                    let attempt = *attempt;
+                    match future.as_mut().poll(cx) {
+                        Poll::Ready(Ok(ws)) => self.opened(ws, attempt),
+                        Poll::Ready(Err(error)) => {
+                            self.link = Link::Down;
+                            let now = self.now();
+                            let failure = failure_of(&error);
+                            self.last_error = Some(error);
+                            self.supervisor
+                                .handle_connect_failure(failure, random(now), now);
+                        }
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                Link::Down => match self.supervisor.poll_action(self.now()) {
+                    Action::Connect { attempt } => {
+                        self.sleep = None;
+                        let url = self.url.clone();
+                        let settings = self.settings;
+                        self.link = Link::Connecting {
+                            attempt,
+                            future: Box::pin(async move { connect_url(&url, settings).await }),
+                        };
+                    }
+                    Action::Wait { until } => {
+                        let at = self.epoch + Duration::from_nanos(until.as_nanos());
+                        let (deadline, timer) =
+                            self.sleep.get_or_insert_with(|| (at, Timer::at(at)));
+                        if *deadline != at {
+                            *deadline = at;
+                            timer.set_at(at);
+                        }
+                        if Pin::new(timer).poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                    }
+                    // The supervisor says an attempt or a connection is in progress, but
+                    // there is none: cannot happen; end rather than spin.
+                    Action::Stop | Action::Drive => return Poll::Ready(None),
+                },
+            }
+        }
+    }
+
+    /// A connection opened: run the hook, replay the held sends, report `Open`.
+    fn opened(&mut self, mut ws: WebSocket<TcpStream>, attempt: u32) {
+        let replay = self.supervisor.handle_open(self.now());
+        if let Some(hook) = &mut self.on_connect {
+            hook(&mut OnConnect {
+                ws: &mut ws,
+                attempt,
+            });
+        }
+        for message in replay {
+            if let Err(Error::Closed) = Pin::new(&mut ws).start_send(message.clone()) {
+                // Already over: keep it for the next connection.
+                let _ = self.supervisor.offline_send(message);
+            }
+        }
+        self.link = Link::Open(Box::new(ws));
+    }
+}
+
+/// State changes and messages; ends when the client is done. Drives the client.
+impl Stream for ReconnectingClient {
+    type Item = ClientEvent;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ClientEvent>> {
+        self.get_mut().poll_event(cx)
+    }
+}
+
+/// How a failed attempt counts for the policy.
+fn failure_of(error: &Error) -> Failure {
+    match error {
+        Error::Io(error) => Failure::ConnectFailed(IoKind::from(error.kind())),
+        Error::ConnectTimeout => Failure::ConnectFailed(IoKind::TimedOut),
+        Error::HandshakeTimeout => Failure::HandshakeTimedOut,
+        Error::Rejected(rejected) => Failure::Rejected {
+            status: rejected.status,
+        },
+        Error::Response(_) => Failure::BadHandshake,
+        Error::Url(_) | Error::TlsRequired | Error::Request(_) | Error::Send(_) => {
+            Failure::ConnectFailed(IoKind::Invalid)
+        }
+        _ => Failure::ConnectFailed(IoKind::Other),
+    }
+}
+
+/// A uniform draw for the backoff jitter, from the OS RNG (the clock's low bits if the
+/// OS RNG fails, which is still spread enough to de-synchronise clients).
+fn random(now: Instant) -> u64 {
+    let mut bytes = [0u8; 8];
+    match getrandom::getrandom(&mut bytes) {
+        Ok(()) => u64::from_le_bytes(bytes),
+        Err(_) => now.as_nanos().wrapping_mul(0x9e37_79b9_7f4a_7c15),
+    }
+}

@@ -1,0 +1,400 @@
+//! The tokio adapter's own API: cancel safety, split halves, timers on tokio's paused
+//! clock, the handshake callback, `Stream`/`Sink`, the streaming API. Connections run
+//! over in-memory duplex pipes or loopback TCP.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use sockeye_tokio::{
+    accept, accept_with, connect, connect_url, Abnormal, Boundary, ClientRequest, CloseCode,
+    Config, DriverConfig, Error, Event, KeepAlive, Message, Outcome, Refusal, Settings,
+    Timeout, Verdict, WebSocket,
+};
+use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::net::TcpListener;
+
+/// A client and a server over an in-memory pipe.
+async fn pair(settings: Settings) -> (WebSocket<DuplexStream>, WebSocket<DuplexStream>) {
+    pair_with(settings, settings).await
+}
+
+async fn pair_with(
+    client: Settings,
+    server: Settings,
+) -> (WebSocket<DuplexStream>, WebSocket<DuplexStream>) {
+    let (a, b) = duplex(1 << 20);
+    let accepted = tokio::spawn(async move { accept(a, server).await.unwrap() });
+    let client = connect(b, "ws://localhost/", client).await.unwrap();
+    (client, accepted.await.unwrap())
+}
+
+#[tokio::test]
+async fn echo_and_clean_close_over_a_pipe() {
+    let (mut client, mut server) = pair(Settings::default()).await;
+    client.send(Message::text("hello")).await.unwrap();
+    assert_eq!(server.recv().await, Some(Message::text("hello")));
+    server.close(CloseCode::NORMAL, "bye").await.unwrap();
+    assert_eq!(
+        client.recv().await,
+        Some(Message::Close(Some(sockeye_tokio::CloseReason::new(
+            CloseCode::NORMAL,
+            "bye"
+        ))))
+    );
+    // Each side finishes: the server once the reply arrives, the client at EOF.
+    let (client_end, server_end) = tokio::join!(client.recv(), server.recv());
+    assert_eq!((client_end, server_end), (None, None));
+    assert_eq!(
+        client.outcome().unwrap().to_string(),
+        "clean code=1000 reason=bye"
+    );
+    assert!(matches!(
+        server.outcome(),
+        Some(Outcome::Clean {
+            initiated_locally: true,
+            ..
+        })
+    ));
+    // The end is reported once; afterwards recv keeps returning None and sends fail.
+    assert_eq!(client.recv().await, None);
+    assert!(matches!(
+        client.send(Message::text("late")).await,
+        Err(Error::Closed)
+    ));
+}
+
+/// `recv` inside `select!` loses nothing when another branch wins, even in the middle
+/// of a fragmented message arriving slowly.
+#[tokio::test(start_paused = true)]
+async fn recv_is_cancel_safe_in_select() {
+    let (a, mut raw) = duplex(1 << 16);
+    let server = tokio::spawn(async move { accept(a, Settings::default()).await.unwrap() });
+    raw.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut ws = server.await.unwrap();
+    let mut head = [0u8; 129];
+    raw.read_exact(&mut head).await.unwrap();
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+
+    // A masked text message "héllo wörld" in three fragments, written a few bytes at a
+    // time with pauses, so the receiver is cancelled many times mid-message.
+    let mut wire = Vec::new();
+    for (opcode, fin, part) in [
+        (0x1u8, false, "hél".as_bytes()),
+        (0x0, false, "lo w".as_bytes()),
+        (0x0, true, "örld".as_bytes()),
+    ] {
+        let key = [9u8, 8, 7, 6];
+        wire.push(u8::from(fin) << 7 | opcode);
+        wire.push(0x80 | part.len() as u8);
+        wire.extend_from_slice(&key);
+        wire.extend(part.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    }
+    let writer = tokio::spawn(async move {
+        for chunk in wire.chunks(3) {
+            raw.write_all(chunk).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        raw
+    });
+
+    let mut cancelled = 0;
+    let message = loop {
+        tokio::select! {
+            message = ws.recv() => break message,
+            _ = tokio::time::sleep(Duration::from_millis(3)) => cancelled += 1,
+        }
+    };
+    assert_eq!(message, Some(Message::text("héllo wörld")));
+    assert!(cancelled > 5, "recv was cancelled only {cancelled} times");
+    drop(writer.await.unwrap());
+    assert_eq!(ws.recv().await, None);
+    assert_eq!(ws.outcome(), Some(&Outcome::Abnormal(Abnormal::Eof)));
+}
+
+/// The reader half alone answers pings and completes the close handshake while the
+/// writer half sits in another task.
+#[tokio::test]
+async fn split_reader_answers_pings_and_closes() {
+    let (mut client, server) = pair(Settings::default()).await;
+    let (mut reader, mut writer) = server.split();
+    let reading = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(message) = reader.recv().await {
+            seen.push(message);
+        }
+        (seen, reader.outcome())
+    });
+    client.send(Message::Ping(b"are you there".to_vec())).await.unwrap();
+    assert_eq!(
+        client.recv().await,
+        Some(Message::Pong(b"are you there".to_vec()))
+    );
+    writer.send(Message::text("from the writer")).await.unwrap();
+    assert_eq!(client.recv().await, Some(Message::text("from the writer")));
+    client.close(CloseCode::NORMAL, "done").await.unwrap();
+    assert!(matches!(client.recv().await, Some(Message::Close(_))));
+    assert_eq!(client.recv().await, None);
+    assert!(client.outcome().unwrap().is_clean());
+    let (seen, outcome) = reading.await.unwrap();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(outcome.unwrap().is_clean());
+    assert!(matches!(
+        writer.send(Message::text("late")).await,
+        Err(Error::Closed)
+    ));
+}
+
+/// A Close sent by the writer half arms the close timer that the (already waiting)
+/// reader then fires: a peer that never answers is timed out.
+#[tokio::test(start_paused = true)]
+async fn split_writer_close_arms_the_readers_timer() {
+    let settings = Settings::from(Config::default().with_close_timeout(Some(Duration::from_secs(5))));
+    let (client, server) = pair(settings).await;
+    let (mut reader, mut writer) = server.split();
+    let reading = tokio::spawn(async move {
+        while reader.recv().await.is_some() {}
+        reader.outcome()
+    });
+    // Let the reader block first, then close from the writer.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let started = tokio::time::Instant::now();
+    writer.close(CloseCode::NORMAL, "").await.unwrap();
+    // The client never reads, so it never answers.
+    let outcome = reading.await.unwrap();
+    assert_eq!(outcome, Some(Outcome::TimedOut(Timeout::Close)));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(5) && waited < Duration::from_secs(6),
+        "{waited:?}"
+    );
+    drop(client);
+}
+
+/// Split halves reunite; a forwarded `Stream` into a `Sink` echoes.
+#[tokio::test]
+async fn stream_sink_forward_and_reunite() {
+    let (mut client, server) = pair(Settings::default()).await;
+    let (reader, writer) = server.split();
+    let echo = tokio::spawn(async move {
+        let mut writer = writer;
+        let mut reader = reader;
+        // Echo the first two messages through Stream -> Sink, then give the halves back.
+        let mut two = (&mut reader).take(2).map(Ok);
+        writer.send_all(&mut two).await.unwrap();
+        reader.reunite(writer).unwrap()
+    });
+    SinkExt::send(&mut client, Message::text("one")).await.unwrap();
+    SinkExt::send(&mut client, Message::binary(vec![2u8; 70_000]))
+        .await
+        .unwrap();
+    assert_eq!(client.next().await, Some(Message::text("one")));
+    assert_eq!(client.next().await, Some(Message::binary(vec![2u8; 70_000])));
+    let mut server = echo.await.unwrap();
+    // Sink::close sends a Close (1000).
+    SinkExt::close(&mut client).await.unwrap();
+    assert_eq!(
+        server.recv().await,
+        Some(Message::Close(Some(sockeye_tokio::CloseReason::new(
+            CloseCode::NORMAL,
+            ""
+        ))))
+    );
+    assert_eq!(server.recv().await, None);
+    // The server's reply, then the end.
+    assert!(matches!(client.next().await, Some(Message::Close(_))));
+    assert_eq!(client.next().await, None);
+    assert!(client.outcome().unwrap().is_clean());
+}
+
+/// `recv_with` streams a message larger than the read buffer in chunks, never whole;
+/// fragmented sends arrive as one message.
+#[tokio::test]
+async fn streaming_receive_and_fragmented_send() {
+    let buffers = DriverConfig::default().with_read_buffer_size(16 * 1024);
+    let (mut client, mut server) = pair(Settings::default().with_buffers(buffers)).await;
+    let big = vec![7u8; 1 << 20];
+    client.send(Message::Binary(big.clone())).await.unwrap();
+    let (mut chunks, mut total, mut largest) = (0, 0, 0);
+    loop {
+        let end = server
+            .recv_with(|event| match event {
+                Event::Binary { bytes, end } => {
+                    assert!(bytes.iter().all(|&b| b == 7));
+                    (bytes.len(), end)
+                }
+                other => panic!("{other:?}"),
+            })
+            .await
+            .unwrap();
+        chunks += 1;
+        total += end.0;
+        largest = largest.max(end.0);
+        if end.1 == Boundary::MessageEnd {
+            break;
+        }
+    }
+    assert_eq!(total, big.len());
+    assert!(chunks > 16, "{chunks} chunks");
+    assert!(largest <= 16 * 1024, "a chunk of {largest} bytes");
+
+    use sockeye_tokio::DataKind;
+    client.feed_frame(DataKind::Text, false, b"stream".to_vec()).await.unwrap();
+    client.feed_frame(DataKind::Text, false, b"ed ".to_vec()).await.unwrap();
+    client.feed_frame(DataKind::Text, true, b"text".to_vec()).await.unwrap();
+    client.flush().await.unwrap();
+    assert_eq!(server.recv().await, Some(Message::text("streamed text")));
+}
+
+/// The callback picks a subprotocol, adds a header, or rejects with a status the
+/// client sees with its headers.
+#[tokio::test]
+async fn accept_with_subprotocols_and_rejection() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let mut results = Vec::new();
+        for _ in 0..2 {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let result = accept_with(tcp, Settings::default(), |request| {
+                assert!(request.protocols().eq(["v1", "v2"]));
+                if request.path() == "/private" {
+                    return Verdict::reject(401, "Unauthorized")
+                        .with_header("WWW-Authenticate", "Bearer");
+                }
+                Verdict::accept()
+                    .with_protocol(request.select_protocol(&["v2", "v1"]).unwrap())
+                    .with_header("X-Served-By", "sockeye")
+            })
+            .await;
+            results.push(result.map(|ws| ws.protocol().map(str::to_owned)));
+        }
+        results
+    });
+
+    let host = addr.to_string();
+    for (path, expected) in [("/private", Some(401)), ("/chat", None)] {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = ClientRequest::new(&host, path).with_protocols(&["v1", "v2"]);
+        match connect(tcp, request, Settings::default()).await {
+            Ok(ws) => {
+                assert_eq!(expected, None);
+                assert_eq!(ws.protocol(), Some("v2"));
+            }
+            Err(Error::Rejected(rejected)) => {
+                assert_eq!(Some(rejected.status), expected);
+                assert_eq!(rejected.header("www-authenticate"), Some(&b"Bearer"[..]));
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+    let results = server.await.unwrap();
+    assert!(matches!(results[0], Err(Error::Refused(Refusal::Rejected(401)))));
+    assert_eq!(results[1].as_ref().unwrap().as_deref(), Some("v2"));
+}
+
+/// A client that never finishes its request is dropped after the handshake timeout.
+#[tokio::test(start_paused = true)]
+async fn slowloris_hits_the_handshake_timeout() {
+    let (a, mut raw) = duplex(4096);
+    let started = tokio::time::Instant::now();
+    let server = tokio::spawn(accept(a, Settings::default()));
+    raw.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let result = server.await.unwrap();
+    assert!(matches!(result, Err(Error::HandshakeTimeout)), "{result:?}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(10) && waited < Duration::from_secs(11),
+        "{waited:?}"
+    );
+    // The socket is closed without a response.
+    let mut rest = Vec::new();
+    raw.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty());
+}
+
+/// Keepalive on the paused clock: a Ping after exactly the interval, a timeout after the
+/// pong deadline when the peer stays silent, and the peer's answers keep it alive.
+#[tokio::test(start_paused = true)]
+async fn keepalive_on_the_paused_clock() {
+    let keepalive = KeepAlive::new(Duration::from_secs(20), Duration::from_secs(5));
+    let settings = Settings::from(Config::default().with_keepalive(Some(keepalive)));
+    let (mut client, server) = pair_with(Settings::default(), settings).await;
+    let (mut reader, _writer) = server.split();
+    let started = tokio::time::Instant::now();
+    let reading = tokio::spawn(async move {
+        while reader.recv().await.is_some() {}
+        (reader.outcome(), tokio::time::Instant::now())
+    });
+    // The client answers three pings (recv does that), then stops reading.
+    for _ in 0..3 {
+        assert!(matches!(client.recv().await, Some(Message::Ping(_))));
+    }
+    let (outcome, ended) = reading.await.unwrap();
+    assert_eq!(outcome, Some(Outcome::TimedOut(Timeout::KeepAlive)));
+    // Three answered rounds of 20 s, then 20 s + 5 s unanswered.
+    assert_eq!(ended - started, Duration::from_secs(3 * 20 + 25));
+}
+
+#[tokio::test]
+async fn connect_url_errors() {
+    assert!(matches!(
+        connect_url("wss://example.com/", Settings::default()).await,
+        Err(Error::TlsRequired)
+    ));
+    assert!(matches!(
+        connect_url("http://example.com/", Settings::default()).await,
+        Err(Error::Url(_))
+    ));
+    // Nothing listens on a port we just closed.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let result = connect_url(&format!("ws://127.0.0.1:{port}/"), Settings::default()).await;
+    assert!(matches!(result, Err(Error::Io(_))), "{result:?}");
+}
+
+/// `feed` waits while the queue is over its bound and the peer does not read.
+#[tokio::test]
+async fn feed_waits_for_a_slow_reader() {
+    let buffers = DriverConfig::default().with_max_pending_bytes(64 * 1024);
+    let (a, b) = duplex(16 * 1024);
+    let settings = Settings::default().with_buffers(buffers);
+    let server = tokio::spawn(async move { accept(a, settings).await.unwrap() });
+    let mut client = connect(b, "ws://localhost/", settings).await.unwrap();
+    let mut server = server.await.unwrap();
+    let mut fed = 0;
+    let blocked = loop {
+        let feed = client.feed(Message::Binary(vec![1; 16 * 1024]));
+        match tokio::time::timeout(Duration::from_millis(100), feed).await {
+            Ok(result) => {
+                result.unwrap();
+                fed += 1;
+                assert!(fed < 100, "feed never waited");
+            }
+            Err(_) => break fed,
+        }
+    };
+    assert!(client.pending_bytes() <= 64 * 1024 + 16 * 1024 + 14);
+    // Once the server reads, everything queued arrives.
+    let reading = tokio::spawn(async move {
+        let mut count = 0;
+        while let Some(message) = server.recv().await {
+            if message.is_data() {
+                count += 1;
+            }
+        }
+        count
+    });
+    client.close(CloseCode::NORMAL, "").await.unwrap();
+    while client.recv().await.is_some() {}
+    assert!(client.outcome().unwrap().is_clean());
+    // Every message whose feed completed arrived (the one cut off by the timeout was
+    // not queued: feed is cancel-safe).
+    assert_eq!(reading.await.unwrap(), blocked);
+}

@@ -1,0 +1,26 @@
+//! `sockeye_tokio::ReconnectingClient` over loopback against the fake server: restarts,
+//! a silent server, fatal rejections and closes, the attempt limit, offline sends and the
+//! on-connect hook (the scenarios are in `reconnect_support/scenarios.rs`).
+
+mod reconnect_support;
+
+use sockeye_tokio as adapter;
+
+/// Upper bound for any one test.
+const TEST_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Runs a scenario on a current-thread runtime (real clock: the fake server runs on real
+/// threads), bounded by [`TEST_LIMIT`].
+fn run<F: std::future::Future>(test: F) -> F::Output {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async {
+        tokio::time::timeout(TEST_LIMIT, test)
+            .await
+            .expect("the test took too long")
+    })
+}
+
+include!("reconnect_support/scenarios.rs");

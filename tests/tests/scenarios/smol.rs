@@ -1,0 +1,142 @@
+//! The scenario suite over `sockeye-smol`: each server and client runs its own
+//! `smol::LocalExecutor` on its own thread (async-io drives the sockets and timers).
+
+use std::sync::mpsc;
+use std::thread;
+
+use ::smol::io::{AsyncRead, AsyncWrite};
+use ::smol::net::TcpListener;
+use ::smol::{LocalExecutor, Timer};
+use futures_lite::future;
+use sockeye_smol::{accept, connect_url, Error, WebSocket};
+
+use crate::suite::*;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Smol;
+
+fn failure(error: &Error) -> HandshakeFailure {
+    HandshakeFailure {
+        status: error.status(),
+        message: error.to_string(),
+    }
+}
+
+/// Runs `script` on `ws`, then receives until the end.
+async fn run_script<S>(mut ws: WebSocket<S>, script: Script) -> Run
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut run = Run::default();
+    let work = async {
+        'steps: for step in &script.steps {
+            match step {
+                Step::Send(message) => {
+                    if let Err(error) = ws.send(message.clone()).await {
+                        run.errors.push(format!("send: {error}"));
+                    }
+                }
+                Step::Feed(message) => match ws.feed(message.clone()).await {
+                    Ok(()) => script.note_fed(),
+                    Err(error) => run.errors.push(format!("feed: {error}")),
+                },
+                Step::Fragments(kind, parts) => {
+                    for (i, part) in parts.iter().enumerate() {
+                        let fin = i + 1 == parts.len();
+                        if let Err(error) = ws.feed_frame(*kind, fin, part.clone()).await {
+                            run.errors.push(format!("fragment: {error}"));
+                        }
+                    }
+                    if let Err(error) = ws.flush().await {
+                        run.errors.push(format!("flush: {error}"));
+                    }
+                }
+                Step::Recv => match ws.recv().await {
+                    Some(message) => run.received.push(message),
+                    None => break 'steps,
+                },
+                Step::Echo => {
+                    while let Some(message) = ws.recv().await {
+                        run.received.push(message.clone());
+                        if message.is_data() {
+                            if let Err(error) = ws.feed(message).await {
+                                run.errors.push(format!("echo: {error}"));
+                            }
+                        }
+                    }
+                }
+                Step::Close(code, reason) => {
+                    if let Err(error) = ws.close(*code, reason).await {
+                        run.errors.push(format!("close: {error}"));
+                    }
+                }
+                Step::Sleep(duration) => {
+                    Timer::after(*duration).await;
+                }
+            }
+        }
+        while let Some(message) = ws.recv().await {
+            run.received.push(message);
+        }
+        true
+    };
+    let limit = async {
+        Timer::after(RUN_LIMIT).await;
+        false
+    };
+    if !future::or(work, limit).await {
+        run.errors.push("the run limit passed".to_owned());
+    }
+    run.outcome = ws.outcome().cloned();
+    run
+}
+
+impl Adapter for Smol {
+    fn start_server(&self, settings: Settings, script: Script) -> Server {
+        let (addr_tx, addr_rx) = mpsc::channel();
+        let (runs_tx, runs_rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = ::smol::channel::bounded::<()>(1);
+        let thread = thread::spawn(move || {
+            let executor = LocalExecutor::new();
+            future::block_on(executor.run(async {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                let serve = async {
+                    loop {
+                        let (tcp, _) = listener.accept().await.unwrap();
+                        let script = script.clone();
+                        let runs = runs_tx.clone();
+                        executor
+                            .spawn(async move {
+                                let result = match accept(tcp, settings).await {
+                                    Ok(ws) => Ok(run_script(ws, script).await),
+                                    Err(error) => Err(failure(&error)),
+                                };
+                                let _ = runs.send(result);
+                            })
+                            .detach();
+                    }
+                };
+                // Dropping the sender ends the wait.
+                future::or(serve, async {
+                    let _ = stop_rx.recv().await;
+                })
+                .await;
+            }));
+        });
+        let addr = addr_rx.recv().expect("the server started");
+        Server::new(addr, runs_rx, move || {
+            drop(stop_tx);
+            thread.join().expect("the server thread ended cleanly");
+        })
+    }
+
+    fn run_client(&self, url: &str, settings: Settings, script: Script) -> ClientResult {
+        future::block_on(async {
+            let ws = connect_url(url, settings).await.map_err(|e| failure(&e))?;
+            Ok(run_script(ws, script).await)
+        })
+    }
+}
+
+crate::scenarios!(Smol);
