@@ -117,6 +117,10 @@ impl Side {
     /// Feeds `bytes` as reads as large as the buffer allows.
     pub fn receive(&mut self, mut bytes: &[u8], now: Instant) {
         while !bytes.is_empty() {
+            if self.filled == self.buf.len() {
+                // Lazy reads may have left a full buffer unprocessed.
+                self.process(now);
+            }
             let free = self.buf.len() - self.filled;
             assert!(
                 free > 0,
@@ -133,7 +137,22 @@ impl Side {
 
     /// Calls `handle_input` until it makes no progress.
     pub fn process(&mut self, now: Instant) {
-        loop {
+        while self.step(now) {}
+    }
+
+    /// One read as a lazy adapter does it: copies what fits of `bytes` into the buffer,
+    /// then calls `handle_input` once. Returns how many bytes were taken.
+    pub fn read_once(&mut self, bytes: &[u8], now: Instant) -> usize {
+        let n = (self.buf.len() - self.filled).min(bytes.len());
+        self.buf[self.filled..self.filled + n].copy_from_slice(&bytes[..n]);
+        self.filled += n;
+        self.step(now);
+        n
+    }
+
+    /// One `handle_input` call on the buffered bytes; returns whether it made progress.
+    pub fn step(&mut self, now: Instant) -> bool {
+        {
             let filled = self.filled;
             let start = self.buf.as_ptr() as usize;
             let result = self.conn.handle_input(&mut self.buf[..filled], now);
@@ -162,9 +181,7 @@ impl Side {
             self.drain();
             self.buf.copy_within(consumed..filled, 0);
             self.filled -= consumed;
-            if !progress {
-                return;
-            }
+            progress
         }
     }
 
@@ -588,6 +605,11 @@ enum Op {
     PeerClose(u16, String),
     /// Up to this many queued peer bytes arrive, as one read or two.
     Feed(u16, u8),
+    /// Up to this many queued peer bytes arrive, and `handle_input` is called only once
+    /// (an adapter that stops after one event).
+    FeedLazy(u16),
+    /// One `handle_input` call on the bytes buffered so far.
+    Step,
     /// The clock moves on by this many milliseconds.
     Advance(u16),
     /// `handle_timeout` at the current time.
@@ -723,6 +745,16 @@ pub fn connection_ops(data: &[u8]) {
                     side.receive(&peer_bytes[cut..n], now);
                 }
                 peer_bytes.drain(..n);
+            }
+            Op::FeedLazy(max) => {
+                let n = usize::from(max).min(peer_bytes.len());
+                if !side.eof {
+                    let taken = side.read_once(&peer_bytes[..n], now);
+                    peer_bytes.drain(..taken);
+                }
+            }
+            Op::Step => {
+                side.step(now);
             }
             Op::Advance(ms) => now = now + Duration::from_millis(u64::from(ms)),
             Op::Timeout => side.timeout(now),

@@ -82,6 +82,9 @@ pub(crate) struct Inner<S> {
     linger_until: Option<Instant>,
     /// Set once split.
     wakers: Option<Arc<WriteWakers>>,
+    /// Split: the reader's waker while it waits, woken when the writer changes what it
+    /// waits for (a Close arms the close timer; a failed write ends the connection).
+    read_waker: Option<Waker>,
 }
 
 impl<S> Inner<S> {
@@ -102,6 +105,14 @@ impl<S> Inner<S> {
             shut: false,
             linger_until: None,
             wakers: None,
+            read_waker: None,
+        }
+    }
+
+    /// Split: lets a waiting reader re-check its timers and the end.
+    fn wake_reader(&mut self) {
+        if let Some(waker) = self.read_waker.take() {
+            waker.wake();
         }
     }
 
@@ -125,6 +136,7 @@ impl<S> Inner<S> {
         let now = self.clock.now();
         self.end(outcome, now);
         self.shut = true;
+        self.wake_reader();
     }
 
     /// Whether the connection may still send.
@@ -312,7 +324,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 Poll::Ready(Ok(_)) => {}
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Poll::Ready(Err(error)) => self.fail(&error),
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    if self.wakers.is_some() {
+                        self.read_waker = Some(cx.waker().clone());
+                    }
+                    return Poll::Pending;
+                }
             }
         }
         // Plenty of input: let other tasks run, then carry on.
@@ -388,7 +405,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     fn start_close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         self.check_open()?;
         let now = self.clock.now();
-        self.driver.close(code, reason, now).map_err(Error::from)
+        self.driver.close(code, reason, now).map_err(Error::from)?;
+        // The close timer is armed: a reader waiting for input must wait for it too.
+        self.wake_reader();
+        Ok(())
     }
 
     /// `Sink::poll_close`: a Close (1000) unless closing already, then flush.

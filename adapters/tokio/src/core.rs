@@ -2,14 +2,14 @@
 //! plus the stream, a clock and one timer, driven by `poll_*` methods that keep every
 //! bit of state in the struct (so the futures built on them are cancel-safe).
 
-use std::io::{self, IoSlice};
 use std::future::Future;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use sockeye_proto::driver::{Driver, Message, Outcome, Received};
 use sockeye_proto::driver::Settings;
+use sockeye_proto::driver::{Driver, Message, Outcome, Received};
 use sockeye_proto::{CloseCode, Connection, DataKind, Event, Instant, Role};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
@@ -144,20 +144,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         while self.driver.wants_write() {
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
             let count = self.driver.write_slices(&mut slices);
-            let written =
-                match Pin::new(&mut self.stream).poll_write_vectored(cx, &slices[..count]) {
-                    Poll::Ready(Ok(0)) => {
-                        let error = io::Error::from(io::ErrorKind::WriteZero);
-                        self.fail(&error);
-                        return Poll::Ready(Err(error));
-                    }
-                    Poll::Ready(Ok(n)) => n,
-                    Poll::Ready(Err(error)) => {
-                        self.fail(&error);
-                        return Poll::Ready(Err(error));
-                    }
-                    Poll::Pending => return Poll::Pending,
-                };
+            let written = match Pin::new(&mut self.stream).poll_write_vectored(cx, &slices[..count])
+            {
+                Poll::Ready(Ok(0)) => {
+                    let error = io::Error::from(io::ErrorKind::WriteZero);
+                    self.fail(&error);
+                    return Poll::Ready(Err(error));
+                }
+                Poll::Ready(Ok(n)) => n,
+                Poll::Ready(Err(error)) => {
+                    self.fail(&error);
+                    return Poll::Ready(Err(error));
+                }
+                Poll::Pending => return Poll::Pending,
+            };
             self.driver.advance(written);
         }
         if let Err(error) = ready!(Pin::new(&mut self.stream).poll_flush(cx)) {
@@ -200,10 +200,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             return Poll::Ready(());
         }
         let stream = &mut self.stream;
-        match self
-            .driver
-            .read_with(|buf| poll_read_into(stream, cx, buf))
-        {
+        match self.driver.read_with(|buf| poll_read_into(stream, cx, buf)) {
             Poll::Ready(Ok(_)) => Poll::Ready(()),
             Poll::Ready(Err(error)) => {
                 self.fail(&error);
@@ -290,13 +287,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 ready!(self.poll_finish(cx));
                 return Poll::Ready(None);
             }
-            let polled = self.driver.poll_event_with(self.clock.now(), |event| match event {
-                Event::Closed(closed) => Err(closed),
-                other => {
-                    let control = matches!(other, Event::Ping(_) | Event::Close(_));
-                    Ok((f.take().map(|f| f(other)), control))
-                }
-            });
+            let polled = self
+                .driver
+                .poll_event_with(self.clock.now(), |event| match event {
+                    Event::Closed(closed) => Err(closed),
+                    other => {
+                        let control = matches!(other, Event::Ping(_) | Event::Close(_));
+                        Ok((f.take().map(|f| f(other)), control))
+                    }
+                });
             match polled {
                 Ok(Some(Ok((result, control)))) => {
                     if control {
@@ -329,9 +328,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     fn check_stuck(&mut self) {
         if self.outcome.is_none() && self.driver.is_finished() && !self.driver.has_buffered_input()
         {
-            let outcome = self.driver.outcome().unwrap_or(Outcome::Abnormal(
-                sockeye_proto::driver::Abnormal::Eof,
-            ));
+            let outcome = self
+                .driver
+                .outcome()
+                .unwrap_or(Outcome::Abnormal(sockeye_proto::driver::Abnormal::Eof));
             self.end(outcome);
         }
     }

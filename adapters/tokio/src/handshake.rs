@@ -6,9 +6,9 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::time::Duration;
 
+use sockeye_proto::driver::Settings;
 use sockeye_proto::driver::{ClientAnswer, ClientUpgrade, ServerAnswer, ServerUpgrade, Verdict};
 use sockeye_proto::handshake::{ClientRequest, Url};
-use sockeye_proto::driver::Settings;
 use sockeye_proto::{Role, UpgradeRequest};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -100,7 +100,7 @@ where
 /// # Ok(()) }
 /// ```
 pub async fn accept_with<S, F>(
-    mut stream: S,
+    stream: S,
     settings: impl Into<Settings>,
     decide: F,
 ) -> Result<WebSocket<S>, Error>
@@ -108,7 +108,20 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&UpgradeRequest<'_, '_>) -> Verdict,
 {
-    let settings = settings.into();
+    // Boxed: the handshake's state (buffers, timers) is freed once it is done, so a
+    // task that accepts and then waits in `recv` is no larger than the connection.
+    Box::pin(server_handshake(stream, settings.into(), decide)).await
+}
+
+async fn server_handshake<S, F>(
+    mut stream: S,
+    settings: Settings,
+    decide: F,
+) -> Result<WebSocket<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&UpgradeRequest<'_, '_>) -> Verdict,
+{
     let handshake = async {
         let mut upgrade = ServerUpgrade::new(settings.head_limits);
         let mut decide = Some(decide);
@@ -139,7 +152,12 @@ where
             }
         }
     };
-    let answer = within(settings.handshake_timeout, Error::HandshakeTimeout, handshake).await?;
+    let answer = within(
+        settings.handshake_timeout,
+        Error::HandshakeTimeout,
+        handshake,
+    )
+    .await?;
     match answer {
         Ok((protocol, early)) => Ok(WebSocket::from_core(Core::new(
             stream,
@@ -220,7 +238,7 @@ impl<'a> IntoRequest<'a> for &'a String {
 /// # Ok(()) }
 /// ```
 pub async fn connect<'a, S, R>(
-    mut stream: S,
+    stream: S,
     request: R,
     settings: impl Into<Settings>,
 ) -> Result<WebSocket<S>, Error>
@@ -228,8 +246,23 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     R: IntoRequest<'a>,
 {
-    let settings = settings.into();
-    let request = request.into_request()?;
+    // Boxed for the same reason as `accept_with`.
+    Box::pin(client_handshake(
+        stream,
+        request.into_request()?,
+        settings.into(),
+    ))
+    .await
+}
+
+async fn client_handshake<S>(
+    mut stream: S,
+    request: ClientRequest<'_>,
+    settings: Settings,
+) -> Result<WebSocket<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let nonce: [u8; 16] = crate::random()?;
     let (mut upgrade, bytes) =
         ClientUpgrade::new(nonce, &request, settings.head_limits).map_err(Error::Request)?;
@@ -247,7 +280,13 @@ where
             }
         }
     };
-    match within(settings.handshake_timeout, Error::HandshakeTimeout, handshake).await? {
+    match within(
+        settings.handshake_timeout,
+        Error::HandshakeTimeout,
+        handshake,
+    )
+    .await?
+    {
         ClientAnswer::Accepted {
             protocol, early, ..
         } => Ok(WebSocket::from_core(Core::new(
@@ -285,9 +324,7 @@ pub async fn connect_url(
     if parsed.is_tls() {
         return Err(Error::TlsRequired);
     }
-    let open = async {
-        Ok(TcpStream::connect((parsed.host(), parsed.port())).await?)
-    };
+    let open = async { Ok(TcpStream::connect((parsed.host(), parsed.port())).await?) };
     let tcp = within(settings.connect_timeout, Error::ConnectTimeout, open).await?;
     tcp.set_nodelay(true)?;
     connect(tcp, parsed, settings).await

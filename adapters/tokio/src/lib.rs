@@ -60,15 +60,15 @@
 mod core;
 mod error;
 mod handshake;
+pub mod reconnect;
 mod split;
 mod websocket;
-pub mod reconnect;
 
 pub use error::Error;
 pub use handshake::{accept, accept_with, connect, connect_url, IntoRequest};
+pub use reconnect::{ClientEvent, ReconnectingClient};
 pub use split::{ReadHalf, WriteHalf};
 pub use websocket::WebSocket;
-pub use reconnect::{ClientEvent, ReconnectingClient};
 
 pub use sockeye_proto::driver::{
     Abnormal, CloseReason, DriverConfig, Message, Outcome, Refusal, RejectedResponse, Settings,
@@ -76,13 +76,13 @@ pub use sockeye_proto::driver::{
 };
 pub use sockeye_proto::handshake::{ClientRequest, HeadLimits, Url};
 pub use sockeye_proto::{
-    Boundary, CloseCode, Config, DataKind, Event, KeepAlive, Role, State, Timeout,
-    UpgradeRequest,
+    Boundary, CloseCode, Config, DataKind, Event, KeepAlive, Role, State, Timeout, UpgradeRequest,
 };
 
 /// Random bytes from the OS (the client's key nonce and masking seed).
 pub(crate) fn random<const N: usize>() -> Result<[u8; N], Error> {
     let mut bytes = [0u8; N];
-    getrandom::getrandom(&mut bytes).map_err(|error| Error::Io(std::io::Error::other(error.to_string())))?;
+    getrandom::getrandom(&mut bytes)
+        .map_err(|error| Error::Io(std::io::Error::other(error.to_string())))?;
     Ok(bytes)
 }

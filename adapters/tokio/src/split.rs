@@ -113,7 +113,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
     }
 }
 
-pub(crate) fn split<S: AsyncRead + AsyncWrite + Unpin>(core: Core<S>) -> (ReadHalf<S>, WriteHalf<S>) {
+pub(crate) fn split<S: AsyncRead + AsyncWrite + Unpin>(
+    core: Core<S>,
+) -> (ReadHalf<S>, WriteHalf<S>) {
     let wakers = Arc::new(Wakers::default());
     let shared = Arc::new(Shared {
         core: Mutex::new(core),
@@ -146,15 +148,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
     /// The next message, or `None` once the connection is over (see
     /// [`WebSocket::recv`]).
     pub async fn recv(&mut self) -> Option<Message> {
-        poll_fn(|cx| self.shared.poll(Half::Reader, cx, |core, cx| core.poll_recv(cx))).await
+        poll_fn(|cx| {
+            self.shared
+                .poll(Half::Reader, cx, |core, cx| core.poll_recv(cx))
+        })
+        .await
     }
 
     /// The next raw event, borrowed (see [`WebSocket::recv_with`]).
     pub async fn recv_with<R>(&mut self, f: impl FnOnce(Event<'_>) -> R) -> Option<R> {
         let mut f = Some(f);
         poll_fn(|cx| {
-            self.shared
-                .poll(Half::Reader, cx, |core, cx| core.poll_event_with(cx, &mut f))
+            self.shared.poll(Half::Reader, cx, |core, cx| {
+                core.poll_event_with(cx, &mut f)
+            })
         })
         .await
     }
@@ -165,14 +172,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
     }
 
     /// Puts the halves back together (`Err` gives them back if they are not a pair).
-    pub fn reunite(self, writer: WriteHalf<S>) -> Result<WebSocket<S>, (ReadHalf<S>, WriteHalf<S>)> {
+    pub fn reunite(
+        self,
+        writer: WriteHalf<S>,
+    ) -> Result<WebSocket<S>, (ReadHalf<S>, WriteHalf<S>)> {
         if !Arc::ptr_eq(&self.shared, &writer.shared) {
             return Err((self, writer));
         }
         drop(writer);
         match Arc::try_unwrap(self.shared) {
             Ok(shared) => Ok(WebSocket::from_core(
-                shared.core.into_inner().unwrap_or_else(PoisonError::into_inner),
+                shared
+                    .core
+                    .into_inner()
+                    .unwrap_or_else(PoisonError::into_inner),
             )),
             // Unreachable: the pair held the only two references.
             Err(shared) => Err((
@@ -196,7 +209,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     /// Queues `message`, waiting first while the send queue is full (see
     /// [`WebSocket::feed`]).
     pub async fn feed(&mut self, message: Message) -> Result<(), Error> {
-        poll_fn(|cx| self.shared.poll(Half::Writer, cx, |core, cx| core.poll_ready(cx))).await?;
+        poll_fn(|cx| {
+            self.shared
+                .poll(Half::Writer, cx, |core, cx| core.poll_ready(cx))
+        })
+        .await?;
         self.shared.call(|core| core.start_send(message))
     }
 
@@ -207,14 +224,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
         fin: bool,
         payload: Vec<u8>,
     ) -> Result<(), Error> {
-        poll_fn(|cx| self.shared.poll(Half::Writer, cx, |core, cx| core.poll_ready(cx))).await?;
+        poll_fn(|cx| {
+            self.shared
+                .poll(Half::Writer, cx, |core, cx| core.poll_ready(cx))
+        })
+        .await?;
         self.shared
             .call(|core| core.start_send_frame(kind, fin, payload))
     }
 
     /// Writes everything queued.
     pub async fn flush(&mut self) -> Result<(), Error> {
-        poll_fn(|cx| self.shared.poll(Half::Writer, cx, |core, cx| core.poll_flush(cx))).await
+        poll_fn(|cx| {
+            self.shared
+                .poll(Half::Writer, cx, |core, cx| core.poll_flush(cx))
+        })
+        .await
     }
 
     /// Starts the close handshake and writes our Close; the reader sees the rest (see

@@ -6,8 +6,8 @@ use std::task::{Context, Poll};
 
 use futures_core::Stream;
 use futures_sink::Sink;
-use sockeye_proto::driver::{Message, Outcome};
 use sockeye_proto::driver::Settings;
+use sockeye_proto::driver::{Message, Outcome};
 use sockeye_proto::{CloseCode, DataKind, Event, Role, State};
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -185,7 +185,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     pub fn split(self) -> (ReadHalf<S>, WriteHalf<S>) {
         crate::split::split(self.core)
     }
-
 }
 
 /// Whole messages; the stream ends (`None`) when the connection is over, and

@@ -7,8 +7,8 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use sockeye_tokio::{
     accept, accept_with, connect, connect_url, Abnormal, Boundary, ClientRequest, CloseCode,
-    Config, DriverConfig, Error, Event, KeepAlive, Message, Outcome, Refusal, Settings,
-    Timeout, Verdict, WebSocket,
+    Config, DriverConfig, Error, Event, KeepAlive, Message, Outcome, Refusal, Settings, Timeout,
+    Verdict, WebSocket,
 };
 use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::net::TcpListener;
@@ -41,9 +41,12 @@ async fn echo_and_clean_close_over_a_pipe() {
             "bye"
         ))))
     );
-    // Each side finishes: the server once the reply arrives, the client at EOF.
-    let (client_end, server_end) = tokio::join!(client.recv(), server.recv());
-    assert_eq!((client_end, server_end), (None, None));
+    // The server sees the client's reply, then each side finishes: the server at once,
+    // the client when the server closes TCP.
+    let (client_end, server_reply) = tokio::join!(client.recv(), server.recv());
+    assert_eq!(client_end, None);
+    assert!(matches!(server_reply, Some(Message::Close(_))));
+    assert_eq!(server.recv().await, None);
     assert_eq!(
         client.outcome().unwrap().to_string(),
         "clean code=1000 reason=bye"
@@ -129,7 +132,10 @@ async fn split_reader_answers_pings_and_closes() {
         }
         (seen, reader.outcome())
     });
-    client.send(Message::Ping(b"are you there".to_vec())).await.unwrap();
+    client
+        .send(Message::Ping(b"are you there".to_vec()))
+        .await
+        .unwrap();
     assert_eq!(
         client.recv().await,
         Some(Message::Pong(b"are you there".to_vec()))
@@ -153,7 +159,8 @@ async fn split_reader_answers_pings_and_closes() {
 /// reader then fires: a peer that never answers is timed out.
 #[tokio::test(start_paused = true)]
 async fn split_writer_close_arms_the_readers_timer() {
-    let settings = Settings::from(Config::default().with_close_timeout(Some(Duration::from_secs(5))));
+    let settings =
+        Settings::from(Config::default().with_close_timeout(Some(Duration::from_secs(5))));
     let (client, server) = pair(settings).await;
     let (mut reader, mut writer) = server.split();
     let reading = tokio::spawn(async move {
@@ -188,12 +195,17 @@ async fn stream_sink_forward_and_reunite() {
         writer.send_all(&mut two).await.unwrap();
         reader.reunite(writer).unwrap()
     });
-    SinkExt::send(&mut client, Message::text("one")).await.unwrap();
+    SinkExt::send(&mut client, Message::text("one"))
+        .await
+        .unwrap();
     SinkExt::send(&mut client, Message::binary(vec![2u8; 70_000]))
         .await
         .unwrap();
     assert_eq!(client.next().await, Some(Message::text("one")));
-    assert_eq!(client.next().await, Some(Message::binary(vec![2u8; 70_000])));
+    assert_eq!(
+        client.next().await,
+        Some(Message::binary(vec![2u8; 70_000]))
+    );
     let mut server = echo.await.unwrap();
     // Sink::close sends a Close (1000).
     SinkExt::close(&mut client).await.unwrap();
@@ -218,7 +230,12 @@ async fn streaming_receive_and_fragmented_send() {
     let buffers = DriverConfig::default().with_read_buffer_size(16 * 1024);
     let (mut client, mut server) = pair(Settings::default().with_buffers(buffers)).await;
     let big = vec![7u8; 1 << 20];
-    client.send(Message::Binary(big.clone())).await.unwrap();
+    // Queued now, written while the server reads (it does not fit the pipe at once).
+    client.feed(Message::Binary(big.clone())).await.unwrap();
+    let sending = tokio::spawn(async move {
+        client.flush().await.unwrap();
+        client
+    });
     let (mut chunks, mut total, mut largest) = (0, 0, 0);
     loop {
         let end = server
@@ -241,11 +258,21 @@ async fn streaming_receive_and_fragmented_send() {
     assert_eq!(total, big.len());
     assert!(chunks > 16, "{chunks} chunks");
     assert!(largest <= 16 * 1024, "a chunk of {largest} bytes");
+    let mut client = sending.await.unwrap();
 
     use sockeye_tokio::DataKind;
-    client.feed_frame(DataKind::Text, false, b"stream".to_vec()).await.unwrap();
-    client.feed_frame(DataKind::Text, false, b"ed ".to_vec()).await.unwrap();
-    client.feed_frame(DataKind::Text, true, b"text".to_vec()).await.unwrap();
+    client
+        .feed_frame(DataKind::Text, false, b"stream".to_vec())
+        .await
+        .unwrap();
+    client
+        .feed_frame(DataKind::Text, false, b"ed ".to_vec())
+        .await
+        .unwrap();
+    client
+        .feed_frame(DataKind::Text, true, b"text".to_vec())
+        .await
+        .unwrap();
     client.flush().await.unwrap();
     assert_eq!(server.recv().await, Some(Message::text("streamed text")));
 }
@@ -267,7 +294,7 @@ async fn accept_with_subprotocols_and_rejection() {
                         .with_header("WWW-Authenticate", "Bearer");
                 }
                 Verdict::accept()
-                    .with_protocol(request.select_protocol(&["v2", "v1"]).unwrap())
+                    .with_protocol(request.select_protocol(&["v2", "v3"]).unwrap())
                     .with_header("X-Served-By", "sockeye")
             })
             .await;
@@ -293,7 +320,10 @@ async fn accept_with_subprotocols_and_rejection() {
         }
     }
     let results = server.await.unwrap();
-    assert!(matches!(results[0], Err(Error::Refused(Refusal::Rejected(401)))));
+    assert!(matches!(
+        results[0],
+        Err(Error::Refused(Refusal::Rejected(401)))
+    ));
     assert_eq!(results[1].as_ref().unwrap().as_deref(), Some("v2"));
 }
 
@@ -303,7 +333,9 @@ async fn slowloris_hits_the_handshake_timeout() {
     let (a, mut raw) = duplex(4096);
     let started = tokio::time::Instant::now();
     let server = tokio::spawn(accept(a, Settings::default()));
-    raw.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    raw.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
     let result = server.await.unwrap();
     assert!(matches!(result, Err(Error::HandshakeTimeout)), "{result:?}");
     let waited = started.elapsed();

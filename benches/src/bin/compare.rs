@@ -6,7 +6,7 @@
 //!   --servers LIST    server names (default: every available one; see --list)
 //!   --reps N          repetitions, interleaved A B C A B C ... (default 3)
 //!   --warmup SECS     before each measured window (default 1)
-//!   --duration SECS   measured window (default 4)
+//!   --duration SECS   measured window (default 3)
 //!   --idle-conns N    connections of the idle scenario (default 10000)
 //!   --quick           1 rep, 0.5 s warmup, 2 s windows, 2000 idle connections
 //!   --server-cpu N    CPU the server is pinned to (default 0)
@@ -198,7 +198,7 @@ fn scenario_table(name: &str) -> (&'static str, Vec<Column>) {
             ],
         ),
         "handshake" => (
-            "16 concurrent loops of connect, upgrade, close handshake, server FIN",
+            "64 concurrent loops of connect, upgrade, close handshake, server FIN",
             [
                 col("hs_per_s", "handshakes/s", 1.0, Some(High)),
                 col("server_us_per_op", "server µs/handshake", 1.0, Some(Low)),
@@ -243,7 +243,7 @@ fn parse_args() -> Options {
         servers: None,
         reps: 3,
         warmup: 1.0,
-        duration: 4.0,
+        duration: 3.0,
         idle_conns: 10_000,
         quick: false,
         server_cpu: 0,

@@ -9,7 +9,7 @@
 //!   large      [1 conn, 16 MiB binary, 1 in flight]    MB/s
 //!   idle       [10000 conns]  server RSS growth per connection after the
 //!              handshake and after one 16 B echo each (needs --server-pid)
-//!   handshake  [16 concurrent loops]  connect, upgrade, close handshake, EOF
+//!   handshake  [64 concurrent loops]  connect, upgrade, close handshake, EOF
 //!
 //! Options:
 //!   --conns N  --size BYTES  --inflight K  --text | --binary
@@ -86,7 +86,7 @@ impl Scenario {
             Scenario::Bulk => (16, 64 << 10, 2, false),
             Scenario::Large => (1, 16 << 20, 1, false),
             Scenario::Idle => (10_000, 16, 1, true),
-            Scenario::Handshake => (16, 0, 1, true),
+            Scenario::Handshake => (64, 0, 1, true),
         }
     }
 }

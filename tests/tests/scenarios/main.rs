@@ -8,6 +8,6 @@
 #[macro_use]
 mod suite;
 
-mod tokio;
-mod smol;
 mod mio;
+mod smol;
+mod tokio;

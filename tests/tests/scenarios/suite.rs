@@ -56,9 +56,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-pub use sockeye_proto::driver::{
-    Abnormal, CloseReason, DriverConfig, Message, Outcome, Settings,
-};
+pub use sockeye_proto::driver::{Abnormal, CloseReason, DriverConfig, Message, Outcome, Settings};
 pub use sockeye_proto::{CloseCode, Config, DataKind, KeepAlive, Role, Timeout};
 
 use sockeye_proto::frame::{apply_mask, Header, OpCode};
@@ -307,7 +305,11 @@ impl Raw {
                 return head;
             }
             assert!(Instant::now() < deadline, "no HTTP head in time");
-            assert!(self.fill(), "EOF before the HTTP head ended: {:?}", self.buf);
+            assert!(
+                self.fill(),
+                "EOF before the HTTP head ended: {:?}",
+                self.buf
+            );
         }
     }
 
@@ -617,13 +619,19 @@ pub fn server_rejects_bad_requests_and_keeps_serving(adapter: &impl Adapter) {
     let v12 = upgrade_request("/").replace("Version: 13", "Version: 12");
     let response = http_exchange(addr, v12.as_bytes());
     assert!(response.starts_with("HTTP/1.1 426 "), "{response:?}");
-    assert!(response.contains("Sec-WebSocket-Version: 13\r\n"), "{response:?}");
+    assert!(
+        response.contains("Sec-WebSocket-Version: 13\r\n"),
+        "{response:?}"
+    );
     assert_eq!(server.next().unwrap_err().status, Some(426));
 
     let no_version = upgrade_request("/").replace("Sec-WebSocket-Version: 13\r\n", "");
     let response = http_exchange(addr, no_version.as_bytes());
     assert!(response.starts_with("HTTP/1.1 400 "), "{response:?}");
-    assert!(response.contains("Sec-WebSocket-Version: 13\r\n"), "{response:?}");
+    assert!(
+        response.contains("Sec-WebSocket-Version: 13\r\n"),
+        "{response:?}"
+    );
     assert_eq!(server.next().unwrap_err().status, Some(400));
 
     let huge = format!(
@@ -634,7 +642,10 @@ pub fn server_rejects_bad_requests_and_keeps_serving(adapter: &impl Adapter) {
     assert!(response.starts_with("HTTP/1.1 431 "), "{response:?}");
     assert_eq!(server.next().unwrap_err().status, Some(431));
 
-    let garbage = http_exchange(addr, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n");
+    let garbage = http_exchange(
+        addr,
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
+    );
     assert!(garbage.starts_with("HTTP/1.1 400 "), "{garbage:?}");
     assert_eq!(server.next().unwrap_err().status, Some(400));
 
@@ -670,7 +681,10 @@ pub fn server_echoes_every_size(adapter: &impl Adapter) {
     assert_eq!(raw.expect_close(CloseCode::NORMAL), "");
     raw.expect_eof();
     let run = server.next_run();
-    assert!(run.data().into_iter().eq(expected.iter()), "the server saw other messages");
+    assert!(
+        run.data().into_iter().eq(expected.iter()),
+        "the server saw other messages"
+    );
     assert_clean(&run, Some((CloseCode::NORMAL, "done")), false);
 }
 
@@ -796,13 +810,18 @@ pub fn server_abrupt_eof(adapter: &impl Adapter) {
     let mut raw = Raw::client(server.addr, "/");
     raw.send(Frame::text("complete"));
     assert_eq!(raw.expect(OpCode::Text), b"complete");
-    let partial = Frame::text("truncated message").from_role(Role::Client).encode();
+    let partial = Frame::text("truncated message")
+        .from_role(Role::Client)
+        .encode();
     raw.send_bytes(&partial[..8]);
     drop(raw);
     let run = server.next_run();
     assert_eq!(run.data(), [&Message::text("complete")]);
     assert!(
-        matches!(run.outcome(), Outcome::Abnormal(Abnormal::Eof | Abnormal::Io(_))),
+        matches!(
+            run.outcome(),
+            Outcome::Abnormal(Abnormal::Eof | Abnormal::Io(_))
+        ),
         "{run:?}"
     );
     assert_eq!(run.outcome().code(), CloseCode::ABNORMAL);
@@ -850,7 +869,10 @@ pub fn server_keepalive_answered(adapter: &impl Adapter) {
     let run = server.next_run();
     assert_clean(&run, Some((CloseCode::NORMAL, "")), false);
     assert_eq!(
-        run.received.iter().filter(|m| matches!(m, Message::Pong(_))).count(),
+        run.received
+            .iter()
+            .filter(|m| matches!(m, Message::Pong(_)))
+            .count(),
         4
     );
 }
@@ -872,13 +894,18 @@ fn backpressure_settings() -> Settings {
 /// While the peer does not read, the sender stops queueing (memory stays bounded by
 /// the queue limit plus the kernel's socket buffers); once it reads, everything arrives.
 fn check_backpressure(raw: &mut Raw, fed: &AtomicUsize) {
-    wait_until("the first messages to be queued", || fed.load(Ordering::SeqCst) > 0);
+    wait_until("the first messages to be queued", || {
+        fed.load(Ordering::SeqCst) > 0
+    });
     thread::sleep(Duration::from_millis(500));
     let stalled = fed.load(Ordering::SeqCst);
     thread::sleep(Duration::from_millis(200));
     let later = fed.load(Ordering::SeqCst);
     assert_eq!(stalled, later, "the sender kept queueing while nobody read");
-    assert!(stalled < BACKPRESSURE_MESSAGES, "nothing held the sender back");
+    assert!(
+        stalled < BACKPRESSURE_MESSAGES,
+        "nothing held the sender back"
+    );
     // 1 MiB of queue, one message, and the kernel's buffers (a few MiB on loopback).
     assert!(
         stalled * BACKPRESSURE_SIZE <= (1 << 20) + BACKPRESSURE_SIZE + (24 << 20),
@@ -915,14 +942,21 @@ pub fn client_echoes_every_size(adapter: &impl Adapter) {
     let mut steps = Vec::new();
     let mut expected = Vec::new();
     for &size in SIZES {
-        for message in [Message::Text(text_of(size)), Message::Binary(bytes_of(size))] {
+        for message in [
+            Message::Text(text_of(size)),
+            Message::Binary(bytes_of(size)),
+        ] {
             steps.push(Step::Send(message.clone()));
             steps.push(Step::Recv);
             expected.push(message);
         }
     }
     steps.push(Step::Close(CloseCode::NORMAL, "done".into()));
-    let client = adapter.spawn_client(&listener.url("/echo"), Settings::default(), Script::new(steps));
+    let client = adapter.spawn_client(
+        &listener.url("/echo"),
+        Settings::default(),
+        Script::new(steps),
+    );
     let mut raw = listener.accept_ws();
     for message in &expected {
         let frame = raw.expect_frame();
@@ -945,7 +979,10 @@ pub fn client_echoes_every_size(adapter: &impl Adapter) {
     raw.send(Frame::close(1000, "ok"));
     drop(raw);
     let run = client.join().unwrap().expect("connected");
-    assert!(run.data().into_iter().eq(expected.iter()), "the client saw other messages");
+    assert!(
+        run.data().into_iter().eq(expected.iter()),
+        "the client saw other messages"
+    );
     assert_clean(&run, Some((CloseCode::NORMAL, "ok")), true);
 }
 
@@ -955,7 +992,10 @@ pub fn client_rejected_with_status(adapter: &impl Adapter) {
     let client = adapter.spawn_client(&listener.url("/"), Settings::default(), Script::listen());
     let (_raw, request) = listener
         .accept_with("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    assert!(request.contains("Sec-WebSocket-Version: 13\r\n"), "{request:?}");
+    assert!(
+        request.contains("Sec-WebSocket-Version: 13\r\n"),
+        "{request:?}"
+    );
     let failure = client.join().unwrap().unwrap_err();
     assert_eq!(failure.status, Some(403), "{failure:?}");
 }
@@ -1011,7 +1051,11 @@ pub fn client_close_from_server(adapter: &impl Adapter) {
         run.received,
         [close_message(CloseCode::GOING_AWAY, "server going away")]
     );
-    assert_clean(&run, Some((CloseCode::GOING_AWAY, "server going away")), false);
+    assert_clean(
+        &run,
+        Some((CloseCode::GOING_AWAY, "server going away")),
+        false,
+    );
 }
 
 /// The client closes: the server replies and closes TCP; clean, initiated locally.
@@ -1052,7 +1096,10 @@ pub fn client_abrupt_eof(adapter: &impl Adapter) {
     let run = client.join().unwrap().expect("connected");
     assert_eq!(run.received, [Message::Binary(vec![1, 2])]);
     assert!(
-        matches!(run.outcome(), Outcome::Abnormal(Abnormal::Eof | Abnormal::Io(_))),
+        matches!(
+            run.outcome(),
+            Outcome::Abnormal(Abnormal::Eof | Abnormal::Io(_))
+        ),
         "{run:?}"
     );
 }

@@ -1,0 +1,183 @@
+//! Bytes per idle connection, measured with a counting global allocator.
+//!
+//! Method: on one current-thread runtime, open N1 connections and let them go idle,
+//! read the live heap bytes, open N2 - N1 more, read again; the slope
+//! (live(N2) - live(N1)) / (N2 - N1) is the cost of one more idle connection, free of
+//! fixed costs (the runtime, the per-thread read-buffer pool). Three kinds are
+//! measured: plain accepted TCP pairs waiting for readability (the baseline: tokio's
+//! own per-socket and per-task cost), a sockeye server connection waiting in `recv()`
+//! against a raw TCP client, and a sockeye client + server pair both waiting in
+//! `recv()`. Sockeye's own cost per server connection is the second minus the first.
+//! Run with `--nocapture` to see the numbers.
+//!
+//! The assertion is the design goal: an idle connection holds no read buffer (64 KiB
+//! by default) and no send buffer, only its fixed state (a few KiB at most).
+#![allow(unsafe_code)] // the counting allocator
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+use sockeye_tokio::{accept, connect, Settings, WebSocket};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the counter is
+// only bookkeeping.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const N1: usize = 100;
+const N2: usize = 400;
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    /// Accepted TCP, the server task waiting for readability; the client a TcpStream.
+    Tcp,
+    /// A sockeye server waiting in `recv()`; the client a raw TcpStream that did the
+    /// handshake by hand.
+    SockeyeServer,
+    /// Sockeye on both ends, both waiting in `recv()`.
+    SockeyePair,
+}
+
+const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
+    Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+    Sec-WebSocket-Version: 13\r\n\r\n";
+
+/// Opens one idle connection of `kind`; returns what the test must keep alive.
+async fn open(listener: &TcpListener, kind: Kind) -> Vec<TcpStream> {
+    let addr = listener.local_addr().unwrap();
+    let client = TcpStream::connect(addr);
+    let (accepted, client) = tokio::join!(listener.accept(), client);
+    let (server, _) = accepted.unwrap();
+    let mut client = client.unwrap();
+    match kind {
+        Kind::Tcp => {
+            tokio::spawn(async move {
+                server.readable().await.unwrap();
+                drop(server);
+            });
+            vec![client]
+        }
+        Kind::SockeyeServer => {
+            tokio::spawn(async move {
+                let mut ws = accept(server, Settings::default()).await.unwrap();
+                ws.recv().await;
+            });
+            client.write_all(REQUEST).await.unwrap();
+            let mut head = [0u8; 129];
+            client.read_exact(&mut head).await.unwrap();
+            assert!(head.starts_with(b"HTTP/1.1 101"));
+            vec![client]
+        }
+        Kind::SockeyePair => {
+            tokio::spawn(async move {
+                let mut ws = accept(server, Settings::default()).await.unwrap();
+                ws.recv().await;
+            });
+            let ws: WebSocket<TcpStream> = connect(client, "ws://127.0.0.1/", Settings::default())
+                .await
+                .unwrap();
+            tokio::spawn(async move {
+                let mut ws = ws;
+                ws.recv().await;
+            });
+            Vec::new()
+        }
+    }
+}
+
+async fn settle() {
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+}
+
+/// Live heap bytes per additional idle connection of `kind`.
+fn bytes_per_connection(kind: Kind) -> f64 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // Reserved up front so that keeping the clients does not count.
+        let mut keep = Vec::with_capacity(N2);
+        for _ in 0..N1 {
+            keep.extend(open(&listener, kind).await);
+        }
+        settle().await;
+        let at_n1 = LIVE.load(Ordering::SeqCst);
+        for _ in N1..N2 {
+            keep.extend(open(&listener, kind).await);
+        }
+        settle().await;
+        let at_n2 = LIVE.load(Ordering::SeqCst);
+        let per = (at_n2 - at_n1) as f64 / (N2 - N1) as f64;
+        if std::env::var_os("IDLE_DEBUG").is_some() {
+            let mut deltas = Vec::new();
+            for _ in 0..12 {
+                let before = LIVE.load(Ordering::SeqCst);
+                keep.extend(open(&listener, kind).await);
+                settle().await;
+                deltas.push(LIVE.load(Ordering::SeqCst) - before);
+            }
+            println!("{kind:?}: n1 {at_n1} n2 {at_n2} deltas {deltas:?}");
+        }
+        drop(keep);
+        per
+    })
+}
+
+#[test]
+fn idle_connections_hold_no_buffers() {
+    let tcp = bytes_per_connection(Kind::Tcp);
+    let server = bytes_per_connection(Kind::SockeyeServer);
+    let pair = bytes_per_connection(Kind::SockeyePair);
+    let sockeye = server - tcp;
+    println!("idle memory per connection (live heap bytes, slope over {N1}..{N2}):");
+    println!("  plain tokio TCP pair, task waiting on readable: {tcp:.0}");
+    println!("  sockeye server connection in recv() + raw client: {server:.0}");
+    println!("    -> sockeye's own cost per server connection:  {sockeye:.0}");
+    println!("  sockeye client + server, both in recv():        {pair:.0}");
+    println!(
+        "  size_of::<WebSocket<TcpStream>>() = {}",
+        std::mem::size_of::<WebSocket<TcpStream>>()
+    );
+    // No 64 KiB read buffer, no send queue: only fixed state.
+    assert!(sockeye < 4096.0, "{sockeye} bytes per idle connection");
+}
