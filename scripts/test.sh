@@ -6,8 +6,8 @@
 #      tests) and, when an adapter is listed below, Autobahn|Testsuite via
 #      $SOCKEYE_SHARED/autobahn/setup.sh (SOCKEYE_SHARED defaults to ../shared
 #      beside the repository);
-#   2. cargo test --workspace (unit, integration and doc tests, the fuzz corpus
-#      replay, the bench crate's tests);
+#   2. cargo test --workspace --no-fail-fast (unit, integration and doc tests,
+#      the fuzz corpus replay, the bench crate's tests; every test binary runs);
 #   3. Autobahn conformance, both directions, for each adapter listed in
 #      AUTOBAHN_ADAPTERS (scripts/autobahn.sh).
 # Every step runs even if an earlier one failed; the exit status is non-zero if
@@ -20,7 +20,7 @@ set -euo pipefail
 
 # Adapters checked with Autobahn|Testsuite (both directions). Enable each as its
 # echo_server and autobahn_client examples land, e.g. AUTOBAHN_ADAPTERS="tokio smol mio".
-AUTOBAHN_ADAPTERS=""
+AUTOBAHN_ADAPTERS="tokio smol mio"
 
 ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel 2>/dev/null || (cd "$(dirname "$0")/.." && pwd))
 cd "$ROOT"
@@ -81,9 +81,9 @@ if [ -n "${ADAPTERS// /}" ]; then
 fi
 
 # --- 2. cargo test ----------------------------------------------------------
-section "cargo test --workspace"
+section "cargo test --workspace --no-fail-fast"
 set +e
-cargo test --workspace 2>&1 | tee "$LOGS/cargo-test.log"
+cargo test --workspace --no-fail-fast 2>&1 | tee "$LOGS/cargo-test.log"
 rc=${PIPESTATUS[0]}
 set -e
 # Sum every `test result:` line (unit, integration and doc-test binaries).
@@ -93,11 +93,11 @@ read -r t_pass t_fail t_ign t_bins < <(awk '/^test result:/ {
     } n++ } END { printf "%d %d %d %d\n", p, f, g, n }' "$LOGS/cargo-test.log")
 PASSED=$((PASSED + t_pass)); FAILED=$((FAILED + t_fail)); SKIPPED=$((SKIPPED + t_ign))
 if [ "$rc" -eq 0 ]; then
-  step ok "cargo test --workspace: $t_pass passed, $t_fail failed, $t_ign ignored ($t_bins test binaries)"
+  step ok "cargo test: $t_pass passed, $t_fail failed, $t_ign ignored ($t_bins test binaries)"
 else
   # A build failure has no `test result` line: count it as one failure.
   [ "$t_fail" -gt 0 ] || FAILED=$((FAILED + 1))
-  step FAILED "cargo test --workspace (exit $rc): $t_pass passed, $t_fail failed, $t_ign ignored"
+  step FAILED "cargo test (exit $rc): $t_pass passed, $t_fail failed, $t_ign ignored"
 fi
 
 # --- 3. Autobahn conformance ------------------------------------------------

@@ -33,7 +33,7 @@ use crate::{MIN_INPUT_BUFFER, MIN_TRANSMIT_BUFFER};
 pub mod handshake;
 pub mod reconnect;
 pub use handshake::{
-    ClientAnswer, ClientUpgrade, RejectedResponse, Refusal, ServerAnswer, ServerUpgrade, Settings,
+    ClientAnswer, ClientUpgrade, Refusal, RejectedResponse, ServerAnswer, ServerUpgrade, Settings,
     Verdict,
 };
 

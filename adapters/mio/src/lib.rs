@@ -79,44 +79,43 @@ pub use sockeye_proto::driver::{
     Abnormal, CloseReason, DriverConfig, Message, Outcome, Refusal, RejectedResponse, Settings,
     Verdict,
 };
+pub use sockeye_proto::handshake::HeadLimits;
 pub use sockeye_proto::handshake::{ClientRequest, UpgradeRequest, Url};
-pub use sockeye_proto::{
-    CloseCode, Config, DataKind, KeepAlive, ProtocolError, ResponseError, SendError, Timeout,
-    UrlError, WriteError,
-};
+pub use sockeye_proto::{CloseCode, Config, DataKind, KeepAlive, Role, State, Timeout};
+use sockeye_proto::{ResponseError, SendError, UrlError, WriteError};
 
-/// Everything that can go wrong, split by cause. A normal close is not an error: it is the
-/// [`Outcome`] of the session.
+/// A failed handshake, or a send that could not be done. The end of an open
+/// connection is not an error: it is the session's [`Outcome`].
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// The transport failed (a peer that left in the middle of the handshake is
-    /// `UnexpectedEof`; a TCP connect that took too long is `TimedOut`).
+    /// The transport failed (connect, read or write; a peer that left in the middle of
+    /// the handshake is `UnexpectedEof`).
     Io(io::Error),
-    /// Server: the request was turned down (invalid, or by the application's
-    /// [`Verdict`]); the response was written and the connection closed.
+    /// The opening handshake did not finish within [`Settings::handshake_timeout`].
+    HandshakeTimeout,
+    /// The TCP connection did not open within [`Settings::connect_timeout`].
+    ConnectTimeout,
+    /// Server: the request was turned down and the response (400, 426, 431, the
+    /// application's status, or 500) was written before closing.
     Refused(Refusal),
-    /// Client: the server answered with a status other than `101`.
-    Rejected(RejectedResponse),
-    /// Client: the server's `101` breaks RFC 6455 §4.1, or is not HTTP.
-    Response(ResponseError),
     /// Client: the URL cannot be used.
     Url(UrlError),
-    /// Client: a `wss://` URL (this adapter speaks plain TCP).
-    TlsUnsupported,
-    /// Client: the request cannot be written (a malformed header, say).
+    /// Client: a `wss://` URL (this adapter opens plain TCP only).
+    TlsRequired,
+    /// Client: the request cannot be written (an invalid header, host or subprotocol).
     Request(WriteError),
-    /// The opening handshake took longer than [`Settings::handshake_timeout`].
-    HandshakeTimeout,
-    /// The peer broke the protocol: our Close with the error's code was sent and the
-    /// connection is over.
-    Protocol(ProtocolError),
-    /// A message that cannot be sent (a control payload over 125 bytes, a close code that
-    /// may not be sent, sending after our Close ...).
+    /// Client: the server's response is not a valid handshake answer.
+    Response(ResponseError),
+    /// Client: the server answered with a status other than `101` (its status, reason
+    /// and headers are here).
+    Rejected(RejectedResponse),
+    /// Local misuse: a control payload over 125 bytes, a close code that cannot be sent,
+    /// a message of another kind while a fragmented one is in progress.
     Send(SendError),
-    /// The session is still in its opening handshake.
+    /// The session is still in its opening handshake: nothing can be sent yet.
     Handshaking,
-    /// The connection is over (see [`Session::outcome`]).
+    /// The connection is closing or over: nothing more can be sent.
     Closed,
 }
 
@@ -136,17 +135,17 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io(error) => write!(f, "i/o error: {error}"),
+            Error::HandshakeTimeout => f.write_str("the opening handshake timed out"),
+            Error::ConnectTimeout => f.write_str("connecting timed out"),
             Error::Refused(refusal) => write!(f, "handshake refused: {refusal}"),
-            Error::Rejected(response) => write!(f, "server rejected the handshake: {response}"),
-            Error::Response(error) => write!(f, "invalid handshake response: {error}"),
             Error::Url(error) => write!(f, "invalid URL: {error}"),
-            Error::TlsUnsupported => f.write_str("wss:// is not supported by the mio adapter"),
-            Error::Request(error) => write!(f, "cannot write the handshake request: {error}"),
-            Error::HandshakeTimeout => f.write_str("handshake timed out"),
-            Error::Protocol(error) => write!(f, "protocol error: {error}"),
+            Error::TlsRequired => f.write_str("wss:// needs TLS, which the mio adapter lacks"),
+            Error::Request(error) => write!(f, "invalid request: {error}"),
+            Error::Response(error) => write!(f, "invalid handshake response: {error}"),
+            Error::Rejected(rejected) => write!(f, "the server answered {rejected}"),
             Error::Send(error) => write!(f, "cannot send: {error}"),
             Error::Handshaking => f.write_str("the opening handshake is not done"),
-            Error::Closed => f.write_str("connection closed"),
+            Error::Closed => f.write_str("the connection is closed"),
         }
     }
 }
@@ -155,11 +154,27 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io(error) => Some(error),
+            Error::Url(error) => Some(error),
+            Error::Request(error) => Some(error),
             Error::Response(error) => Some(error),
-            Error::Protocol(error) => Some(error),
             Error::Send(error) => Some(error),
             _ => None,
         }
+    }
+}
+
+impl From<SendError> for Error {
+    fn from(error: SendError) -> Self {
+        match error {
+            SendError::Closed => Error::Closed,
+            other => Error::Send(other),
+        }
+    }
+}
+
+impl From<UrlError> for Error {
+    fn from(error: UrlError) -> Self {
+        Error::Url(error)
     }
 }
 

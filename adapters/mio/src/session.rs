@@ -224,15 +224,15 @@ impl Session {
     /// Starts a client session for a `ws://host[:port]/path` URL: resolves the host (a
     /// blocking lookup unless it is an IP address), starts a non-blocking TCP connect
     /// (`TCP_NODELAY` on) and returns the session; register it and drive it as usual.
-    /// `wss://` is [`Error::TlsUnsupported`].
+    /// `wss://` is [`Error::TlsRequired`].
     pub fn connect_url(
         url: &str,
         settings: impl Into<Settings>,
         now: std::time::Instant,
     ) -> Result<Self, Error> {
-        let url = Url::parse(url).map_err(Error::Url)?;
+        let url = Url::parse(url)?;
         if url.is_tls() {
-            return Err(Error::TlsUnsupported);
+            return Err(Error::TlsRequired);
         }
         let addr: SocketAddr = (url.host(), url.port())
             .to_socket_addrs()?
@@ -306,10 +306,7 @@ impl Session {
             } if expired => {
                 self.finish_with(Error::HandshakeTimeout);
             }
-            Phase::Connecting { .. } if expired => {
-                let error = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
-                self.finish_with(Error::Io(error));
-            }
+            Phase::Connecting { .. } if expired => self.finish_with(Error::ConnectTimeout),
             Phase::Refusing if expired => self.close_now(),
             // The peer does not take the last bytes: give up on them.
             Phase::Open(_) if self.outcome.is_some() && expired => self.close_now(),
@@ -358,7 +355,7 @@ impl Session {
     pub fn send(&mut self, message: Message) -> Result<(), Error> {
         let now = self.clock.now();
         let driver = self.open_driver()?;
-        driver.send(message, now).map_err(Error::Send)?;
+        driver.send(message, now).map_err(Error::from)?;
         if !self.dispatching {
             // Inside a handler the bytes go out after the handler (one write for many).
             self.write_out(now);
@@ -376,7 +373,7 @@ impl Session {
     ) -> Result<(), Error> {
         let now = self.clock.now();
         let driver = self.open_driver()?;
-        driver.send_frame(kind, fin, payload).map_err(Error::Send)?;
+        driver.send_frame(kind, fin, payload).map_err(Error::from)?;
         if !self.dispatching {
             self.write_out(now);
         }
@@ -479,8 +476,9 @@ impl Session {
         self.outcome.as_ref()
     }
 
-    /// Why the session failed: the handshake (refused, rejected, timed out), an I/O error,
-    /// or a protocol error (then [`outcome`](Self::outcome) says the same).
+    /// Why the session failed: the handshake (refused, rejected, timed out, the peer
+    /// left), or an I/O error (after the handshake [`outcome`](Self::outcome) says the
+    /// same). A protocol error by the peer is in the outcome only.
     pub fn error(&self) -> Option<&Error> {
         self.error.as_ref()
     }
@@ -870,7 +868,6 @@ impl Session {
                     return self.end(outcome, now);
                 }
                 Err(error) => {
-                    self.error = Some(Error::Protocol(error));
                     return self.end(Outcome::Abnormal(Abnormal::Protocol(error)), now);
                 }
                 Ok(None) if eof => {

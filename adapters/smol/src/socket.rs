@@ -55,6 +55,25 @@ impl WriteWakers {
     }
 }
 
+impl WriteWakers {
+    /// Write progress was made by the task of `current`: every other waiting task
+    /// re-checks (the stream wakes only the task whose write would block, and what
+    /// another task waited for may be done already). `current` stays registered only
+    /// while it still waits.
+    fn progress(&self, current: &Waker, still_waiting: bool) {
+        let wakers = std::mem::take(&mut *self.wakers.lock().unwrap_or_else(|e| e.into_inner()));
+        for waker in wakers {
+            if waker.will_wake(current) {
+                if still_waiting {
+                    self.register(&waker);
+                }
+            } else {
+                waker.wake();
+            }
+        }
+    }
+}
+
 impl Wake for WriteWakers {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
@@ -179,8 +198,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         let result = match self.wakers.clone() {
             Some(wakers) => {
                 wakers.register(cx.waker());
-                let merged = Waker::from(wakers);
-                self.write_loop(&mut Context::from_waker(&merged))
+                let merged = Waker::from(wakers.clone());
+                let before = self.driver.pending_bytes();
+                let result = self.write_loop(&mut Context::from_waker(&merged));
+                if result.is_ready() || self.driver.pending_bytes() != before {
+                    wakers.progress(cx.waker(), result.is_pending());
+                }
+                result
             }
             None => self.write_loop(cx),
         };

@@ -220,7 +220,6 @@ fn split_halves_wait_on_the_same_stream() {
                 Message::Binary(bytes) => {
                     assert_eq!(bytes.len(), 32 * 1024);
                     received += 1;
-                    eprintln!("client got {received}");
                     if received % 16 == 0 {
                         client.feed(Message::Ping(vec![1])).await.unwrap();
                     }

@@ -9,8 +9,8 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use sockeye_proto::driver::Settings;
-use sockeye_proto::driver::{Driver, Message, Outcome, Received};
-use sockeye_proto::{CloseCode, Connection, DataKind, Event, Instant, Role};
+use sockeye_proto::driver::{Abnormal, Driver, Message, Outcome, Received};
+use sockeye_proto::{CloseCode, Connection, DataKind, Event, Instant, ProtocolError, Role};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
@@ -69,6 +69,8 @@ pub(crate) struct Core<S> {
     pub(crate) outcome: Option<Outcome>,
     /// Nothing more can be written (the transport failed or was shut down).
     write_closed: bool,
+    /// The stream reached its end (a read returned 0).
+    eof: bool,
     /// The end was reached and the last frames were flushed (or given up on).
     finished: bool,
     /// When flushing after the end gives up.
@@ -100,6 +102,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             sleep: None,
             outcome: None,
             write_closed: false,
+            eof: false,
             finished: false,
             linger: None,
             linger_for: settings.protocol.close_timeout.unwrap_or(DEFAULT_LINGER),
@@ -201,7 +204,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         }
         let stream = &mut self.stream;
         match self.driver.read_with(|buf| poll_read_into(stream, cx, buf)) {
-            Poll::Ready(Ok(_)) => Poll::Ready(()),
+            Poll::Ready(Ok(n)) => {
+                self.eof |= n == 0;
+                Poll::Ready(())
+            }
             Poll::Ready(Err(error)) => {
                 self.fail(&error);
                 Poll::Ready(())
@@ -229,16 +235,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         Poll::Ready(())
     }
 
-    /// Records what the driver reported as the end.
-    fn note_end(&mut self, result: Result<Option<Outcome>, ()>) {
-        let outcome = match result {
-            Ok(Some(outcome)) => outcome,
-            // A protocol error: the core has the details (its Close is queued).
-            Ok(None) | Err(()) => match self.driver.outcome() {
-                Some(outcome) => outcome,
-                None => return,
-            },
-        };
+    /// A protocol error ended the connection (its Close is queued).
+    fn protocol_error(&mut self, error: ProtocolError) {
+        let outcome = self
+            .driver
+            .outcome()
+            .unwrap_or(Outcome::Abnormal(Abnormal::Protocol(error)));
         self.end(outcome);
     }
 
@@ -258,17 +260,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 }
                 Ok(Some(Received::Closed(closed))) => {
                     let outcome = Outcome::from_closed(closed, self.driver.connection());
-                    self.note_end(Ok(Some(outcome)));
+                    self.end(outcome);
                     continue;
                 }
-                Err(_) => {
-                    self.note_end(Err(()));
+                Err(error) => {
+                    self.protocol_error(error);
                     continue;
                 }
-                Ok(None) => {}
+                Ok(None) => {
+                    if self.check_stuck() {
+                        continue;
+                    }
+                }
             }
             ready!(self.poll_input(cx));
-            self.check_stuck();
         }
     }
 
@@ -309,31 +314,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 }
                 Ok(Some(Err(closed))) => {
                     let outcome = Outcome::from_closed(closed, self.driver.connection());
-                    self.note_end(Ok(Some(outcome)));
+                    self.end(outcome);
                     continue;
                 }
-                Err(_) => {
-                    self.note_end(Err(()));
+                Err(error) => {
+                    self.protocol_error(error);
                     continue;
                 }
-                Ok(None) => {}
+                Ok(None) => {
+                    if self.check_stuck() {
+                        continue;
+                    }
+                }
             }
             ready!(self.poll_input(cx));
-            self.check_stuck();
         }
     }
 
-    /// Guards the read loop: once the driver is finished without a reported end (which
-    /// the core never does), end the connection rather than spin.
-    fn check_stuck(&mut self) {
-        if self.outcome.is_none() && self.driver.is_finished() && !self.driver.has_buffered_input()
-        {
-            let outcome = self
-                .driver
-                .outcome()
-                .unwrap_or(Outcome::Abnormal(sockeye_proto::driver::Abnormal::Eof));
-            self.end(outcome);
+    /// Guards the read loop: once the driver is finished, or at end of stream with
+    /// nothing left to parse, without a reported end (which the core never does), end
+    /// the connection rather than spin.
+    ///
+    /// Called when the driver had nothing to hand out (so it has seen any end of
+    /// stream); true if it ended the connection.
+    fn check_stuck(&mut self) -> bool {
+        let over = self.driver.is_finished() || self.eof;
+        if self.outcome.is_some() || !over || self.driver.has_buffered_input() {
+            return false;
         }
+        let outcome = self
+            .driver
+            .outcome()
+            .unwrap_or(Outcome::Abnormal(Abnormal::Eof));
+        self.end(outcome);
+        true
     }
 
     /// Waits until the send queue has room (writing meanwhile).

@@ -148,6 +148,8 @@ fn bytes_per_connection(kind: Kind) -> f64 {
         settle().await;
         let at_n2 = LIVE.load(Ordering::SeqCst);
         let per = (at_n2 - at_n1) as f64 / (N2 - N1) as f64;
+        // IDLE_DEBUG=1 shows the growth connection by connection (constant after the
+        // first, apart from tokio's occasional slab pages).
         if std::env::var_os("IDLE_DEBUG").is_some() {
             let mut deltas = Vec::new();
             for _ in 0..12 {

@@ -131,6 +131,7 @@ fn scenario_table(name: &str) -> (&'static str, Vec<Column>) {
     let cpu = [
         col("server_cpu", "server CPU", 1.0, None),
         col("client_cpu", "client CPU", 1.0, None),
+        col("other_cpu", "other CPU", 1.0, None),
     ];
     match name {
         "latency" => (
@@ -795,8 +796,8 @@ fn report(
     }
     let _ = writeln!(
         w,
-        "\nCPU columns are fractions of one core over the window. † the load generator's core \
-         was saturated (compare server CPU per message instead); ‡ other processes used more \
+        "\nCPU columns are fractions of one core over the window (other: everything else on \
+         the machine). † the load generator's core was saturated (compare server CPU per message instead); ‡ other processes used more \
          than a quarter core meanwhile (noisy); ! some connections failed. Ratios: the value \
          over the best peer's (for throughput higher is better, for time, CPU and memory lower \
          is better)."

@@ -553,12 +553,10 @@ mod tests {
     use crate::handshake::ClientRequest;
     use std::string::ToString;
 
-    fn feed(
-        read: &mut dyn FnMut(
-            &mut dyn FnMut(&mut [u8]) -> Poll<Result<usize, ()>>,
-        ) -> Poll<Result<usize, ()>>,
-        bytes: &[u8],
-    ) {
+    type ReadFn<'a> = dyn FnMut(&mut [u8]) -> Poll<Result<usize, ()>> + 'a;
+
+    /// Feeds `bytes` through a `read_with`-style function, as many reads as it takes.
+    fn feed(read: &mut dyn FnMut(&mut ReadFn<'_>) -> Poll<Result<usize, ()>>, bytes: &[u8]) {
         let mut rest = bytes;
         while !rest.is_empty() {
             let mut step = |buf: &mut [u8]| {
