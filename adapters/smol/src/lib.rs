@@ -3,7 +3,7 @@
 //! A thin driver of the sans-IO [`sockeye_proto`] core over `futures-io` streams
 //! (`AsyncRead + AsyncWrite + Unpin`) with `async-io` timers, so it runs on smol,
 //! async-std, or any executor. The protocol, buffers and send queue are the core's
-//! [`Driver`](sockeye_proto::driver::Driver); this crate only moves bytes and time.
+//! [`Driver`]; this crate only moves bytes and time.
 //!
 //! - Server: [`accept`] / [`accept_with`] (a callback sees the request and answers with a
 //!   [`Verdict`]). A bad request gets its 400 / 426 / 431 written and flushed, the socket

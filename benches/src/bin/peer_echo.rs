@@ -123,28 +123,9 @@ async fn tokio_websockets_echo(stream: TcpStream) -> Result<(), BoxError> {
 }
 
 async fn fastwebsockets_echo(mut stream: TcpStream) -> Result<(), BoxError> {
-    // fastwebsockets leaves the HTTP upgrade to the application (or to hyper,
-    // with its `upgrade` feature); this is the same exchange without hyper.
-    let mut head = Vec::with_capacity(1024);
-    let mut buf = [0u8; 1024];
-    loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        head.extend_from_slice(&buf[..n]);
-        if let Some(end) = sockeye_benches::ws::head_end(&head) {
-            if end != head.len() {
-                return Err("bytes after the request head".into());
-            }
-            break;
-        }
-        if head.len() > 8192 {
-            return Err("request head too large".into());
-        }
+    if !fastwebsockets_upgrade(&mut stream).await? {
+        return Ok(());
     }
-    let response = sockeye_benches::ws::server_response(&head)?;
-    stream.write_all(&response).await?;
     let ws = fastwebsockets::WebSocket::after_handshake(stream, fastwebsockets::Role::Server);
     let mut ws = fastwebsockets::FragmentCollector::new(ws);
     loop {
@@ -158,4 +139,29 @@ async fn fastwebsockets_echo(mut stream: TcpStream) -> Result<(), BoxError> {
         }
     }
     Ok(())
+}
+
+/// The HTTP upgrade fastwebsockets leaves to the application (or to hyper, with
+/// its `upgrade` feature): the same exchange without hyper. The request is read
+/// into a heap buffer freed before the echo loop starts, so the handshake adds
+/// nothing to the memory an idle connection keeps. `Ok(false)`: the peer left.
+async fn fastwebsockets_upgrade(stream: &mut TcpStream) -> Result<bool, BoxError> {
+    let mut head = Vec::with_capacity(1024);
+    loop {
+        if stream.read_buf(&mut head).await? == 0 {
+            return Ok(false);
+        }
+        if let Some(end) = sockeye_benches::ws::head_end(&head) {
+            if end != head.len() {
+                return Err("bytes after the request head".into());
+            }
+            break;
+        }
+        if head.len() > 8192 {
+            return Err("request head too large".into());
+        }
+    }
+    let response = sockeye_benches::ws::server_response(&head)?;
+    stream.write_all(&response).await?;
+    Ok(true)
 }
