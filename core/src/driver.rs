@@ -30,8 +30,10 @@ use crate::frame::FrameHead;
 use crate::time::Instant;
 use crate::{MIN_INPUT_BUFFER, MIN_TRANSMIT_BUFFER};
 
+mod error;
 pub mod handshake;
 pub mod reconnect;
+pub use error::Error;
 pub use handshake::{
     ClientAnswer, ClientUpgrade, Refusal, RejectedResponse, ServerAnswer, ServerUpgrade, Settings,
     Verdict,

@@ -90,9 +90,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod error;
-mod socket;
 pub mod reconnect;
+mod socket;
 
 use std::future::{poll_fn, Future};
 use std::io;
@@ -105,10 +104,10 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use sockeye_proto::driver::{ClientAnswer, ClientUpgrade, Driver, ServerAnswer, ServerUpgrade};
 use sockeye_proto::{Connection, StdClock};
 
-pub use error::Error;
-pub use socket::{ReadHalf, WebSocket, WriteHalf};
 pub use reconnect::{ClientEvent, ReconnectingClient};
+pub use socket::{ReadHalf, WebSocket, WriteHalf};
 pub use sockeye_proto;
+pub use sockeye_proto::driver::Error;
 pub use sockeye_proto::driver::{
     Abnormal, CloseReason, DriverConfig, Message, Outcome, Refusal, RejectedResponse, Settings,
     Verdict,

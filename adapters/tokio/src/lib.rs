@@ -58,15 +58,14 @@
 #![deny(missing_docs)]
 
 mod core;
-mod error;
 mod handshake;
 pub mod reconnect;
 mod split;
 mod websocket;
 
-pub use error::Error;
 pub use handshake::{accept, accept_with, connect, connect_url, IntoRequest};
 pub use reconnect::{ClientEvent, ReconnectingClient};
+pub use sockeye_proto::driver::Error;
 pub use split::{ReadHalf, WriteHalf};
 pub use websocket::WebSocket;
 

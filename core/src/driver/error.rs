@@ -1,12 +1,13 @@
-//! [`Error`]: what can go wrong in a handshake or a send. The end of an open connection
-//! is not an error: it is the [`Outcome`](crate::Outcome) reported once by `recv`.
+//! [`Error`]: what can go wrong in a handshake or a send, shared by every `std` adapter.
+//! The end of an open connection is not an error: it is the
+//! [`Outcome`](super::Outcome) reported once when the connection is over.
 
 use std::fmt;
 use std::io;
 
-use sockeye_proto::driver::{Refusal, RejectedResponse};
-use sockeye_proto::handshake::{ResponseError, UrlError, WriteError};
-use sockeye_proto::SendError;
+use super::handshake::{Refusal, RejectedResponse};
+use crate::error::SendError;
+use crate::handshake::{ResponseError, UrlError, WriteError};
 
 /// A failed handshake, or a send that could not be done.
 #[derive(Debug)]
@@ -15,18 +16,18 @@ pub enum Error {
     /// The transport failed (connect, read or write).
     Io(io::Error),
     /// The opening handshake did not finish within
-    /// [`Settings::handshake_timeout`](crate::Settings::handshake_timeout).
+    /// [`Settings::handshake_timeout`](super::Settings::handshake_timeout).
     HandshakeTimeout,
     /// The TCP connection did not open within
-    /// [`Settings::connect_timeout`](crate::Settings::connect_timeout).
+    /// [`Settings::connect_timeout`](super::Settings::connect_timeout).
     ConnectTimeout,
     /// Server: the request was turned down and the response (400, 426, 431, the
     /// application's status, or 500) was written before closing.
     Refused(Refusal),
     /// Client: the URL cannot be used.
     Url(UrlError),
-    /// Client: a `wss://` URL was given to [`connect_url`](crate::connect_url), which only
-    /// opens plain TCP; open the TLS stream yourself and use [`connect`](crate::connect).
+    /// Client: a `wss://` URL was given to an adapter's `connect_url`, which only opens
+    /// plain TCP; open the TLS stream yourself and use the adapter's `connect`.
     TlsRequired,
     /// Client: the request cannot be written (an invalid header, host or subprotocol).
     Request(WriteError),
@@ -38,6 +39,9 @@ pub enum Error {
     /// Local misuse: a control payload over 125 bytes, a close code that cannot be sent,
     /// a message of another kind while a fragmented one is in progress.
     Send(SendError),
+    /// A readiness-driven session (mio) is still in its opening handshake: nothing can be
+    /// sent yet.
+    Handshaking,
     /// The connection is closing or over: nothing more can be sent.
     Closed,
 }
@@ -69,6 +73,7 @@ impl fmt::Display for Error {
             Error::Response(error) => write!(f, "invalid handshake response: {error}"),
             Error::Rejected(rejected) => write!(f, "the server answered {rejected}"),
             Error::Send(error) => write!(f, "cannot send: {error}"),
+            Error::Handshaking => f.write_str("the opening handshake is not finished"),
             Error::Closed => f.write_str("the connection is closed"),
         }
     }
