@@ -1,5 +1,6 @@
-//! Process resources: CPU time, resident memory, the open-file limit (Linux).
-#![allow(unsafe_code)] // two libc calls (getrusage, setrlimit), each commented
+//! Process resources: CPU time, resident memory, the open-file limit, and a
+//! raw socket read (Linux).
+#![allow(unsafe_code)] // a few libc calls, each with its SAFETY comment
 
 use std::io;
 use std::time::Duration;
@@ -39,6 +40,21 @@ pub fn raise_nofile_limit() -> u64 {
         }
     }
     lim.rlim_cur
+}
+
+/// `recv(2)` on a socket the caller owns: a read that bypasses the async
+/// runtime's readiness cache (the load generator reads inside
+/// `tokio::net::TcpStream::try_io`, so it can clear readiness after a short
+/// read instead of paying one more read that returns `EAGAIN`).
+pub fn recv(fd: std::os::fd::RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole call;
+    // recv writes at most that many. A bad fd is an error, not UB.
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
 }
 
 /// Clock ticks per second, the unit of `utime` / `stime` in `/proc/PID/stat`.

@@ -353,6 +353,16 @@ impl Connection {
         self.tx_message.is_some()
     }
 
+    /// Payload bytes of the data frame being received that have not been handed out yet
+    /// (0 between frames). Lets a caller that gathers a message reserve its whole size
+    /// at once instead of growing it chunk by chunk.
+    pub fn frame_remaining(&self) -> u64 {
+        match self.rx {
+            Rx::Payload { remaining, .. } => remaining,
+            Rx::Header => 0,
+        }
+    }
+
     /// Reads at most one item from the front of `input`: a frame header, a chunk of
     /// payload, a control frame, or the terminal event. Payload is unmasked in place and
     /// handed out as a slice of `input`.

@@ -192,6 +192,55 @@ mod pool {
             }
         });
     }
+
+    /// Message buffers smaller than this come from the allocator (which is fast for
+    /// them); a pooled buffer is never handed out for much less than its size.
+    pub(super) const MIN_RECYCLED: usize = 4 * 1024;
+    const MAX_RECYCLED: usize = 1024 * 1024;
+    const MAX_RECYCLED_COUNT: usize = 8;
+
+    std::thread_local! {
+        /// Emptied message buffers: a payload written out comes back as the next
+        /// message's buffer. Without it, every large message frees its buffer after the
+        /// write and the next one regrows the heap (brk, page faults), which costs more
+        /// than the copies.
+        static RECYCLED: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// An empty buffer with room for at least `capacity` bytes.
+    pub(super) fn buffer(capacity: usize) -> Vec<u8> {
+        if (MIN_RECYCLED..=MAX_RECYCLED).contains(&capacity) {
+            let recycled = RECYCLED
+                .try_with(|pool| {
+                    let mut pool = pool.borrow_mut();
+                    let fits = |buf: &Vec<u8>| {
+                        buf.capacity() >= capacity && buf.capacity() / 2 <= capacity
+                    };
+                    let index = pool.iter().rposition(fits)?;
+                    Some(pool.swap_remove(index))
+                })
+                .ok()
+                .flatten();
+            if let Some(buf) = recycled {
+                return buf;
+            }
+        }
+        Vec::with_capacity(capacity)
+    }
+
+    /// Keeps `buf` for a later [`buffer`] call if it is worth keeping.
+    pub(super) fn recycle(mut buf: Vec<u8>) {
+        if !(MIN_RECYCLED..=MAX_RECYCLED).contains(&buf.capacity()) {
+            return;
+        }
+        buf.clear();
+        let _ = RECYCLED.try_with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if pool.len() < MAX_RECYCLED_COUNT {
+                pool.push(buf);
+            }
+        });
+    }
 }
 
 /// The read buffer: bytes `start..end` are read but not yet consumed by the core.
@@ -245,6 +294,12 @@ impl Segment {
             Segment::Coalesced(bytes) | Segment::Payload(bytes) => bytes,
         }
     }
+
+    fn recycle(self) {
+        match self {
+            Segment::Coalesced(bytes) | Segment::Payload(bytes) => pool::recycle(bytes),
+        }
+    }
 }
 
 /// Bytes waiting to be written, in order.
@@ -261,8 +316,9 @@ impl SendQueue {
     fn coalesced(&mut self, room: usize) -> &mut Vec<u8> {
         let usable = matches!(self.segments.back(), Some(Segment::Coalesced(buf)) if buf.capacity() - buf.len() >= room || buf.len() < 64 * 1024);
         if !usable {
-            self.segments
-                .push_back(Segment::Coalesced(Vec::with_capacity(room.max(4096))));
+            self.segments.push_back(Segment::Coalesced(pool::buffer(
+                room.max(pool::MIN_RECYCLED),
+            )));
         }
         match self.segments.back_mut() {
             Some(Segment::Coalesced(buf)) => buf,
@@ -321,12 +377,16 @@ impl SendQueue {
                 return;
             }
             n -= left;
-            self.segments.pop_front();
+            if let Some(done) = self.segments.pop_front() {
+                done.recycle();
+            }
             self.written = 0;
         }
         // Drop fully written segments (and free the queue itself once idle).
         while matches!(self.segments.front(), Some(s) if s.bytes().len() == self.written) {
-            self.segments.pop_front();
+            if let Some(done) = self.segments.pop_front() {
+                done.recycle();
+            }
             self.written = 0;
         }
         if self.segments.is_empty() {
@@ -456,7 +516,9 @@ impl Driver {
     pub fn poll_message(&mut self, now: Instant) -> Result<Option<Received>, ProtocolError> {
         let mut partial = self.partial.take();
         let result = loop {
-            match self.poll_event_with(now, |event| assemble(&mut partial, event)) {
+            match self.poll_event_hinted(now, |event, frame_remaining| {
+                assemble(&mut partial, event, frame_remaining)
+            }) {
                 Ok(Some(None)) => continue,
                 Ok(Some(Some(received))) => break Ok(Some(received)),
                 Ok(None) => break Ok(None),
@@ -475,6 +537,16 @@ impl Driver {
         &mut self,
         now: Instant,
         f: impl FnOnce(Event<'_>) -> R,
+    ) -> Result<Option<R>, ProtocolError> {
+        self.poll_event_hinted(now, |event, _| f(event))
+    }
+
+    /// [`Driver::poll_event_with`], also telling `f` how many payload bytes of the current
+    /// frame are still to come (to reserve a message's size once).
+    fn poll_event_hinted<R>(
+        &mut self,
+        now: Instant,
+        f: impl FnOnce(Event<'_>, usize) -> R,
     ) -> Result<Option<R>, ProtocolError> {
         if self.finished {
             return Ok(None);
@@ -495,7 +567,9 @@ impl Driver {
             Self::drain_transmits(&mut self.connection, &mut self.send, &mut self.shutdown);
             if let Some(event) = read.event {
                 self.finished |= matches!(event, Event::Closed(_));
-                return Ok(Some(f(event)));
+                let frame_remaining =
+                    usize::try_from(self.connection.frame_remaining()).unwrap_or(usize::MAX);
+                return Ok(Some(f(event, frame_remaining)));
             }
             if read.consumed == 0 {
                 break;
@@ -507,7 +581,7 @@ impl Driver {
                 self.finished = true;
                 self.recv = RecvBuffer::default();
                 Self::drain_transmits(&mut self.connection, &mut self.send, &mut self.shutdown);
-                return Ok(Some(f(event)));
+                return Ok(Some(f(event, 0)));
             }
         }
         Ok(None)
@@ -666,22 +740,32 @@ impl Driver {
 }
 
 /// Adds a data chunk to the message being assembled; returns what the application sees.
-fn assemble(partial: &mut Option<Partial>, event: Event<'_>) -> Option<Received> {
+///
+/// `frame_remaining` (payload bytes of this frame still to come) sizes the buffer once,
+/// so a large frame is copied once instead of being regrown (and recopied) chunk by chunk.
+fn assemble(
+    partial: &mut Option<Partial>,
+    event: Event<'_>,
+    frame_remaining: usize,
+) -> Option<Received> {
     let message = match event {
         Event::Closed(closed) => return Some(Received::Closed(closed)),
         Event::Ping(payload) => Message::Ping(payload.to_vec()),
         Event::Pong(payload) => Message::Pong(payload.to_vec()),
         Event::Close(frame) => Message::Close(CloseReason::from_frame(&frame)),
         Event::Text { text, end } => {
-            let text = match partial.take() {
+            let mut so_far = match partial.take() {
+                Some(Partial::Text(so_far)) => so_far,
                 // A message in one chunk is copied once, at its exact size.
-                None => String::from(text),
-                Some(Partial::Text(mut so_far)) => {
-                    so_far.push_str(text);
-                    so_far
+                _ => {
+                    let buffer = pool::buffer(text.len().saturating_add(frame_remaining));
+                    // An empty buffer is valid UTF-8: no bytes are checked.
+                    String::from_utf8(buffer).unwrap_or_default()
                 }
-                Some(Partial::Binary(_)) => String::from(text),
             };
+            so_far.reserve(text.len().saturating_add(frame_remaining));
+            so_far.push_str(text);
+            let text = so_far;
             if end != Boundary::MessageEnd {
                 *partial = Some(Partial::Text(text));
                 return None;
@@ -689,14 +773,13 @@ fn assemble(partial: &mut Option<Partial>, event: Event<'_>) -> Option<Received>
             Message::Text(text)
         }
         Event::Binary { bytes, end } => {
-            let bytes = match partial.take() {
-                None => bytes.to_vec(),
-                Some(Partial::Binary(mut so_far)) => {
-                    so_far.extend_from_slice(bytes);
-                    so_far
-                }
-                Some(Partial::Text(_)) => bytes.to_vec(),
+            let mut so_far = match partial.take() {
+                Some(Partial::Binary(so_far)) => so_far,
+                _ => pool::buffer(bytes.len().saturating_add(frame_remaining)),
             };
+            so_far.reserve(bytes.len().saturating_add(frame_remaining));
+            so_far.extend_from_slice(bytes);
+            let bytes = so_far;
             if end != Boundary::MessageEnd {
                 *partial = Some(Partial::Binary(bytes));
                 return None;

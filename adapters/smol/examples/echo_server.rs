@@ -22,10 +22,14 @@ fn main() -> std::io::Result<()> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:9001".to_owned());
-    smol::block_on(serve(addr))
+    // One thread, like tokio's current_thread runtime: connections run on a local
+    // executor that `block_on` drives together with the reactor, so no wakeup crosses
+    // threads (the global executor would run them on a thread of its own).
+    let executor = smol::LocalExecutor::new();
+    smol::block_on(executor.run(serve(&executor, addr)))
 }
 
-async fn serve(addr: String) -> std::io::Result<()> {
+async fn serve(executor: &smol::LocalExecutor<'_>, addr: String) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr.as_str()).await?;
     println!("listening on {}", listener.local_addr()?);
     let log = std::env::var_os("SOCKEYE_LOG").is_some();
@@ -39,7 +43,7 @@ async fn serve(addr: String) -> std::io::Result<()> {
                 continue;
             }
         };
-        smol::spawn(echo(tcp, peer, log)).detach();
+        executor.spawn(echo(tcp, peer, log)).detach();
     }
 }
 

@@ -29,7 +29,12 @@ const BUDGET: usize = 64;
 
 /// What one receive step produced.
 enum Got<T> {
-    Item(T),
+    /// An item for the application; `replied` when the core queued an answer to it (the
+    /// Pong to a Ping, the reply to a Close), which is written at once.
+    Item {
+        item: T,
+        replied: bool,
+    },
     End(Closed),
 }
 
@@ -299,9 +304,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             }
             let now = self.clock.now();
             match step(&mut self.driver, now) {
-                Ok(Some(Got::Item(item))) => {
+                Ok(Some(Got::Item { item, replied })) => {
                     // Pongs and Close replies go out even when the application only reads.
-                    let _ = self.poll_write_queue(cx);
+                    // Other queued frames wait for the flush before the next read, so a
+                    // batch of echoes leaves in one write.
+                    if replied {
+                        let _ = self.poll_write_queue(cx);
+                    }
                     return Poll::Ready(Some(item));
                 }
                 Ok(Some(Got::End(closed))) => {
@@ -326,10 +335,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 }
                 Ok(None) => {}
             }
-            if let Poll::Ready(Err(_)) = self.poll_write_queue(cx) {
-                // The connection failed; the outcome says how.
-                continue;
-            }
             if let Some(deadline) = self.driver.poll_timeout() {
                 if deadline <= now || self.poll_timer(cx, deadline).is_ready() {
                     let now = self.clock.now().max(deadline);
@@ -349,6 +354,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Poll::Ready(Err(error)) => self.fail(&error),
                 Poll::Pending => {
+                    // Write out what is queued only once the read would block, so the
+                    // replies to a burst of input leave in one vectored write.
+                    if let Poll::Ready(Err(_)) = self.poll_write_queue(cx) {
+                        // The connection failed; the outcome says how.
+                        continue;
+                    }
                     if self.wakers.is_some() {
                         self.read_waker = Some(cx.waker().clone());
                     }
@@ -356,7 +367,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 }
             }
         }
-        // Plenty of input: let other tasks run, then carry on.
+        // Plenty of input: write out the replies so far, let other tasks run, then carry on.
+        let _ = self.poll_write_queue(cx);
         cx.waker().wake_by_ref();
         Poll::Pending
     }
@@ -364,7 +376,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Message>> {
         self.poll_recv(cx, |driver, now| {
             Ok(driver.poll_message(now)?.map(|received| match received {
-                Received::Message(message) => Got::Item(message),
+                Received::Message(message) => Got::Item {
+                    replied: matches!(message, Message::Ping(_) | Message::Close(_)),
+                    item: message,
+                },
                 Received::Closed(closed) => Got::End(closed),
             }))
         })
@@ -379,7 +394,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             driver.poll_event_with(now, |event| match event {
                 Event::Closed(closed) => Got::End(closed),
                 event => match f.take() {
-                    Some(f) => Got::Item(f(event)),
+                    Some(f) => Got::Item {
+                        replied: matches!(event, Event::Ping(_) | Event::Close(_)),
+                        item: f(event),
+                    },
                     // Unreachable: one item ends the poll.
                     None => Got::End(Closed::Abnormal),
                 },

@@ -181,12 +181,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         let _ = self.poll_write_out(cx);
     }
 
-    /// One round of reader I/O: flush, fire timers, read. `Ready` when something may
-    /// have changed (input, end of stream, an error, a timer), `Pending` when blocked.
+    /// One round of reader I/O: fire timers, read, and write out what is queued once the
+    /// read would block. `Ready` when something may have changed (input, end of stream,
+    /// an error, a timer), `Pending` when blocked.
+    ///
+    /// Writing only before blocking (not before every read) lets the replies to a whole
+    /// burst of input leave in one vectored write.
     fn poll_input(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if let Poll::Ready(Err(_)) = self.poll_write_out(cx) {
-            return Poll::Ready(());
-        }
         if let Some(deadline) = self.driver.poll_timeout() {
             let now = self.clock.now();
             let fired = deadline <= now || self.poll_sleep(cx, deadline).is_ready();
@@ -212,7 +213,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 self.fail(&error);
                 Poll::Ready(())
             }
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => match self.poll_write_out(cx) {
+                Poll::Ready(Err(_)) => Poll::Ready(()),
+                _ => Poll::Pending,
+            },
         }
     }
 

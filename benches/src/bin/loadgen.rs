@@ -26,6 +26,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd as _;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -33,7 +34,7 @@ use futures_util::stream::{self, StreamExt as _};
 use sockeye_benches::stats::{percentile, si};
 use sockeye_benches::sys;
 use sockeye_benches::ws::{self, opcode, DecodeError, EchoDecoder};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, Interest};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
@@ -365,6 +366,7 @@ async fn pump(
     if !leftover.is_empty() {
         on_data(&leftover, &mut credits, &mut sent)?;
     }
+    let fd = stream.as_raw_fd();
     loop {
         if credits > 0 {
             write_left += credits as usize * frame_len;
@@ -385,9 +387,24 @@ async fn pump(
                 Err(e) => return Err(io_err("write", e)),
             }
         }
-        match stream.try_read(&mut rbuf) {
+        // A short read drained the socket: report WouldBlock to tokio so it
+        // clears the cached readiness now (the data is kept in `got`), which
+        // saves the extra read that would only return EAGAIN.
+        let mut got = 0;
+        let r = stream.try_io(Interest::READABLE, || {
+            got = sys::recv(fd, &mut rbuf)?;
+            if got > 0 && got < rbuf.len() {
+                Err(io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(got)
+            }
+        });
+        match r {
             Ok(0) => return Err("server closed the connection".to_string()),
             Ok(n) => on_data(&rbuf[..n], &mut credits, &mut sent)?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => {
+                on_data(&rbuf[..got], &mut credits, &mut sent)?
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 tokio::select! {
                     r = stream.readable() => r.map_err(|e| io_err("wait readable", e))?,
