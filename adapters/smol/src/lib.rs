@@ -177,11 +177,14 @@ where
 {
     let settings = settings.into();
     let decide: Option<fn(&UpgradeRequest<'_, '_>) -> Verdict> = None;
-    within(
+    // Boxed, as in every handshake here: its state (head buffer, timer) is freed once it
+    // is done, so a task that accepts and then waits in `recv` is no larger than the
+    // connection.
+    Box::pin(within(
         settings.handshake_timeout,
         Error::HandshakeTimeout,
         server_handshake(stream, settings, decide),
-    )
+    ))
     .await
 }
 
@@ -215,11 +218,11 @@ where
     F: FnOnce(&UpgradeRequest<'_, '_>) -> Verdict,
 {
     let settings = settings.into();
-    within(
+    Box::pin(within(
         settings.handshake_timeout,
         Error::HandshakeTimeout,
         server_handshake(stream, settings, Some(decide)),
-    )
+    ))
     .await
 }
 
@@ -248,11 +251,11 @@ where
 {
     let settings = settings.into();
     let request = request.into_request()?;
-    within(
+    Box::pin(within(
         settings.handshake_timeout,
         Error::HandshakeTimeout,
         client_handshake(stream, &request, settings),
-    )
+    ))
     .await
 }
 
