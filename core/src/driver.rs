@@ -126,6 +126,14 @@ pub struct DriverConfig {
     /// Backpressure: [`Driver::is_writable`] is false while more than this many bytes wait
     /// to be written. Default 1 MiB.
     pub max_pending_bytes: usize,
+    /// Binary frames with at least this many payload bytes are read straight into the
+    /// message being assembled by [`Driver::poll_message`] instead of through the read
+    /// buffer, which saves copying them. Default 16 KiB; `usize::MAX` turns it off.
+    ///
+    /// While such frames keep coming, reads into the read buffer (for the next frame's
+    /// header) are limited to a quarter of this, so that little of the next payload lands
+    /// there and has to be copied.
+    pub direct_read_threshold: usize,
 }
 
 impl Default for DriverConfig {
@@ -135,11 +143,13 @@ impl Default for DriverConfig {
 }
 
 impl DriverConfig {
-    /// The default settings (64 KiB reads, 16 KiB coalescing, 1 MiB backpressure).
+    /// The default settings (64 KiB reads, 16 KiB coalescing, 1 MiB backpressure, frames
+    /// of 16 KiB and more read straight into their message).
     pub const DEFAULT: DriverConfig = DriverConfig {
         read_buffer_size: 64 * 1024,
         coalesce_limit: 16 * 1024,
         max_pending_bytes: 1024 * 1024,
+        direct_read_threshold: 16 * 1024,
     };
 
     /// Sets [`DriverConfig::read_buffer_size`] (raised to [`MIN_INPUT_BUFFER`] if smaller).
@@ -158,6 +168,18 @@ impl DriverConfig {
     pub fn with_coalesce_limit(mut self, bytes: usize) -> Self {
         self.coalesce_limit = bytes;
         self
+    }
+
+    /// Sets [`DriverConfig::direct_read_threshold`] (`usize::MAX`: never read directly).
+    pub fn with_direct_read_threshold(mut self, bytes: usize) -> Self {
+        self.direct_read_threshold = bytes;
+        self
+    }
+
+    /// The smallest direct read worth a system call of its own, and the read size while
+    /// large frames keep coming.
+    fn direct_read_min(&self) -> usize {
+        (self.direct_read_threshold / 4).max(MIN_INPUT_BUFFER)
     }
 }
 
@@ -209,6 +231,15 @@ mod pool {
 
     /// An empty buffer with room for at least `capacity` bytes.
     pub(super) fn buffer(capacity: usize) -> Vec<u8> {
+        let mut buf = message_buffer(capacity);
+        buf.clear();
+        buf
+    }
+
+    /// A buffer with room for at least `capacity` bytes whose length (its initialized
+    /// bytes, which are left over from an earlier message) is up to `capacity`, so that
+    /// reads can go straight into it without zeroing it first.
+    pub(super) fn message_buffer(capacity: usize) -> Vec<u8> {
         if (MIN_RECYCLED..=MAX_RECYCLED).contains(&capacity) {
             let recycled = RECYCLED
                 .try_with(|pool| {
@@ -221,19 +252,20 @@ mod pool {
                 })
                 .ok()
                 .flatten();
-            if let Some(buf) = recycled {
+            if let Some(mut buf) = recycled {
+                buf.truncate(capacity);
                 return buf;
             }
         }
         Vec::with_capacity(capacity)
     }
 
-    /// Keeps `buf` for a later [`buffer`] call if it is worth keeping.
-    pub(super) fn recycle(mut buf: Vec<u8>) {
+    /// Keeps `buf` for a later [`buffer`] call if it is worth keeping. Its contents stay
+    /// (as initialized bytes for [`message_buffer`]); nothing hands them out again.
+    pub(super) fn recycle(buf: Vec<u8>) {
         if !(MIN_RECYCLED..=MAX_RECYCLED).contains(&buf.capacity()) {
             return;
         }
-        buf.clear();
         let _ = RECYCLED.try_with(|pool| {
             let mut pool = pool.borrow_mut();
             if pool.len() < MAX_RECYCLED_COUNT {
@@ -405,7 +437,12 @@ fn unreachable_coalesced() -> ! {
 #[derive(Debug)]
 enum Partial {
     Text(String),
-    Binary(Vec<u8>),
+    /// `buf[..filled]` is the message so far; the rest of `buf` is initialized room (old
+    /// bytes) that reads may fill directly.
+    Binary {
+        buf: Vec<u8>,
+        filled: usize,
+    },
 }
 
 /// A [`Connection`] with its buffers: the shared engine of the `std` adapters.
@@ -416,6 +453,15 @@ pub struct Driver {
     recv: RecvBuffer,
     send: SendQueue,
     partial: Option<Partial>,
+    /// Bytes read straight into the partial binary message after its `filled` bytes,
+    /// not yet passed to the core.
+    direct: usize,
+    /// Whether the current (or last) data frame is at least
+    /// [`DriverConfig::direct_read_threshold`] long.
+    large_frame: bool,
+    /// Whether the caller assembles whole messages ([`Driver::poll_message`]) rather than
+    /// streaming events, so reads may go straight into the message.
+    assembling: bool,
     eof: bool,
     shutdown: bool,
     finished: bool,
@@ -434,6 +480,9 @@ impl Driver {
             recv: RecvBuffer::default(),
             send: SendQueue::default(),
             partial: None,
+            direct: 0,
+            large_frame: false,
+            assembling: false,
             eof: false,
             shutdown: false,
             finished: false,
@@ -467,7 +516,7 @@ impl Driver {
 
     /// Whether unprocessed input is buffered (call [`Driver::poll_message`] before reading).
     pub fn has_buffered_input(&self) -> bool {
-        !self.recv.is_empty()
+        !self.recv.is_empty() || self.direct > 0
     }
 
     /// Reads once: `read` gets free buffer space and returns how many bytes it put there
@@ -484,10 +533,26 @@ impl Driver {
         if self.eof || self.finished {
             return Poll::Ready(Ok(0));
         }
+        if let Some(spare) = self.direct_spare() {
+            let spare_len = spare.len();
+            let result = read(spare);
+            if let Poll::Ready(Ok(n)) = result {
+                let n = n.min(spare_len);
+                self.eof |= n == 0;
+                self.direct += n;
+                return Poll::Ready(Ok(n));
+            }
+            return result;
+        }
         let size = self.config.read_buffer_size;
+        let limit = if self.assembling && self.large_frame {
+            self.config.direct_read_min()
+        } else {
+            usize::MAX
+        };
         let spare = self.recv.spare(size);
-        let spare_len = spare.len();
-        let result = read(spare);
+        let spare_len = spare.len().min(limit);
+        let result = read(&mut spare[..spare_len]);
         match result {
             Poll::Ready(Ok(n)) => {
                 let n = n.min(spare_len);
@@ -505,6 +570,69 @@ impl Driver {
         }
     }
 
+    /// Where the next read goes when it can skip the read buffer: the rest of the current
+    /// large binary frame, inside the message being assembled. Only with the read buffer
+    /// empty, so the core sees the bytes in order.
+    fn direct_spare(&mut self) -> Option<&mut [u8]> {
+        if !self.assembling || !self.large_frame || self.direct != 0 || !self.recv.is_empty() {
+            return None;
+        }
+        let remaining = usize::try_from(self.connection.frame_remaining()).ok()?;
+        if remaining < self.config.direct_read_min() {
+            return None;
+        }
+        let Some(Partial::Binary { buf, filled }) = &mut self.partial else {
+            return None;
+        };
+        let end = filled.checked_add(remaining)?;
+        if buf.len() < end {
+            // Only a fresh buffer (or one left shorter by a smaller message) is zeroed;
+            // `assemble` reserved the frame's size, so this does not reallocate.
+            buf.resize(end, 0);
+        }
+        Some(&mut buf[*filled..end])
+    }
+
+    /// Passes the bytes read straight into the partial message to the core (which
+    /// unmasks them where they are). Returns the message once it is complete.
+    fn consume_direct(&mut self, now: Instant) -> Result<Option<Received>, ProtocolError> {
+        let direct = core::mem::take(&mut self.direct);
+        let Some(Partial::Binary { buf, filled }) = &mut self.partial else {
+            return Ok(None);
+        };
+        let input = &mut buf[*filled..*filled + direct];
+        let read = self.connection.handle_input(input, now);
+        Self::drain_transmits(&mut self.connection, &mut self.send, &mut self.shutdown);
+        let read = match read {
+            Ok(read) => read,
+            Err(error) => {
+                self.finished = true;
+                self.partial = None;
+                return Err(error);
+            }
+        };
+        match read.event {
+            Some(Event::Binary { bytes, end }) => {
+                *filled += bytes.len();
+                if end != Boundary::MessageEnd {
+                    return Ok(None);
+                }
+                let Some(Partial::Binary { mut buf, filled }) = self.partial.take() else {
+                    return Ok(None);
+                };
+                buf.truncate(filled);
+                Ok(Some(Received::Message(Message::Binary(buf))))
+            }
+            Some(Event::Closed(closed)) => {
+                // A timer ended the connection before these bytes were looked at.
+                self.finished = true;
+                Ok(Some(Received::Closed(closed)))
+            }
+            // Payload bytes make no other event; the core may have stopped reading.
+            _ => Ok(None),
+        }
+    }
+
     /// Marks end of stream (for adapters that learn of it outside [`Driver::read_with`]).
     pub fn set_eof(&mut self) {
         self.eof = true;
@@ -514,6 +642,12 @@ impl Driver {
     /// input is needed. A protocol error is returned once: the connection has failed,
     /// its Close is queued; flush, and the driver then asks for shutdown.
     pub fn poll_message(&mut self, now: Instant) -> Result<Option<Received>, ProtocolError> {
+        self.assembling = true;
+        if self.direct > 0 && !self.finished {
+            if let Some(received) = self.consume_direct(now)? {
+                return Ok(Some(received));
+            }
+        }
         let mut partial = self.partial.take();
         let result = loop {
             match self.poll_event_hinted(now, |event, frame_remaining| {
@@ -538,6 +672,7 @@ impl Driver {
         now: Instant,
         f: impl FnOnce(Event<'_>) -> R,
     ) -> Result<Option<R>, ProtocolError> {
+        self.assembling = false;
         self.poll_event_hinted(now, |event, _| f(event))
     }
 
@@ -552,6 +687,7 @@ impl Driver {
             return Ok(None);
         }
         loop {
+            let frame_start = self.connection.frame_remaining() == 0;
             let input = &mut self.recv.buf[self.recv.start..self.recv.end];
             let read = match self.connection.handle_input(input, now) {
                 Ok(read) => read,
@@ -569,6 +705,15 @@ impl Driver {
                 self.finished |= matches!(event, Event::Closed(_));
                 let frame_remaining =
                     usize::try_from(self.connection.frame_remaining()).unwrap_or(usize::MAX);
+                let chunk = match &event {
+                    Event::Binary { bytes, .. } => Some(bytes.len()),
+                    Event::Text { text, .. } => Some(text.len()),
+                    _ => None,
+                };
+                if let (true, Some(chunk)) = (frame_start, chunk) {
+                    let frame_len = chunk.saturating_add(frame_remaining);
+                    self.large_frame = frame_len >= self.config.direct_read_threshold;
+                }
                 return Ok(Some(f(event, frame_remaining)));
             }
             if read.consumed == 0 {
@@ -605,6 +750,7 @@ impl Driver {
         self.recv = RecvBuffer::default();
         self.send = SendQueue::default();
         self.partial = None;
+        self.direct = 0;
         self.outcome()
             .unwrap_or(Outcome::Abnormal(Abnormal::Io(kind)))
     }
@@ -773,18 +919,27 @@ fn assemble(
             Message::Text(text)
         }
         Event::Binary { bytes, end } => {
-            let mut so_far = match partial.take() {
-                Some(Partial::Binary(so_far)) => so_far,
-                _ => pool::buffer(bytes.len().saturating_add(frame_remaining)),
+            let (mut buf, filled) = match partial.take() {
+                Some(Partial::Binary { buf, filled }) => (buf, filled),
+                _ => (
+                    pool::message_buffer(bytes.len().saturating_add(frame_remaining)),
+                    0,
+                ),
             };
-            so_far.reserve(bytes.len().saturating_add(frame_remaining));
-            so_far.extend_from_slice(bytes);
-            let bytes = so_far;
+            let upto = filled + bytes.len();
+            if let Some(room) = buf.get_mut(filled..upto) {
+                room.copy_from_slice(bytes);
+            } else {
+                buf.truncate(filled);
+                buf.reserve(bytes.len().saturating_add(frame_remaining));
+                buf.extend_from_slice(bytes);
+            }
             if end != Boundary::MessageEnd {
-                *partial = Some(Partial::Binary(bytes));
+                *partial = Some(Partial::Binary { buf, filled: upto });
                 return None;
             }
-            Message::Binary(bytes)
+            buf.truncate(upto);
+            Message::Binary(buf)
         }
     };
     Some(Received::Message(message))
