@@ -176,10 +176,13 @@ impl DriverConfig {
         self
     }
 
-    /// The smallest direct read worth a system call of its own, and the read size while
-    /// large frames keep coming.
+    /// The smallest direct read worth a system call of its own, the read size while
+    /// large frames keep coming, and how far a direct read may run past its frame (the
+    /// excess moves to the read buffer, so it must fit there).
     fn direct_read_min(&self) -> usize {
-        (self.direct_read_threshold / 4).max(MIN_INPUT_BUFFER)
+        (self.direct_read_threshold / 4)
+            .max(MIN_INPUT_BUFFER)
+            .min(self.read_buffer_size)
     }
 }
 
@@ -533,13 +536,15 @@ impl Driver {
         if self.eof || self.finished {
             return Poll::Ready(Ok(0));
         }
-        if let Some(spare) = self.direct_spare() {
-            let spare_len = spare.len();
-            let result = read(spare);
+        if let Some((start, frame_end, end)) = self.direct_region() {
+            let Some(Partial::Binary { buf, .. }) = &mut self.partial else {
+                return Poll::Ready(Ok(0));
+            };
+            let result = read(&mut buf[start..end]);
             if let Poll::Ready(Ok(n)) = result {
-                let n = n.min(spare_len);
+                let n = n.min(end - start);
                 self.eof |= n == 0;
-                self.direct += n;
+                self.settle_direct_read(start, frame_end, n);
                 return Poll::Ready(Ok(n));
             }
             return result;
@@ -571,26 +576,48 @@ impl Driver {
     }
 
     /// Where the next read goes when it can skip the read buffer: the rest of the current
-    /// large binary frame, inside the message being assembled. Only with the read buffer
-    /// empty, so the core sees the bytes in order.
-    fn direct_spare(&mut self) -> Option<&mut [u8]> {
+    /// large binary frame, inside the message being assembled, and after it up to
+    /// [`DriverConfig::direct_read_threshold`]` / 4` bytes of room (the message's spare
+    /// capacity) for what follows the frame, so one read also brings the next header.
+    /// Only with the read buffer empty, so the core sees the bytes in order.
+    ///
+    /// Returns the region as `(start, frame_end, end)` indices into the message buffer.
+    fn direct_region(&mut self) -> Option<(usize, usize, usize)> {
         if !self.assembling || !self.large_frame || self.direct != 0 || !self.recv.is_empty() {
             return None;
         }
         let remaining = usize::try_from(self.connection.frame_remaining()).ok()?;
-        if remaining < self.config.direct_read_min() {
+        let overshoot = self.config.direct_read_min();
+        if remaining < overshoot {
             return None;
         }
         let Some(Partial::Binary { buf, filled }) = &mut self.partial else {
             return None;
         };
-        let end = filled.checked_add(remaining)?;
+        let frame_end = filled.checked_add(remaining)?;
+        // Never grow the buffer for the overshoot (`assemble` reserved room for it).
+        let end = frame_end.max(buf.capacity().min(frame_end.saturating_add(overshoot)));
         if buf.len() < end {
-            // Only a fresh buffer (or one left shorter by a smaller message) is zeroed;
-            // `assemble` reserved the frame's size, so this does not reallocate.
+            // Only a fresh buffer (or one left shorter by a smaller message) is zeroed.
             buf.resize(end, 0);
         }
-        Some(&mut buf[*filled..end])
+        Some((*filled, frame_end, end))
+    }
+
+    /// After a direct read of `n` bytes into `start..`: the bytes past `frame_end` belong
+    /// to the next frames and move to the read buffer.
+    fn settle_direct_read(&mut self, start: usize, frame_end: usize, n: usize) {
+        self.direct = n.min(frame_end - start);
+        let Some(Partial::Binary { buf, .. }) = &self.partial else {
+            return;
+        };
+        let Some(excess) = buf.get(frame_end..start + n) else {
+            return;
+        };
+        let size = self.config.read_buffer_size;
+        let spare = self.recv.spare(size);
+        spare[..excess.len()].copy_from_slice(excess);
+        self.recv.end += excess.len();
     }
 
     /// Passes the bytes read straight into the partial message to the core (which
@@ -649,9 +676,13 @@ impl Driver {
             }
         }
         let mut partial = self.partial.take();
+        let room = Room {
+            large: self.config.direct_read_threshold,
+            overshoot: self.config.direct_read_min(),
+        };
         let result = loop {
             match self.poll_event_hinted(now, |event, frame_remaining| {
-                assemble(&mut partial, event, frame_remaining)
+                assemble(&mut partial, event, frame_remaining, room)
             }) {
                 Ok(Some(None)) => continue,
                 Ok(Some(Some(received))) => break Ok(Some(received)),
@@ -889,10 +920,21 @@ impl Driver {
 ///
 /// `frame_remaining` (payload bytes of this frame still to come) sizes the buffer once,
 /// so a large frame is copied once instead of being regrown (and recopied) chunk by chunk.
+/// How much room [`assemble`] gives a new binary message.
+#[derive(Clone, Copy)]
+struct Room {
+    /// Frames at least this long are read directly into the message
+    /// ([`DriverConfig::direct_read_threshold`]).
+    large: usize,
+    /// Spare capacity after such a frame, for a direct read to overshoot into.
+    overshoot: usize,
+}
+
 fn assemble(
     partial: &mut Option<Partial>,
     event: Event<'_>,
     frame_remaining: usize,
+    room: Room,
 ) -> Option<Received> {
     let message = match event {
         Event::Closed(closed) => return Some(Received::Closed(closed)),
@@ -921,10 +963,15 @@ fn assemble(
         Event::Binary { bytes, end } => {
             let (mut buf, filled) = match partial.take() {
                 Some(Partial::Binary { buf, filled }) => (buf, filled),
-                _ => (
-                    pool::message_buffer(bytes.len().saturating_add(frame_remaining)),
-                    0,
-                ),
+                _ => {
+                    let size = bytes.len().saturating_add(frame_remaining);
+                    let slack = if size >= room.large {
+                        room.overshoot
+                    } else {
+                        0
+                    };
+                    (pool::message_buffer(size.saturating_add(slack)), 0)
+                }
             };
             let upto = filled + bytes.len();
             if let Some(room) = buf.get_mut(filled..upto) {
