@@ -98,3 +98,113 @@ impl KeepAlive {
         KeepAlive { interval, timeout }
     }
 }
+
+/// A [`Config`] as a [`Connection`](crate::connection::Connection) keeps it: durations in
+/// nanoseconds, [`Packed::OFF`] for a timer that is off. 48 bytes instead of the 80 of a
+/// `Config` (whose `Option<Duration>`s take 16 bytes each), in every connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Packed {
+    pub(crate) max_frame_size: u64,
+    pub(crate) max_message_size: u64,
+    close_timeout: u64,
+    keepalive_interval: u64,
+    keepalive_timeout: u64,
+    idle_timeout: u64,
+}
+
+impl Packed {
+    /// A timer that is off.
+    const OFF: u64 = u64::MAX;
+
+    pub(crate) fn new(config: &Config) -> Self {
+        let keepalive = config.keepalive;
+        Packed {
+            max_frame_size: config.max_frame_size,
+            max_message_size: config.max_message_size,
+            close_timeout: Self::pack(config.close_timeout),
+            keepalive_interval: Self::pack(keepalive.map(|k| k.interval)),
+            keepalive_timeout: Self::pack(keepalive.map(|k| k.timeout)),
+            idle_timeout: Self::pack(config.idle_timeout),
+        }
+    }
+
+    /// The settings as a `Config` again: the same as given, except that a duration of
+    /// 2^64 - 1 ns (584 years) or more reads back as 2^64 - 2 ns (for a deadline it is
+    /// never either way).
+    pub(crate) fn unpack(&self) -> Config {
+        let keepalive = Self::duration(self.keepalive_interval).map(|interval| KeepAlive {
+            interval,
+            timeout: Self::duration(self.keepalive_timeout).unwrap_or_default(),
+        });
+        Config {
+            max_frame_size: self.max_frame_size,
+            max_message_size: self.max_message_size,
+            close_timeout: Self::duration(self.close_timeout),
+            keepalive,
+            idle_timeout: Self::duration(self.idle_timeout),
+        }
+    }
+
+    /// The close timeout in nanoseconds, if on.
+    pub(crate) fn close_timeout(&self) -> Option<u64> {
+        Self::nanos(self.close_timeout)
+    }
+
+    /// The keepalive interval and pong timeout in nanoseconds, if on.
+    pub(crate) fn keepalive(&self) -> Option<(u64, u64)> {
+        Self::nanos(self.keepalive_interval).map(|interval| (interval, self.keepalive_timeout))
+    }
+
+    /// The idle timeout in nanoseconds, if on.
+    pub(crate) fn idle_timeout(&self) -> Option<u64> {
+        Self::nanos(self.idle_timeout)
+    }
+
+    fn pack(duration: Option<Duration>) -> u64 {
+        match duration {
+            Some(duration) => u64::try_from(duration.as_nanos())
+                .unwrap_or(Self::OFF)
+                .min(Self::OFF - 1),
+            None => Self::OFF,
+        }
+    }
+
+    fn nanos(packed: u64) -> Option<u64> {
+        (packed != Self::OFF).then_some(packed)
+    }
+
+    fn duration(packed: u64) -> Option<Duration> {
+        Self::nanos(packed).map(Duration::from_nanos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_config_reads_back_unchanged() {
+        let configs = [
+            Config::DEFAULT,
+            Config::DEFAULT
+                .with_max_frame_size(u64::MAX)
+                .with_max_message_size(0)
+                .with_close_timeout(None)
+                .with_idle_timeout(Some(Duration::ZERO))
+                .with_keepalive(Some(KeepAlive::new(
+                    Duration::new(7, 123_456_789),
+                    Duration::from_nanos(1),
+                ))),
+            Config::DEFAULT.with_keepalive(Some(KeepAlive::new(Duration::ZERO, Duration::ZERO))),
+        ];
+        for config in configs {
+            assert_eq!(Packed::new(&config).unpack(), config);
+        }
+        // Beyond 584 years: clamped just below "off".
+        let far = Config::DEFAULT.with_idle_timeout(Some(Duration::MAX));
+        assert_eq!(
+            Packed::new(&far).unpack().idle_timeout,
+            Some(Duration::from_nanos(u64::MAX - 1))
+        );
+    }
+}

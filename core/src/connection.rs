@@ -4,14 +4,13 @@
 //! fixed table of timers and fixed control-frame slots. Bytes and time go in; events,
 //! bytes to send and the next deadline come out. Nothing here allocates.
 
-use core::time::Duration;
+use core::num::NonZeroU64;
 
-use rand_chacha::rand_core::block::BlockRngCore;
-use rand_chacha::rand_core::SeedableRng;
-use rand_chacha::ChaCha8Core;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use crate::close::{CloseCode, CloseFrame, MAX_REASON_LEN};
-use crate::config::Config;
+use crate::config::{Config, Packed};
 use crate::error::{ProtocolError, SendError};
 use crate::frame::{apply_mask, FrameHead, Header, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
 use crate::machine::{self, Ending, State, Trigger};
@@ -154,7 +153,7 @@ pub const MIN_INPUT_BUFFER: usize = MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD + 3;
 /// The smallest output buffer for [`Connection::poll_transmit`]: one masked control frame.
 pub const MIN_TRANSMIT_BUFFER: usize = 6 + MAX_CONTROL_PAYLOAD;
 
-/// A control payload waiting to be sent (or a received close reason), held inline.
+/// A control payload waiting to be sent (or the peer's Close payload), held inline.
 #[derive(Clone, Copy)]
 struct ControlSlot {
     full: bool,
@@ -189,31 +188,82 @@ impl ControlSlot {
 enum Rx {
     /// Expecting a frame header.
     Header,
-    /// Inside a data frame's payload.
+    /// Inside a data frame's payload. The mask key is rotated as payload is unmasked,
+    /// so that it always starts at the next byte (no frame length to keep for the phase).
     Payload {
         fin: bool,
         mask: Option<[u8; 4]>,
-        len: u64,
         remaining: u64,
     },
 }
 
-/// Deadlines; `None` is disarmed.
+/// A deadline in nanoseconds since the epoch, `None` when disarmed. A deadline lies
+/// after the instant that armed it, so it is never 0, and `None` costs no space.
+type Deadline = Option<NonZeroU64>;
+
+/// The deadline `nanos` after `now` (at least 1 ns after it, so that `poll_timeout`
+/// never returns a deadline that `handle_timeout(now)` has just handled), saturating.
+fn deadline(now: Instant, nanos: u64) -> Deadline {
+    NonZeroU64::new(now.as_nanos().saturating_add(nanos.max(1)))
+}
+
+/// One of the connection's timers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Timer {
+    /// Send a keepalive Ping (after a quiet interval).
+    KeepAlive,
+    /// Give up waiting for anything after the keepalive Ping.
+    Pong,
+    /// End the connection for want of messages.
+    Idle,
+    /// Give up on the close handshake.
+    Close,
+}
+
+/// The four timers in two slots (the flags saying which timer of a slot is armed are
+/// [`TimerKinds`], kept apart so that they fit among the connection's small fields). The
+/// keepalive Ping and the wait after it never run at once (the wait is armed as the Ping
+/// goes out, and inbound bytes disarm it before they re-arm the Ping), nor do the idle
+/// and close timers (the idle timer runs only while open, and the close timer is armed
+/// on leaving open, once the idle timer is disarmed).
 #[derive(Clone, Copy, Debug, Default)]
 struct Timers {
-    keepalive: Option<Instant>,
-    pong: Option<Instant>,
-    close: Option<Instant>,
-    idle: Option<Instant>,
+    /// The keepalive Ping, or the wait after it.
+    keepalive: Deadline,
+    /// The idle timer, or the close timer.
+    ending: Deadline,
+}
+
+/// Which timer of each slot of [`Timers`] is armed.
+#[derive(Clone, Copy, Debug, Default)]
+struct TimerKinds {
+    /// The keepalive slot holds the wait after the Ping.
+    after_ping: bool,
+    /// The ending slot holds the close timer.
+    closing: bool,
 }
 
 impl Timers {
     fn earliest(&self) -> Option<Instant> {
-        [self.keepalive, self.pong, self.close, self.idle]
+        [self.keepalive, self.ending]
             .into_iter()
             .flatten()
             .min()
+            .map(|at| Instant::from_nanos(at.get()))
     }
+}
+
+/// Where the peer's Close is kept once it arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PeerClose {
+    /// Not received.
+    None,
+    /// Its payload (code and reason) is in the Pong slot, which is free for good once the
+    /// peer's Close arrived (no Pong is queued after it).
+    InPongSlot,
+    /// Only its code is kept: it arrived while a Pong was still queued, which only a
+    /// caller that does not drain `poll_transmit` after every call sees.
+    CodeOnly(Option<CloseCode>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -240,7 +290,7 @@ enum Terminal {
 /// [`poll_timeout`](Self::poll_timeout). See the crate documentation for the loop.
 pub struct Connection {
     role: Role,
-    config: Config,
+    config: Packed,
     state: State,
     rx: Rx,
     /// The kind of the message being received, if one is in progress.
@@ -254,6 +304,8 @@ pub struct Connection {
     unread: usize,
     /// The kind of the message being sent in fragments, if any.
     tx_message: Option<DataKind>,
+    /// The Pong to send; once the peer's Close arrived, that Close's payload (see
+    /// [`PeerClose`]).
     pong: ControlSlot,
     /// Our Ping or our Close: a queued Close replaces a Ping not yet sent, and nothing is
     /// pinged once closing, so the two share one slot.
@@ -261,11 +313,12 @@ pub struct Connection {
     outgoing_is_close: bool,
     close_sent: bool,
     sent_code: Option<CloseCode>,
-    peer_close: Option<ControlSlot>,
+    peer_close: PeerClose,
     initiated_locally: bool,
     shutdown: Shutdown,
     terminal: Terminal,
     timers: Timers,
+    timer_kinds: TimerKinds,
     masks: MaskKeys,
 }
 
@@ -289,7 +342,7 @@ impl Connection {
     pub fn new(role: Role, config: Config, seed: [u8; 32], now: Instant) -> Self {
         let mut connection = Connection {
             role,
-            config,
+            config: Packed::new(&config),
             state: State::Open,
             rx: Rx::Header,
             rx_message: None,
@@ -302,11 +355,12 @@ impl Connection {
             outgoing_is_close: false,
             close_sent: false,
             sent_code: None,
-            peer_close: None,
+            peer_close: PeerClose::None,
             initiated_locally: false,
             shutdown: Shutdown::No,
             terminal: Terminal::Running,
             timers: Timers::default(),
+            timer_kinds: TimerKinds::default(),
             masks: MaskKeys::new(seed),
         };
         connection.arm_keepalive(now);
@@ -324,9 +378,10 @@ impl Connection {
         self.role
     }
 
-    /// The settings in use.
-    pub fn config(&self) -> &Config {
-        &self.config
+    /// The settings in use (by value: the connection keeps them packed, durations in
+    /// nanoseconds, so a duration of 584 years or more reads back as 2^64 - 2 ns).
+    pub fn config(&self) -> Config {
+        self.config.unpack()
     }
 
     /// Where the connection stands.
@@ -343,9 +398,18 @@ impl Connection {
     }
 
     /// The peer's Close frame, once it arrived (its reason kept inline).
+    ///
+    /// The reason is kept where the Pong to a Ping waits, which is free for good once the
+    /// peer's Close arrived. Only if that Close arrives while a Pong is still queued (the
+    /// transmits were not drained after the call that read the Ping, as the driving loop
+    /// asks) is the reason not kept: this then reports the code with an empty reason
+    /// (the [`Event::Close`] had it).
     pub fn peer_close(&self) -> Option<CloseFrame<'_>> {
-        let slot = self.peer_close.as_ref()?;
-        CloseFrame::parse(slot.payload()).ok()
+        match self.peer_close {
+            PeerClose::None => None,
+            PeerClose::InPongSlot => CloseFrame::parse(self.pong.payload()).ok(),
+            PeerClose::CodeOnly(code) => Some(CloseFrame { code, reason: "" }),
+        }
     }
 
     /// Whether a fragmented message is being sent (the next [`send`](Self::send) continues it).
@@ -436,30 +500,23 @@ impl Connection {
         if self.terminal != Terminal::Running {
             return None;
         }
-        let due = |deadline: Option<Instant>| deadline.is_some_and(|at| at <= now);
-        if due(self.timers.pong) {
-            self.timers.pong = None;
-            if let Some(closed) = self.apply(Trigger::KeepAliveTimer) {
-                return Some(self.report(closed));
+        for (timer, trigger) in [
+            (Timer::Pong, Trigger::KeepAliveTimer),
+            (Timer::Close, Trigger::CloseTimer),
+            (Timer::Idle, Trigger::IdleTimer),
+        ] {
+            if self.is_due(timer, now) {
+                self.disarm(timer);
+                if let Some(closed) = self.apply(trigger) {
+                    return Some(self.report(closed));
+                }
             }
         }
-        if due(self.timers.close) {
-            self.timers.close = None;
-            if let Some(closed) = self.apply(Trigger::CloseTimer) {
-                return Some(self.report(closed));
-            }
-        }
-        if due(self.timers.idle) {
-            self.timers.idle = None;
-            if let Some(closed) = self.apply(Trigger::IdleTimer) {
-                return Some(self.report(closed));
-            }
-        }
-        if due(self.timers.keepalive) {
-            self.timers.keepalive = None;
-            if let (State::Open, Some(keepalive)) = (self.state, self.config.keepalive) {
+        if self.is_due(Timer::KeepAlive, now) {
+            self.disarm(Timer::KeepAlive);
+            if let (State::Open, Some((_, timeout))) = (self.state, self.config.keepalive()) {
                 self.queue_ping(&now.as_nanos().to_be_bytes());
-                self.timers.pong = Some(now + at_least_1ns(keepalive.timeout));
+                self.arm(Timer::Pong, deadline(now, timeout));
             }
         }
         None
@@ -697,7 +754,6 @@ impl Connection {
         self.rx = Rx::Payload {
             fin: header.fin,
             mask: header.mask,
-            len: header.payload_len,
             remaining: header.payload_len,
         };
         Ok(())
@@ -713,8 +769,7 @@ impl Connection {
     ) -> Result<Input<'b>, ProtocolError> {
         let Rx::Payload {
             fin,
-            mask,
-            len,
+            mut mask,
             remaining,
         } = self.rx
         else {
@@ -726,8 +781,9 @@ impl Connection {
         }
         let available = (input.len() - held).min(usize::try_from(remaining).unwrap_or(usize::MAX));
         let fresh = &mut input[held..held + available];
-        if let Some(key) = mask {
-            apply_mask(fresh, key, ((len - remaining) % 4) as usize);
+        if let Some(key) = &mut mask {
+            apply_mask(fresh, *key, 0);
+            key.rotate_left(available % 4);
         }
         let remaining = remaining - available as u64;
         let frame_done = remaining == 0;
@@ -743,7 +799,6 @@ impl Connection {
             Rx::Payload {
                 fin,
                 mask,
-                len,
                 remaining,
             }
         };
@@ -832,9 +887,15 @@ impl Connection {
     }
 
     fn receive_close(&mut self, payload: &[u8], frame: CloseFrame<'_>, now: Instant) {
-        let mut slot = ControlSlot::EMPTY;
-        slot.fill(&[payload]);
-        self.peer_close = Some(slot);
+        // Nothing fills the Pong slot once the peer's Close arrived (a Ping is answered
+        // only while open), so it keeps the Close, unless a Pong still waits in it.
+        if self.pong.full {
+            self.peer_close = PeerClose::CodeOnly(frame.code);
+        } else {
+            self.pong.fill(&[payload]);
+            self.pong.full = false;
+            self.peer_close = PeerClose::InPongSlot;
+        }
         let step = machine::step(self.role, self.state, Trigger::PeerClose);
         if step.send_close {
             // Echo the peer's code (RFC 6455 §5.5.1); an empty Close gets an empty reply.
@@ -844,9 +905,9 @@ impl Connection {
         if step.arm_close_timer {
             self.arm_close_timer(now);
         }
-        self.timers.keepalive = None;
-        self.timers.pong = None;
-        self.timers.idle = None;
+        self.disarm(Timer::KeepAlive);
+        self.disarm(Timer::Pong);
+        self.disarm(Timer::Idle);
         if step.shutdown {
             self.shutdown = Shutdown::Wanted;
         }
@@ -898,11 +959,7 @@ impl Connection {
         match ending {
             Ending::Clean => Closed::Clean(CleanClose {
                 sent: self.sent_code,
-                received: self
-                    .peer_close
-                    .as_ref()
-                    .and_then(|slot| CloseFrame::parse(slot.payload()).ok())
-                    .and_then(|frame| frame.code),
+                received: self.peer_close().and_then(|frame| frame.code),
                 initiated_locally: self.initiated_locally,
             }),
             Ending::Abnormal => Closed::Abnormal,
@@ -944,66 +1001,117 @@ impl Connection {
         self.timers = Timers::default();
     }
 
+    /// The slot of `timer`, the flag of the slot, and the flag's value for `timer`.
+    fn timer_slot(&mut self, timer: Timer) -> (&mut Deadline, &mut bool, bool) {
+        let (timers, kinds) = (&mut self.timers, &mut self.timer_kinds);
+        match timer {
+            Timer::KeepAlive => (&mut timers.keepalive, &mut kinds.after_ping, false),
+            Timer::Pong => (&mut timers.keepalive, &mut kinds.after_ping, true),
+            Timer::Idle => (&mut timers.ending, &mut kinds.closing, false),
+            Timer::Close => (&mut timers.ending, &mut kinds.closing, true),
+        }
+    }
+
+    /// Whether `timer` is armed for `now` or earlier.
+    fn is_due(&self, timer: Timer, now: Instant) -> bool {
+        let (timers, kinds) = (&self.timers, &self.timer_kinds);
+        let (deadline, flag, value) = match timer {
+            Timer::KeepAlive => (timers.keepalive, kinds.after_ping, false),
+            Timer::Pong => (timers.keepalive, kinds.after_ping, true),
+            Timer::Idle => (timers.ending, kinds.closing, false),
+            Timer::Close => (timers.ending, kinds.closing, true),
+        };
+        flag == value && deadline.is_some_and(|at| at.get() <= now.as_nanos())
+    }
+
+    fn arm(&mut self, timer: Timer, at: Deadline) {
+        let (deadline, flag, value) = self.timer_slot(timer);
+        debug_assert!(
+            deadline.is_none() || *flag == value,
+            "{timer:?} armed over the other timer of its slot"
+        );
+        *deadline = at;
+        *flag = value;
+    }
+
+    fn disarm(&mut self, timer: Timer) {
+        let (deadline, flag, value) = self.timer_slot(timer);
+        if *flag == value {
+            *deadline = None;
+        }
+    }
+
     fn note_inbound(&mut self, now: Instant) {
-        self.timers.pong = None;
+        self.disarm(Timer::Pong);
         if self.state == State::Open {
             self.arm_keepalive(now);
         }
     }
 
     fn arm_keepalive(&mut self, now: Instant) {
-        if let Some(keepalive) = self.config.keepalive {
-            self.timers.keepalive = Some(now + at_least_1ns(keepalive.interval));
+        if let Some((interval, _)) = self.config.keepalive() {
+            self.arm(Timer::KeepAlive, deadline(now, interval));
         }
     }
 
     fn arm_idle(&mut self, now: Instant) {
         // Once closing, only the close timer matters (data may still arrive).
-        if let (State::Open, Some(idle)) = (self.state, self.config.idle_timeout) {
-            self.timers.idle = Some(now + at_least_1ns(idle));
+        if let (State::Open, Some(idle)) = (self.state, self.config.idle_timeout()) {
+            self.arm(Timer::Idle, deadline(now, idle));
         }
     }
 
     fn arm_close_timer(&mut self, now: Instant) {
-        self.timers.keepalive = None;
-        self.timers.pong = None;
-        self.timers.idle = None;
-        if let Some(timeout) = self.config.close_timeout {
-            self.timers.close = Some(now + at_least_1ns(timeout));
+        self.disarm(Timer::KeepAlive);
+        self.disarm(Timer::Pong);
+        self.disarm(Timer::Idle);
+        if let Some(timeout) = self.config.close_timeout() {
+            self.arm(Timer::Close, deadline(now, timeout));
         }
     }
 }
 
-/// Masking keys from ChaCha8 (RFC 6455 §5.3 wants them unpredictable). Keeps 16 keys of
-/// each 64-word block rather than the whole block: 120 bytes instead of the 320 of a
-/// buffered `ChaCha8Rng`, which matters for many idle connections.
+/// Masking keys from ChaCha8 (RFC 6455 §5.3 wants them unpredictable): the words of the
+/// ChaCha8 stream of the seed, in order, made [`MASK_KEYS`] at a time.
+///
+/// Every connection has one (a server never uses it), so it keeps the seed and the stream
+/// position (72 bytes with the keys, 8-byte aligned) rather than a ChaCha core (48 bytes
+/// but 16-byte aligned, which aligned the whole connection to 16) and a share of its
+/// output; the generator is rebuilt from them for each refill, on the stack.
 #[derive(Clone)]
 struct MaskKeys {
-    core: ChaCha8Core,
-    keys: [u32; 16],
-    next: u8,
+    seed: [u8; 32],
+    /// Keys handed out so far: the stream position of the next one.
+    position: u64,
+    /// The keys from `position` rounded down to a multiple of [`MASK_KEYS`] on.
+    keys: [u32; MASK_KEYS],
 }
+
+/// Keys per refill. A refill runs ChaCha8 for 64 words whatever this is (about 100 ns),
+/// so more keys make masking cheaper and every connection larger: 8 keys cost a client
+/// some 13 ns per frame, and 32 bytes.
+const MASK_KEYS: usize = 8;
 
 impl MaskKeys {
     fn new(seed: [u8; 32]) -> Self {
         MaskKeys {
-            core: ChaCha8Core::from_seed(seed),
-            keys: [0; 16],
-            next: 16,
+            seed,
+            position: 0,
+            keys: [0; MASK_KEYS],
         }
     }
 
     fn next_key(&mut self) -> [u8; 4] {
-        if usize::from(self.next) >= self.keys.len() {
-            let mut block = Default::default();
-            self.core.generate(&mut block);
-            let words: &[u32] = block.as_ref();
-            self.keys.copy_from_slice(&words[..16]);
-            self.next = 0;
+        let index = (self.position % MASK_KEYS as u64) as usize;
+        if index == 0 {
+            let mut rng = ChaCha8Rng::from_seed(self.seed);
+            rng.set_word_pos(u128::from(self.position));
+            for key in &mut self.keys {
+                *key = rng.next_u32();
+            }
         }
-        let key = self.keys[usize::from(self.next)];
-        self.next += 1;
-        key.to_ne_bytes()
+        self.position += 1;
+        self.keys[index].to_ne_bytes()
     }
 }
 
@@ -1012,16 +1120,11 @@ const NEED_MORE: Input<'static> = Input {
     event: None,
 };
 
-/// Deadlines must lie after the instant that armed them, so that `poll_timeout` never
-/// returns a deadline that `handle_timeout(now)` has just handled.
-fn at_least_1ns(duration: Duration) -> Duration {
-    duration.max(Duration::from_nanos(1))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::KeepAlive;
+    use core::time::Duration;
 
     const SECOND: Duration = Duration::from_secs(1);
 
@@ -1034,6 +1137,16 @@ mod tests {
 
     fn at(secs: u64) -> Instant {
         Instant::from_millis(secs * 1000)
+    }
+
+    /// The masking keys are the ChaCha8 stream of the seed, word by word, across refills.
+    #[test]
+    fn mask_keys_are_the_chacha8_stream() {
+        let mut keys = MaskKeys::new([5; 32]);
+        let mut stream = ChaCha8Rng::from_seed([5; 32]);
+        for _ in 0..3 * MASK_KEYS + 1 {
+            assert_eq!(keys.next_key(), stream.next_u32().to_ne_bytes());
+        }
     }
 
     /// Regression: unconsumed bytes passed back (as the contract asks) re-armed the

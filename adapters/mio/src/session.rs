@@ -29,22 +29,14 @@ const DEFAULT_LINGER: Duration = Duration::from_secs(30);
 /// The application's callback deciding an upgrade request.
 type Decide = Box<dyn FnOnce(&UpgradeRequest<'_, '_>) -> Verdict + Send>;
 
-/// Where a session stands.
+/// Where a session stands. Every phase with state keeps it boxed, so a session is small
+/// (an idle server holds many): the handshake's state, with the settings (which only the
+/// handshake needs), is freed once the connection is open.
 enum Phase {
     /// Server: reading the request head.
-    Accepting {
-        upgrade: ServerUpgrade,
-        decide: Option<Decide>,
-    },
+    Accepting(Box<Accepting>),
     /// Client: waiting for the TCP connect, writing the request, reading the response.
-    Connecting {
-        connected: bool,
-        upgrade: ClientUpgrade,
-        /// What the response is checked against (owned copies of the request's lists).
-        protocols: Vec<String>,
-        extensions: Vec<String>,
-        seed: [u8; 32],
-    },
+    Connecting(Box<Connecting>),
     /// The WebSocket connection (also while its last bytes go out after the end).
     Open(Box<Driver>),
     /// Server: writing a rejection, then reading what the client still sends until it
@@ -52,6 +44,35 @@ enum Phase {
     Refusing,
     /// Nothing more to do.
     Closed,
+}
+
+/// A server's handshake.
+struct Accepting {
+    upgrade: ServerUpgrade,
+    decide: Option<Decide>,
+    settings: Settings,
+}
+
+/// A client's handshake.
+struct Connecting {
+    connected: bool,
+    upgrade: ClientUpgrade,
+    /// What the response is checked against (owned copies of the request's lists).
+    protocols: Vec<String>,
+    extensions: Vec<String>,
+    seed: [u8; 32],
+    settings: Settings,
+}
+
+/// What few sessions need, boxed so that the others do not pay for it.
+#[derive(Default)]
+struct Rare {
+    /// The subprotocol agreed on in the handshake.
+    protocol: Option<String>,
+    /// How the connection ended, once it has.
+    outcome: Option<Outcome>,
+    /// Why the session failed.
+    error: Option<Error>,
 }
 
 /// One WebSocket connection over a [`mio::net::TcpStream`], driven by the caller's own
@@ -82,17 +103,15 @@ enum Phase {
 pub struct Session {
     stream: TcpStream,
     clock: StdClock,
-    settings: Settings,
     phase: Phase,
     /// Handshake bytes (request, `101`, rejection), written before anything else.
     head: Vec<u8>,
     head_written: usize,
     /// The deadline of the handshake phase, or of the last bytes after the end.
     deadline: Option<Instant>,
-    path: Option<String>,
-    protocol: Option<String>,
-    outcome: Option<Outcome>,
-    error: Option<Error>,
+    path: Option<Box<str>>,
+    /// The subprotocol, the outcome and the error, once there is any.
+    rare: Option<Box<Rare>>,
     read_paused: bool,
     /// Inside a handler call: sends are written after it returns.
     dispatching: bool,
@@ -106,8 +125,8 @@ impl fmt::Debug for Session {
         f.debug_struct("Session")
             .field("stream", &self.stream)
             .field("open", &self.is_open())
-            .field("outcome", &self.outcome)
-            .field("error", &self.error)
+            .field("outcome", &self.outcome())
+            .field("error", &self.error())
             .field("done", &self.done)
             .finish_non_exhaustive()
     }
@@ -132,19 +151,16 @@ fn random_bytes() -> Result<[u8; 48], Error> {
 }
 
 impl Session {
-    fn new(stream: TcpStream, settings: Settings, now: std::time::Instant, phase: Phase) -> Self {
+    fn new(stream: TcpStream, now: std::time::Instant, phase: Phase) -> Self {
         Session {
             stream,
             clock: StdClock::with_epoch(now),
-            settings,
             phase,
             head: Vec::new(),
             head_written: 0,
             deadline: None,
             path: None,
-            protocol: None,
-            outcome: None,
-            error: None,
+            rare: None,
             read_paused: false,
             dispatching: false,
             shut: false,
@@ -162,11 +178,12 @@ impl Session {
         now: std::time::Instant,
     ) -> Self {
         let settings = settings.into();
-        let phase = Phase::Accepting {
+        let phase = Phase::Accepting(Box::new(Accepting {
             upgrade: ServerUpgrade::new(settings.head_limits),
             decide: None,
-        };
-        let mut session = Session::new(stream, settings, now, phase);
+            settings,
+        }));
+        let mut session = Session::new(stream, now, phase);
         session.deadline = settings.handshake_timeout.map(|t| Instant::ZERO + t);
         session
     }
@@ -180,8 +197,8 @@ impl Session {
         decide: impl FnOnce(&UpgradeRequest<'_, '_>) -> Verdict + Send + 'static,
     ) -> Self {
         let mut session = Session::server(stream, settings, now);
-        if let Phase::Accepting { decide: slot, .. } = &mut session.phase {
-            *slot = Some(Box::new(decide));
+        if let Phase::Accepting(accepting) = &mut session.phase {
+            accepting.decide = Some(Box::new(decide));
         }
         session
     }
@@ -205,14 +222,15 @@ impl Session {
         seed.copy_from_slice(&random[16..]);
         let (upgrade, bytes) =
             ClientUpgrade::new(nonce, request, settings.head_limits).map_err(Error::Request)?;
-        let phase = Phase::Connecting {
+        let phase = Phase::Connecting(Box::new(Connecting {
             connected: false,
             upgrade,
             protocols: request.protocols.iter().map(|p| (*p).to_owned()).collect(),
             extensions: request.extensions.iter().map(|e| (*e).to_owned()).collect(),
             seed,
-        };
-        let mut session = Session::new(stream, settings, now, phase);
+            settings,
+        }));
+        let mut session = Session::new(stream, now, phase);
         session.head = bytes;
         session.deadline = settings
             .connect_timeout
@@ -299,18 +317,21 @@ impl Session {
             return;
         }
         let expired = self.deadline.is_some_and(|deadline| deadline <= now);
+        let ended = self.outcome().is_some();
         match &mut self.phase {
-            Phase::Accepting { .. } if expired => self.finish_with(Error::HandshakeTimeout),
-            Phase::Connecting {
-                connected: true, ..
-            } if expired => {
-                self.finish_with(Error::HandshakeTimeout);
+            Phase::Accepting(_) if expired => self.finish_with(Error::HandshakeTimeout),
+            Phase::Connecting(connecting) if expired => {
+                let error = if connecting.connected {
+                    Error::HandshakeTimeout
+                } else {
+                    Error::ConnectTimeout
+                };
+                self.finish_with(error);
             }
-            Phase::Connecting { .. } if expired => self.finish_with(Error::ConnectTimeout),
             Phase::Refusing if expired => self.close_now(),
             // The peer does not take the last bytes: give up on them.
-            Phase::Open(_) if self.outcome.is_some() && expired => self.close_now(),
-            Phase::Open(driver) if self.outcome.is_none() => {
+            Phase::Open(_) if ended && expired => self.close_now(),
+            Phase::Open(driver) if !ended => {
                 let ended = driver
                     .handle_timeout(now)
                     .map(|closed| Outcome::from_closed(closed, driver.connection()));
@@ -338,7 +359,7 @@ impl Session {
             return None;
         }
         let timer = match &self.phase {
-            Phase::Open(driver) if self.outcome.is_none() => driver.poll_timeout(),
+            Phase::Open(driver) if self.outcome().is_none() => driver.poll_timeout(),
             _ => None,
         };
         let deadline = match (self.deadline, timer) {
@@ -391,8 +412,9 @@ impl Session {
         now: std::time::Instant,
     ) -> Result<(), Error> {
         let now = self.clock.at(now);
+        let ended = self.outcome().is_some();
         match &mut self.phase {
-            Phase::Open(driver) if self.outcome.is_none() => {
+            Phase::Open(driver) if !ended => {
                 if driver.connection().state() == State::Open {
                     match driver.close(code, reason, now) {
                         Ok(()) | Err(SendError::Closed) => {}
@@ -402,7 +424,7 @@ impl Session {
                 self.write_out(now);
                 self.check_finished(now);
             }
-            Phase::Accepting { .. } | Phase::Connecting { .. } => self.finish_with(Error::Closed),
+            Phase::Accepting(_) | Phase::Connecting(_) => self.finish_with(Error::Closed),
             _ => {}
         }
         Ok(())
@@ -446,7 +468,7 @@ impl Session {
 
     /// Whether the handshake is done and the connection has not ended.
     pub fn is_open(&self) -> bool {
-        matches!(self.phase, Phase::Open(_)) && self.outcome.is_none()
+        matches!(self.phase, Phase::Open(_)) && self.outcome().is_none()
     }
 
     /// Whether the session is over: nothing more to read or write. Drop it.
@@ -473,14 +495,14 @@ impl Session {
 
     /// How the connection ended, once it has (after the handshake).
     pub fn outcome(&self) -> Option<&Outcome> {
-        self.outcome.as_ref()
+        self.rare.as_ref()?.outcome.as_ref()
     }
 
     /// Why the session failed: the handshake (refused, rejected, timed out, the peer
     /// left), or an I/O error (after the handshake [`outcome`](Self::outcome) says the
     /// same). A protocol error by the peer is in the outcome only.
     pub fn error(&self) -> Option<&Error> {
-        self.error.as_ref()
+        self.rare.as_ref()?.error.as_ref()
     }
 
     /// The request path (server, once accepted).
@@ -490,7 +512,7 @@ impl Session {
 
     /// The subprotocol agreed on in the handshake.
     pub fn protocol(&self) -> Option<&str> {
-        self.protocol.as_deref()
+        self.rare.as_ref()?.protocol.as_deref()
     }
 
     /// The socket.
@@ -498,10 +520,16 @@ impl Session {
         &self.stream
     }
 
+    /// The rarely used state, made if needed.
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
     fn open_driver(&mut self) -> Result<&mut Driver, Error> {
+        let ended = self.outcome().is_some();
         match &mut self.phase {
-            Phase::Open(driver) if self.outcome.is_none() => Ok(driver),
-            Phase::Accepting { .. } | Phase::Connecting { .. } => Err(Error::Handshaking),
+            Phase::Open(driver) if !ended => Ok(driver),
+            Phase::Accepting(_) | Phase::Connecting(_) => Err(Error::Handshaking),
             _ => Err(Error::Closed),
         }
     }
@@ -514,7 +542,7 @@ impl Session {
             return true;
         }
         match &self.phase {
-            Phase::Connecting { connected, .. } => !connected,
+            Phase::Connecting(connecting) => !connecting.connected,
             Phase::Open(driver) => driver.wants_write() || (driver.wants_shutdown() && !self.shut),
             _ => false,
         }
@@ -522,21 +550,20 @@ impl Session {
 
     /// Records the end of the open connection (once) and allows time for the last bytes.
     fn end(&mut self, outcome: Outcome, now: Instant) {
-        if self.outcome.is_some() {
+        if self.outcome().is_some() {
             return;
         }
-        let linger = self
-            .settings
-            .protocol
-            .close_timeout
-            .unwrap_or(DEFAULT_LINGER);
-        self.deadline = Some(now + linger);
-        self.outcome = Some(outcome);
+        let close_timeout = match &self.phase {
+            Phase::Open(driver) => driver.connection().config().close_timeout,
+            _ => None,
+        };
+        self.deadline = Some(now + close_timeout.unwrap_or(DEFAULT_LINGER));
+        self.rare().outcome = Some(outcome);
     }
 
     /// Ends a handshaking session with `error`.
     fn finish_with(&mut self, error: Error) {
-        self.error.get_or_insert(error);
+        self.rare().error.get_or_insert(error);
         self.close_now();
     }
 
@@ -558,16 +585,14 @@ impl Session {
     fn fail(&mut self, error: io::Error) {
         if let Phase::Open(driver) = &mut self.phase {
             let outcome = driver.fail_io(error.kind());
-            if self.outcome.is_none() {
-                self.outcome = Some(outcome);
-            }
+            self.rare().outcome.get_or_insert(outcome);
         }
         self.finish_with(Error::Io(error));
     }
 
     /// After the end: done once the last bytes are out (the write side is then shut).
     fn check_finished(&mut self, _now: Instant) {
-        if self.done || self.outcome.is_none() {
+        if self.done || self.outcome().is_none() {
             return;
         }
         let Phase::Open(driver) = &self.phase else {
@@ -647,7 +672,7 @@ impl Session {
                 return;
             }
             match self.phase {
-                Phase::Accepting { .. } => {
+                Phase::Accepting(_) => {
                     if !readable || !self.accept_request(now, handler) {
                         self.write_out(now);
                         return;
@@ -656,7 +681,7 @@ impl Session {
                         handler.on_open(self);
                     }
                 }
-                Phase::Connecting { .. } => {
+                Phase::Connecting(_) => {
                     if !self.client_handshake(now, readable) {
                         return;
                     }
@@ -688,13 +713,15 @@ impl Session {
 
     /// Server: reads the request; `true` once the phase changed.
     fn accept_request(&mut self, now: Instant, handler: &mut dyn Handler) -> bool {
-        let Phase::Accepting {
-            upgrade,
-            decide: own,
-        } = &mut self.phase
-        else {
+        let Phase::Accepting(accepting) = &mut self.phase else {
             return false;
         };
+        let Accepting {
+            upgrade,
+            decide: own,
+            settings,
+        } = &mut **accepting;
+        let settings = *settings;
         let stream = &mut self.stream;
         let mut path = None;
         let answer = loop {
@@ -731,20 +758,22 @@ impl Session {
                 protocol,
                 early,
             } => {
-                let connection = Connection::server(self.settings.protocol, now);
-                let mut driver = Driver::new(connection, self.settings.buffers);
+                let connection = Connection::server(settings.protocol, now);
+                let mut driver = Driver::new(connection, settings.buffers);
                 driver.push_bytes(&early);
                 self.head = response;
                 self.head_written = 0;
-                self.protocol = protocol;
-                self.path = path;
+                if protocol.is_some() {
+                    self.rare().protocol = protocol;
+                }
+                self.path = path.map(String::into_boxed_str);
                 self.deadline = None;
                 self.phase = Phase::Open(Box::new(driver));
             }
             ServerAnswer::Refuse { response, refusal } => {
                 self.head = response;
                 self.head_written = 0;
-                self.error = Some(Error::Refused(refusal));
+                self.rare().error = Some(Error::Refused(refusal));
                 self.phase = Phase::Refusing;
                 self.deadline = Some(now + REFUSAL_LINGER);
             }
@@ -755,10 +784,10 @@ impl Session {
     /// Client: connect, write the request, read the response; `true` once the phase
     /// changed.
     fn client_handshake(&mut self, now: Instant, readable: bool) -> bool {
-        let Phase::Connecting { connected, .. } = &mut self.phase else {
+        let Phase::Connecting(connecting) = &mut self.phase else {
             return false;
         };
-        if !*connected {
+        if !connecting.connected {
             let status = match self.stream.take_error() {
                 Ok(Some(error)) | Err(error) => Err(error),
                 Ok(None) => match self.stream.peer_addr() {
@@ -769,8 +798,8 @@ impl Session {
             };
             match status {
                 Ok(true) => {
-                    *connected = true;
-                    self.deadline = self.settings.handshake_timeout.map(|t| now + t);
+                    connecting.connected = true;
+                    self.deadline = connecting.settings.handshake_timeout.map(|t| now + t);
                 }
                 Ok(false) => return false,
                 Err(error) => {
@@ -786,16 +815,17 @@ impl Session {
         if self.head_written < self.head.len() || !readable {
             return false;
         }
-        let Phase::Connecting {
+        let Phase::Connecting(connecting) = &mut self.phase else {
+            return false;
+        };
+        let Connecting {
             upgrade,
             protocols,
             extensions,
             seed,
+            settings,
             ..
-        } = &mut self.phase
-        else {
-            return false;
-        };
+        } = &mut **connecting;
         // The response is checked against the request's subprotocols and extensions (the
         // only parts of the request the check reads).
         let protocols: Vec<&str> = protocols.iter().map(String::as_str).collect();
@@ -834,10 +864,12 @@ impl Session {
             ClientAnswer::Accepted {
                 protocol, early, ..
             } => {
-                let connection = Connection::new(Role::Client, self.settings.protocol, *seed, now);
-                let mut driver = Driver::new(connection, self.settings.buffers);
+                let connection = Connection::new(Role::Client, settings.protocol, *seed, now);
+                let mut driver = Driver::new(connection, settings.buffers);
                 driver.push_bytes(&early);
-                self.protocol = protocol;
+                if protocol.is_some() {
+                    self.rare().protocol = protocol;
+                }
                 self.deadline = None;
                 self.phase = Phase::Open(Box::new(driver));
             }
@@ -852,7 +884,7 @@ impl Session {
     fn read_messages(&mut self, now: Instant, handler: &mut dyn Handler) {
         let mut eof = false;
         loop {
-            if self.outcome.is_some() || self.done {
+            if self.outcome().is_some() || self.done {
                 return;
             }
             let Phase::Open(driver) = &mut self.phase else {

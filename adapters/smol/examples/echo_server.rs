@@ -13,6 +13,7 @@
 //! Runtime: smol's global executor. Set `SOCKEYE_LOG=1` to print how each connection
 //! ended.
 
+use std::future::Future;
 use std::net::SocketAddr;
 
 use smol::net::{TcpListener, TcpStream};
@@ -47,29 +48,43 @@ async fn serve(executor: &smol::LocalExecutor<'_>, addr: String) -> std::io::Res
     }
 }
 
-async fn echo(tcp: TcpStream, peer: SocketAddr, log: bool) {
+/// One connection's task. A function that starts the handshake and returns the rest as
+/// an `async` block, rather than an `async fn`: the task then keeps neither the stream
+/// (moved into the handshake) nor a copy of the arguments, so an idle connection's task
+/// is little more than its `WebSocket`.
+fn echo(tcp: TcpStream, peer: SocketAddr, log: bool) -> impl Future<Output = ()> {
     let _ = tcp.set_nodelay(true);
-    let mut ws = match accept(tcp, Settings::default()).await {
-        Ok(ws) => ws,
-        Err(error) => {
-            if log {
-                eprintln!("{peer}: handshake: {error}");
+    let handshake = accept(tcp, Settings::default());
+    async move {
+        let mut ws = match handshake.await {
+            Ok(ws) => ws,
+            Err(error) => {
+                if log {
+                    eprintln!("{peer}: handshake: {error}");
+                }
+                return;
             }
-            return;
+        };
+        loop {
+            // (A `match` rather than `while let` and `if message.is_data()`, which would
+            // keep the message twice more in the task while `feed` waits.)
+            let message = match ws.recv().await {
+                Some(message) if message.is_data() => message,
+                Some(_) => continue,
+                None => break,
+            };
+            // `feed` queues the echo; the next `recv` writes it (coalescing echoes of
+            // messages that arrived together) before it waits for more input.
+            if ws.feed(message).await.is_err() {
+                break;
+            }
         }
-    };
-    while let Some(message) = ws.recv().await {
-        // `feed` queues the echo; the next `recv` writes it (coalescing echoes of
-        // messages that arrived together) before it waits for more input.
-        if message.is_data() && ws.feed(message).await.is_err() {
-            break;
-        }
-    }
-    // A failed send ended the connection; `recv` then finishes it.
-    while ws.recv().await.is_some() {}
-    if log {
-        if let Some(outcome) = ws.outcome() {
-            eprintln!("{peer}: {outcome}");
+        // A failed send ended the connection; `recv` then finishes it.
+        while ws.recv().await.is_some() {}
+        if log {
+            if let Some(outcome) = ws.outcome() {
+                eprintln!("{peer}: {outcome}");
+            }
         }
     }
 }

@@ -171,21 +171,25 @@ impl<'a> IntoRequest<'a> for &'a String {
 /// is [`Error::Refused`]: the response was written and flushed and the connection closed.
 /// The whole handshake is bounded by [`Settings::handshake_timeout`]. A [`Config`]
 /// converts into [`Settings`].
-pub async fn accept<S>(stream: S, settings: impl Into<Settings>) -> Result<WebSocket<S>, Error>
+pub fn accept<S>(
+    stream: S,
+    settings: impl Into<Settings>,
+) -> impl Future<Output = Result<WebSocket<S>, Error>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let settings = settings.into();
     let decide: Option<fn(&UpgradeRequest<'_, '_>) -> Verdict> = None;
     // Boxed, as in every handshake here: its state (head buffer, timer) is freed once it
-    // is done, so a task that accepts and then waits in `recv` is no larger than the
+    // is done. And returned as it is rather than awaited in an `async fn` (whose future
+    // would keep the stream and the settings besides the box), so a task that accepts
+    // and then waits in `recv` holds only a pointer for it and is no larger than the
     // connection.
     Box::pin(within(
         settings.handshake_timeout,
         Error::HandshakeTimeout,
         server_handshake(stream, settings, decide),
     ))
-    .await
 }
 
 /// As [`accept`], with `decide` seeing the valid request (path, headers, offered
@@ -208,22 +212,22 @@ where
 /// .await?;
 /// # let _ = ws; Ok(()) }
 /// ```
-pub async fn accept_with<S, F>(
+pub fn accept_with<S, F>(
     stream: S,
     settings: impl Into<Settings>,
     decide: F,
-) -> Result<WebSocket<S>, Error>
+) -> impl Future<Output = Result<WebSocket<S>, Error>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&UpgradeRequest<'_, '_>) -> Verdict,
 {
     let settings = settings.into();
+    // Boxed and not awaited here, as in `accept`.
     Box::pin(within(
         settings.handshake_timeout,
         Error::HandshakeTimeout,
         server_handshake(stream, settings, Some(decide)),
     ))
-    .await
 }
 
 /// Opens a WebSocket over `stream` (TCP, TLS, anything): writes `request`, checks the

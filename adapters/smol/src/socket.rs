@@ -5,7 +5,7 @@ use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{ready, Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use async_io::Timer;
@@ -91,23 +91,50 @@ impl Wake for WriteWakers {
 }
 
 /// The connection state shared by [`WebSocket`] and, after a split, both halves.
+///
+/// Kept small, since an idle connection is this and its task: the timer, the
+/// subprotocol and the end, and the split state are boxed, made only when needed.
 pub(crate) struct Inner<S> {
     stream: S,
     driver: Driver,
     clock: StdClock,
-    timer: Option<Timer>,
-    timer_at: Option<std::time::Instant>,
-    protocol: Option<String>,
-    /// How the connection ended, once it has.
-    outcome: Option<Outcome>,
+    /// The one timer, made when first needed (an `async-io` timer is 56 bytes).
+    alarm: Option<Box<Alarm>>,
+    /// The subprotocol and the end, once there is either.
+    rare: Option<Box<Rare>>,
     /// The write side was closed (or given up on).
     shut: bool,
-    /// When to stop trying to write the last bytes after the end.
-    linger_until: Option<Instant>,
     /// Set once split.
-    wakers: Option<Arc<WriteWakers>>,
-    /// Split: the reader's waker while it waits, woken when the writer changes what it
-    /// waits for (a Close arms the close timer; a failed write ends the connection).
+    split: Option<Box<Split>>,
+}
+
+/// What only some connections need, boxed so that the others do not pay for it.
+#[derive(Default)]
+struct Rare {
+    /// The subprotocol agreed in the handshake.
+    protocol: Option<String>,
+    /// How the connection ended, once it has.
+    end: Option<End>,
+}
+
+/// The timer and when it is set for (`None` once it fired: it must be set again).
+struct Alarm {
+    timer: Timer,
+    at: Option<std::time::Instant>,
+}
+
+/// How the connection ended.
+struct End {
+    outcome: Outcome,
+    /// When to stop trying to write the last bytes.
+    linger_until: Instant,
+}
+
+/// What the halves of a split connection share besides the connection.
+struct Split {
+    wakers: Arc<WriteWakers>,
+    /// The reader's waker while it waits, woken when the writer changes what it waits
+    /// for (a Close arms the close timer; a failed write ends the connection).
     read_waker: Option<Waker>,
 }
 
@@ -122,35 +149,56 @@ impl<S> Inner<S> {
             stream,
             driver,
             clock,
-            timer: None,
-            timer_at: None,
-            protocol,
-            outcome: None,
+            alarm: None,
+            rare: protocol.map(|protocol| {
+                Box::new(Rare {
+                    protocol: Some(protocol),
+                    end: None,
+                })
+            }),
             shut: false,
-            linger_until: None,
-            wakers: None,
-            read_waker: None,
+            split: None,
         }
+    }
+
+    /// The subprotocol agreed in the handshake.
+    fn protocol(&self) -> Option<&str> {
+        self.rare.as_ref()?.protocol.as_deref()
+    }
+
+    /// How the connection ended, once it has.
+    fn outcome(&self) -> Option<&Outcome> {
+        Some(&self.end()?.outcome)
+    }
+
+    fn end(&self) -> Option<&End> {
+        self.rare.as_ref()?.end.as_ref()
     }
 
     /// Split: lets a waiting reader re-check its timers and the end.
     fn wake_reader(&mut self) {
-        if let Some(waker) = self.read_waker.take() {
+        if let Some(waker) = self
+            .split
+            .as_mut()
+            .and_then(|split| split.read_waker.take())
+        {
             waker.wake();
         }
     }
 
     /// Records the end (once).
-    fn end(&mut self, outcome: Outcome, now: Instant) {
-        if self.outcome.is_none() {
+    fn set_end(&mut self, outcome: Outcome, now: Instant) {
+        if self.end().is_none() {
             let linger = self
                 .driver
                 .connection()
                 .config()
                 .close_timeout
                 .unwrap_or(DEFAULT_LINGER);
-            self.linger_until = Some(now + linger);
-            self.outcome = Some(outcome);
+            self.rare.get_or_insert_with(Box::default).end = Some(End {
+                outcome,
+                linger_until: now + linger,
+            });
         }
     }
 
@@ -158,14 +206,14 @@ impl<S> Inner<S> {
     fn fail(&mut self, error: &io::Error) {
         let outcome = self.driver.fail_io(error.kind());
         let now = self.clock.now();
-        self.end(outcome, now);
+        self.set_end(outcome, now);
         self.shut = true;
         self.wake_reader();
     }
 
     /// Whether the connection may still send.
     fn check_open(&self) -> Result<(), Error> {
-        if self.outcome.is_some() {
+        if self.end().is_some() {
             return Err(Error::Closed);
         }
         Ok(())
@@ -176,17 +224,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     /// Polls the timer for `deadline`; `Ready` once it passed.
     fn poll_timer(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<()> {
         let at = self.clock.to_std(deadline);
-        match &mut self.timer {
-            Some(timer) if self.timer_at == Some(at) => {}
-            Some(timer) => timer.set_at(at),
-            None => self.timer = Some(Timer::at(at)),
-        }
-        self.timer_at = Some(at);
-        let timer = self.timer.as_mut().expect("timer armed above");
-        match Pin::new(timer).poll(cx) {
+        let alarm = match &mut self.alarm {
+            Some(alarm) => {
+                if alarm.at != Some(at) {
+                    alarm.timer.set_at(at);
+                    alarm.at = Some(at);
+                }
+                alarm
+            }
+            None => self.alarm.insert(Box::new(Alarm {
+                timer: Timer::at(at),
+                at: Some(at),
+            })),
+        };
+        match Pin::new(&mut alarm.timer).poll(cx) {
             Poll::Ready(_) => {
                 // A fired timer must be set again before it can fire again.
-                self.timer_at = None;
+                alarm.at = None;
                 Poll::Ready(())
             }
             Poll::Pending => Poll::Pending,
@@ -200,7 +254,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         if self.shut {
             return Poll::Ready(Ok(()));
         }
-        let result = match self.wakers.clone() {
+        let result = match self.split.as_ref().map(|split| split.wakers.clone()) {
             Some(wakers) => {
                 wakers.register(cx.waker());
                 let merged = Waker::from(wakers.clone());
@@ -274,7 +328,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             Poll::Pending => {}
         }
         let now = self.clock.now();
-        let until = self.linger_until.unwrap_or(now);
+        let until = self.end().map_or(now, |end| end.linger_until);
         if until <= now || self.poll_timer(cx, until).is_ready() {
             // The peer does not take the last bytes: give up on them.
             self.shut = true;
@@ -296,7 +350,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     ) -> Poll<Option<T>> {
         let mut eof = false;
         for _ in 0..BUDGET {
-            if self.outcome.is_some() {
+            if self.end().is_some() {
                 if self.poll_finish(cx).is_pending() {
                     return Poll::Pending;
                 }
@@ -315,12 +369,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 }
                 Ok(Some(Got::End(closed))) => {
                     let outcome = Outcome::from_closed(closed, self.driver.connection());
-                    self.end(outcome, now);
+                    self.set_end(outcome, now);
                     continue;
                 }
                 Err(error) => {
                     // Our Close with the error's code is queued: it goes out before the end.
-                    self.end(Outcome::Abnormal(Abnormal::Protocol(error)), now);
+                    self.set_end(Outcome::Abnormal(Abnormal::Protocol(error)), now);
                     continue;
                 }
                 Ok(None) if eof => {
@@ -330,7 +384,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                         .driver
                         .outcome()
                         .unwrap_or(Outcome::Abnormal(Abnormal::Eof));
-                    self.end(outcome, now);
+                    self.set_end(outcome, now);
                     continue;
                 }
                 Ok(None) => {}
@@ -339,7 +393,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 if deadline <= now || self.poll_timer(cx, deadline).is_ready() {
                     let now = self.clock.now().max(deadline);
                     if let Some(closed) = self.driver.handle_timeout(now) {
-                        self.end(Outcome::from_closed(closed, self.driver.connection()), now);
+                        self.set_end(Outcome::from_closed(closed, self.driver.connection()), now);
                     }
                     continue;
                 }
@@ -360,8 +414,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                         // The connection failed; the outcome says how.
                         continue;
                     }
-                    if self.wakers.is_some() {
-                        self.read_waker = Some(cx.waker().clone());
+                    if let Some(split) = &mut self.split {
+                        split.read_waker = Some(cx.waker().clone());
                     }
                     return Poll::Pending;
                 }
@@ -437,7 +491,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        if self.outcome.is_some() && !self.driver.wants_write() {
+        if self.end().is_some() && !self.driver.wants_write() {
             return Poll::Ready(Ok(()));
         }
         self.poll_write_queue(cx).map_err(Error::Io)
@@ -455,7 +509,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
 
     /// `Sink::poll_close`: a Close (1000) unless closing already, then flush.
     fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        if self.outcome.is_none() && self.driver.connection().state() == State::Open {
+        if self.end().is_none() && self.driver.connection().state() == State::Open {
             self.start_close(CloseCode::NORMAL, "")?;
         }
         self.poll_flush(cx)
@@ -496,7 +550,7 @@ impl<S> fmt::Debug for WebSocket<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebSocket")
             .field("driver", &self.inner.driver)
-            .field("outcome", &self.inner.outcome)
+            .field("outcome", &self.inner.outcome())
             .finish_non_exhaustive()
     }
 }
@@ -583,9 +637,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// [`DriverConfig::max_pending_bytes`](crate::DriverConfig::max_pending_bytes)
     /// (backpressure). The next [`recv`](Self::recv) or [`flush`](Self::flush) writes it.
     /// Cancel-safe: the message is queued when this returns, not before.
-    pub async fn feed(&mut self, message: Message) -> Result<(), Error> {
-        poll_fn(|cx| self.inner.poll_ready(cx)).await?;
-        self.inner.start_send(message)
+    pub fn feed(&mut self, message: Message) -> impl Future<Output = Result<(), Error>> + '_ {
+        // A `poll_fn` rather than an `async fn`, whose future would keep the message
+        // twice (96 bytes instead of 40, in the task of every connection that echoes).
+        let mut message = Some(message);
+        poll_fn(move |cx| {
+            ready!(self.inner.poll_ready(cx))?;
+            // `None` only if polled again after it returned.
+            Poll::Ready(message.take().map_or(Ok(()), |m| self.inner.start_send(m)))
+        })
     }
 
     /// Sends one frame of a message in fragments (the streaming send): `fin == false`
@@ -616,7 +676,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// How the connection ended, once `recv` returned `None` (or a send failed).
     pub fn outcome(&self) -> Option<&Outcome> {
-        self.inner.outcome.as_ref()
+        self.inner.outcome()
     }
 
     /// Where the close handshake stands.
@@ -626,7 +686,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// The subprotocol agreed in the handshake.
     pub fn protocol(&self) -> Option<&str> {
-        self.inner.protocol.as_deref()
+        self.inner.protocol()
     }
 
     /// Bytes queued but not yet written.
@@ -649,7 +709,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// timers) while the writer is busy or idle, and both are woken by write progress.
     pub fn split(self) -> (ReadHalf<S>, WriteHalf<S>) {
         let mut inner = self.inner;
-        inner.wakers = Some(Arc::new(WriteWakers::default()));
+        inner.split = Some(Box::new(Split {
+            wakers: Arc::new(WriteWakers::default()),
+            read_waker: None,
+        }));
         let shared = Arc::new(Mutex::new(inner));
         (
             ReadHalf {
@@ -733,7 +796,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
 
     /// How the connection ended, once it has.
     pub fn outcome(&self) -> Option<Outcome> {
-        lock(&self.shared).outcome.clone()
+        lock(&self.shared).outcome().cloned()
     }
 
     /// Joins the halves again (`Err` gives them back if they are not from the same
@@ -749,7 +812,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
         match Arc::try_unwrap(self.shared) {
             Ok(mutex) => {
                 let mut inner = mutex.into_inner().unwrap_or_else(|e| e.into_inner());
-                inner.wakers = None;
+                inner.split = None;
                 Ok(WebSocket { inner })
             }
             Err(shared) => {
@@ -806,7 +869,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
 
     /// How the connection ended, once it has.
     pub fn outcome(&self) -> Option<Outcome> {
-        lock(&self.shared).outcome.clone()
+        lock(&self.shared).outcome().cloned()
     }
 }
 

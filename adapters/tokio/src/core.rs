@@ -57,6 +57,9 @@ pub(crate) fn poll_read_into<S: AsyncRead + Unpin>(
 }
 
 /// One connection after the handshake.
+///
+/// Kept small, since an idle connection is this and its task: what only some
+/// connections need is boxed ([`Rare`]), and the timer is made only when first needed.
 #[derive(Debug)]
 pub(crate) struct Core<S> {
     pub(crate) stream: S,
@@ -65,18 +68,25 @@ pub(crate) struct Core<S> {
     /// The one timer: the core's next deadline, or the linger deadline after the end.
     /// Made only when first needed, so a connection without timers holds none.
     sleep: Option<Pin<Box<Sleep>>>,
-    /// The end, once known (the reader returns `None` after it).
-    pub(crate) outcome: Option<Outcome>,
+    /// The subprotocol and the end, once there is either.
+    rare: Option<Box<Rare>>,
     /// Nothing more can be written (the transport failed or was shut down).
     write_closed: bool,
     /// The stream reached its end (a read returned 0).
     eof: bool,
     /// The end was reached and the last frames were flushed (or given up on).
     finished: bool,
-    /// When flushing after the end gives up.
+}
+
+/// What only some connections need, boxed so that the others do not pay for it.
+#[derive(Debug, Default)]
+struct Rare {
+    /// The subprotocol agreed in the handshake.
+    protocol: Option<String>,
+    /// The end, once known (the reader returns `None` after it).
+    outcome: Option<Outcome>,
+    /// When flushing after the end gives up (set when it first waits).
     linger: Option<Instant>,
-    linger_for: Duration,
-    pub(crate) protocol: Option<String>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
@@ -100,24 +110,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             driver,
             clock,
             sleep: None,
-            outcome: None,
+            rare: protocol.map(|protocol| {
+                Box::new(Rare {
+                    protocol: Some(protocol),
+                    ..Rare::default()
+                })
+            }),
             write_closed: false,
             eof: false,
             finished: false,
-            linger: None,
-            linger_for: settings.protocol.close_timeout.unwrap_or(DEFAULT_LINGER),
-            protocol,
         })
+    }
+
+    /// The subprotocol agreed in the handshake.
+    pub(crate) fn protocol(&self) -> Option<&str> {
+        self.rare.as_ref()?.protocol.as_deref()
+    }
+
+    /// How the connection ended, once it has.
+    pub(crate) fn outcome(&self) -> Option<&Outcome> {
+        self.rare.as_ref()?.outcome.as_ref()
     }
 
     fn fail(&mut self, error: &io::Error) {
         let outcome = self.driver.fail_io(error.kind());
-        self.outcome.get_or_insert(outcome);
+        self.end(outcome);
         self.write_closed = true;
     }
 
+    /// Records the end (the first one counts).
     fn end(&mut self, outcome: Outcome) {
-        self.outcome.get_or_insert(outcome);
+        self.rare
+            .get_or_insert_with(Box::default)
+            .outcome
+            .get_or_insert(outcome);
     }
 
     /// Sleeps until `deadline` with the one stored timer.
@@ -228,15 +254,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 // Written (and shut down), or failed: either way over.
                 Poll::Ready(_) => self.finished = true,
                 Poll::Pending => {
-                    let linger = *self
-                        .linger
-                        .get_or_insert(self.clock.now() + self.linger_for);
+                    let linger = self.linger_deadline();
                     ready!(self.poll_sleep(cx, linger));
                     self.finished = true;
                 }
             }
         }
         Poll::Ready(())
+    }
+
+    /// When flushing after the end gives up: the close timeout (30 s without one) after
+    /// it first had to wait.
+    fn linger_deadline(&mut self) -> Instant {
+        let (clock, driver) = (&self.clock, &self.driver);
+        let linger = || {
+            let linger_for = driver
+                .connection()
+                .config()
+                .close_timeout
+                .unwrap_or(DEFAULT_LINGER);
+            clock.now() + linger_for
+        };
+        match &mut self.rare {
+            Some(rare) => *rare.linger.get_or_insert_with(linger),
+            None => linger(),
+        }
     }
 
     /// A protocol error ended the connection (its Close is queued).
@@ -251,7 +293,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     /// The next whole message, or `None` after the end.
     pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Message>> {
         loop {
-            if self.outcome.is_some() {
+            if self.outcome().is_some() {
                 ready!(self.poll_finish(cx));
                 return Poll::Ready(None);
             }
@@ -292,7 +334,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         F: FnOnce(Event<'_>) -> R,
     {
         loop {
-            if self.outcome.is_some() {
+            if self.outcome().is_some() {
                 ready!(self.poll_finish(cx));
                 return Poll::Ready(None);
             }
@@ -343,7 +385,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     /// stream); true if it ended the connection.
     fn check_stuck(&mut self) -> bool {
         let over = self.driver.is_finished() || self.eof;
-        if self.outcome.is_some() || !over || self.driver.has_buffered_input() {
+        if self.outcome().is_some() || !over || self.driver.has_buffered_input() {
             return false;
         }
         let outcome = self

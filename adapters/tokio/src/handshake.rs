@@ -66,14 +66,16 @@ async fn within<T>(
 /// }
 /// # }
 /// ```
-pub async fn accept<S>(stream: S, settings: impl Into<Settings>) -> Result<WebSocket<S>, Error>
+pub fn accept<S>(
+    stream: S,
+    settings: impl Into<Settings>,
+) -> impl Future<Output = Result<WebSocket<S>, Error>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     accept_with(stream, settings, |_: &UpgradeRequest<'_, '_>| {
         Verdict::accept()
     })
-    .await
 }
 
 /// [`accept`], letting `decide` look at the request (path, query, headers, offered
@@ -99,18 +101,21 @@ where
 /// println!("subprotocol: {:?}", ws.protocol());
 /// # Ok(()) }
 /// ```
-pub async fn accept_with<S, F>(
+pub fn accept_with<S, F>(
     stream: S,
     settings: impl Into<Settings>,
     decide: F,
-) -> Result<WebSocket<S>, Error>
+) -> impl Future<Output = Result<WebSocket<S>, Error>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&UpgradeRequest<'_, '_>) -> Verdict,
 {
-    // Boxed: the handshake's state (buffers, timers) is freed once it is done, so a
-    // task that accepts and then waits in `recv` is no larger than the connection.
-    Box::pin(server_handshake(stream, settings.into(), decide)).await
+    // Boxed, and returned as it is rather than awaited in an `async fn` (whose future
+    // would keep the stream and the settings besides the box): the handshake's state
+    // (buffers, timers) is freed once it is done, and a task that accepts and then
+    // waits in `recv` holds only a pointer for it, so it is no larger than the
+    // connection.
+    Box::pin(server_handshake(stream, settings.into(), decide))
 }
 
 async fn server_handshake<S, F>(

@@ -85,9 +85,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
         let mut proxy_cx = Context::from_waker(&self.proxy);
         let mut core = self.lock();
         let deadline = core.driver.poll_timeout();
-        let ended = core.outcome.is_some();
+        let ended = core.outcome().is_some();
         let result = f(&mut core, &mut proxy_cx);
-        let changed = core.driver.poll_timeout() != deadline || core.outcome.is_some() != ended;
+        let changed = core.driver.poll_timeout() != deadline || core.outcome().is_some() != ended;
         drop(core);
         if half == Half::Writer && changed {
             if let Some(reader) = take(&self.wakers.reader) {
@@ -168,7 +168,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
 
     /// How the connection ended, once it has.
     pub fn outcome(&self) -> Option<Outcome> {
-        self.shared.lock().outcome.clone()
+        self.shared.lock().outcome().cloned()
     }
 
     /// Puts the halves back together (`Err` gives them back if they are not a pair).
