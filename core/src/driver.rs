@@ -448,17 +448,49 @@ enum Partial {
     },
 }
 
+/// [`DriverConfig`] as every driver keeps it: sizes as `u32` (larger values saturate),
+/// 16 bytes instead of 32 in each connection.
+#[derive(Clone, Copy, Debug)]
+struct Tuning {
+    read_buffer_size: u32,
+    coalesce_limit: u32,
+    max_pending_bytes: u32,
+    direct_read_threshold: u32,
+}
+
+impl Tuning {
+    fn new(config: DriverConfig) -> Self {
+        let narrow = |bytes: usize| u32::try_from(bytes).unwrap_or(u32::MAX);
+        Tuning {
+            read_buffer_size: narrow(config.read_buffer_size.max(MIN_INPUT_BUFFER)),
+            coalesce_limit: narrow(config.coalesce_limit),
+            max_pending_bytes: narrow(config.max_pending_bytes),
+            direct_read_threshold: narrow(config.direct_read_threshold),
+        }
+    }
+
+    fn config(self) -> DriverConfig {
+        let widen = |bytes: u32| usize::try_from(bytes).unwrap_or(usize::MAX);
+        DriverConfig {
+            read_buffer_size: widen(self.read_buffer_size),
+            coalesce_limit: widen(self.coalesce_limit),
+            max_pending_bytes: widen(self.max_pending_bytes),
+            direct_read_threshold: widen(self.direct_read_threshold),
+        }
+    }
+}
+
 /// A [`Connection`] with its buffers: the shared engine of the `std` adapters.
 #[derive(Debug)]
 pub struct Driver {
     connection: Connection,
-    config: DriverConfig,
+    tuning: Tuning,
     recv: RecvBuffer,
     send: SendQueue,
     partial: Option<Partial>,
     /// Bytes read straight into the partial binary message after its `filled` bytes,
-    /// not yet passed to the core.
-    direct: usize,
+    /// not yet passed to the core (a direct read is at most `u32::MAX` bytes).
+    direct: u32,
     /// Whether the current (or last) data frame is at least
     /// [`DriverConfig::direct_read_threshold`] long.
     large_frame: bool,
@@ -476,10 +508,7 @@ impl Driver {
     pub fn new(connection: Connection, config: DriverConfig) -> Self {
         Driver {
             connection,
-            config: DriverConfig {
-                read_buffer_size: config.read_buffer_size.max(MIN_INPUT_BUFFER),
-                ..config
-            },
+            tuning: Tuning::new(config),
             recv: RecvBuffer::default(),
             send: SendQueue::default(),
             partial: None,
@@ -497,15 +526,15 @@ impl Driver {
         &self.connection
     }
 
-    /// The buffer settings.
-    pub fn config(&self) -> &DriverConfig {
-        &self.config
+    /// The buffer settings (sizes over `u32::MAX` read back as `u32::MAX`).
+    pub fn config(&self) -> DriverConfig {
+        self.tuning.config()
     }
 
     /// Adds bytes that were read elsewhere (e.g. frames that followed the handshake).
     pub fn push_bytes(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
-            let size = self.config.read_buffer_size;
+            let size = self.tuning.config().read_buffer_size;
             let spare = self.recv.spare(size);
             let n = spare.len().min(bytes.len());
             spare[..n].copy_from_slice(&bytes[..n]);
@@ -549,9 +578,9 @@ impl Driver {
             }
             return result;
         }
-        let size = self.config.read_buffer_size;
+        let size = self.tuning.config().read_buffer_size;
         let limit = if self.assembling && self.large_frame {
-            self.config.direct_read_min()
+            self.tuning.config().direct_read_min()
         } else {
             usize::MAX
         };
@@ -586,8 +615,13 @@ impl Driver {
         if !self.assembling || !self.large_frame || self.direct != 0 || !self.recv.is_empty() {
             return None;
         }
-        let remaining = usize::try_from(self.connection.frame_remaining()).ok()?;
-        let overshoot = self.config.direct_read_min();
+        let overshoot = self.tuning.config().direct_read_min();
+        // One read fills at most `u32::MAX` bytes (what `direct` counts); the rest of a
+        // larger frame comes with the next reads.
+        let most = usize::try_from(u32::MAX).unwrap_or(usize::MAX) - overshoot;
+        let remaining = usize::try_from(self.connection.frame_remaining())
+            .unwrap_or(usize::MAX)
+            .min(most);
         if remaining < overshoot {
             return None;
         }
@@ -607,14 +641,14 @@ impl Driver {
     /// After a direct read of `n` bytes into `start..`: the bytes past `frame_end` belong
     /// to the next frames and move to the read buffer.
     fn settle_direct_read(&mut self, start: usize, frame_end: usize, n: usize) {
-        self.direct = n.min(frame_end - start);
+        self.direct = u32::try_from(n.min(frame_end - start)).unwrap_or(u32::MAX);
         let Some(Partial::Binary { buf, .. }) = &self.partial else {
             return;
         };
         let Some(excess) = buf.get(frame_end..start + n) else {
             return;
         };
-        let size = self.config.read_buffer_size;
+        let size = self.tuning.config().read_buffer_size;
         let spare = self.recv.spare(size);
         spare[..excess.len()].copy_from_slice(excess);
         self.recv.end += excess.len();
@@ -623,7 +657,7 @@ impl Driver {
     /// Passes the bytes read straight into the partial message to the core (which
     /// unmasks them where they are). Returns the message once it is complete.
     fn consume_direct(&mut self, now: Instant) -> Result<Option<Received>, ProtocolError> {
-        let direct = core::mem::take(&mut self.direct);
+        let direct = usize::try_from(core::mem::take(&mut self.direct)).unwrap_or(0);
         let Some(Partial::Binary { buf, filled }) = &mut self.partial else {
             return Ok(None);
         };
@@ -677,8 +711,8 @@ impl Driver {
         }
         let mut partial = self.partial.take();
         let room = Room {
-            large: self.config.direct_read_threshold,
-            overshoot: self.config.direct_read_min(),
+            large: self.tuning.config().direct_read_threshold,
+            overshoot: self.tuning.config().direct_read_min(),
         };
         let result = loop {
             match self.poll_event_hinted(now, |event, frame_remaining| {
@@ -743,7 +777,7 @@ impl Driver {
                 };
                 if let (true, Some(chunk)) = (frame_start, chunk) {
                     let frame_len = chunk.saturating_add(frame_remaining);
-                    self.large_frame = frame_len >= self.config.direct_read_threshold;
+                    self.large_frame = frame_len >= self.tuning.config().direct_read_threshold;
                 }
                 return Ok(Some(f(event, frame_remaining)));
             }
@@ -819,7 +853,7 @@ impl Driver {
     ) -> Result<(), SendError> {
         let head = self.connection.send(kind, fin, &mut payload)?;
         self.send
-            .push_frame(&head, payload, self.config.coalesce_limit);
+            .push_frame(&head, payload, self.tuning.config().coalesce_limit);
         Ok(())
     }
 
@@ -874,7 +908,7 @@ impl Driver {
 
     /// Backpressure: whether the send queue is below [`DriverConfig::max_pending_bytes`].
     pub fn is_writable(&self) -> bool {
-        self.send.pending <= self.config.max_pending_bytes
+        self.send.pending <= self.tuning.config().max_pending_bytes
     }
 
     /// Fills `out` with the bytes to write next, for a vectored write; returns how many
