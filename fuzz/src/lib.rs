@@ -5,6 +5,7 @@
 //! fuzzer reports, not only a panic inside the core.
 
 pub mod connection;
+pub mod driver;
 pub mod frames;
 pub mod handshake;
 
@@ -20,4 +21,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("connection_client", connection::connection_client),
     ("connection_ops", connection::connection_ops),
     ("round_trip", connection::round_trip),
+    ("driver_reads", driver::driver_reads),
 ];
