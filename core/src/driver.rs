@@ -7,6 +7,12 @@
 //! Control frames from [`Connection::poll_transmit`] are moved into the send queue after
 //! every core call, so Pongs and Close replies go out whenever the adapter flushes.
 //!
+//! Large binary frames (see [`DriverConfig::direct_read_threshold`]) skip the read buffer:
+//! [`Driver::read_with`] hands the adapter's read the rest of the frame inside the message
+//! being assembled, so their payload is never copied in user space. That applies to
+//! [`Driver::poll_message`]; the streaming [`Driver::poll_event_with`] always reads through
+//! the read buffer.
+//!
 //! Memory: read buffers come from a small per-thread pool and go back to it whenever no
 //! partial frame is left, and the send queue frees its buffers when it drains, so an idle
 //! connection holds no buffer at all.
