@@ -318,6 +318,15 @@ impl RecvBuffer {
         }
         &mut self.buf[self.end..]
     }
+
+    /// Appends as much of `bytes` as fits; returns how many did.
+    fn push(&mut self, bytes: &[u8], size: usize) -> usize {
+        let spare = self.spare(size);
+        let n = spare.len().min(bytes.len());
+        spare[..n].copy_from_slice(&bytes[..n]);
+        self.end += n;
+        n
+    }
 }
 
 /// One piece of the send queue.
@@ -539,12 +548,9 @@ impl Driver {
 
     /// Adds bytes that were read elsewhere (e.g. frames that followed the handshake).
     pub fn push_bytes(&mut self, mut bytes: &[u8]) {
+        let size = self.tuning.config().read_buffer_size;
         while !bytes.is_empty() {
-            let size = self.tuning.config().read_buffer_size;
-            let spare = self.recv.spare(size);
-            let n = spare.len().min(bytes.len());
-            spare[..n].copy_from_slice(&bytes[..n]);
-            self.recv.end += n;
+            let n = self.recv.push(bytes, size);
             bytes = &bytes[n..];
             if n == 0 {
                 break;
@@ -571,26 +577,24 @@ impl Driver {
         if self.eof || self.finished {
             return Poll::Ready(Ok(0));
         }
-        if let Some((start, frame_end, end)) = self.direct_region() {
-            let Some(Partial::Binary { buf, .. }) = &mut self.partial else {
-                return Poll::Ready(Ok(0));
-            };
-            let result = read(&mut buf[start..end]);
+        if let Some((region, frame_part)) = self.direct_region() {
+            let region_len = region.len();
+            let result = read(region);
             if let Poll::Ready(Ok(n)) = result {
-                let n = n.min(end - start);
+                let n = n.min(region_len);
                 self.eof |= n == 0;
-                self.settle_direct_read(start, frame_end, n);
+                self.settle_direct_read(frame_part, n);
                 return Poll::Ready(Ok(n));
             }
             return result;
         }
-        let size = self.tuning.config().read_buffer_size;
+        let config = self.tuning.config();
         let limit = if self.assembling && self.large_frame {
-            self.tuning.config().direct_read_min()
+            config.direct_read_min()
         } else {
             usize::MAX
         };
-        let spare = self.recv.spare(size);
+        let spare = self.recv.spare(config.read_buffer_size);
         let spare_len = spare.len().min(limit);
         let result = read(&mut spare[..spare_len]);
         match result {
@@ -616,8 +620,8 @@ impl Driver {
     /// capacity) for what follows the frame, so one read also brings the next header.
     /// Only with the read buffer empty, so the core sees the bytes in order.
     ///
-    /// Returns the region as `(start, frame_end, end)` indices into the message buffer.
-    fn direct_region(&mut self) -> Option<(usize, usize, usize)> {
+    /// Returns the region and how many of its bytes belong to the current frame.
+    fn direct_region(&mut self) -> Option<(&mut [u8], usize)> {
         if !self.assembling || !self.large_frame || self.direct != 0 || !self.recv.is_empty() {
             return None;
         }
@@ -641,23 +645,21 @@ impl Driver {
             // Only a fresh buffer (or one left shorter by a smaller message) is zeroed.
             buf.resize(end, 0);
         }
-        Some((*filled, frame_end, end))
+        Some((&mut buf[*filled..end], remaining))
     }
 
-    /// After a direct read of `n` bytes into `start..`: the bytes past `frame_end` belong
-    /// to the next frames and move to the read buffer.
-    fn settle_direct_read(&mut self, start: usize, frame_end: usize, n: usize) {
-        self.direct = u32::try_from(n.min(frame_end - start)).unwrap_or(u32::MAX);
-        let Some(Partial::Binary { buf, .. }) = &self.partial else {
+    /// After a direct read of `n` bytes into [`Driver::direct_region`]: the bytes past
+    /// the first `frame_part` belong to the next frames and move to the read buffer
+    /// (empty before the read, and at least as large as the overshoot).
+    fn settle_direct_read(&mut self, frame_part: usize, n: usize) {
+        self.direct = u32::try_from(n.min(frame_part)).unwrap_or(u32::MAX);
+        let Some(Partial::Binary { buf, filled }) = &self.partial else {
             return;
         };
-        let Some(excess) = buf.get(frame_end..start + n) else {
-            return;
-        };
-        let size = self.tuning.config().read_buffer_size;
-        let spare = self.recv.spare(size);
-        spare[..excess.len()].copy_from_slice(excess);
-        self.recv.end += excess.len();
+        if let Some(excess) = buf.get(filled + frame_part..filled + n) {
+            let size = self.tuning.config().read_buffer_size;
+            self.recv.push(excess, size);
+        }
     }
 
     /// Passes the bytes read straight into the partial message to the core (which
@@ -716,13 +718,11 @@ impl Driver {
             }
         }
         let mut partial = self.partial.take();
-        let room = Room {
-            large: self.tuning.config().direct_read_threshold,
-            overshoot: self.tuning.config().direct_read_min(),
-        };
+        let overshoot = self.tuning.config().direct_read_min();
         let result = loop {
-            match self.poll_event_hinted(now, |event, frame_remaining| {
-                assemble(&mut partial, event, frame_remaining, room)
+            match self.poll_event_hinted(now, |event, frame_remaining, large_frame| {
+                let slack = if large_frame { overshoot } else { 0 };
+                assemble(&mut partial, event, frame_remaining, slack)
             }) {
                 Ok(Some(None)) => continue,
                 Ok(Some(Some(received))) => break Ok(Some(received)),
@@ -744,15 +744,16 @@ impl Driver {
         f: impl FnOnce(Event<'_>) -> R,
     ) -> Result<Option<R>, ProtocolError> {
         self.assembling = false;
-        self.poll_event_hinted(now, |event, _| f(event))
+        self.poll_event_hinted(now, |event, _, _| f(event))
     }
 
     /// [`Driver::poll_event_with`], also telling `f` how many payload bytes of the current
-    /// frame are still to come (to reserve a message's size once).
+    /// frame are still to come (to reserve a message's size once) and whether the frame
+    /// is large enough to be read directly.
     fn poll_event_hinted<R>(
         &mut self,
         now: Instant,
-        f: impl FnOnce(Event<'_>, usize) -> R,
+        f: impl FnOnce(Event<'_>, usize, bool) -> R,
     ) -> Result<Option<R>, ProtocolError> {
         if self.finished {
             return Ok(None);
@@ -785,7 +786,7 @@ impl Driver {
                     let frame_len = chunk.saturating_add(frame_remaining);
                     self.large_frame = frame_len >= self.tuning.config().direct_read_threshold;
                 }
-                return Ok(Some(f(event, frame_remaining)));
+                return Ok(Some(f(event, frame_remaining, self.large_frame)));
             }
             if read.consumed == 0 {
                 break;
@@ -797,7 +798,7 @@ impl Driver {
                 self.finished = true;
                 self.recv = RecvBuffer::default();
                 Self::drain_transmits(&mut self.connection, &mut self.send, &mut self.shutdown);
-                return Ok(Some(f(event, 0)));
+                return Ok(Some(f(event, 0, false)));
             }
         }
         Ok(None)
@@ -960,21 +961,14 @@ impl Driver {
 ///
 /// `frame_remaining` (payload bytes of this frame still to come) sizes the buffer once,
 /// so a large frame is copied once instead of being regrown (and recopied) chunk by chunk.
-/// How much room [`assemble`] gives a new binary message.
-#[derive(Clone, Copy)]
-struct Room {
-    /// Frames at least this long are read directly into the message
-    /// ([`DriverConfig::direct_read_threshold`]).
-    large: usize,
-    /// Spare capacity after such a frame, for a direct read to overshoot into.
-    overshoot: usize,
-}
-
+///
+/// A binary message gets `slack` bytes of spare capacity beyond its first frame (the
+/// room a direct read of a large frame overshoots into).
 fn assemble(
     partial: &mut Option<Partial>,
     event: Event<'_>,
     frame_remaining: usize,
-    room: Room,
+    slack: usize,
 ) -> Option<Received> {
     let message = match event {
         Event::Closed(closed) => return Some(Received::Closed(closed)),
@@ -1005,17 +999,12 @@ fn assemble(
                 Some(Partial::Binary { buf, filled }) => (buf, filled),
                 _ => {
                     let size = bytes.len().saturating_add(frame_remaining);
-                    let slack = if size >= room.large {
-                        room.overshoot
-                    } else {
-                        0
-                    };
                     (pool::message_buffer(size.saturating_add(slack)), 0)
                 }
             };
             let upto = filled + bytes.len();
-            if let Some(room) = buf.get_mut(filled..upto) {
-                room.copy_from_slice(bytes);
+            if let Some(dest) = buf.get_mut(filled..upto) {
+                dest.copy_from_slice(bytes);
             } else {
                 buf.truncate(filled);
                 buf.reserve(bytes.len().saturating_add(frame_remaining));
