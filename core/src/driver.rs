@@ -41,8 +41,8 @@ pub mod handshake;
 pub mod reconnect;
 pub use error::Error;
 pub use handshake::{
-    ClientAnswer, ClientUpgrade, Refusal, RejectedResponse, ServerAnswer, ServerUpgrade, Settings,
-    Verdict,
+    ClientAnswer, ClientUpgrade, IntoRequest, Refusal, RejectedResponse, ServerAnswer,
+    ServerUpgrade, Settings, Verdict,
 };
 
 /// An owned WebSocket message.

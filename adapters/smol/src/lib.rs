@@ -107,11 +107,11 @@ use sockeye_proto::{Connection, StdClock};
 pub use reconnect::{ClientEvent, ReconnectingClient};
 pub use socket::{ReadHalf, WebSocket, WriteHalf};
 pub use sockeye_proto;
-pub use sockeye_proto::driver::Error;
 pub use sockeye_proto::driver::{
     Abnormal, CloseReason, DriverConfig, Message, Outcome, Refusal, RejectedResponse, Settings,
     Verdict,
 };
+pub use sockeye_proto::driver::{Error, IntoRequest};
 pub use sockeye_proto::handshake::{ClientRequest, HeadLimits, Url};
 pub use sockeye_proto::{
     Boundary, CloseCode, Config, DataKind, Event, KeepAlive, Role, State, Timeout, UpgradeRequest,
@@ -126,44 +126,6 @@ pub(crate) fn random<const N: usize>() -> Result<[u8; N], Error> {
     getrandom::getrandom(&mut bytes)
         .map_err(|error| Error::Io(io::Error::other(error.to_string())))?;
     Ok(bytes)
-}
-
-/// What [`connect`] can take as the request: a [`ClientRequest`], a parsed [`Url`], or
-/// a `ws://` / `wss://` URL string (the scheme only decides the default port: the
-/// stream is yours).
-pub trait IntoRequest<'a> {
-    /// The request, or why there is none.
-    fn into_request(self) -> Result<ClientRequest<'a>, Error>;
-}
-
-impl<'a> IntoRequest<'a> for ClientRequest<'a> {
-    fn into_request(self) -> Result<ClientRequest<'a>, Error> {
-        Ok(self)
-    }
-}
-
-impl<'a> IntoRequest<'a> for &ClientRequest<'a> {
-    fn into_request(self) -> Result<ClientRequest<'a>, Error> {
-        Ok(*self)
-    }
-}
-
-impl<'a> IntoRequest<'a> for Url<'a> {
-    fn into_request(self) -> Result<ClientRequest<'a>, Error> {
-        Ok(self.request())
-    }
-}
-
-impl<'a> IntoRequest<'a> for &'a str {
-    fn into_request(self) -> Result<ClientRequest<'a>, Error> {
-        Ok(Url::parse(self)?.request())
-    }
-}
-
-impl<'a> IntoRequest<'a> for &'a String {
-    fn into_request(self) -> Result<ClientRequest<'a>, Error> {
-        self.as_str().into_request()
-    }
 }
 
 /// Accepts a WebSocket upgrade on `stream` (a freshly accepted connection): reads the

@@ -7,7 +7,9 @@ use std::io;
 use std::time::Duration;
 
 use sockeye_proto::driver::Settings;
-use sockeye_proto::driver::{ClientAnswer, ClientUpgrade, ServerAnswer, ServerUpgrade, Verdict};
+use sockeye_proto::driver::{
+    ClientAnswer, ClientUpgrade, IntoRequest, ServerAnswer, ServerUpgrade, Verdict,
+};
 use sockeye_proto::handshake::{ClientRequest, Url};
 use sockeye_proto::{Role, UpgradeRequest};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -188,38 +190,6 @@ where
             let _ = tokio::time::timeout(LINGER_AFTER_REFUSAL, drain).await;
             Err(Error::Refused(refusal))
         }
-    }
-}
-
-/// What [`connect`] can take as the request: a [`ClientRequest`], a parsed [`Url`], or
-/// a `ws://` / `wss://` URL string (the scheme only decides the default port: the
-/// stream is yours).
-pub trait IntoRequest<'a> {
-    /// The request, or why there is none.
-    fn into_request(self) -> Result<ClientRequest<'a>, Error>;
-}
-
-impl<'a> IntoRequest<'a> for ClientRequest<'a> {
-    fn into_request(self) -> Result<ClientRequest<'a>, Error> {
-        Ok(self)
-    }
-}
-
-impl<'a> IntoRequest<'a> for Url<'a> {
-    fn into_request(self) -> Result<ClientRequest<'a>, Error> {
-        Ok(self.request())
-    }
-}
-
-impl<'a> IntoRequest<'a> for &'a str {
-    fn into_request(self) -> Result<ClientRequest<'a>, Error> {
-        Ok(Url::parse(self)?.request())
-    }
-}
-
-impl<'a> IntoRequest<'a> for &'a String {
-    fn into_request(self) -> Result<ClientRequest<'a>, Error> {
-        self.as_str().into_request()
     }
 }
 

@@ -63,9 +63,9 @@ pub mod reconnect;
 mod split;
 mod websocket;
 
-pub use handshake::{accept, accept_with, connect, connect_url, IntoRequest};
+pub use handshake::{accept, accept_with, connect, connect_url};
 pub use reconnect::{ClientEvent, ReconnectingClient};
-pub use sockeye_proto::driver::Error;
+pub use sockeye_proto::driver::{Error, IntoRequest};
 pub use split::{ReadHalf, WriteHalf};
 pub use websocket::WebSocket;
 

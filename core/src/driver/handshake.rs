@@ -18,11 +18,11 @@ use std::string::String;
 use std::task::Poll;
 use std::vec::Vec;
 
-use super::DriverConfig;
+use super::{DriverConfig, Error};
 use crate::config::Config;
 use crate::handshake::{
     parse_request_with, Accept, ClientHandshake, ClientRequest, HeadLimits, Header, Rejection,
-    RequestError, Response, ResponseError, UpgradeRequest, WriteError, EMPTY_HEADER,
+    RequestError, Response, ResponseError, UpgradeRequest, Url, WriteError, EMPTY_HEADER,
 };
 use crate::Status;
 
@@ -544,6 +544,44 @@ impl ClientUpgrade {
                 headers: owned_headers(rejected.headers()),
             }),
         }))
+    }
+}
+
+/// What an adapter's `connect` can take as the request: a [`ClientRequest`] (or a
+/// reference to one), a parsed [`Url`], or a `ws://` / `wss://` URL string (the scheme
+/// only decides the default port: the stream is the caller's).
+pub trait IntoRequest<'a> {
+    /// The request, or why there is none.
+    fn into_request(self) -> Result<ClientRequest<'a>, Error>;
+}
+
+impl<'a> IntoRequest<'a> for ClientRequest<'a> {
+    fn into_request(self) -> Result<ClientRequest<'a>, Error> {
+        Ok(self)
+    }
+}
+
+impl<'a> IntoRequest<'a> for &ClientRequest<'a> {
+    fn into_request(self) -> Result<ClientRequest<'a>, Error> {
+        Ok(*self)
+    }
+}
+
+impl<'a> IntoRequest<'a> for Url<'a> {
+    fn into_request(self) -> Result<ClientRequest<'a>, Error> {
+        Ok(self.request())
+    }
+}
+
+impl<'a> IntoRequest<'a> for &'a str {
+    fn into_request(self) -> Result<ClientRequest<'a>, Error> {
+        Ok(Url::parse(self)?.request())
+    }
+}
+
+impl<'a> IntoRequest<'a> for &'a String {
+    fn into_request(self) -> Result<ClientRequest<'a>, Error> {
+        self.as_str().into_request()
     }
 }
 
