@@ -29,12 +29,7 @@ fn run(
         poll.poll(&mut events, Some(wait))?;
         let now = Instant::now();
         for event in events.iter() {
-            if event.is_readable() || event.is_read_closed() || event.is_error() {
-                session.on_readable(now, &mut on_message);
-            }
-            if event.is_writable() || event.is_error() {
-                session.on_writable(now, &mut on_message);
-            }
+            session.on_event(event, now, &mut on_message);
         }
         session.on_timeout(now);
         session.flush(now);

@@ -2,7 +2,7 @@
 //!
 //! No futures, no threads: a [`Session`] is one WebSocket connection over a
 //! [`mio::net::TcpStream`] that the application's own [`mio::Poll`] loop drives with
-//! readiness events ([`Session::on_readable`], [`Session::on_writable`]) and deadlines
+//! readiness events ([`Session::on_event`]) and deadlines
 //! ([`Session::next_timeout`], [`Session::on_timeout`]). The protocol, buffers and send
 //! queue are the core's [`Driver`](sockeye_proto::driver::Driver); the handshake runs as
 //! a phase of the session (non-blocking, partial heads, rejections written then closed,
@@ -46,12 +46,7 @@
 //!         let _ = ws.close(CloseCode::NORMAL, "bye", Instant::now());
 //!     };
 //!     for event in events.iter() {
-//!         if event.is_readable() {
-//!             ws.on_readable(now, reply);
-//!         }
-//!         if event.is_writable() {
-//!             ws.on_writable(now, reply);
-//!         }
+//!         ws.on_event(event, now, reply);
 //!     }
 //!     ws.on_timeout(now);
 //!     if ws.is_open() && !sent {

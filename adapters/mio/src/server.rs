@@ -154,12 +154,7 @@ impl<H: Handler> Server<H> {
             let Some(session) = self.sessions.get_mut(key) else {
                 continue;
             };
-            if event.is_readable() || event.is_read_closed() || event.is_error() {
-                session.on_readable_with(now, &mut self.handler);
-            }
-            if event.is_writable() || event.is_error() {
-                session.on_writable_with(now, &mut self.handler);
-            }
+            session.on_event_with(event, now, &mut self.handler);
             session.flush(now);
         }
         if accept {

@@ -105,9 +105,26 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Drives one client session to its end with its own `Poll`, calling `script` after
-/// every turn (with the messages of that turn).
+/// Drives one client session to its end with its own `Poll` and `Session::on_event`,
+/// calling `script` after every turn (with the messages of that turn).
 fn drive(
+    session: Session,
+    script: impl FnMut(&mut Session, &[Message]),
+) -> (Session, Vec<Message>) {
+    drive_by(Dispatch::Event, session, script)
+}
+
+/// How a test loop hands readiness events to its session.
+#[derive(Clone, Copy, PartialEq)]
+enum Dispatch {
+    /// `on_event`.
+    Event,
+    /// `on_readable` and `on_writable`.
+    Halves,
+}
+
+fn drive_by(
+    dispatch: Dispatch,
     mut session: Session,
     mut script: impl FnMut(&mut Session, &[Message]),
 ) -> (Session, Vec<Message>) {
@@ -131,6 +148,10 @@ fn drive(
         let mut turn = Vec::new();
         for event in events.iter() {
             let mut collect = |_: &mut Session, message: Message| turn.push(message);
+            if dispatch == Dispatch::Event {
+                session.on_event(event, now, &mut collect);
+                continue;
+            }
             if event.is_readable() || event.is_read_closed() {
                 session.on_readable(now, &mut collect);
             }
@@ -424,4 +445,89 @@ fn refusal_reports_carry_the_status() {
     let error = Error::Refused(Refusal::Rejected(401));
     assert_eq!(error.status(), Some(401));
     assert_eq!(Error::Closed.status(), None);
+}
+
+/// A raw server for one client: answers the upgrade, then, when `go` says so, writes
+/// `last` and closes its side in one go (no Close frame), so the bytes and the end of
+/// stream reach the client before it next polls.
+fn abrupt_server(
+    last: Vec<u8>,
+) -> (
+    SocketAddr,
+    std::sync::mpsc::Sender<()>,
+    thread::JoinHandle<()>,
+) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let peer = thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(stream.read(&mut byte).unwrap(), 1, "request cut short");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        let key = head
+            .lines()
+            .find_map(|line| line.strip_prefix("Sec-WebSocket-Key: "))
+            .or_else(|| {
+                head.lines()
+                    .find_map(|line| line.strip_prefix("sec-websocket-key: "))
+            })
+            .expect("no key in the request");
+        let accept = sockeye_mio::sockeye_proto::AcceptKey::derive(key.trim().as_bytes());
+        let response = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+            Connection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+            accept.as_str()
+        );
+        stream.write_all(response.as_bytes()).unwrap();
+        wait.recv_timeout(Duration::from_secs(20)).unwrap();
+        stream.write_all(&last).unwrap();
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+        // Hold the socket open until the client is done with it.
+        let _ = stream.read(&mut byte);
+    });
+    (addr, go, peer)
+}
+
+/// A message and the end of stream that arrive together are both read, whichever way
+/// events reach the session: with `on_event` the read that returns the message comes
+/// back short, which would end reading on an ordinary readable event, but the event
+/// says the read side closed, so the session reads on and finds the end of stream (no
+/// later event would report it).
+#[test]
+fn an_end_of_stream_that_arrives_with_the_last_bytes_is_read() {
+    for dispatch in [Dispatch::Event, Dispatch::Halves] {
+        let (addr, go, peer) = abrupt_server(b"\x81\x0alast words".to_vec());
+        let mut go = Some(go);
+        let (session, messages) = drive_by(
+            dispatch,
+            connect(addr, "/", Settings::default()),
+            |session, _| {
+                if session.is_open() {
+                    if let Some(go) = go.take() {
+                        go.send(()).unwrap();
+                        // Let the bytes and the FIN both arrive before the next poll.
+                        thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            },
+        );
+        assert_eq!(messages, [Message::text("last words")]);
+        assert!(
+            matches!(
+                session.outcome(),
+                Some(Outcome::Abnormal(sockeye_mio::Abnormal::Eof))
+            ),
+            "{:?}",
+            session.outcome()
+        );
+        peer.join().unwrap();
+    }
 }
