@@ -2,12 +2,12 @@
 //!
 //! usage: compare [options]      (benches/compare.sh builds everything first)
 //!
-//!   --scenarios LIST  latency,small,bulk,large,idle,handshake (default: all)
+//!   --scenarios LIST  latency,small,bulk,large,idle,crowd,handshake (default: all)
 //!   --servers LIST    server names (default: every available one; see --list)
 //!   --reps N          repetitions, interleaved A B C A B C ... (default 3)
 //!   --warmup SECS     before each measured window (default 1)
 //!   --duration SECS   measured window (default 3)
-//!   --idle-conns N    connections of the idle scenario (default 10000)
+//!   --idle-conns N    connections of the idle and crowd scenarios (default 10000)
 //!   --quick           1 rep, 0.5 s warmup, 2 s windows, 2000 idle connections
 //!   --server-cpu N    CPU the server is pinned to (default 0)
 //!   --client-cpu N    CPU the load generator is pinned to (default 1)
@@ -99,7 +99,15 @@ const PEER_CRATES: &[&str] = &[
     "tokio",
 ];
 
-const ALL_SCENARIOS: &[&str] = &["latency", "small", "bulk", "large", "idle", "handshake"];
+const ALL_SCENARIOS: &[&str] = &[
+    "latency",
+    "small",
+    "bulk",
+    "large",
+    "idle",
+    "crowd",
+    "handshake",
+];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Better {
@@ -197,6 +205,19 @@ fn scenario_table(name: &str) -> (&'static str, Vec<Column>) {
                 col("rss_echo_kib", "server RSS MiB", 1.0 / 1024.0, None),
                 col("conns", "connections", 1.0, None),
             ],
+        ),
+        "crowd" => (
+            "latency with many idle connections held open: 1 connection, 16 B text, 1 in \
+            flight (what each turn of the server's event loop costs when it serves many)",
+            [
+                col("p50_us", "p50 µs", 1.0, Some(Low)),
+                col("p99_us", "p99 µs", 1.0, None),
+                col("server_us_per_op", "server µs/msg", 1.0, Some(Low)),
+                col("held", "idle connections", 1.0, None),
+            ]
+            .into_iter()
+            .chain(cpu)
+            .collect(),
         ),
         "handshake" => (
             "64 concurrent loops of connect, upgrade, close handshake, server FIN",
@@ -533,12 +554,23 @@ fn run_loadgen(
     pid: u32,
 ) -> Result<Result1, String> {
     let mut cmd = pinned(o.pin, o.client_cpu, &paths.release.join("loadgen"));
-    cmd.args(["--addr", addr, "--scenario", scenario])
+    // crowd is loadgen's latency scenario with the idle connections held open.
+    let loadgen_scenario = match scenario {
+        "crowd" => "latency",
+        other => other,
+    };
+    cmd.args(["--addr", addr, "--scenario", loadgen_scenario])
         .args(["--server-pid", &pid.to_string()])
         .args(["--warmup", &o.warmup.to_string()])
         .args(["--duration", &o.duration.to_string()]);
-    if scenario == "idle" {
-        cmd.args(["--conns", &o.idle_conns.to_string()]);
+    match scenario {
+        "idle" => {
+            cmd.args(["--conns", &o.idle_conns.to_string()]);
+        }
+        "crowd" => {
+            cmd.args(["--hold", &o.idle_conns.to_string()]);
+        }
+        _ => {}
     }
     let mut child = cmd
         .stdin(Stdio::null())
@@ -595,7 +627,7 @@ fn run_loadgen(
 fn progress_line(scenario: &str, r: &Result1) -> String {
     let g = |k: &str| r.get(k).copied().unwrap_or(f64::NAN);
     let head = match scenario {
-        "latency" => format!("p50 {:.1} µs, p99 {:.1} µs", g("p50_us"), g("p99_us")),
+        "latency" | "crowd" => format!("p50 {:.1} µs, p99 {:.1} µs", g("p50_us"), g("p99_us")),
         "small" => format!("{} msg/s", si(g("msg_per_s"))),
         "bulk" | "large" => format!("{} MB/s, {} msg/s", si(g("mb_per_s")), si(g("msg_per_s"))),
         "idle" => format!(
@@ -829,7 +861,9 @@ fn main() {
     }
     let nofile = sys::raise_nofile_limit();
     let mut o = o;
-    if o.scenarios.iter().any(|s| s == "idle") && (nofile as usize) < o.idle_conns + 100 {
+    if o.scenarios.iter().any(|s| s == "idle" || s == "crowd")
+        && (nofile as usize) < o.idle_conns + 100
+    {
         let n = (nofile as usize).saturating_sub(200).max(100);
         eprintln!("compare: open-file limit {nofile}: idle scenario uses {n} connections");
         o.idle_conns = n;

@@ -15,6 +15,9 @@
 //!   --conns N  --size BYTES  --inflight K  --text | --binary
 //!   --warmup SECS [1]  --duration SECS [5]
 //!   --server-pid PID   read the server's CPU time (/proc/PID/stat) and RSS
+//!   --hold N [0]       latency/small/bulk/large: first open N more connections
+//!                      (upgraded, then silent) and hold them open throughout, so
+//!                      a server whose every turn visits every connection shows it
 //!
 //! Frames are built and masked once, then written again and again; each
 //! connection keeps K messages in flight (pipelined) and counts the echoes
@@ -103,6 +106,7 @@ struct Config {
     warmup: Duration,
     duration: Duration,
     server_pid: Option<u32>,
+    hold: usize,
 }
 
 fn usage() -> ! {
@@ -119,6 +123,7 @@ fn parse_args() -> Config {
     let mut scenario = None;
     let (mut conns, mut size, mut inflight, mut text) = (None, None, None, None);
     let (mut warmup, mut duration, mut server_pid) = (1.0f64, 5.0f64, None);
+    let mut hold = 0;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = |name: &str| {
@@ -150,6 +155,7 @@ fn parse_args() -> Config {
             "--warmup" => warmup = num("--warmup", val("--warmup")),
             "--duration" => duration = num("--duration", val("--duration")),
             "--server-pid" => server_pid = Some(num("--server-pid", val("--server-pid"))),
+            "--hold" => hold = num("--hold", val("--hold")),
             "-h" | "--help" => usage(),
             other => {
                 eprintln!("loadgen: unknown argument {other:?}");
@@ -171,6 +177,11 @@ fn parse_args() -> Config {
         warmup: Duration::from_secs_f64(warmup.clamp(0.0, 600.0)),
         duration: Duration::from_secs_f64(duration.clamp(0.1, 600.0)),
         server_pid,
+        hold: if matches!(scenario, Scenario::Idle | Scenario::Handshake) {
+            0
+        } else {
+            hold
+        },
     };
     if cfg.scenario == Scenario::Idle && cfg.server_pid.is_none() {
         eprintln!("loadgen: the idle scenario needs --server-pid to read the server's RSS");
@@ -182,10 +193,14 @@ fn parse_args() -> Config {
 fn main() {
     let cfg = parse_args();
     let nofile = sys::raise_nofile_limit();
-    if cfg.scenario == Scenario::Idle && (nofile as usize) < cfg.conns + 64 {
+    let many = match cfg.scenario {
+        Scenario::Idle => cfg.conns,
+        _ => cfg.hold,
+    };
+    if many > 0 && (nofile as usize) < cfg.conns + cfg.hold + 64 {
         eprintln!(
             "loadgen: open-file limit is {nofile}, too low for {} connections",
-            cfg.conns
+            cfg.conns + cfg.hold
         );
         std::process::exit(1);
     }
@@ -437,6 +452,16 @@ async fn throughput(cfg: &Config) -> Result<Fields, String> {
     drop(frame);
     let request = ws::client_request(&cfg.addr.to_string(), "/");
     let shared = Rc::new(Shared::default());
+    // Silent connections, open until this function returns.
+    let mut held = Vec::with_capacity(cfg.hold);
+    let opened: Vec<_> = stream::iter(0..cfg.hold)
+        .map(|_| ws_connect(cfg.addr, &request))
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .collect()
+        .await;
+    for c in opened {
+        held.push(c?.0);
+    }
 
     let conns: Vec<_> = stream::iter(0..cfg.conns)
         .map(|_| ws_connect(cfg.addr, &request))
@@ -472,6 +497,7 @@ async fn throughput(cfg: &Config) -> Result<Fields, String> {
     let p99 = percentile(&mut lat, 99.0).unwrap_or(0) as f64 / 1e3;
     f.extend([
         ("conns", cfg.conns.to_string()),
+        ("held", held.len().to_string()),
         ("size", cfg.size.to_string()),
         ("inflight", cfg.inflight.to_string()),
         ("msg_per_s", format!("{msg_per_s:.1}")),
@@ -481,11 +507,13 @@ async fn throughput(cfg: &Config) -> Result<Fields, String> {
         ("errors", shared.errors.get().to_string()),
     ]);
     eprintln!(
-        "{}: {} conns x {} B x {} in flight: {} msg/s, {} MB/s, p50 {p50:.1} us, p99 {p99:.1} us",
+        "{}: {} conns x {} B x {} in flight ({} held idle): {} msg/s, {} MB/s, p50 {p50:.1} us, \
+         p99 {p99:.1} us",
         cfg.scenario.name(),
         cfg.conns,
         cfg.size,
         cfg.inflight,
+        held.len(),
         si(msg_per_s),
         si(mb_per_s)
     );
