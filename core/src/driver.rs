@@ -34,7 +34,7 @@ use crate::connection::{Boundary, Closed, Connection, DataKind, Event, Transmit}
 use crate::error::{ProtocolError, SendError};
 use crate::frame::FrameHead;
 use crate::time::Instant;
-use crate::{MIN_INPUT_BUFFER, MIN_TRANSMIT_BUFFER};
+use crate::{copy, MIN_INPUT_BUFFER, MIN_TRANSMIT_BUFFER};
 
 mod error;
 pub mod handshake;
@@ -137,8 +137,8 @@ pub struct DriverConfig {
     /// buffer, which saves copying them. Default 16 KiB; `usize::MAX` turns it off.
     ///
     /// While such frames keep coming, reads into the read buffer (for the next frame's
-    /// header) are limited to a quarter of this, so that little of the next payload lands
-    /// there and has to be copied.
+    /// header) take at most 256 bytes, so that little of the next payload lands there and
+    /// has to be copied.
     pub direct_read_threshold: usize,
 }
 
@@ -182,15 +182,19 @@ impl DriverConfig {
         self
     }
 
-    /// The smallest direct read worth a system call of its own, the read size while
-    /// large frames keep coming, and how far a direct read may run past its frame (the
-    /// excess moves to the read buffer, so it must fit there).
-    fn direct_read_min(&self) -> usize {
-        (self.direct_read_threshold / 4)
-            .max(MIN_INPUT_BUFFER)
-            .min(self.read_buffer_size)
+    /// While large frames keep coming: how far a direct read runs past its frame, and
+    /// how much a read into the read buffer takes. Enough for the next frame's header (so
+    /// a stream of large frames takes one read per frame) and a little of what follows,
+    /// but no more, because those bytes are copied (into the read buffer, then into the
+    /// next message). It fits in the read buffer.
+    fn lookahead(&self) -> usize {
+        LOOKAHEAD.min(self.read_buffer_size)
     }
 }
+
+/// See [`DriverConfig::lookahead`]: a header is at most 14 bytes; the rest leaves room
+/// for a control frame or two.
+const LOOKAHEAD: usize = 256;
 
 /// The per-thread pool of read buffers, so idle connections hold none.
 mod pool {
@@ -312,7 +316,7 @@ impl RecvBuffer {
             self.start = 0;
             self.end = 0;
         } else if self.buf.len() - self.end < MIN_INPUT_BUFFER || self.start == self.end {
-            self.buf.copy_within(self.start..self.end, 0);
+            copy::move_to_front(&mut self.buf, self.start..self.end);
             self.end -= self.start;
             self.start = 0;
         }
@@ -323,7 +327,7 @@ impl RecvBuffer {
     fn push(&mut self, bytes: &[u8], size: usize) -> usize {
         let spare = self.spare(size);
         let n = spare.len().min(bytes.len());
-        spare[..n].copy_from_slice(&bytes[..n]);
+        copy::copy(&mut spare[..n], &bytes[..n]);
         self.end += n;
         n
     }
@@ -377,7 +381,7 @@ impl SendQueue {
     }
 
     fn push_small(&mut self, bytes: &[u8]) {
-        self.coalesced(bytes.len()).extend_from_slice(bytes);
+        copy::extend(self.coalesced(bytes.len()), bytes);
         self.pending += bytes.len();
     }
 
@@ -385,7 +389,7 @@ impl SendQueue {
         if payload.len() <= coalesce_limit {
             let buf = self.coalesced(head.len() + payload.len());
             buf.extend_from_slice(head);
-            buf.extend_from_slice(&payload);
+            copy::extend(buf, &payload);
             self.pending += head.len() + payload.len();
         } else {
             self.push_small(head);
@@ -590,7 +594,7 @@ impl Driver {
         }
         let config = self.tuning.config();
         let limit = if self.assembling && self.large_frame {
-            config.direct_read_min()
+            config.lookahead()
         } else {
             usize::MAX
         };
@@ -615,9 +619,9 @@ impl Driver {
     }
 
     /// Where the next read goes when it can skip the read buffer: the rest of the current
-    /// large binary frame, inside the message being assembled, and after it up to
-    /// [`DriverConfig::direct_read_threshold`]` / 4` bytes of room (the message's spare
-    /// capacity) for what follows the frame, so one read also brings the next header.
+    /// large binary frame, inside the message being assembled, and after it a few bytes
+    /// of room (the message's spare capacity, see `lookahead`) for what follows
+    /// the frame, so one read also brings the next header.
     /// Only with the read buffer empty, so the core sees the bytes in order.
     ///
     /// Returns the region and how many of its bytes belong to the current frame.
@@ -625,14 +629,15 @@ impl Driver {
         if !self.assembling || !self.large_frame || self.direct != 0 || !self.recv.is_empty() {
             return None;
         }
-        let overshoot = self.tuning.config().direct_read_min();
+        let config = self.tuning.config();
+        let overshoot = config.lookahead();
         // One read fills at most `u32::MAX` bytes (what `direct` counts); the rest of a
         // larger frame comes with the next reads.
         let most = usize::try_from(u32::MAX).unwrap_or(usize::MAX) - overshoot;
         let remaining = usize::try_from(self.connection.frame_remaining())
             .unwrap_or(usize::MAX)
             .min(most);
-        if remaining < overshoot {
+        if remaining == 0 {
             return None;
         }
         let Some(Partial::Binary { buf, filled }) = &mut self.partial else {
@@ -718,7 +723,7 @@ impl Driver {
             }
         }
         let mut partial = self.partial.take();
-        let overshoot = self.tuning.config().direct_read_min();
+        let overshoot = self.tuning.config().lookahead();
         let result = loop {
             match self.poll_event_hinted(now, |event, frame_remaining, large_frame| {
                 let slack = if large_frame { overshoot } else { 0 };
@@ -777,14 +782,16 @@ impl Driver {
                 self.finished |= matches!(event, Event::Closed(_));
                 let frame_remaining =
                     usize::try_from(self.connection.frame_remaining()).unwrap_or(usize::MAX);
-                let chunk = match &event {
-                    Event::Binary { bytes, .. } => Some(bytes.len()),
-                    Event::Text { text, .. } => Some(text.len()),
-                    _ => None,
-                };
-                if let (true, Some(chunk)) = (frame_start, chunk) {
-                    let frame_len = chunk.saturating_add(frame_remaining);
-                    self.large_frame = frame_len >= self.tuning.config().direct_read_threshold;
+                if frame_start {
+                    // Only binary payloads are read directly; text is validated as it is
+                    // copied into its `String`, through the read buffer at full size.
+                    self.large_frame = match &event {
+                        Event::Binary { bytes, .. } => {
+                            bytes.len().saturating_add(frame_remaining)
+                                >= self.tuning.config().direct_read_threshold
+                        }
+                        _ => false,
+                    };
                 }
                 return Ok(Some(f(event, frame_remaining, self.large_frame)));
             }
@@ -986,7 +993,7 @@ fn assemble(
                 }
             };
             so_far.reserve(text.len().saturating_add(frame_remaining));
-            so_far.push_str(text);
+            copy::push_str(&mut so_far, text);
             let text = so_far;
             if end != Boundary::MessageEnd {
                 *partial = Some(Partial::Text(text));
@@ -1004,11 +1011,11 @@ fn assemble(
             };
             let upto = filled + bytes.len();
             if let Some(dest) = buf.get_mut(filled..upto) {
-                dest.copy_from_slice(bytes);
+                copy::copy(dest, bytes);
             } else {
                 buf.truncate(filled);
                 buf.reserve(bytes.len().saturating_add(frame_remaining));
-                buf.extend_from_slice(bytes);
+                copy::extend(&mut buf, bytes);
             }
             if end != Boundary::MessageEnd {
                 *partial = Some(Partial::Binary { buf, filled: upto });

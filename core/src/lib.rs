@@ -97,6 +97,8 @@ extern crate std;
 pub mod close;
 pub mod config;
 pub mod connection;
+#[cfg(feature = "alloc")]
+mod copy;
 #[cfg(feature = "std")]
 pub mod driver;
 pub mod error;

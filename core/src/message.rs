@@ -11,6 +11,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::connection::{Boundary, Event};
+use crate::copy;
 
 /// A whole message, borrowed from the input chunk or from the assembler's buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,8 +157,8 @@ impl Assembler {
             }
         }
         match chunk {
-            Message::Text(text) => self.text.push_str(text),
-            Message::Binary(bytes) => self.binary.extend_from_slice(bytes),
+            Message::Text(text) => copy::push_str(&mut self.text, text),
+            Message::Binary(bytes) => copy::extend(&mut self.binary, bytes),
         }
         self.in_progress = true;
         if end != Boundary::MessageEnd {
