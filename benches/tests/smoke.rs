@@ -86,6 +86,15 @@ fn every_peer_serves_every_scenario() {
             r["mb_per_s"] > 0.0 && r["errors"] == 0.0,
             "{imp} bulk: {r:?}"
         );
+        let r = loadgen(&addr, pid, "bulk", &["--conns", "2", "--text"]);
+        assert!(
+            r["mb_per_s"] > 0.0 && r["errors"] == 0.0,
+            "{imp} text: {r:?}"
+        );
+        // crowd: latency with idle connections held open.
+        let r = loadgen(&addr, pid, "latency", &["--hold", "40"]);
+        assert_eq!(r["held"], 40.0, "{imp} crowd: {r:?}");
+        assert!(r["msgs"] > 0.0 && r["errors"] == 0.0, "{imp} crowd: {r:?}");
         let r = loadgen(&addr, pid, "large", &["--size", "3000000"]);
         assert!(r["msgs"] > 0.0 && r["errors"] == 0.0, "{imp} large: {r:?}");
         let r = loadgen(&addr, pid, "handshake", &["--conns", "2"]);

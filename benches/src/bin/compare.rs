@@ -2,7 +2,7 @@
 //!
 //! usage: compare [options]      (benches/compare.sh builds everything first)
 //!
-//!   --scenarios LIST  latency,small,bulk,large,idle,crowd,handshake (default: all)
+//!   --scenarios LIST  latency,small,bulk,text,large,idle,crowd,handshake (default: all)
 //!   --servers LIST    server names (default: every available one; see --list)
 //!   --reps N          repetitions, interleaved A B C A B C ... (default 3)
 //!   --warmup SECS     before each measured window (default 1)
@@ -103,6 +103,7 @@ const ALL_SCENARIOS: &[&str] = &[
     "latency",
     "small",
     "bulk",
+    "text",
     "large",
     "idle",
     "crowd",
@@ -165,8 +166,13 @@ fn scenario_table(name: &str) -> (&'static str, Vec<Column>) {
             .chain(cpu)
             .collect(),
         ),
-        "bulk" => (
-            "16 connections x 64 KiB binary x 2 in flight: throughput (MB = 10^6 B, each way)",
+        "bulk" | "text" => (
+            if name == "bulk" {
+                "16 connections x 64 KiB binary x 2 in flight: throughput (MB = 10^6 B, each way)"
+            } else {
+                "16 connections x 64 KiB text (UTF-8 validated) x 2 in flight: throughput \
+                (MB = 10^6 B, each way)"
+            },
             [
                 col("mb_per_s", "MB/s", 1.0, Some(High)),
                 col("msg_per_s", "msg/s", 1.0, None),
@@ -554,9 +560,11 @@ fn run_loadgen(
     pid: u32,
 ) -> Result<Result1, String> {
     let mut cmd = pinned(o.pin, o.client_cpu, &paths.release.join("loadgen"));
-    // crowd is loadgen's latency scenario with the idle connections held open.
+    // crowd is loadgen's latency scenario with the idle connections held open; text is
+    // its bulk scenario with text messages.
     let loadgen_scenario = match scenario {
         "crowd" => "latency",
+        "text" => "bulk",
         other => other,
     };
     cmd.args(["--addr", addr, "--scenario", loadgen_scenario])
@@ -569,6 +577,9 @@ fn run_loadgen(
         }
         "crowd" => {
             cmd.args(["--hold", &o.idle_conns.to_string()]);
+        }
+        "text" => {
+            cmd.arg("--text");
         }
         _ => {}
     }
@@ -629,7 +640,9 @@ fn progress_line(scenario: &str, r: &Result1) -> String {
     let head = match scenario {
         "latency" | "crowd" => format!("p50 {:.1} µs, p99 {:.1} µs", g("p50_us"), g("p99_us")),
         "small" => format!("{} msg/s", si(g("msg_per_s"))),
-        "bulk" | "large" => format!("{} MB/s, {} msg/s", si(g("mb_per_s")), si(g("msg_per_s"))),
+        "bulk" | "text" | "large" => {
+            format!("{} MB/s, {} msg/s", si(g("mb_per_s")), si(g("msg_per_s")))
+        }
         "idle" => format!(
             "{:.0} B/conn after handshake, {:.0} after echo",
             g("bytes_per_conn_handshake"),
