@@ -155,3 +155,34 @@ fn the_close_handshake_allocates_nothing_either() {
     assert!(pair.is_done());
     assert_eq!(n, 0);
 }
+
+/// A driver that ends while holding its read buffer (here: in the middle of a frame)
+/// hands it to the next driver on the thread, which then reads without allocating.
+#[test]
+fn a_dropped_driver_hands_its_read_buffer_to_the_next() {
+    use sockeye_proto::driver::{Driver, DriverConfig};
+    use sockeye_proto::{Config, Connection, Instant};
+    use std::task::Poll;
+
+    // Two bytes of a masked frame header: not enough for the core to consume them.
+    let feed = |driver: &mut Driver| {
+        let read = driver.read_with(|buf| {
+            buf[..2].copy_from_slice(&[0x82, 0xFE]);
+            Poll::Ready(Ok::<_, ()>(2))
+        });
+        assert_eq!(read, Poll::Ready(Ok(2)));
+        assert!(matches!(driver.poll_message(Instant::ZERO), Ok(None)));
+    };
+    let new_driver = || {
+        Driver::new(
+            Connection::server(Config::default(), Instant::ZERO),
+            DriverConfig::default(),
+        )
+    };
+
+    let mut first = new_driver();
+    feed(&mut first);
+    drop(first);
+    let mut second = new_driver();
+    assert_eq!(allocations(|| feed(&mut second)), 0);
+}
