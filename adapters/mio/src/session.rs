@@ -743,6 +743,8 @@ impl Session {
         short_read_drains: bool,
         handler: &mut dyn Handler,
     ) {
+        // A handshake read that came back short leaves nothing for the open phase to read.
+        let mut drained = false;
         // Each turn either moves to the next phase or returns.
         for _ in 0..4 {
             if self.done {
@@ -750,7 +752,9 @@ impl Session {
             }
             match self.phase {
                 Phase::Accepting(_) => {
-                    if !readable || !self.accept_request(now, handler) {
+                    if !readable
+                        || !self.accept_request(now, short_read_drains, &mut drained, handler)
+                    {
                         self.write_out(now);
                         return;
                     }
@@ -759,7 +763,7 @@ impl Session {
                     }
                 }
                 Phase::Connecting(_) => {
-                    if !self.client_handshake(now, readable) {
+                    if !self.client_handshake(now, readable, short_read_drains, &mut drained) {
                         return;
                     }
                     if self.is_open() {
@@ -769,7 +773,7 @@ impl Session {
                 Phase::Open(_) => {
                     self.dispatching = true;
                     if readable || self.read_paused {
-                        self.read_messages(now, short_read_drains, handler);
+                        self.read_messages(now, short_read_drains, drained, handler);
                     }
                     self.dispatching = false;
                     self.write_out(now);
@@ -789,7 +793,15 @@ impl Session {
     }
 
     /// Server: reads the request; `true` once the phase changed.
-    fn accept_request(&mut self, now: Instant, handler: &mut dyn Handler) -> bool {
+    ///
+    /// `drained`: set when the last read came back short and `short_read_drains`.
+    fn accept_request(
+        &mut self,
+        now: Instant,
+        short_read_drains: bool,
+        drained: &mut bool,
+        handler: &mut dyn Handler,
+    ) -> bool {
         let Phase::Accepting(accepting) = &mut self.phase else {
             return false;
         };
@@ -802,7 +814,12 @@ impl Session {
         let stream = &mut self.stream;
         let mut path = None;
         let answer = loop {
-            let n = match upgrade.read_with(|buf| read_once(stream, buf)) {
+            let mut asked = 0;
+            let read = upgrade.read_with(|buf| {
+                asked = buf.len();
+                read_once(stream, buf)
+            });
+            let n = match read {
                 Poll::Ready(Ok(n)) => n,
                 Poll::Ready(Err(error)) => {
                     self.fail(error);
@@ -810,6 +827,7 @@ impl Session {
                 }
                 Poll::Pending => return false,
             };
+            *drained = short_read_drains && n > 0 && n < asked;
             let answer = upgrade.poll(&mut Some(|request: &UpgradeRequest<'_, '_>| {
                 path = Some(request.path().to_owned());
                 match own.take() {
@@ -827,6 +845,10 @@ impl Session {
                 );
                 self.finish_with(Error::Io(error));
                 return true;
+            }
+            if *drained {
+                // The rest of the request comes with a later event.
+                return false;
             }
         };
         match answer {
@@ -860,7 +882,14 @@ impl Session {
 
     /// Client: connect, write the request, read the response; `true` once the phase
     /// changed.
-    fn client_handshake(&mut self, now: Instant, readable: bool) -> bool {
+    /// `drained`: as for [`accept_request`](Self::accept_request).
+    fn client_handshake(
+        &mut self,
+        now: Instant,
+        readable: bool,
+        short_read_drains: bool,
+        drained: &mut bool,
+    ) -> bool {
         let Phase::Connecting(connecting) = &mut self.phase else {
             return false;
         };
@@ -912,7 +941,12 @@ impl Session {
             .with_extensions(&extensions);
         let stream = &mut self.stream;
         let answer = loop {
-            let n = match upgrade.read_with(|buf| read_once(stream, buf)) {
+            let mut asked = 0;
+            let read = upgrade.read_with(|buf| {
+                asked = buf.len();
+                read_once(stream, buf)
+            });
+            let n = match read {
                 Poll::Ready(Ok(n)) => n,
                 Poll::Ready(Err(error)) => {
                     self.fail(error);
@@ -920,6 +954,7 @@ impl Session {
                 }
                 Poll::Pending => return false,
             };
+            *drained = short_read_drains && n > 0 && n < asked;
             match upgrade.poll(&request) {
                 Ok(Some(answer)) => break answer,
                 Ok(None) if n == 0 => {
@@ -930,6 +965,8 @@ impl Session {
                     self.finish_with(Error::Io(error));
                     return true;
                 }
+                // The rest of the response comes with a later event.
+                Ok(None) if *drained => return false,
                 Ok(None) => {}
                 Err(error) => {
                     self.finish_with(Error::Response(error));
@@ -958,10 +995,16 @@ impl Session {
     /// Open: processes buffered input and reads until the socket is drained (it would
     /// block, or with `short_read_drains` a read came back short), the send queue is full
     /// (backpressure) or the connection ends, handing each message to `handler` before
-    /// the next is parsed.
-    fn read_messages(&mut self, now: Instant, short_read_drains: bool, handler: &mut dyn Handler) {
+    /// the next is parsed. `drained`: the socket is known to be drained already (the
+    /// handshake's last read came back short), so only buffered input is processed.
+    fn read_messages(
+        &mut self,
+        now: Instant,
+        short_read_drains: bool,
+        mut drained: bool,
+        handler: &mut dyn Handler,
+    ) {
         let mut eof = false;
-        let mut drained = false;
         loop {
             if self.outcome().is_some() || self.done {
                 return;

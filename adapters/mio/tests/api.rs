@@ -531,3 +531,32 @@ fn an_end_of_stream_that_arrives_with_the_last_bytes_is_read() {
         peer.join().unwrap();
     }
 }
+
+/// A frame sent in the same write as the upgrade request is echoed at once: the read that
+/// brought both came back short, so the session reads no more from the socket, but it
+/// still processes the frame it already has (no further event would come for it).
+#[test]
+fn a_frame_behind_the_request_is_answered_without_another_event() {
+    let server = serve(Settings::default());
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let key = [1u8, 2, 3, 4];
+    let mut wire = UPGRADE.as_bytes().to_vec();
+    wire.extend_from_slice(&[0x81, 0x82]);
+    wire.extend_from_slice(&key);
+    wire.extend(b"hi".iter().zip(key.iter().cycle()).map(|(b, k)| b ^ k));
+    stream.write_all(&wire).unwrap();
+
+    let mut received = Vec::new();
+    let mut byte = [0u8; 1];
+    while !received.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "{received:?}");
+        received.push(byte[0]);
+    }
+    assert!(received.starts_with(b"HTTP/1.1 101"), "{received:?}");
+    let mut echo = [0u8; 4];
+    stream.read_exact(&mut echo).unwrap();
+    assert_eq!(&echo, b"\x81\x02hi");
+}
