@@ -57,6 +57,59 @@ pub fn recv(fd: std::os::fd::RawFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// Sets the TCP congestion control of one socket (`TCP_CONGESTION`), for
+/// example `cubic`: the load generator's sockets use one that does not pace, so
+/// its sends are not spread out by timers (see `loadgen --congestion`).
+pub fn set_congestion_control(fd: std::os::fd::RawFd, name: &str) -> io::Result<()> {
+    // SAFETY: the pointer and length describe `name`'s bytes, valid for the
+    // whole call; the kernel only reads them. A bad fd is an error, not UB.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            name.as_ptr().cast(),
+            name.len() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// The TCP congestion control a socket uses (`TCP_CONGESTION`), as the kernel
+/// names it.
+pub fn congestion_control(fd: std::os::fd::RawFd) -> io::Result<String> {
+    let mut name = [0u8; 32];
+    let mut len = name.len() as libc::socklen_t;
+    // SAFETY: `name` is valid for writes of `len` bytes and `len` for a write of
+    // its own; the kernel writes at most `len` bytes and stores the count back.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            name.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let name = &name[..(len as usize).min(name.len())];
+    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    Ok(String::from_utf8_lossy(&name[..end]).into_owned())
+}
+
+/// The system's default TCP congestion control (what a socket gets unless it
+/// sets its own), or `None` where `/proc` does not say.
+pub fn default_congestion_control() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control").ok()?;
+    Some(name.trim().to_string()).filter(|n| !n.is_empty())
+}
+
 /// Clock ticks per second, the unit of `utime` / `stime` in `/proc/PID/stat`.
 pub fn clock_ticks_per_second() -> u64 {
     // SAFETY: sysconf has no memory effects.
@@ -126,6 +179,8 @@ pub fn process_rss_bytes(pid: u32) -> io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsRawFd as _;
 
     #[test]
     fn own_process_is_readable() {
@@ -142,5 +197,17 @@ mod tests {
         assert!(system_busy_time().unwrap() > Duration::ZERO);
         assert!(clock_ticks_per_second() > 0);
         assert!(raise_nofile_limit() > 0);
+    }
+
+    #[test]
+    fn a_socket_takes_the_congestion_control_it_is_given() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let fd = stream.as_raw_fd();
+        // reno is built into every Linux kernel and always allowed.
+        set_congestion_control(fd, "reno").unwrap();
+        assert_eq!(congestion_control(fd).unwrap(), "reno");
+        assert!(set_congestion_control(fd, "no-such-algorithm").is_err());
+        assert_eq!(congestion_control(fd).unwrap(), "reno");
     }
 }

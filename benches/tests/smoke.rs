@@ -40,6 +40,14 @@ fn start_peer(imp: &str) -> (Killed, String) {
 }
 
 fn loadgen(addr: &str, pid: u32, scenario: &str, extra: &[&str]) -> BTreeMap<String, f64> {
+    result_line(addr, pid, scenario, extra)
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .filter_map(|(k, v)| v.parse().ok().map(|v| (k.to_string(), v)))
+        .collect()
+}
+
+fn result_line(addr: &str, pid: u32, scenario: &str, extra: &[&str]) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args(["--addr", addr, "--scenario", scenario])
         .args(["--server-pid", &pid.to_string()])
@@ -62,14 +70,28 @@ fn loadgen(addr: &str, pid: u32, scenario: &str, extra: &[&str]) -> BTreeMap<Str
         "loadgen {scenario} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let line = stdout
+    stdout
         .lines()
         .find(|l| l.starts_with("RESULT "))
-        .unwrap_or_else(|| panic!("no RESULT line in {stdout:?}"));
-    line.split_whitespace()
-        .filter_map(|kv| kv.split_once('='))
-        .filter_map(|(k, v)| v.parse().ok().map(|v| (k.to_string(), v)))
-        .collect()
+        .unwrap_or_else(|| panic!("no RESULT line in {stdout:?}"))
+        .to_string()
+}
+
+#[test]
+fn the_load_generator_reports_the_congestion_control_its_sockets_use() {
+    let (server, addr) = start_peer("fastwebsockets");
+    let pid = server.0.id();
+    let used = |extra: &[&str]| {
+        let line = result_line(&addr, pid, "latency", extra);
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix("congestion="))
+            .unwrap_or_else(|| panic!("no congestion= in {line:?}"))
+            .to_string()
+    };
+    assert_eq!(used(&["--congestion", "reno"]), "reno");
+    // An algorithm the kernel refuses leaves the sockets on its default.
+    let system = used(&["--congestion", "system"]);
+    assert_eq!(used(&["--congestion", "no-such-algorithm"]), system);
 }
 
 #[test]

@@ -12,6 +12,9 @@
 //!   --server-cpu N    CPU the server is pinned to (default 0)
 //!   --client-cpu N    CPU the load generator is pinned to (default 1)
 //!   --no-pin          do not use taskset
+//!   --client-congestion NAME  TCP congestion control of the load generator's
+//!                     sockets (default cubic; `system` keeps the kernel's
+//!                     default). The servers always keep the kernel's default.
 //!   --no-build        do not run cargo (use the binaries already built)
 //!   --out FILE        also write the report there
 //!                     (default: TARGET/bench-results/latest.md)
@@ -251,6 +254,8 @@ struct Options {
     server_cpu: usize,
     client_cpu: usize,
     pin: bool,
+    /// `loadgen --congestion`: `system` keeps the kernel's default.
+    client_congestion: String,
     build: bool,
     out: Option<PathBuf>,
     list: bool,
@@ -277,6 +282,7 @@ fn parse_args() -> Options {
         server_cpu: 0,
         client_cpu: 1,
         pin: true,
+        client_congestion: "cubic".to_string(),
         build: true,
         out: None,
         list: false,
@@ -308,6 +314,7 @@ fn parse_args() -> Options {
             "--server-cpu" => o.server_cpu = num(val()),
             "--client-cpu" => o.client_cpu = num(val()),
             "--no-pin" => o.pin = false,
+            "--client-congestion" => o.client_congestion = val(),
             "--no-build" => o.build = false,
             "--out" => o.out = Some(PathBuf::from(val())),
             "--list" => o.list = true,
@@ -570,7 +577,8 @@ fn run_loadgen(
     cmd.args(["--addr", addr, "--scenario", loadgen_scenario])
         .args(["--server-pid", &pid.to_string()])
         .args(["--warmup", &o.warmup.to_string()])
-        .args(["--duration", &o.duration.to_string()]);
+        .args(["--duration", &o.duration.to_string()])
+        .args(["--congestion", &o.client_congestion]);
     match scenario {
         "idle" => {
             cmd.args(["--conns", &o.idle_conns.to_string()]);
@@ -772,6 +780,16 @@ fn report(
         } else {
             "not pinned".to_string()
         }
+    );
+    let system = sys::default_congestion_control().unwrap_or_else(|| "unknown".to_string());
+    let client = if o.client_congestion == "system" {
+        &system
+    } else {
+        &o.client_congestion
+    };
+    let _ = writeln!(
+        w,
+        "- TCP congestion control: servers {system} (the kernel's default), load generator {client}"
     );
     for n in notes {
         let _ = writeln!(w, "- {n}");

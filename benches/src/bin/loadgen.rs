@@ -18,6 +18,12 @@
 //!   --hold N [0]       latency/small/bulk/large: first open N more connections
 //!                      (upgraded, then silent) and hold them open throughout, so
 //!                      a server whose every turn visits every connection shows it
+//!   --congestion NAME [cubic]  TCP congestion control of the load generator's
+//!                      own sockets (`system`: keep the kernel's default). With
+//!                      BBR, the default on some kernels, and no `fq` qdisc, TCP
+//!                      paces every send with a timer: on a VM that made the
+//!                      load generator's core, not the server, the limit of bulk
+//!                      runs, and made it cost more the less the server did
 //!
 //! Frames are built and masked once, then written again and again; each
 //! connection keeps K messages in flight (pipelined) and counts the echoes
@@ -31,6 +37,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd as _;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt as _};
@@ -107,7 +114,17 @@ struct Config {
     duration: Duration,
     server_pid: Option<u32>,
     hold: usize,
+    /// `None`: the kernel's default.
+    congestion: Option<String>,
 }
+
+/// The congestion control every connection of this process sets
+/// (`--congestion`), once, before any connects.
+static CONGESTION: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+/// Set when a socket refused `CONGESTION` (it then kept the kernel's default).
+static CONGESTION_FAILED: AtomicBool = AtomicBool::new(false);
+/// What the kernel says the first connection uses, for the RESULT line.
+static CONGESTION_USED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 fn usage() -> ! {
     let doc = include_str!("loadgen.rs");
@@ -124,6 +141,7 @@ fn parse_args() -> Config {
     let (mut conns, mut size, mut inflight, mut text) = (None, None, None, None);
     let (mut warmup, mut duration, mut server_pid) = (1.0f64, 5.0f64, None);
     let mut hold = 0;
+    let mut congestion = Some("cubic".to_string());
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = |name: &str| {
@@ -156,6 +174,9 @@ fn parse_args() -> Config {
             "--duration" => duration = num("--duration", val("--duration")),
             "--server-pid" => server_pid = Some(num("--server-pid", val("--server-pid"))),
             "--hold" => hold = num("--hold", val("--hold")),
+            "--congestion" => {
+                congestion = Some(val("--congestion")).filter(|name| name != "system")
+            }
             "-h" | "--help" => usage(),
             other => {
                 eprintln!("loadgen: unknown argument {other:?}");
@@ -182,6 +203,7 @@ fn parse_args() -> Config {
         } else {
             hold
         },
+        congestion,
     };
     if cfg.scenario == Scenario::Idle && cfg.server_pid.is_none() {
         eprintln!("loadgen: the idle scenario needs --server-pid to read the server's RSS");
@@ -204,6 +226,9 @@ fn main() {
         );
         std::process::exit(1);
     }
+    CONGESTION
+        .set(cfg.congestion.clone())
+        .expect("set once, before any connects");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -219,7 +244,12 @@ fn main() {
     match result {
         Ok(fields) => {
             let line: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            println!("RESULT scenario={} {}", cfg.scenario.name(), line.join(" "));
+            println!(
+                "RESULT scenario={} {} congestion={}",
+                cfg.scenario.name(),
+                line.join(" "),
+                CONGESTION_USED.get().map_or("unknown", String::as_str)
+            );
             // Exit at once: open connections are dropped by the kernel.
             std::process::exit(0);
         }
@@ -288,6 +318,18 @@ async fn ws_connect(addr: SocketAddr, request: &[u8]) -> Result<(TcpStream, Vec<
             .await
             .map_err(|e| format!("connect {addr}: {e}"))?;
         s.set_nodelay(true).map_err(|e| e.to_string())?;
+        if let Some(name) = CONGESTION.get().and_then(Option::as_deref) {
+            if let Err(e) = sys::set_congestion_control(s.as_raw_fd(), name) {
+                // Not fatal: the run goes on with the kernel's default, and says so.
+                if !CONGESTION_FAILED.swap(true, Ordering::Relaxed) {
+                    eprintln!("loadgen: --congestion {name}: {e}; using the kernel's default");
+                }
+            }
+        }
+        if CONGESTION_USED.get().is_none() {
+            let used = sys::congestion_control(s.as_raw_fd()).unwrap_or_else(|_| "unknown".into());
+            let _ = CONGESTION_USED.set(used);
+        }
         s.write_all(request)
             .await
             .map_err(|e| format!("send upgrade request: {e}"))?;
