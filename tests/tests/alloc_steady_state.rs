@@ -17,12 +17,19 @@ struct Counting;
 thread_local! {
     static COUNTING: Cell<bool> = const { Cell::new(false) };
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    static LARGE_ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
 }
 
-fn note() {
+/// Allocations of at least this many bytes are also counted apart.
+const LARGE: usize = 1 << 20;
+
+fn note(size: usize) {
     let _ = COUNTING.try_with(|counting| {
         if counting.get() {
             let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+            if size >= LARGE {
+                let _ = LARGE_ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+            }
         }
     });
 }
@@ -31,19 +38,19 @@ fn note() {
 // const-initialized thread local without a destructor, so counting never allocates.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
+        note(layout.size());
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
+        note(layout.size());
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
+        note(new_size);
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -59,11 +66,21 @@ static ALLOCATOR: Counting = Counting;
 
 /// Counts the allocations `f` makes on this thread.
 fn allocations(f: impl FnOnce()) -> u64 {
+    counted(f).0
+}
+
+/// The allocations `f` makes on this thread: all of them, and those of `LARGE` bytes
+/// or more.
+fn counted(f: impl FnOnce()) -> (u64, u64) {
     ALLOCATIONS.with(|n| n.set(0));
+    LARGE_ALLOCATIONS.with(|n| n.set(0));
     COUNTING.with(|c| c.set(true));
     f();
     COUNTING.with(|c| c.set(false));
-    ALLOCATIONS.with(|n| n.get())
+    (
+        ALLOCATIONS.with(|n| n.get()),
+        LARGE_ALLOCATIONS.with(|n| n.get()),
+    )
 }
 
 #[test]
@@ -185,4 +202,61 @@ fn a_dropped_driver_hands_its_read_buffer_to_the_next() {
     drop(first);
     let mut second = new_driver();
     assert_eq!(allocations(|| feed(&mut second)), 0);
+}
+
+/// An echo of messages larger than the pooled 1 MiB buffers: each one, once written
+/// back, is the buffer the next is read into, so the next is neither allocated nor
+/// zeroed again.
+#[test]
+fn an_echoed_large_message_lends_its_buffer_to_the_next() {
+    use sockeye_proto::driver::{Driver, DriverConfig, Received};
+    use sockeye_proto::{Config, Connection, Instant};
+    use sockeye_tests::Frame;
+    use std::task::Poll;
+
+    let size = 3 << 20;
+    let mut wire = Vec::new();
+    for seed in 0..3u8 {
+        Frame::binary(&vec![seed; size])
+            .masked([1, 2, 3, 4])
+            .encode_into(&mut wire);
+    }
+    let mut driver = Driver::new(
+        Connection::server(Config::default(), Instant::ZERO),
+        DriverConfig::default(),
+    );
+    let mut offset = 0;
+    // Reads and echoes one message; bounded by the bytes left.
+    let mut echo_one = |driver: &mut Driver| {
+        for _ in 0..=wire.len() {
+            match driver.poll_message(Instant::ZERO).unwrap() {
+                Some(Received::Message(message)) => {
+                    driver.send(message, Instant::ZERO).unwrap();
+                    while driver.wants_write() {
+                        let mut slices = [std::io::IoSlice::new(&[]); 8];
+                        let count = driver.write_slices(&mut slices);
+                        let written = slices[..count].iter().map(|slice| slice.len()).sum();
+                        driver.advance(written);
+                    }
+                    return;
+                }
+                Some(Received::Closed(closed)) => panic!("closed: {closed:?}"),
+                None => {}
+            }
+            let read = driver.read_with(|buf: &mut [u8]| -> Poll<Result<usize, ()>> {
+                let n = buf.len().min(wire.len() - offset);
+                buf[..n].copy_from_slice(&wire[offset..offset + n]);
+                offset += n;
+                Poll::Ready(Ok(n))
+            });
+            assert!(matches!(read, Poll::Ready(Ok(n)) if n > 0), "{read:?}");
+        }
+        panic!("no message");
+    };
+    let (_, first) = counted(|| echo_one(&mut driver));
+    assert_eq!(first, 1, "the first message's buffer is allocated");
+    for _ in 0..2 {
+        let (_, large) = counted(|| echo_one(&mut driver));
+        assert_eq!(large, 0, "a later message allocated a large buffer");
+    }
 }
