@@ -38,6 +38,17 @@ pub use pair::{Chunking, Pair, PairBuilder, Side};
 pub use transcript::{Entry, Recorder, Tally, Transcript};
 pub use wire::{parse_frames, Frame, Length, WireFrame};
 
+/// Writes everything `driver` has queued to a peer that takes every byte at once (the
+/// bytes go nowhere), so that written message buffers go back to the driver's pool.
+pub fn write_all_queued(driver: &mut sockeye_proto::driver::Driver) {
+    while driver.wants_write() {
+        let mut slices = [std::io::IoSlice::new(&[]); 8];
+        let count = driver.write_slices(&mut slices);
+        let written: usize = slices[..count].iter().map(|slice| slice.len()).sum();
+        driver.advance(written);
+    }
+}
+
 /// A deterministic xorshift generator for tests that want varied but repeatable input
 /// (chunk sizes, payload bytes) without pulling in an RNG crate.
 #[derive(Clone, Copy, Debug)]

@@ -232,12 +232,7 @@ fn an_echoed_large_message_lends_its_buffer_to_the_next() {
             match driver.poll_message(Instant::ZERO).unwrap() {
                 Some(Received::Message(message)) => {
                     driver.send(message, Instant::ZERO).unwrap();
-                    while driver.wants_write() {
-                        let mut slices = [std::io::IoSlice::new(&[]); 8];
-                        let count = driver.write_slices(&mut slices);
-                        let written = slices[..count].iter().map(|slice| slice.len()).sum();
-                        driver.advance(written);
-                    }
+                    sockeye_tests::write_all_queued(driver);
                     return;
                 }
                 Some(Received::Closed(closed)) => panic!("closed: {closed:?}"),

@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 use sockeye_proto::driver::{Driver, DriverConfig, Message, Received};
 use sockeye_proto::{Config, Connection, Instant, ProtocolError};
-use sockeye_tests::Frame;
+use sockeye_tests::{write_all_queued, Frame};
 use std::task::Poll;
 
 /// What the client sends: data messages, each in one or more frames, with control
@@ -116,7 +116,7 @@ fn receive(
                     // Echo it: once written, its buffer goes back to the per-thread pool
                     // (old bytes and all) and later messages are assembled in it.
                     driver.send(message.clone(), at(1)).unwrap();
-                    write_all(&mut driver);
+                    write_all_queued(&mut driver);
                 }
                 messages.push(message);
                 continue;
@@ -141,15 +141,6 @@ fn receive(
     assert_eq!(offset, wire.len(), "the driver stopped reading");
     assert!(!driver.has_buffered_input());
     Ok((messages, offers))
-}
-
-fn write_all(driver: &mut Driver) {
-    while driver.wants_write() {
-        let mut slices = [std::io::IoSlice::new(&[]); 8];
-        let count = driver.write_slices(&mut slices);
-        let written: usize = slices[..count].iter().map(|slice| slice.len()).sum();
-        driver.advance(written);
-    }
 }
 
 fn config(read_buffer: usize, threshold: usize) -> DriverConfig {

@@ -37,7 +37,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd as _;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt as _};
@@ -121,8 +120,6 @@ struct Config {
 /// The congestion control every connection of this process sets
 /// (`--congestion`), once, before any connects.
 static CONGESTION: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-/// Set when a socket refused `CONGESTION` (it then kept the kernel's default).
-static CONGESTION_FAILED: AtomicBool = AtomicBool::new(false);
 /// What the kernel says the first connection uses, for the RESULT line.
 static CONGESTION_USED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
@@ -318,15 +315,17 @@ async fn ws_connect(addr: SocketAddr, request: &[u8]) -> Result<(TcpStream, Vec<
             .await
             .map_err(|e| format!("connect {addr}: {e}"))?;
         s.set_nodelay(true).map_err(|e| e.to_string())?;
+        let first = CONGESTION_USED.get().is_none();
         if let Some(name) = CONGESTION.get().and_then(Option::as_deref) {
             if let Err(e) = sys::set_congestion_control(s.as_raw_fd(), name) {
-                // Not fatal: the run goes on with the kernel's default, and says so.
-                if !CONGESTION_FAILED.swap(true, Ordering::Relaxed) {
+                // Not fatal: the run goes on with the kernel's default, and says so
+                // (once: every connection asks for the same algorithm).
+                if first {
                     eprintln!("loadgen: --congestion {name}: {e}; using the kernel's default");
                 }
             }
         }
-        if CONGESTION_USED.get().is_none() {
+        if first {
             let used = sys::congestion_control(s.as_raw_fd()).unwrap_or_else(|_| "unknown".into());
             let _ = CONGESTION_USED.set(used);
         }
