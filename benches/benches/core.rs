@@ -1,5 +1,6 @@
 //! Criterion micro-benchmarks of the sans-IO core: frame headers, UTF-8 validation, the
-//! upgrade handshake, and an in-memory client/server round trip. Masking against
+//! upgrade handshake, an in-memory client/server round trip, and the driver receiving
+//! a 16 MiB message. Masking against
 //! `memcpy` is `cargo bench -p sockeye-proto --bench mask`.
 //!
 //! `cargo bench -p sockeye-benches --bench core [-- FILTER]`
@@ -223,11 +224,73 @@ fn round_trip(c: &mut Criterion) {
     group.finish();
 }
 
+/// A server driver receiving one 16 MiB message from an in-memory socket that hands
+/// out 256 KiB per read: `echoed` sends the message back (its buffer then serves the
+/// next message), `kept` hands it to the application for good (the next message needs
+/// a new buffer).
+fn large_message(c: &mut Criterion) {
+    use sockeye_proto::driver::{Driver, DriverConfig, Message, Received};
+    use std::task::Poll;
+
+    const SIZE: usize = 16 << 20;
+    const READ: usize = 256 << 10;
+    let mut payload = vec![0x61; SIZE];
+    let mut client = Connection::new(Role::Client, Config::default(), [7; 32], Instant::ZERO);
+    let head = client
+        .send(DataKind::Binary, true, &mut payload)
+        .expect("the connection is open");
+    let wire = [&head[..], &payload].concat();
+    let receive = |driver: &mut Driver| -> Message {
+        let mut at = 0;
+        for _ in 0..=wire.len() / READ + 1 {
+            if let Some(Received::Message(message)) =
+                driver.poll_message(Instant::ZERO).expect("valid frames")
+            {
+                return message;
+            }
+            let read = driver.read_with(|buf: &mut [u8]| -> Poll<Result<usize, ()>> {
+                let n = buf.len().min(READ).min(wire.len() - at);
+                buf[..n].copy_from_slice(&wire[at..at + n]);
+                at += n;
+                Poll::Ready(Ok(n))
+            });
+            assert!(matches!(read, Poll::Ready(Ok(n)) if n > 0));
+        }
+        panic!("no message");
+    };
+    let new_driver = || {
+        Driver::new(
+            Connection::server(Config::default(), Instant::ZERO),
+            DriverConfig::default(),
+        )
+    };
+    let mut group = c.benchmark_group("large_message");
+    group.throughput(Throughput::Bytes(SIZE as u64));
+    group.sample_size(20);
+    let mut driver = new_driver();
+    group.bench_function("echoed", |b| {
+        b.iter(|| {
+            let message = receive(&mut driver);
+            driver.send(message, Instant::ZERO).expect("open");
+            while driver.wants_write() {
+                let mut slices = [std::io::IoSlice::new(&[]); 8];
+                let count = driver.write_slices(&mut slices);
+                let written: usize = slices[..count].iter().map(|slice| slice.len()).sum();
+                driver.advance(written);
+            }
+        })
+    });
+    let mut driver = new_driver();
+    group.bench_function("kept", |b| b.iter_with_large_drop(|| receive(&mut driver)));
+    group.finish();
+}
+
 criterion_group!(
     benches,
     frame_header,
     utf8_validation,
     handshake,
-    round_trip
+    round_trip,
+    large_message
 );
 criterion_main!(benches);

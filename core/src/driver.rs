@@ -18,6 +18,9 @@
 //! connection holds no buffer at all. Large message buffers, once written out, are kept
 //! per thread for the next large message (eight of 4 KiB to 1 MiB, and one larger of up
 //! to 64 MiB), so that an echo or a proxy does not allocate and zero one per message.
+//! A new large buffer is asked of the allocator already zeroed (fresh pages are), and a
+//! buffer that must grow is zeroed only a step (1 MiB) ahead of the bytes received: a
+//! frame header announcing 16 MiB commits about what actually arrived, not 16 MiB.
 //!
 //! The driver does no I/O: the adapter calls [`Driver::read_with`] with a closure that
 //! performs one non-blocking read into the buffer it is given (returning
@@ -194,6 +197,10 @@ impl DriverConfig {
     }
 }
 
+/// How far past the received bytes a growing message buffer is zeroed for direct
+/// reads (each read then fills at most this much).
+const ZEROED_AHEAD: usize = 1 << 20;
+
 /// See [`DriverConfig::lookahead`]: a header is at most 14 bytes; the rest leaves room
 /// for a control frame or two.
 const LOOKAHEAD: usize = 256;
@@ -259,7 +266,7 @@ mod pool {
 
     /// An empty buffer with room for at least `capacity` bytes.
     pub(super) fn buffer(capacity: usize) -> Vec<u8> {
-        let mut buf = message_buffer(capacity);
+        let mut buf = recycled(capacity).unwrap_or_else(|| Vec::with_capacity(capacity));
         buf.clear();
         buf
     }
@@ -268,7 +275,22 @@ mod pool {
     /// bytes, which are left over from an earlier message) is up to `capacity`, so that
     /// reads can go straight into it without zeroing it first.
     pub(super) fn message_buffer(capacity: usize) -> Vec<u8> {
-        let recycled = if (MIN_RECYCLED..=MAX_RECYCLED).contains(&capacity) {
+        if let Some(mut buf) = recycled(capacity) {
+            buf.truncate(capacity);
+            return buf;
+        }
+        if capacity > MAX_RECYCLED {
+            // Asked for zeroed memory, the allocator can hand out fresh pages, which
+            // the kernel has zeroed already; an empty buffer would be zeroed by
+            // `resize` before the first read, every byte (a message the application
+            // keeps never comes back to lend its buffer to the next).
+            return std::vec![0; capacity];
+        }
+        Vec::with_capacity(capacity)
+    }
+
+    fn recycled(capacity: usize) -> Option<Vec<u8>> {
+        if (MIN_RECYCLED..=MAX_RECYCLED).contains(&capacity) {
             RECYCLED
                 .try_with(|pool| {
                     let mut pool = pool.borrow_mut();
@@ -287,12 +309,7 @@ mod pool {
                 .flatten()
         } else {
             None
-        };
-        if let Some(mut buf) = recycled {
-            buf.truncate(capacity);
-            return buf;
         }
-        Vec::with_capacity(capacity)
     }
 
     /// Keeps `buf` for a later [`buffer`] call if it is worth keeping. Its contents stay
@@ -684,10 +701,14 @@ impl Driver {
         // Never grow the buffer for the overshoot (`assemble` reserved room for it).
         let end = frame_end.max(buf.capacity().min(frame_end.saturating_add(overshoot)));
         if buf.len() < end {
-            // Only a fresh buffer (or one left shorter by a smaller message) is zeroed.
-            buf.resize(end, 0);
+            // A buffer that must grow (a shorter recycled one, or a message's next
+            // frame) is zeroed only a step ahead of the bytes that arrived: a header
+            // can announce 16 MiB that never come, and zeroed memory is resident.
+            let step = filled.saturating_add(ZEROED_AHEAD).max(buf.len());
+            buf.resize(end.min(step), 0);
         }
-        Some((&mut buf[*filled..end], remaining))
+        let end = end.min(buf.len());
+        Some((&mut buf[*filled..end], remaining.min(end - *filled)))
     }
 
     /// After a direct read of `n` bytes into [`Driver::direct_region`]: the bytes past

@@ -9,7 +9,10 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use sockeye_proto::{DataKind, MIN_INPUT_BUFFER};
+use std::task::Poll;
+
+use sockeye_proto::driver::{Driver, DriverConfig, Message, Received};
+use sockeye_proto::{DataKind, Instant, MIN_INPUT_BUFFER};
 use sockeye_tests::{Chunking, Pair, Side};
 
 struct Counting;
@@ -18,17 +21,22 @@ thread_local! {
     static COUNTING: Cell<bool> = const { Cell::new(false) };
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
     static LARGE_ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    static LARGE_ZEROED: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Allocations of at least this many bytes are also counted apart.
 const LARGE: usize = 1 << 20;
 
-fn note(size: usize) {
+fn note(size: usize, zeroed: bool) {
+    let bump = |n: &Cell<u64>| n.set(n.get() + 1);
     let _ = COUNTING.try_with(|counting| {
         if counting.get() {
-            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+            let _ = ALLOCATIONS.try_with(bump);
             if size >= LARGE {
-                let _ = LARGE_ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+                let _ = LARGE_ALLOCATIONS.try_with(bump);
+                if zeroed {
+                    let _ = LARGE_ZEROED.try_with(bump);
+                }
             }
         }
     });
@@ -38,19 +46,19 @@ fn note(size: usize) {
 // const-initialized thread local without a destructor, so counting never allocates.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
+        note(layout.size(), false);
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
+        note(layout.size(), true);
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size);
+        note(new_size, false);
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -66,21 +74,32 @@ static ALLOCATOR: Counting = Counting;
 
 /// Counts the allocations `f` makes on this thread.
 fn allocations(f: impl FnOnce()) -> u64 {
-    counted(f).0
+    counted(f).all
 }
 
-/// The allocations `f` makes on this thread: all of them, and those of `LARGE` bytes
-/// or more.
-fn counted(f: impl FnOnce()) -> (u64, u64) {
-    ALLOCATIONS.with(|n| n.set(0));
-    LARGE_ALLOCATIONS.with(|n| n.set(0));
+/// The allocations one piece of code made on this thread.
+#[derive(Debug)]
+struct Counts {
+    all: u64,
+    /// Those of `LARGE` bytes or more.
+    large: u64,
+    /// Those of `LARGE` bytes or more asked for zeroed (`alloc_zeroed`).
+    large_zeroed: u64,
+}
+
+/// The allocations `f` makes on this thread.
+fn counted(f: impl FnOnce()) -> Counts {
+    for counter in [&ALLOCATIONS, &LARGE_ALLOCATIONS, &LARGE_ZEROED] {
+        counter.with(|n| n.set(0));
+    }
     COUNTING.with(|c| c.set(true));
     f();
     COUNTING.with(|c| c.set(false));
-    (
-        ALLOCATIONS.with(|n| n.get()),
-        LARGE_ALLOCATIONS.with(|n| n.get()),
-    )
+    Counts {
+        all: ALLOCATIONS.with(Cell::get),
+        large: LARGE_ALLOCATIONS.with(Cell::get),
+        large_zeroed: LARGE_ZEROED.with(Cell::get),
+    }
 }
 
 #[test]
@@ -204,54 +223,90 @@ fn a_dropped_driver_hands_its_read_buffer_to_the_next() {
     assert_eq!(allocations(|| feed(&mut second)), 0);
 }
 
+/// `count` binary messages of `size` bytes, the `n`th filled with `n`, masked as a
+/// client sends them.
+fn large_messages(count: u8, size: usize) -> Vec<u8> {
+    let mut wire = Vec::new();
+    for seed in 0..count {
+        sockeye_tests::Frame::binary(&vec![seed; size])
+            .masked([1, 2, 3, 4])
+            .encode_into(&mut wire);
+    }
+    wire
+}
+
+fn server_driver() -> Driver {
+    use sockeye_proto::{Config, Connection};
+    Driver::new(
+        Connection::server(Config::default(), Instant::ZERO),
+        DriverConfig::default(),
+    )
+}
+
+/// Reads `wire` from `offset` into `driver` until a message is complete; bounded by the
+/// bytes left.
+fn next_message(driver: &mut Driver, wire: &[u8], offset: &mut usize) -> Message {
+    for _ in 0..=wire.len() {
+        match driver.poll_message(Instant::ZERO).unwrap() {
+            Some(Received::Message(message)) => return message,
+            Some(Received::Closed(closed)) => panic!("closed: {closed:?}"),
+            None => {}
+        }
+        let read = driver.read_with(|buf: &mut [u8]| -> Poll<Result<usize, ()>> {
+            let n = buf.len().min(wire.len() - *offset);
+            buf[..n].copy_from_slice(&wire[*offset..*offset + n]);
+            *offset += n;
+            Poll::Ready(Ok(n))
+        });
+        assert!(matches!(read, Poll::Ready(Ok(n)) if n > 0), "{read:?}");
+    }
+    panic!("no message");
+}
+
 /// An echo of messages larger than the pooled 1 MiB buffers: each one, once written
 /// back, is the buffer the next is read into, so the next is neither allocated nor
 /// zeroed again.
 #[test]
 fn an_echoed_large_message_lends_its_buffer_to_the_next() {
-    use sockeye_proto::driver::{Driver, DriverConfig, Received};
-    use sockeye_proto::{Config, Connection, Instant};
-    use sockeye_tests::Frame;
-    use std::task::Poll;
-
-    let size = 3 << 20;
-    let mut wire = Vec::new();
-    for seed in 0..3u8 {
-        Frame::binary(&vec![seed; size])
-            .masked([1, 2, 3, 4])
-            .encode_into(&mut wire);
-    }
-    let mut driver = Driver::new(
-        Connection::server(Config::default(), Instant::ZERO),
-        DriverConfig::default(),
-    );
+    let wire = large_messages(3, 3 << 20);
+    let mut driver = server_driver();
     let mut offset = 0;
-    // Reads and echoes one message; bounded by the bytes left.
     let mut echo_one = |driver: &mut Driver| {
-        for _ in 0..=wire.len() {
-            match driver.poll_message(Instant::ZERO).unwrap() {
-                Some(Received::Message(message)) => {
-                    driver.send(message, Instant::ZERO).unwrap();
-                    sockeye_tests::write_all_queued(driver);
-                    return;
-                }
-                Some(Received::Closed(closed)) => panic!("closed: {closed:?}"),
-                None => {}
-            }
-            let read = driver.read_with(|buf: &mut [u8]| -> Poll<Result<usize, ()>> {
-                let n = buf.len().min(wire.len() - offset);
-                buf[..n].copy_from_slice(&wire[offset..offset + n]);
-                offset += n;
-                Poll::Ready(Ok(n))
-            });
-            assert!(matches!(read, Poll::Ready(Ok(n)) if n > 0), "{read:?}");
-        }
-        panic!("no message");
+        let message = next_message(driver, &wire, &mut offset);
+        driver.send(message, Instant::ZERO).unwrap();
+        sockeye_tests::write_all_queued(driver);
     };
-    let (_, first) = counted(|| echo_one(&mut driver));
-    assert_eq!(first, 1, "the first message's buffer is allocated");
+    let first = counted(|| echo_one(&mut driver));
+    assert_eq!(first.large, 1, "the first message's buffer is allocated");
     for _ in 0..2 {
-        let (_, large) = counted(|| echo_one(&mut driver));
-        assert_eq!(large, 0, "a later message allocated a large buffer");
+        let later = counted(|| echo_one(&mut driver));
+        assert_eq!(later.large, 0, "a later message allocated a large buffer");
+    }
+}
+
+/// A large message the application keeps never comes back to lend its buffer, so the
+/// next one needs a new buffer: it is asked for zeroed, which the allocator can meet
+/// with fresh pages that are zero already, instead of taking an uninitialized one that
+/// the driver would zero byte by byte before reading into it.
+#[test]
+fn a_kept_large_message_is_followed_by_a_buffer_asked_for_zeroed() {
+    let size = 3 << 20;
+    let wire = large_messages(3, size);
+    let mut driver = server_driver();
+    let mut offset = 0;
+    let mut kept = Vec::with_capacity(3);
+    for seed in 0..3 {
+        let counts = counted(|| kept.push(next_message(&mut driver, &wire, &mut offset)));
+        assert_eq!(
+            (counts.large, counts.large_zeroed),
+            (1, 1),
+            "message {seed}: {counts:?}"
+        );
+    }
+    for (seed, message) in kept.iter().enumerate() {
+        let Message::Binary(bytes) = message else {
+            panic!("message {seed}: {message:?}");
+        };
+        assert!(bytes.len() == size && bytes.iter().all(|&b| usize::from(b) == seed));
     }
 }
