@@ -1,8 +1,9 @@
-//! Process resources: CPU time, resident memory, the open-file limit, and a
-//! raw socket read (Linux).
+//! Process resources: CPU time, resident memory, the open-file limit, and
+//! the raw socket calls the load generator makes (Linux).
 #![allow(unsafe_code)] // a few libc calls, each with its SAFETY comment
 
 use std::io;
+use std::os::fd::RawFd;
 use std::time::Duration;
 
 /// CPU time (user + system) this process has used so far, from `getrusage`.
@@ -46,10 +47,22 @@ pub fn raise_nofile_limit() -> u64 {
 /// runtime's readiness cache (the load generator reads inside
 /// `tokio::net::TcpStream::try_io`, so it can clear readiness after a short
 /// read instead of paying one more read that returns `EAGAIN`).
-pub fn recv(fd: std::os::fd::RawFd, buf: &mut [u8]) -> io::Result<usize> {
+pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    recv_with_flags(fd, buf, 0)
+}
+
+/// Drops up to `buf.len()` received bytes from a TCP socket without copying
+/// them out (`recv` with `MSG_TRUNC`, which TCP on Linux treats as "discard");
+/// returns how many were dropped. `buf` is not written on TCP; it is passed so
+/// the call stays sound on any socket.
+pub fn discard(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    recv_with_flags(fd, buf, libc::MSG_TRUNC)
+}
+
+fn recv_with_flags(fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole call;
     // recv writes at most that many. A bad fd is an error, not UB.
-    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), flags) };
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -60,7 +73,7 @@ pub fn recv(fd: std::os::fd::RawFd, buf: &mut [u8]) -> io::Result<usize> {
 /// Sets the TCP congestion control of one socket (`TCP_CONGESTION`), for
 /// example `cubic`: the load generator's sockets use one that does not pace, so
 /// its sends are not spread out by timers (see `loadgen --congestion`).
-pub fn set_congestion_control(fd: std::os::fd::RawFd, name: &str) -> io::Result<()> {
+pub fn set_congestion_control(fd: RawFd, name: &str) -> io::Result<()> {
     // SAFETY: the pointer and length describe `name`'s bytes, valid for the
     // whole call; the kernel only reads them. A bad fd is an error, not UB.
     let rc = unsafe {
@@ -81,7 +94,7 @@ pub fn set_congestion_control(fd: std::os::fd::RawFd, name: &str) -> io::Result<
 
 /// The TCP congestion control a socket uses (`TCP_CONGESTION`), as the kernel
 /// names it.
-pub fn congestion_control(fd: std::os::fd::RawFd) -> io::Result<String> {
+pub fn congestion_control(fd: RawFd) -> io::Result<String> {
     let mut name = [0u8; 32];
     let mut len = name.len() as libc::socklen_t;
     // SAFETY: `name` is valid for writes of `len` bytes and `len` for a write of
@@ -209,5 +222,30 @@ mod tests {
         assert_eq!(congestion_control(fd).unwrap(), "reno");
         assert!(set_congestion_control(fd, "no-such-algorithm").is_err());
         assert_eq!(congestion_control(fd).unwrap(), "reno");
+    }
+
+    #[test]
+    fn discarded_bytes_are_dropped_without_being_copied() {
+        use std::io::Write as _;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut sender = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (receiver, _) = listener.accept().unwrap();
+        receiver
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        sender.write_all(b"0123456789").unwrap();
+        let fd = receiver.as_raw_fd();
+        let mut untouched = [0xAA; 4];
+        assert_eq!(discard(fd, &mut untouched).unwrap(), 4);
+        assert_eq!(untouched, [0xAA; 4], "MSG_TRUNC on TCP copies nothing");
+        let mut rest = [0; 16];
+        let mut got = 0;
+        for _ in 0..100 {
+            got += recv(fd, &mut rest[got..]).unwrap();
+            if got >= 6 {
+                break;
+            }
+        }
+        assert_eq!(&rest[..got], b"456789");
     }
 }

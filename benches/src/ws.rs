@@ -214,11 +214,8 @@ impl EchoDecoder {
                 if self.frame_opcode == opcode::CLOSE {
                     self.close_code.extend_from_slice(&data[..n]);
                 }
-                self.payload_left -= n as u64;
                 data = &data[n..];
-                if self.payload_left == 0 {
-                    done += self.end_frame()?;
-                }
+                done += self.consume_payload(n as u64)?;
                 continue;
             }
             // Fast path: a whole 2-byte head with a small payload.
@@ -257,6 +254,36 @@ impl EchoDecoder {
             }
         }
         Ok(done)
+    }
+
+    /// Payload bytes of the frame being received that the decoder never looks
+    /// at (it keeps only a Close frame's payload, for the code): the caller may
+    /// drop them unread (`sys::discard`) and report them with [`EchoDecoder::skip`].
+    pub fn skippable(&self) -> u64 {
+        if self.frame_opcode == opcode::CLOSE {
+            0
+        } else {
+            self.payload_left
+        }
+    }
+
+    /// Accounts for `n` payload bytes the caller dropped unread (at most
+    /// [`EchoDecoder::skippable`]); returns the number of messages they completed.
+    pub fn skip(&mut self, n: u64) -> Result<u64, DecodeError> {
+        let n = n.min(self.skippable());
+        if n == 0 {
+            return Ok(0);
+        }
+        self.consume_payload(n)
+    }
+
+    fn consume_payload(&mut self, n: u64) -> Result<u64, DecodeError> {
+        self.payload_left -= n;
+        if self.payload_left == 0 {
+            self.end_frame()
+        } else {
+            Ok(0)
+        }
     }
 
     fn start_frame(&mut self, b0: u8, b1: u8, len: u64) -> Result<(), DecodeError> {
@@ -388,5 +415,64 @@ mod tests {
             d.feed(&[0x83, 0x00]),
             Err(DecodeError::BadFrame(..))
         ));
+    }
+
+    /// Feeds `stream`, dropping every payload byte the decoder allows after
+    /// reading at most `head_read` bytes at a time, as the load generator does.
+    fn feed_skipping(
+        d: &mut EchoDecoder,
+        stream: &[u8],
+        head_read: usize,
+    ) -> Result<u64, DecodeError> {
+        let (mut at, mut done) = (0, 0);
+        while at < stream.len() {
+            let skippable = usize::try_from(d.skippable()).unwrap();
+            if skippable > 0 {
+                let n = skippable.min(stream.len() - at);
+                done += d.skip(n as u64)?;
+                at += n;
+            } else {
+                let n = head_read.min(stream.len() - at);
+                done += d.feed(&stream[at..at + n])?;
+                at += n;
+            }
+        }
+        Ok(done)
+    }
+
+    #[test]
+    fn skipped_payloads_count_like_fed_ones() {
+        let mut stream = Vec::new();
+        for _ in 0..3 {
+            stream.extend(server_frame(false, opcode::BINARY, &payload(40_000)));
+            stream.extend(server_frame(true, opcode::PONG, b"p"));
+            stream.extend(server_frame(true, opcode::CONTINUATION, &payload(30_000)));
+        }
+        for head_read in [1usize, 3, 14, 256, 100_000] {
+            let mut d = EchoDecoder::new(70_000);
+            assert_eq!(
+                feed_skipping(&mut d, &stream, head_read),
+                Ok(3),
+                "head_read {head_read}"
+            );
+            assert!(d.is_idle());
+            assert_eq!(d.skip(5), Ok(0), "nothing to skip between frames");
+        }
+        // The length check still applies to skipped payloads.
+        let mut d = EchoDecoder::new(69_999);
+        assert!(matches!(
+            feed_skipping(&mut d, &stream, 256),
+            Err(DecodeError::WrongLength { got: 70_000, .. })
+        ));
+    }
+
+    #[test]
+    fn a_close_payload_is_never_skippable() {
+        let mut d = EchoDecoder::new(16);
+        let close = server_frame(true, opcode::CLOSE, &1008u16.to_be_bytes());
+        assert_eq!(d.feed(&close[..2]), Ok(0));
+        assert_eq!(d.skippable(), 0);
+        assert_eq!(d.skip(2), Ok(0));
+        assert_eq!(d.feed(&close[2..]), Err(DecodeError::Closed(Some(1008))));
     }
 }

@@ -95,6 +95,30 @@ fn the_load_generator_reports_the_congestion_control_its_sockets_use() {
 }
 
 #[test]
+fn echoes_dropped_unread_are_counted_like_copied_ones() {
+    let (server, addr) = start_peer("tokio-websockets");
+    let pid = server.0.id();
+    for (extra, mode) in [(&[][..], "dropped"), (&["--copy-echoes"][..], "copied")] {
+        for (scenario, size) in [("bulk", "65536"), ("bulk", "5000"), ("large", "1048576")] {
+            let args = [extra, &["--conns", "2", "--size", size]].concat();
+            let line = result_line(&addr, pid, scenario, &args);
+            assert!(line.contains(&format!(" echoes={mode}")), "{line}");
+            let fields: BTreeMap<&str, f64> = line
+                .split_whitespace()
+                .filter_map(|kv| kv.split_once('='))
+                .filter_map(|(k, v)| v.parse().ok().map(|v| (k, v)))
+                .collect();
+            // The decoder checks every echo's length, dropped or not: a miscounted
+            // payload would end the run with an error.
+            assert!(
+                fields["msgs"] > 0.0 && fields["errors"] == 0.0,
+                "{scenario} {size} {mode}: {line}"
+            );
+        }
+    }
+}
+
+#[test]
 fn every_peer_serves_every_scenario() {
     for imp in ["tungstenite", "fastwebsockets", "tokio-websockets"] {
         let (server, addr) = start_peer(imp);

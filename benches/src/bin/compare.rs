@@ -15,6 +15,8 @@
 //!   --client-congestion NAME  TCP congestion control of the load generator's
 //!                     sockets (default cubic; `system` keeps the kernel's
 //!                     default). The servers always keep the kernel's default.
+//!   --client-copy-echoes  the load generator copies echoed payloads out of the
+//!                     kernel (`loadgen --copy-echoes`) instead of dropping them
 //!   --no-build        do not run cargo (use the binaries already built)
 //!   --out FILE        also write the report there
 //!                     (default: TARGET/bench-results/latest.md)
@@ -256,6 +258,8 @@ struct Options {
     pin: bool,
     /// `loadgen --congestion`: `system` keeps the kernel's default.
     client_congestion: String,
+    /// `loadgen --copy-echoes`.
+    client_copy_echoes: bool,
     build: bool,
     out: Option<PathBuf>,
     list: bool,
@@ -283,6 +287,7 @@ fn parse_args() -> Options {
         client_cpu: 1,
         pin: true,
         client_congestion: "cubic".to_string(),
+        client_copy_echoes: false,
         build: true,
         out: None,
         list: false,
@@ -315,6 +320,7 @@ fn parse_args() -> Options {
             "--client-cpu" => o.client_cpu = num(val()),
             "--no-pin" => o.pin = false,
             "--client-congestion" => o.client_congestion = val(),
+            "--client-copy-echoes" => o.client_copy_echoes = true,
             "--no-build" => o.build = false,
             "--out" => o.out = Some(PathBuf::from(val())),
             "--list" => o.list = true,
@@ -579,6 +585,9 @@ fn run_loadgen(
         .args(["--warmup", &o.warmup.to_string()])
         .args(["--duration", &o.duration.to_string()])
         .args(["--congestion", &o.client_congestion]);
+    if o.client_copy_echoes {
+        cmd.arg("--copy-echoes");
+    }
     match scenario {
         "idle" => {
             cmd.args(["--conns", &o.idle_conns.to_string()]);
@@ -790,6 +799,15 @@ fn report(
     let _ = writeln!(
         w,
         "- TCP congestion control: servers {system} (the kernel's default), load generator {client}"
+    );
+    let _ = writeln!(
+        w,
+        "- the load generator {} echoed payloads of 4 KiB or more",
+        if o.client_copy_echoes {
+            "copies out"
+        } else {
+            "drops (unread, in the kernel)"
+        }
     );
     for n in notes {
         let _ = writeln!(w, "- {n}");
