@@ -229,8 +229,7 @@ fn round_trip(c: &mut Criterion) {
 /// next message), `kept` hands it to the application for good (the next message needs
 /// a new buffer).
 fn large_message(c: &mut Criterion) {
-    use sockeye_proto::driver::{Driver, DriverConfig, Message, Received};
-    use std::task::Poll;
+    use sockeye_proto::driver::{Driver, DriverConfig};
 
     const SIZE: usize = 16 << 20;
     const READ: usize = 256 << 10;
@@ -240,24 +239,7 @@ fn large_message(c: &mut Criterion) {
         .send(DataKind::Binary, true, &mut payload)
         .expect("the connection is open");
     let wire = [&head[..], &payload].concat();
-    let receive = |driver: &mut Driver| -> Message {
-        let mut at = 0;
-        for _ in 0..=wire.len() / READ + 1 {
-            if let Some(Received::Message(message)) =
-                driver.poll_message(Instant::ZERO).expect("valid frames")
-            {
-                return message;
-            }
-            let read = driver.read_with(|buf: &mut [u8]| -> Poll<Result<usize, ()>> {
-                let n = buf.len().min(READ).min(wire.len() - at);
-                buf[..n].copy_from_slice(&wire[at..at + n]);
-                at += n;
-                Poll::Ready(Ok(n))
-            });
-            assert!(matches!(read, Poll::Ready(Ok(n)) if n > 0));
-        }
-        panic!("no message");
-    };
+    let receive = |driver: &mut Driver| sockeye_tests::next_message(driver, &wire, &mut 0, READ);
     let new_driver = || {
         Driver::new(
             Connection::server(Config::default(), Instant::ZERO),
@@ -272,12 +254,7 @@ fn large_message(c: &mut Criterion) {
         b.iter(|| {
             let message = receive(&mut driver);
             driver.send(message, Instant::ZERO).expect("open");
-            while driver.wants_write() {
-                let mut slices = [std::io::IoSlice::new(&[]); 8];
-                let count = driver.write_slices(&mut slices);
-                let written: usize = slices[..count].iter().map(|slice| slice.len()).sum();
-                driver.advance(written);
-            }
+            sockeye_tests::write_all_queued(&mut driver);
         })
     });
     let mut driver = new_driver();

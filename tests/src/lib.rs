@@ -49,6 +49,51 @@ pub fn write_all_queued(driver: &mut sockeye_proto::driver::Driver) {
     }
 }
 
+/// One [`Driver::read_with`](sockeye_proto::driver::Driver::read_with) served from
+/// `wire` as a socket would serve it: the bytes after `*at`, at most `max_read` of them
+/// and what the driver's buffer takes. Returns how many were read (0 once `wire` is
+/// used up, or once the driver has ended).
+pub fn read_from(
+    driver: &mut sockeye_proto::driver::Driver,
+    wire: &[u8],
+    at: &mut usize,
+    max_read: usize,
+) -> usize {
+    let read = driver.read_with(|buf: &mut [u8]| -> std::task::Poll<Result<usize, ()>> {
+        let n = buf.len().min(max_read).min(wire.len() - *at);
+        buf[..n].copy_from_slice(&wire[*at..*at + n]);
+        *at += n;
+        std::task::Poll::Ready(Ok(n))
+    });
+    match read {
+        std::task::Poll::Ready(Ok(n)) => n,
+        other => panic!("a read from memory cannot fail or wait: {other:?}"),
+    }
+}
+
+/// Reads `wire` from `*at` into `driver` ([`read_from`], `max_read` at a time) until a
+/// message is complete. Panics if the connection ends or `wire` runs out first.
+pub fn next_message(
+    driver: &mut sockeye_proto::driver::Driver,
+    wire: &[u8],
+    at: &mut usize,
+    max_read: usize,
+) -> sockeye_proto::driver::Message {
+    use sockeye_proto::driver::Received;
+    for _ in 0..=wire.len() {
+        match driver.poll_message(sockeye_proto::Instant::ZERO) {
+            Ok(Some(Received::Message(message))) => return message,
+            Ok(None) => {}
+            other => panic!("no message: {other:?}"),
+        }
+        assert!(
+            read_from(driver, wire, at, max_read) > 0,
+            "the wire ran out"
+        );
+    }
+    panic!("no message");
+}
+
 /// A deterministic xorshift generator for tests that want varied but repeatable input
 /// (chunk sizes, payload bytes) without pulling in an RNG crate.
 #[derive(Clone, Copy, Debug)]

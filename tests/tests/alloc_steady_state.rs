@@ -9,9 +9,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use std::task::Poll;
-
-use sockeye_proto::driver::{Driver, DriverConfig, Message, Received};
+use sockeye_proto::driver::{Driver, DriverConfig, Message};
 use sockeye_proto::{DataKind, Instant, MIN_INPUT_BUFFER};
 use sockeye_tests::{Chunking, Pair, Side};
 
@@ -243,24 +241,9 @@ fn server_driver() -> Driver {
     )
 }
 
-/// Reads `wire` from `offset` into `driver` until a message is complete; bounded by the
-/// bytes left.
+/// The next message from `wire`, read as fast as the driver takes it.
 fn next_message(driver: &mut Driver, wire: &[u8], offset: &mut usize) -> Message {
-    for _ in 0..=wire.len() {
-        match driver.poll_message(Instant::ZERO).unwrap() {
-            Some(Received::Message(message)) => return message,
-            Some(Received::Closed(closed)) => panic!("closed: {closed:?}"),
-            None => {}
-        }
-        let read = driver.read_with(|buf: &mut [u8]| -> Poll<Result<usize, ()>> {
-            let n = buf.len().min(wire.len() - *offset);
-            buf[..n].copy_from_slice(&wire[*offset..*offset + n]);
-            *offset += n;
-            Poll::Ready(Ok(n))
-        });
-        assert!(matches!(read, Poll::Ready(Ok(n)) if n > 0), "{read:?}");
-    }
-    panic!("no message");
+    sockeye_tests::next_message(driver, wire, offset, usize::MAX)
 }
 
 /// An echo of messages larger than the pooled 1 MiB buffers: each one, once written

@@ -8,8 +8,6 @@
 //! tests running on other threads would disturb.
 #![cfg(target_os = "linux")]
 
-use std::task::Poll;
-
 use sockeye_proto::driver::{Driver, DriverConfig};
 use sockeye_proto::{Config, Connection, Instant};
 use sockeye_tests::Frame;
@@ -41,13 +39,7 @@ fn resident_growth_feeding(wire: &[u8]) -> u64 {
         }
         let polled = driver.poll_message(Instant::ZERO);
         assert!(matches!(polled, Ok(None)), "{polled:?}");
-        let read = driver.read_with(|buf: &mut [u8]| -> Poll<Result<usize, ()>> {
-            let n = buf.len().min(wire.len() - at);
-            buf[..n].copy_from_slice(&wire[at..at + n]);
-            at += n;
-            Poll::Ready(Ok(n))
-        });
-        assert!(matches!(read, Poll::Ready(Ok(n)) if n > 0), "{read:?}");
+        assert!(sockeye_tests::read_from(&mut driver, wire, &mut at, usize::MAX) > 0);
     }
     let polled = driver.poll_message(Instant::ZERO);
     assert!(matches!(polled, Ok(None)), "{polled:?}");

@@ -472,10 +472,12 @@ async fn pump(
         // (only a few bytes of it when its payload will be dropped next).
         let skippable = usize::try_from(dec.skippable()).unwrap_or(usize::MAX);
         let dropping = drop_payloads && skippable > 0;
-        let want = match (drop_payloads, dropping) {
-            (true, true) => skippable.min(rbuf.len()),
-            (true, false) => HEAD_READ,
-            (false, _) => rbuf.len(),
+        let want = if dropping {
+            skippable.min(rbuf.len())
+        } else if drop_payloads {
+            HEAD_READ
+        } else {
+            rbuf.len()
         };
         // A short read drained the socket: report WouldBlock to tokio so it
         // clears the cached readiness now (the data is kept in `got`), which
