@@ -3,7 +3,8 @@
 //! The binaries in `src/bin/` use this library:
 //!
 //! - `peer_echo`: echo servers built on the peer libraries (tokio-tungstenite,
-//!   fastwebsockets, tokio-websockets), each with its default settings;
+//!   fastwebsockets, tokio-websockets), each with its default settings, and
+//!   the reference below them all ([`floor`]: the kernel's share of an echo);
 //! - `loadgen`: a load generator with its own minimal WebSocket client
 //!   ([`ws`]: handshake, pre-masked frames, a small decoder of server frames);
 //! - `compare`: starts every server in turn, runs the load generator against
@@ -13,6 +14,7 @@
 //! test (`getrusage`, `/proc/PID/stat`, `/proc/PID/status`); [`stats`] holds
 //! the few statistics the tables need.
 
+pub mod floor;
 pub mod stats;
 pub mod sys;
 pub mod ws;

@@ -120,7 +120,12 @@ fn echoes_dropped_unread_are_counted_like_copied_ones() {
 
 #[test]
 fn every_peer_serves_every_scenario() {
-    for imp in ["tungstenite", "fastwebsockets", "tokio-websockets"] {
+    for imp in [
+        "tungstenite",
+        "fastwebsockets",
+        "tokio-websockets",
+        "tcp-floor",
+    ] {
         let (server, addr) = start_peer(imp);
         let pid = server.0.id();
         let r = loadgen(&addr, pid, "latency", &[]);

@@ -17,6 +17,10 @@
 //!                     default). The servers always keep the kernel's default.
 //!   --client-copy-echoes  the load generator copies echoed payloads out of the
 //!                     kernel (`loadgen --copy-echoes`) instead of dropping them
+//!   --floor           also run `tcp-floor`, the reference that moves the same
+//!                     bytes with no WebSocket work (`peer_echo --impl tcp-floor`):
+//!                     its CPU per message is the kernel's share, the floor
+//!                     under every library. Never the "best peer".
 //!   --no-build        do not run cargo (use the binaries already built)
 //!   --out FILE        also write the report there
 //!                     (default: TARGET/bench-results/latest.md)
@@ -44,6 +48,9 @@ use sockeye_benches::sys;
 enum Kind {
     /// `peer_echo --impl IMPL ADDR` (this crate).
     Peer(&'static str),
+    /// Also `peer_echo --impl IMPL ADDR`, but a yardstick rather than a
+    /// library: run only when asked for, never the "best peer".
+    Reference(&'static str),
     /// The `echo_server` example of a workspace package: `ADDR` is its only
     /// argument and it prints `listening on ADDR`.
     Example {
@@ -92,6 +99,10 @@ const SERVERS: &[Server] = &[
             package: "sockeye-mio",
             dir: "adapters/mio",
         },
+    },
+    Server {
+        name: "tcp-floor",
+        kind: Kind::Reference("tcp-floor"),
     },
 ];
 
@@ -260,6 +271,8 @@ struct Options {
     client_congestion: String,
     /// `loadgen --copy-echoes`.
     client_copy_echoes: bool,
+    /// Run the `tcp-floor` reference too.
+    floor: bool,
     build: bool,
     out: Option<PathBuf>,
     list: bool,
@@ -288,6 +301,7 @@ fn parse_args() -> Options {
         pin: true,
         client_congestion: "cubic".to_string(),
         client_copy_echoes: false,
+        floor: false,
         build: true,
         out: None,
         list: false,
@@ -321,6 +335,7 @@ fn parse_args() -> Options {
             "--no-pin" => o.pin = false,
             "--client-congestion" => o.client_congestion = val(),
             "--client-copy-echoes" => o.client_copy_echoes = true,
+            "--floor" => o.floor = true,
             "--no-build" => o.build = false,
             "--out" => o.out = Some(PathBuf::from(val())),
             "--list" => o.list = true,
@@ -428,15 +443,14 @@ fn prepare(o: &Options, paths: &Paths) -> (Vec<Server>, Vec<String>) {
             std::process::exit(1);
         }
     }
-    let wanted = |s: &Server| {
-        o.servers
-            .as_ref()
-            .is_none_or(|l| l.iter().any(|n| n == s.name))
+    let wanted = |s: &Server| match &o.servers {
+        Some(names) => names.iter().any(|n| n == s.name),
+        None => o.floor || !matches!(s.kind, Kind::Reference(_)),
     };
     let mut ready = Vec::new();
     for s in SERVERS.iter().filter(|s| wanted(s)) {
         match s.kind {
-            Kind::Peer(_) => ready.push(*s),
+            Kind::Peer(_) | Kind::Reference(_) => ready.push(*s),
             Kind::Example { package, dir } => {
                 if !example_exists(&paths.root, dir) {
                     notes.push(format!(
@@ -518,7 +532,7 @@ fn start_server(
     log: &Path,
 ) -> Result<Running, String> {
     let mut cmd = match server.kind {
-        Kind::Peer(imp) => {
+        Kind::Peer(imp) | Kind::Reference(imp) => {
             let mut c = pinned(o.pin, o.server_cpu, &paths.release.join("peer_echo"));
             c.args(["--impl", imp]);
             c
@@ -809,6 +823,14 @@ fn report(
             "drops (unread, in the kernel)"
         }
     );
+    if servers.iter().any(|s| matches!(s.kind, Kind::Reference(_))) {
+        let _ = writeln!(
+            w,
+            "- tcp-floor is a reference, not a library: it echoes each frame once whole with \
+             its header rewritten and its payload still masked (no unmasking, no validation), \
+             so its CPU per message is the kernel's share of an echo"
+        );
+    }
     for n in notes {
         let _ = writeln!(w, "- {n}");
     }
@@ -899,6 +921,7 @@ fn main() {
         for s in SERVERS {
             let avail = match s.kind {
                 Kind::Peer(imp) => format!("peer_echo --impl {imp}"),
+                Kind::Reference(imp) => format!("peer_echo --impl {imp} (reference, with --floor)"),
                 Kind::Example { package, dir } if example_exists(&paths.root, dir) => {
                     format!("cargo run --release -p {package} --example echo_server -- ADDR")
                 }

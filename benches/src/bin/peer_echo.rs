@@ -1,28 +1,36 @@
 //! Echo servers built on the peer libraries, for the end-to-end comparison.
 //!
-//! usage: peer_echo --impl tungstenite|fastwebsockets|tokio-websockets [ADDR]
+//! usage: peer_echo --impl tungstenite|fastwebsockets|tokio-websockets|tcp-floor [ADDR]
 //!
 //! ADDR defaults to 127.0.0.1:9001. Each server runs on a tokio current_thread
 //! runtime (one core, like the Sockeye echo servers), uses its library's
 //! default settings, echoes every text and binary message back unchanged,
 //! answers Close, and prints `listening on ADDR` once it accepts connections.
 //! Each loop is the one the library's own echo example uses.
+//!
+//! `tcp-floor` is not a WebSocket library but the reference below them all: it
+//! moves the same bytes through the same sockets and does no WebSocket work
+//! ([`sockeye_benches::floor`]), so its CPU per message is the kernel's share.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
+use sockeye_benches::floor;
+
 #[derive(Clone, Copy, Debug)]
 enum Impl {
     Tungstenite,
     Fastwebsockets,
     TokioWebsockets,
+    TcpFloor,
 }
 
-const USAGE: &str = "usage: peer_echo --impl tungstenite|fastwebsockets|tokio-websockets [ADDR]";
+const USAGE: &str =
+    "usage: peer_echo --impl tungstenite|fastwebsockets|tokio-websockets|tcp-floor [ADDR]";
 
 fn main() {
     let mut imp = None;
@@ -35,6 +43,7 @@ fn main() {
                     Some("tungstenite" | "tokio-tungstenite") => Some(Impl::Tungstenite),
                     Some("fastwebsockets") => Some(Impl::Fastwebsockets),
                     Some("tokio-websockets") => Some(Impl::TokioWebsockets),
+                    Some("tcp-floor") => Some(Impl::TcpFloor),
                     _ => None,
                 }
             }
@@ -86,6 +95,7 @@ async fn serve(imp: Impl, addr: SocketAddr) -> io::Result<()> {
                 Impl::Tungstenite => tungstenite_echo(stream).await,
                 Impl::Fastwebsockets => fastwebsockets_echo(stream).await,
                 Impl::TokioWebsockets => tokio_websockets_echo(stream).await,
+                Impl::TcpFloor => floor_echo(stream).await,
             };
             if let Err(e) = r {
                 if std::env::var_os("PEER_ECHO_VERBOSE").is_some() {
@@ -123,7 +133,7 @@ async fn tokio_websockets_echo(stream: TcpStream) -> Result<(), BoxError> {
 }
 
 async fn fastwebsockets_echo(mut stream: TcpStream) -> Result<(), BoxError> {
-    if !fastwebsockets_upgrade(&mut stream).await? {
+    if !plain_upgrade(&mut stream).await? {
         return Ok(());
     }
     let ws = fastwebsockets::WebSocket::after_handshake(stream, fastwebsockets::Role::Server);
@@ -142,10 +152,10 @@ async fn fastwebsockets_echo(mut stream: TcpStream) -> Result<(), BoxError> {
 }
 
 /// The HTTP upgrade fastwebsockets leaves to the application (or to hyper, with
-/// its `upgrade` feature): the same exchange without hyper. The request is read
+/// its `upgrade` feature), and the floor's: the same exchange without hyper. The request is read
 /// into a heap buffer freed before the echo loop starts, so the handshake adds
 /// nothing to the memory an idle connection keeps. `Ok(false)`: the peer left.
-async fn fastwebsockets_upgrade(stream: &mut TcpStream) -> Result<bool, BoxError> {
+async fn plain_upgrade(stream: &mut TcpStream) -> Result<bool, BoxError> {
     let mut head = Vec::with_capacity(1024);
     loop {
         if stream.read_buf(&mut head).await? == 0 {
@@ -164,4 +174,72 @@ async fn fastwebsockets_upgrade(stream: &mut TcpStream) -> Result<bool, BoxError
     let response = sockeye_benches::ws::server_response(&head)?;
     stream.write_all(&response).await?;
     Ok(true)
+}
+
+/// The reference echo ([`sockeye_benches::floor`]): reads as much as the socket
+/// holds, echoes every whole frame with one `writev`, keeps a partial frame for
+/// the next read. Sequential like the peers' loops: read, write, read.
+async fn floor_echo(mut stream: TcpStream) -> Result<(), BoxError> {
+    if !plain_upgrade(&mut stream).await? {
+        return Ok(());
+    }
+    /// The longest header: what must fit to learn a frame's length.
+    const MAX_HEADER: usize = 14;
+    let mut buf = vec![0u8; FLOOR_READ_SIZE];
+    let (mut start, mut filled) = (0, 0);
+    let mut frames = Vec::new();
+    loop {
+        let n = stream.read(&mut buf[filled..]).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        filled += n;
+        frames.clear();
+        let scan = floor::rewrite_frames(&mut buf, start, filled, &mut frames)?;
+        write_ranges(&mut stream, &buf, &frames).await?;
+        if scan.closed {
+            stream.shutdown().await?;
+            return Ok(());
+        }
+        start = scan.next;
+        if start == filled {
+            (start, filled) = (0, 0);
+            continue;
+        }
+        let needed = scan.pending_frame_len.unwrap_or(MAX_HEADER);
+        if start + needed > buf.len() {
+            buf.copy_within(start..filled, 0);
+            (start, filled) = (0, filled - start);
+            if needed > buf.len() {
+                buf.resize(needed, 0);
+            }
+        }
+    }
+}
+
+/// What the floor reads at once, and its buffer's size until a larger frame comes.
+const FLOOR_READ_SIZE: usize = 256 * 1024;
+
+/// Writes `buf[range]` for each range, many per `writev`.
+async fn write_ranges(
+    stream: &mut TcpStream,
+    buf: &[u8],
+    ranges: &[std::ops::Range<usize>],
+) -> io::Result<()> {
+    const BATCH: usize = 64;
+    for batch in ranges.chunks(BATCH) {
+        let mut slices = [IoSlice::new(&[]); BATCH];
+        for (slice, range) in slices.iter_mut().zip(batch) {
+            *slice = IoSlice::new(&buf[range.clone()]);
+        }
+        let mut slices = &mut slices[..batch.len()];
+        while !slices.is_empty() {
+            let n = stream.write_vectored(slices).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            IoSlice::advance_slices(&mut slices, n);
+        }
+    }
+    Ok(())
 }

@@ -19,27 +19,53 @@
 /// ```
 #[inline]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
+    if buf.len() < 32 {
+        mask_bytes(buf, rotate(key, offset));
+        return;
+    }
+    // Vector loads and stores that straddle a cache line cost extra: the head up to
+    // a 16-byte boundary goes byte by byte, so the blocks start aligned.
+    let head_len = buf.as_ptr().align_offset(16).min(buf.len());
+    let (head, body) = buf.split_at_mut(head_len);
+    mask_bytes(head, rotate(key, offset));
+    let rotated = rotate(key, offset.wrapping_add(head_len));
+    let word = u32::from_ne_bytes(rotated);
+    let wide = u64::from(word) | (u64::from(word) << 32);
+    // Blocks and words keep the key phase (their sizes are multiples of 4), so no
+    // realignment is needed. A whole 64-byte block per iteration lets the compiler
+    // unroll it into four 16-byte vector operations (or wider ones, where the target
+    // has them); one word per iteration got two, and ran at ~0.7x the speed in L1.
+    let mut blocks = body.chunks_exact_mut(64);
+    for block in &mut blocks {
+        xor_words(block, wide);
+    }
+    let rest = blocks.into_remainder();
+    let words_end = rest.len() - rest.len() % 8;
+    let (words, bytes) = rest.split_at_mut(words_end);
+    xor_words(words, wide);
+    mask_bytes(bytes, rotated);
+}
+
+/// The key as seen from byte `offset` of the payload.
+#[inline(always)]
+fn rotate(key: [u8; 4], offset: usize) -> [u8; 4] {
     let phase = offset % 4;
-    let rotated = [
+    [
         key[phase],
         key[(phase + 1) % 4],
         key[(phase + 2) % 4],
         key[(phase + 3) % 4],
-    ];
-    if buf.len() < 32 {
-        mask_bytes(buf, rotated);
-        return;
-    }
-    let word = u32::from_ne_bytes(rotated);
-    let wide = u64::from(word) | (u64::from(word) << 32);
-    // 8-byte words keep the key phase (8 is a multiple of 4), so no realignment is needed.
-    let mut chunks = buf.chunks_exact_mut(8);
-    for chunk in &mut chunks {
+    ]
+}
+
+/// XORs each whole 8-byte word of `buf` with `wide`.
+#[inline(always)]
+fn xor_words(buf: &mut [u8], wide: u64) {
+    for chunk in buf.chunks_exact_mut(8) {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(chunk);
         chunk.copy_from_slice(&(u64::from_ne_bytes(bytes) ^ wide).to_ne_bytes());
     }
-    mask_bytes(chunks.into_remainder(), rotated);
 }
 
 #[inline]
@@ -63,7 +89,8 @@ mod tests {
     fn matches_bytewise_reference_at_every_length_and_offset() {
         let key = [0xA1, 0x5C, 0x03, 0xF0];
         let source: [u8; 300] = core::array::from_fn(|i| (i * 7 + 3) as u8);
-        for start in 0..8 {
+        // Every head length up to the 16-byte boundary the blocks start on.
+        for start in 0..20 {
             for len in 0..(source.len() - start) {
                 for offset in 0..5 {
                     let mut fast = source;
