@@ -20,7 +20,8 @@
 //!   --floor           also run `tcp-floor`, the reference that moves the same
 //!                     bytes with no WebSocket work (`peer_echo --impl tcp-floor`):
 //!                     its CPU per message is the kernel's share, the floor
-//!                     under every library. Never the "best peer".
+//!                     under every library. Never the "best peer"; it sits out
+//!                     the idle and handshake scenarios.
 //!   --no-build        do not run cargo (use the binaries already built)
 //!   --out FILE        also write the report there
 //!                     (default: TARGET/bench-results/latest.md)
@@ -105,6 +106,12 @@ const SERVERS: &[Server] = &[
         kind: Kind::Reference("tcp-floor"),
     },
 ];
+
+/// Whether `server` takes part in `scenario`: the floor measures what moving
+/// messages costs, so it sits out the idle memory and handshake scenarios.
+fn runs_in(server: &Server, scenario: &str) -> bool {
+    !matches!(server.kind, Kind::Reference(_)) || !matches!(scenario, "idle" | "handshake")
+}
 
 /// Peer crates whose versions the report names (read from Cargo.lock).
 const PEER_CRATES: &[&str] = &[
@@ -861,7 +868,7 @@ fn report(
                 .unwrap_or_default();
             median(&v).unwrap_or(f64::NAN)
         };
-        for s in servers {
+        for s in servers.iter().filter(|s| runs_in(s, scenario)) {
             let mut row = vec![s.name.to_string()];
             let mut marks = String::new();
             if med(s.name, "client_cpu") > 0.9 {
@@ -972,7 +979,11 @@ fn main() {
         .open(&runs_log)
         .ok();
 
-    let total = o.scenarios.len() * o.reps * servers.len();
+    let total = o.reps
+        * o.scenarios
+            .iter()
+            .map(|scenario| servers.iter().filter(|s| runs_in(s, scenario)).count())
+            .sum::<usize>();
     let per_run = o.warmup + o.duration + 1.0;
     eprintln!(
         "== {total} runs ({} scenarios x {} reps x {} servers), about {:.0} min",
@@ -986,7 +997,7 @@ fn main() {
     let mut i = 0;
     for scenario in &o.scenarios {
         for rep in 1..=o.reps {
-            for s in &servers {
+            for s in servers.iter().filter(|s| runs_in(s, scenario)) {
                 i += 1;
                 let addr = format!("127.0.0.1:{}", free_port());
                 let log = results_dir.join(format!("{}.log", s.name));

@@ -185,7 +185,9 @@ async fn floor_echo(mut stream: TcpStream) -> Result<(), BoxError> {
     }
     /// The longest header: what must fit to learn a frame's length.
     const MAX_HEADER: usize = 14;
-    let mut buf = vec![0u8; FLOOR_READ_SIZE];
+    // Small until reads fill it: 256 KiB for each connection (zeroed, past the
+    // allocator's mmap threshold) made every handshake cost a map and an unmap.
+    let mut buf = vec![0u8; 4096];
     let (mut start, mut filled) = (0, 0);
     let mut frames = Vec::new();
     loop {
@@ -194,12 +196,16 @@ async fn floor_echo(mut stream: TcpStream) -> Result<(), BoxError> {
             return Ok(());
         }
         filled += n;
+        let grow = filled == buf.len() && buf.len() < FLOOR_READ_SIZE;
         frames.clear();
         let scan = floor::rewrite_frames(&mut buf, start, filled, &mut frames)?;
         write_ranges(&mut stream, &buf, &frames).await?;
         if scan.closed {
             stream.shutdown().await?;
             return Ok(());
+        }
+        if grow {
+            buf.resize(buf.len() * 2, 0);
         }
         start = scan.next;
         if start == filled {
@@ -217,7 +223,8 @@ async fn floor_echo(mut stream: TcpStream) -> Result<(), BoxError> {
     }
 }
 
-/// What the floor reads at once, and its buffer's size until a larger frame comes.
+/// What the floor reads at once at most, and its buffer's size once reads filled
+/// the smaller ones, until a larger frame comes.
 const FLOOR_READ_SIZE: usize = 256 * 1024;
 
 /// Writes `buf[range]` for each range, many per `writev`.
