@@ -98,6 +98,12 @@ pub(crate) struct Inner<S> {
     stream: S,
     driver: Driver,
     clock: StdClock,
+    /// The latest clock reading, taken after each read and for each timer check, Ping
+    /// and Close. Frames parsed out of buffered input are given this time (their bytes
+    /// arrived by then, which is what the core's timers count from), and so are data
+    /// sends, which start no timer: a burst of frames read at once costs one reading,
+    /// not one per message. Reading only forward keeps the core's time monotonic.
+    now: Instant,
     /// The one timer, made when first needed (an `async-io` timer is 56 bytes).
     alarm: Option<Box<Alarm>>,
     /// The subprotocol and the end, once there is either.
@@ -145,10 +151,12 @@ impl<S> Inner<S> {
         clock: StdClock,
         protocol: Option<String>,
     ) -> Self {
+        let now = clock.now();
         Inner {
             stream,
             driver,
             clock,
+            now,
             alarm: None,
             rare: protocol.map(|protocol| {
                 Box::new(Rare {
@@ -186,6 +194,12 @@ impl<S> Inner<S> {
         }
     }
 
+    /// Reads the clock (see [`Inner::now`]).
+    fn read_clock(&mut self) -> Instant {
+        self.now = self.clock.now().max(self.now);
+        self.now
+    }
+
     /// Records the end (once).
     fn set_end(&mut self, outcome: Outcome, now: Instant) {
         if self.end().is_none() {
@@ -205,7 +219,7 @@ impl<S> Inner<S> {
     /// The transport failed: the connection is over.
     fn fail(&mut self, error: &io::Error) {
         let outcome = self.driver.fail_io(error.kind());
-        let now = self.clock.now();
+        let now = self.read_clock();
         self.set_end(outcome, now);
         self.shut = true;
         self.wake_reader();
@@ -327,7 +341,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             Poll::Ready(_) => return Poll::Ready(()),
             Poll::Pending => {}
         }
-        let now = self.clock.now();
+        let now = self.read_clock();
         let until = self.end().map_or(now, |end| end.linger_until);
         if until <= now || self.poll_timer(cx, until).is_ready() {
             // The peer does not take the last bytes: give up on them.
@@ -356,8 +370,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 }
                 return Poll::Ready(None);
             }
-            let now = self.clock.now();
-            match step(&mut self.driver, now) {
+            match step(&mut self.driver, self.now) {
                 Ok(Some(Got::Item { item, replied })) => {
                     // Pongs and Close replies go out even when the application only reads.
                     // Other queued frames wait for the flush before the next read, so a
@@ -369,11 +382,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 }
                 Ok(Some(Got::End(closed))) => {
                     let outcome = Outcome::from_closed(closed, self.driver.connection());
+                    let now = self.read_clock();
                     self.set_end(outcome, now);
                     continue;
                 }
                 Err(error) => {
                     // Our Close with the error's code is queued: it goes out before the end.
+                    let now = self.read_clock();
                     self.set_end(Outcome::Abnormal(Abnormal::Protocol(error)), now);
                     continue;
                 }
@@ -384,14 +399,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                         .driver
                         .outcome()
                         .unwrap_or(Outcome::Abnormal(Abnormal::Eof));
+                    let now = self.read_clock();
                     self.set_end(outcome, now);
                     continue;
                 }
                 Ok(None) => {}
             }
             if let Some(deadline) = self.driver.poll_timeout() {
-                if deadline <= now || self.poll_timer(cx, deadline).is_ready() {
-                    let now = self.clock.now().max(deadline);
+                if deadline <= self.read_clock() || self.poll_timer(cx, deadline).is_ready() {
+                    let now = self.read_clock().max(deadline);
                     if let Some(closed) = self.driver.handle_timeout(now) {
                         self.set_end(Outcome::from_closed(closed, self.driver.connection()), now);
                     }
@@ -403,8 +419,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 .driver
                 .read_with(|buf| Pin::new(stream).poll_read(cx, buf))
             {
-                Poll::Ready(Ok(0)) => eof = true,
-                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Ok(n)) => {
+                    eof |= n == 0;
+                    self.read_clock();
+                }
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Poll::Ready(Err(error)) => self.fail(&error),
                 Poll::Pending => {
@@ -474,7 +492,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
 
     fn start_send(&mut self, message: Message) -> Result<(), Error> {
         self.check_open()?;
-        let now = self.clock.now();
+        // Only a Ping or a Close starts a timer: a data message needs no clock reading.
+        let now = if message.is_data() {
+            self.now
+        } else {
+            self.read_clock()
+        };
         self.driver.send(message, now).map_err(Error::from)
     }
 
@@ -500,7 +523,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     /// Queues our Close.
     fn start_close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         self.check_open()?;
-        let now = self.clock.now();
+        let now = self.read_clock();
         self.driver.close(code, reason, now).map_err(Error::from)?;
         // The close timer is armed: a reader waiting for input must wait for it too.
         self.wake_reader();
