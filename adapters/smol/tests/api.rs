@@ -557,3 +557,34 @@ fn feed_waits_for_a_slow_reader() {
         assert_eq!(reading.await, blocked);
     });
 }
+
+/// Messages that arrive in one read are given that read's time: the idle timer counts
+/// from when their bytes came in, not from when the application got round to each.
+#[test]
+fn the_idle_timer_counts_from_the_read_that_brought_the_message() {
+    run(async {
+        let idle = Duration::from_secs(2);
+        let settings = Settings::from(Config::default().with_idle_timeout(Some(idle)));
+        let (mut client, mut server) = pair_with(Settings::default(), settings).await;
+        // Both messages in one write, so the server's first read takes both.
+        client.feed(Message::text("one")).await.unwrap();
+        client.feed(Message::text("two")).await.unwrap();
+        SinkExt::flush(&mut client).await.unwrap();
+        let answering = smol::spawn(async move { while client.recv().await.is_some() {} });
+        let started = Instant::now();
+        assert_eq!(server.recv().await, Some(Message::text("one")));
+        // Past the idle deadline before the application looks at the second message.
+        Timer::after(Duration::from_secs(3)).await;
+        assert_eq!(server.recv().await, Some(Message::text("two")));
+        assert_eq!(server.recv().await, None);
+        let ended = started.elapsed();
+        assert_eq!(server.outcome(), Some(&Outcome::TimedOut(Timeout::Idle)));
+        // The deadline (2 s after the read) passed during the sleep, so the end comes
+        // right after it; counted from the second message's turn it would come at 5 s.
+        assert!(
+            ended >= Duration::from_secs(3) && ended < Duration::from_secs(4),
+            "{ended:?}"
+        );
+        answering.await;
+    });
+}

@@ -430,3 +430,31 @@ async fn feed_waits_for_a_slow_reader() {
     // not queued: feed is cancel-safe).
     assert_eq!(reading.await.unwrap(), blocked);
 }
+
+/// Messages that arrive in one read are given that read's time: the idle timer counts
+/// from when their bytes came in, not from when the application got round to each.
+#[tokio::test(start_paused = true)]
+async fn the_idle_timer_counts_from_the_read_that_brought_the_message() {
+    let idle = Duration::from_secs(15);
+    let settings = Settings::from(Config::default().with_idle_timeout(Some(idle)));
+    let (mut client, mut server) = pair_with(Settings::default(), settings).await;
+    // Both messages in one write, so the server's first read takes both.
+    client.feed(Message::text("one")).await.unwrap();
+    client.feed(Message::text("two")).await.unwrap();
+    SinkExt::flush(&mut client).await.unwrap();
+    let answering = tokio::spawn(async move { while client.recv().await.is_some() {} });
+    let started = tokio::time::Instant::now();
+    assert_eq!(server.recv().await, Some(Message::text("one")));
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(server.recv().await, Some(Message::text("two")));
+    assert_eq!(server.recv().await, None);
+    let ended = started.elapsed();
+    assert_eq!(server.outcome(), Some(&Outcome::TimedOut(Timeout::Idle)));
+    // 15 s after the read at the start; counted from the second message's turn it
+    // would have been 25 s.
+    assert!(
+        ended >= idle && ended < idle + Duration::from_secs(1),
+        "{ended:?}"
+    );
+    answering.await.unwrap();
+}
