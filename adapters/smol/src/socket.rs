@@ -407,7 +407,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             }
             if let Some(deadline) = self.driver.poll_timeout() {
                 if deadline <= self.read_clock() || self.poll_timer(cx, deadline).is_ready() {
+                    // The timer says the deadline passed, even if the clock rounds below it.
                     let now = self.read_clock().max(deadline);
+                    self.now = now;
                     if let Some(closed) = self.driver.handle_timeout(now) {
                         self.set_end(Outcome::from_closed(closed, self.driver.connection()), now);
                     }

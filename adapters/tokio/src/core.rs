@@ -234,7 +234,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             let fired = deadline <= now || self.poll_sleep(cx, deadline).is_ready();
             if fired {
                 // The timer says the deadline passed, even if the clock rounds below it.
-                if let Some(closed) = self.driver.handle_timeout(now.max(deadline)) {
+                self.now = now.max(deadline);
+                if let Some(closed) = self.driver.handle_timeout(self.now) {
                     let outcome = Outcome::from_closed(closed, self.driver.connection());
                     self.end(outcome);
                 }
