@@ -40,8 +40,12 @@ fn start_peer(imp: &str) -> (Killed, String) {
 }
 
 fn loadgen(addr: &str, pid: u32, scenario: &str, extra: &[&str]) -> BTreeMap<String, f64> {
-    result_line(addr, pid, scenario, extra)
-        .split_whitespace()
+    numeric_fields(&result_line(addr, pid, scenario, extra))
+}
+
+/// The `key=value` fields of a RESULT line whose values are numbers.
+fn numeric_fields(line: &str) -> BTreeMap<String, f64> {
+    line.split_whitespace()
         .filter_map(|kv| kv.split_once('='))
         .filter_map(|(k, v)| v.parse().ok().map(|v| (k.to_string(), v)))
         .collect()
@@ -103,11 +107,7 @@ fn echoes_dropped_unread_are_counted_like_copied_ones() {
             let args = [extra, &["--conns", "2", "--size", size]].concat();
             let line = result_line(&addr, pid, scenario, &args);
             assert!(line.contains(&format!(" echoes={mode}")), "{line}");
-            let fields: BTreeMap<&str, f64> = line
-                .split_whitespace()
-                .filter_map(|kv| kv.split_once('='))
-                .filter_map(|(k, v)| v.parse().ok().map(|v| (k, v)))
-                .collect();
+            let fields = numeric_fields(&line);
             // The decoder checks every echo's length, dropped or not: a miscounted
             // payload would end the run with an error.
             assert!(

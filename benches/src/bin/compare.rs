@@ -986,7 +986,7 @@ fn main() {
             .sum::<usize>();
     let per_run = o.warmup + o.duration + 1.0;
     eprintln!(
-        "== {total} runs ({} scenarios x {} reps x {} servers), about {:.0} min",
+        "== {total} runs ({} scenarios x {} reps x up to {} servers), about {:.0} min",
         o.scenarios.len(),
         o.reps,
         servers.len(),

@@ -152,9 +152,10 @@ async fn fastwebsockets_echo(mut stream: TcpStream) -> Result<(), BoxError> {
 }
 
 /// The HTTP upgrade fastwebsockets leaves to the application (or to hyper, with
-/// its `upgrade` feature), and the floor's: the same exchange without hyper. The request is read
-/// into a heap buffer freed before the echo loop starts, so the handshake adds
-/// nothing to the memory an idle connection keeps. `Ok(false)`: the peer left.
+/// its `upgrade` feature), and the floor's: the same exchange without hyper. The
+/// request is read into a heap buffer freed before the echo loop starts, so the
+/// handshake adds nothing to the memory an idle connection keeps. `Ok(false)`:
+/// the peer left.
 async fn plain_upgrade(stream: &mut TcpStream) -> Result<bool, BoxError> {
     let mut head = Vec::with_capacity(1024);
     loop {
