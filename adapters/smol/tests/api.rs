@@ -468,9 +468,11 @@ fn keepalive_pings_then_times_out() {
     run(async {
         let keepalive = KeepAlive::new(Duration::from_millis(100), Duration::from_millis(200));
         let settings = Settings::from(Config::default().with_keepalive(Some(keepalive)));
+        // Before the pair exists: the server's keepalive timer counts from its creation,
+        // so a clock started after it would see the timeout early.
+        let started = Instant::now();
         let (mut client, server) = pair_with(Settings::default(), settings).await;
         let (mut reader, _writer) = server.split();
-        let started = Instant::now();
         let reading = smol::spawn(async move {
             while reader.recv().await.is_some() {}
             (reader.outcome(), Instant::now())
