@@ -17,6 +17,10 @@
 //!   connection decides whether retrying can help. The default is
 //!   [`Failure::default_retry`]; an application replaces it with its own `fn`, or classifies
 //!   with any closure and calls [`Reconnect::handle_failure_as`].
+//! - **The server's word**: a rejected upgrade that carries `Retry-After` in seconds (a
+//!   503 or 429 under load, say) is retried no sooner than that, up to
+//!   [`ReconnectPolicy::max_retry_after`] (default 5 minutes), so clients turned away
+//!   together do not come back before the server said it could take them.
 //!
 //! Only failures are reported. When the *application* closes the connection, the client is
 //! shutting down: it does not consult the policy at all.
@@ -349,6 +353,9 @@ pub enum Failure {
     Rejected {
         /// The HTTP status code (403, 503 ...).
         status: u16,
+        /// The server's `Retry-After`, if it gave one in seconds: the next attempt waits at
+        /// least this long (up to [`ReconnectPolicy::max_retry_after`]).
+        retry_after: Option<Duration>,
     },
     /// The server answered 101 but the response was invalid (wrong accept key, missing
     /// `Upgrade`, an extension or subprotocol that was not offered ...).
@@ -391,7 +398,7 @@ impl Failure {
             | Failure::KeepAliveTimedOut
             | Failure::CloseTimedOut
             | Failure::Closed { code: None } => Retry::Yes,
-            Failure::Rejected { status } => Retry::for_status(status),
+            Failure::Rejected { status, .. } => Retry::for_status(status),
             Failure::BadHandshake => Retry::No,
             Failure::Closed { code: Some(code) } | Failure::ProtocolError(code) => {
                 Retry::for_close_code(code)
@@ -418,7 +425,18 @@ impl fmt::Display for Failure {
         match self {
             Failure::ConnectFailed(kind) => write!(f, "connect failed: {kind}"),
             Failure::HandshakeTimedOut => f.write_str("handshake timed out"),
-            Failure::Rejected { status } => write!(f, "handshake rejected with HTTP {status}"),
+            Failure::Rejected {
+                status,
+                retry_after: None,
+            } => write!(f, "handshake rejected with HTTP {status}"),
+            Failure::Rejected {
+                status,
+                retry_after: Some(after),
+            } => write!(
+                f,
+                "handshake rejected with HTTP {status}, retry after {} s",
+                after.as_secs()
+            ),
             Failure::BadHandshake => f.write_str("invalid handshake response"),
             Failure::Closed { code: Some(code) } => {
                 write!(f, "closed by the server with code {code}")
@@ -545,16 +563,22 @@ pub struct ReconnectPolicy {
     pub stable_after: Duration,
     /// Decides which failures are retried. Default [`Failure::default_retry`].
     pub classify: Classifier,
+    /// The longest wait a server's `Retry-After` can impose: after a rejection that
+    /// carries one ([`Failure::Rejected`]), the next attempt waits for the longer of the
+    /// backoff delay and `Retry-After`, capped at this. `Duration::ZERO` ignores
+    /// `Retry-After`. Default 5 minutes, so a server cannot park its clients for hours.
+    pub max_retry_after: Duration,
 }
 
 impl ReconnectPolicy {
     /// The default policy: [`Backoff::DEFAULT`], unlimited attempts, reset after 10 s up,
-    /// [`Failure::default_retry`].
+    /// [`Failure::default_retry`], a server's `Retry-After` honoured up to 5 minutes.
     pub const DEFAULT: ReconnectPolicy = ReconnectPolicy {
         backoff: Backoff::DEFAULT,
         max_attempts: None,
         stable_after: Duration::from_secs(10),
         classify: Failure::default_retry,
+        max_retry_after: Duration::from_secs(300),
     };
 
     /// Sets [`ReconnectPolicy::backoff`].
@@ -578,6 +602,12 @@ impl ReconnectPolicy {
     /// Sets [`ReconnectPolicy::classify`].
     pub const fn with_classifier(mut self, classify: Classifier) -> Self {
         self.classify = classify;
+        self
+    }
+
+    /// Sets [`ReconnectPolicy::max_retry_after`].
+    pub const fn with_max_retry_after(mut self, max_retry_after: Duration) -> Self {
+        self.max_retry_after = max_retry_after;
         self
     }
 }
@@ -750,7 +780,9 @@ impl Reconnect {
     /// In order: the connection, if open, is marked closed, and if it stayed up for
     /// `stable_after` the count resets; [`Retry::No`] gives up with [`GiveUp::Fatal`]; the
     /// next attempt past `max_attempts` gives up with [`GiveUp::MaxAttempts`] (the count
-    /// stays at the maximum); otherwise the count advances and the delay is drawn.
+    /// stays at the maximum); otherwise the count advances and the delay is drawn (and
+    /// raised to a rejection's `Retry-After`, up to
+    /// [`max_retry_after`](ReconnectPolicy::max_retry_after)).
     pub fn handle_failure_as(
         &mut self,
         failure: Failure,
@@ -774,7 +806,14 @@ impl Reconnect {
             (None, next) => next.unwrap_or(u32::MAX),
         };
         self.attempt = attempt;
-        let delay = self.policy.backoff.delay(attempt, random);
+        let mut delay = self.policy.backoff.delay(attempt, random);
+        if let Failure::Rejected {
+            retry_after: Some(asked),
+            ..
+        } = failure
+        {
+            delay = delay.max(asked.min(self.policy.max_retry_after));
+        }
         Decision::Retry {
             attempt,
             delay,
@@ -1027,6 +1066,67 @@ mod tests {
         assert_eq!(r.handle_failure(refused(), 0, t).attempt(), Some(2));
     }
 
+    fn unavailable(retry_after: Option<u64>) -> Failure {
+        Failure::Rejected {
+            status: 503,
+            retry_after: retry_after.map(Duration::from_secs),
+        }
+    }
+
+    #[test]
+    fn retry_after_lengthens_the_delay_up_to_the_cap() {
+        let now = Instant::from_millis(1_000);
+        // Attempt 1 draws at most 500 ms: a longer Retry-After wins.
+        let mut r = Reconnect::default();
+        let decision = r.handle_failure(unavailable(Some(20)), u64::MAX, now);
+        let twenty = Duration::from_secs(20);
+        assert_eq!(
+            decision,
+            Decision::Retry {
+                attempt: 1,
+                delay: twenty,
+                deadline: now + twenty,
+            }
+        );
+        // A shorter one leaves the backoff's delay (attempt 7: the 30 s ceiling).
+        let mut r = Reconnect::default();
+        for _ in 0..6 {
+            r.handle_failure(Failure::Abnormal, 0, now);
+        }
+        let decision = r.handle_failure(unavailable(Some(1)), u64::MAX, now);
+        assert_eq!(decision.delay(), Some(Duration::from_secs(30)));
+        // No Retry-After: the backoff alone.
+        let mut r = Reconnect::default();
+        let decision = r.handle_failure(unavailable(None), u64::MAX, now);
+        assert_eq!(decision.delay(), Some(Duration::from_millis(500)));
+        // Capped by the policy (default 5 minutes), even at u64::MAX seconds.
+        let mut r = Reconnect::default();
+        let decision = r.handle_failure(unavailable(Some(u64::MAX)), 0, now);
+        assert_eq!(decision.delay(), Some(Duration::from_secs(300)));
+        let policy = ReconnectPolicy::DEFAULT.with_max_retry_after(Duration::from_secs(2));
+        let decision = Reconnect::new(policy).handle_failure(unavailable(Some(20)), 0, now);
+        assert_eq!(decision.delay(), Some(Duration::from_secs(2)));
+        // Zero ignores it.
+        let policy = ReconnectPolicy::DEFAULT.with_max_retry_after(Duration::ZERO);
+        let decision = Reconnect::new(policy).handle_failure(unavailable(Some(20)), 0, now);
+        assert_eq!(decision.delay(), Some(Duration::from_millis(10)));
+    }
+
+    #[test]
+    fn retry_after_does_not_make_a_fatal_status_retry() {
+        let forbidden = Failure::Rejected {
+            status: 403,
+            retry_after: Some(Duration::from_secs(1)),
+        };
+        let decision = Reconnect::default().handle_failure(forbidden, 0, Instant::ZERO);
+        assert_eq!(decision, Decision::GiveUp(GiveUp::Fatal(forbidden)));
+        assert_displays(
+            unavailable(Some(30)),
+            "handshake rejected with HTTP 503, retry after 30 s",
+        );
+        assert!(unavailable(Some(30)).before_open());
+    }
+
     #[test]
     fn a_stable_connection_resets_even_past_max_attempts() {
         let mut r = Reconnect::new(ReconnectPolicy::DEFAULT.with_max_attempts(Some(1)));
@@ -1046,9 +1146,18 @@ mod tests {
     #[test]
     fn fatal_failures_give_up_at_once() {
         for failure in [
-            Failure::Rejected { status: 403 },
-            Failure::Rejected { status: 401 },
-            Failure::Rejected { status: 404 },
+            Failure::Rejected {
+                status: 403,
+                retry_after: None,
+            },
+            Failure::Rejected {
+                status: 401,
+                retry_after: None,
+            },
+            Failure::Rejected {
+                status: 404,
+                retry_after: None,
+            },
             Failure::BadHandshake,
             Failure::Closed {
                 code: Some(CloseCode::POLICY),
@@ -1063,7 +1172,10 @@ mod tests {
             assert_eq!(r.attempt(), 1, "{failure:?} must not count as an attempt");
         }
         assert_displays(
-            Decision::GiveUp(GiveUp::Fatal(Failure::Rejected { status: 403 })),
+            Decision::GiveUp(GiveUp::Fatal(Failure::Rejected {
+                status: 403,
+                retry_after: None,
+            })),
             "gave up: handshake rejected with HTTP 403",
         );
     }
@@ -1102,7 +1214,13 @@ mod tests {
 
     #[test]
     fn default_status_and_io_table() {
-        let retry = |status: u16| Failure::Rejected { status }.default_retry();
+        let retry = |status: u16| {
+            Failure::Rejected {
+                status,
+                retry_after: None,
+            }
+            .default_retry()
+        };
         for s in [408, 425, 429, 500, 502, 503, 504, 599] {
             assert_eq!(retry(s), Retry::Yes, "{s}");
         }
@@ -1145,14 +1263,20 @@ mod tests {
         // A stateful classifier: forgive the first 403 (a token being refreshed), not the second.
         let mut forgiven = 0;
         let mut classify = |failure: &Failure| match failure {
-            Failure::Rejected { status: 403 } if forgiven == 0 => {
+            Failure::Rejected {
+                status: 403,
+                retry_after: None,
+            } if forgiven == 0 => {
                 forgiven += 1;
                 Retry::Yes
             }
             other => other.default_retry(),
         };
         let mut r = Reconnect::default();
-        let f = Failure::Rejected { status: 403 };
+        let f = Failure::Rejected {
+            status: 403,
+            retry_after: None,
+        };
         let first = r.handle_failure_as(f, classify(&f), 0, Instant::ZERO);
         assert_eq!(first.attempt(), Some(1));
         let second = r.handle_failure_as(f, classify(&f), 0, Instant::ZERO);

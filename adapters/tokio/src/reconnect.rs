@@ -364,6 +364,7 @@ fn failure_of(error: &Error) -> Failure {
         Error::HandshakeTimeout => Failure::HandshakeTimedOut,
         Error::Rejected(rejected) => Failure::Rejected {
             status: rejected.status,
+            retry_after: rejected.retry_after(),
         },
         Error::Response(_) => Failure::BadHandshake,
         Error::Url(_) | Error::TlsRequired | Error::Request(_) | Error::Send(_) => {

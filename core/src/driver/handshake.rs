@@ -454,6 +454,14 @@ impl RejectedResponse {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_slice())
     }
+
+    /// How long the server asked the client to wait before trying again: its
+    /// `Retry-After` header, when that is a number of seconds (see
+    /// [`retry_after`](crate::handshake::client::retry_after)).
+    pub fn retry_after(&self) -> Option<core::time::Duration> {
+        self.header("Retry-After")
+            .and_then(crate::handshake::client::retry_after)
+    }
 }
 
 impl fmt::Display for RejectedResponse {

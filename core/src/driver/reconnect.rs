@@ -783,7 +783,14 @@ mod tests {
     fn rejected_403_gives_up_at_once() {
         let mut s = Supervisor::new(&ReconnectOptions::default());
         s.poll_action(t(0));
-        s.handle_connect_failure(Failure::Rejected { status: 403 }, 0, t(1));
+        s.handle_connect_failure(
+            Failure::Rejected {
+                status: 403,
+                retry_after: None,
+            },
+            0,
+            t(1),
+        );
         assert_eq!(
             drain(&mut s),
             [

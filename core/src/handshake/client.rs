@@ -2,6 +2,7 @@
 //! response.
 
 use core::fmt;
+use core::time::Duration;
 
 use super::key::{encode_nonce, AcceptKey};
 use super::write::{headers_ok, is_token, is_visible_ascii, items_ok, write_head, WriteError};
@@ -444,10 +445,41 @@ impl<'h, 'b> Rejected<'h, 'b> {
         find(self.headers, name)
     }
 
+    /// How long the server asked the client to wait before trying again: its
+    /// `Retry-After` header, when that is a number of seconds (see [`retry_after`]).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.header("Retry-After").and_then(retry_after)
+    }
+
     /// The bytes the response head took; a body, if any, follows.
     pub fn consumed(&self) -> usize {
         self.consumed
     }
+}
+
+/// The delay in a `Retry-After` header value (RFC 9110 §10.2.3) given as
+/// `delay-seconds`, a whole number of seconds; numbers too large for a `u64` saturate.
+/// The other form, an HTTP date, gives `None`: turning it into a delay needs the wall
+/// clock, which the core does not have (and which the two ends may not agree on).
+///
+/// ```
+/// use core::time::Duration;
+/// use sockeye_proto::handshake::client::retry_after;
+///
+/// assert_eq!(retry_after(b"120"), Some(Duration::from_secs(120)));
+/// assert_eq!(retry_after(b" 5 "), Some(Duration::from_secs(5)));
+/// assert_eq!(retry_after(b"Wed, 21 Oct 2026 07:28:00 GMT"), None);
+/// assert_eq!(retry_after(b"-1"), None);
+/// ```
+pub fn retry_after(value: &[u8]) -> Option<Duration> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let seconds = digits.iter().fold(0u64, |n, digit| {
+        n.saturating_mul(10).saturating_add(u64::from(digit - b'0'))
+    });
+    Some(Duration::from_secs(seconds))
 }
 
 /// Why a server's response is not a usable answer to the upgrade request: one variant per
@@ -678,6 +710,38 @@ mod tests {
             panic!("rejected");
         };
         assert_eq!((rejected.status(), rejected.reason()), (200, ""));
+        assert_eq!(rejected.retry_after(), None);
+    }
+
+    #[test]
+    fn a_rejection_carries_the_servers_retry_after() {
+        let response = b"HTTP/1.1 503 Service Unavailable\r\nretry-after:\t30 \r\n\r\n";
+        let Status::Complete(Response::Rejected(rejected)) = parse(response).unwrap() else {
+            panic!("rejected");
+        };
+        assert_eq!(rejected.retry_after(), Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn retry_after_takes_only_whole_seconds() {
+        let secs = |n| Some(Duration::from_secs(n));
+        assert_eq!(retry_after(b"0"), secs(0));
+        assert_eq!(retry_after(b"007"), secs(7));
+        assert_eq!(retry_after(b"\t86400 "), secs(86_400));
+        assert_eq!(retry_after(b"99999999999999999999999"), secs(u64::MAX));
+        for not_seconds in [
+            &b""[..],
+            b"   ",
+            b"+5",
+            b"-5",
+            b"1.5",
+            b"5s",
+            b"1 2",
+            b"0x10",
+            b"Fri, 31 Dec 1999 23:59:59 GMT",
+        ] {
+            assert_eq!(retry_after(not_seconds), None, "{not_seconds:?}");
+        }
     }
 
     #[test]

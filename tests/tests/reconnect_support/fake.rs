@@ -7,6 +7,7 @@
 //! - [`Mode::Silent`]: accepts TCP and completes the handshake, then never sends a byte
 //!   (no pongs): a dead peer behind a live socket.
 //! - [`Mode::Reject`]: answers the upgrade with this HTTP status.
+//! - [`Mode::Unavailable`]: answers the upgrade with 503 and this `Retry-After`.
 //! - [`Mode::CloseWith`]: opens, then closes at once with this code and reason.
 //!
 //! [`FakeServer::stop`] stops listening and cuts every connection (what a killed server
@@ -42,6 +43,8 @@ pub enum Mode {
     Silent,
     /// Refuse the upgrade with this status.
     Reject(u16),
+    /// Refuse the upgrade with 503 and this `Retry-After` value.
+    Unavailable(&'static str),
     /// Open, then close with this code and reason.
     CloseWith(u16, &'static str),
 }
@@ -220,6 +223,9 @@ fn serve(mut stream: TcpStream, mode: Mode, stop: &AtomicBool) {
     let mut decide = Some(
         move |_: &sockeye_proto::UpgradeRequest<'_, '_>| match mode {
             Mode::Reject(status) => Verdict::reject(status, "Forbidden"),
+            Mode::Unavailable(retry_after) => {
+                Verdict::reject(503, "Service Unavailable").with_header("Retry-After", retry_after)
+            }
             _ => Verdict::accept(),
         },
     );

@@ -253,7 +253,10 @@ fn rejection_403_gives_up_at_once() {
         );
         assert_eq!(
             states(&log)[2],
-            StateChange::GaveUp(GiveUp::Fatal(Failure::Rejected { status: 403 }))
+            StateChange::GaveUp(GiveUp::Fatal(Failure::Rejected {
+                status: 403,
+                retry_after: None
+            }))
         );
         let Some(Error::Rejected(response)) = client.last_error() else {
             panic!("{:?}", client.last_error())
@@ -271,6 +274,66 @@ fn rejection_403_gives_up_at_once() {
             }
             other => panic!("{other:?}"),
         }
+    });
+}
+
+/// A 503 with `Retry-After: 1` is retried, never sooner than the server asked, although
+/// the backoff alone would come back within 400 ms; the application sees the server's
+/// delay in the failure and in the reconnect delay.
+#[test]
+fn rejection_503_waits_for_retry_after() {
+    run(async {
+        let server = FakeServer::start_new(Mode::Unavailable("1"));
+        let policy = ReconnectPolicy::DEFAULT
+            .with_backoff(backoff())
+            .with_max_attempts(Some(2));
+        let mut client = client(&server, options().with_policy(policy));
+        let log = to_end(&mut client).await;
+        let shown: Vec<String> = states(&log).iter().map(ToString::to_string).collect();
+        let rejected = "handshake rejected with HTTP 503, retry after 1 s";
+        assert_eq!(
+            shown,
+            [
+                "connecting",
+                rejected,
+                "reconnecting in 1000ms (attempt 1)",
+                "connecting (attempt 1)",
+                rejected,
+                "reconnecting in 1000ms (attempt 2)",
+                "connecting (attempt 2)",
+                rejected,
+                "gave up after 2 reconnect attempts",
+            ],
+            "{shown:#?}"
+        );
+        let failure = Failure::Rejected {
+            status: 503,
+            retry_after: Some(Duration::from_secs(1)),
+        };
+        assert!(states(&log).contains(&StateChange::Failed(failure)));
+        // Measured: each attempt came at least a second after the rejection before it.
+        let at = |wanted: &str, nth: usize| {
+            log.iter()
+                .filter(|(_, event)| {
+                    matches!(event, ClientEvent::State(change) if change.to_string() == wanted)
+                })
+                .nth(nth)
+                .map(|(at, _)| *at)
+                .unwrap_or_else(|| panic!("no {wanted:?} #{nth}: {shown:#?}"))
+        };
+        for attempt in 1..=2 {
+            let waited = at(&format!("connecting (attempt {attempt})"), 0)
+                - at(rejected, attempt - 1);
+            assert!(
+                waited >= Duration::from_millis(990) && waited < Duration::from_secs(10),
+                "attempt {attempt} after {waited:?}"
+            );
+        }
+        let Some(Error::Rejected(response)) = client.last_error() else {
+            panic!("{:?}", client.last_error())
+        };
+        assert_eq!(response.retry_after(), Some(Duration::from_secs(1)));
+        assert_eq!(server.accepted(), 3);
     });
 }
 
