@@ -86,7 +86,9 @@ enum Link {
 /// - **Policy**: [`ReconnectOptions::policy`] sets the backoff (500 ms doubling to 30 s,
 ///   full jitter), the attempt limit and which failures are fatal (by default a 4xx
 ///   handshake rejection and closes such as 1008 policy violation give up at once;
-///   refused connections, resets, timeouts, 5xx and 1001/1006/1011/1012/1013 retry).
+///   refused connections, resets, timeouts, 5xx and 1001/1006/1011/1012/1013 retry), and
+///   how long a server's `Retry-After` may hold the next attempt back (a 503 or 429 that
+///   carries one is retried no sooner; up to 5 minutes by default).
 /// - [`close`](Self::close) ends it: the open connection is closed with a close
 ///   handshake and nothing is retried.
 ///
