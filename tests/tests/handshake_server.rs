@@ -128,6 +128,18 @@ fn golden_custom_rejections() {
             b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\n\
               Connection: close\r\nContent-Length: 0\r\n\r\n",
         ),
+        (
+            Rejection::custom(403, "Forbidden", &[("Content-Type", b"text/plain")])
+                .with_body(b"origin not allowed\n"),
+            b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\n\
+              Connection: close\r\nContent-Length: 19\r\n\r\norigin not allowed\n",
+        ),
+        // A body is bytes, whatever they are: a blank line inside is not a second head.
+        (
+            Rejection::custom(400, "Bad Request", &[]).with_body(b"\r\n\r\n\0\xff"),
+            b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 6\r\n\r\n\
+              \r\n\r\n\0\xff",
+        ),
     ];
     for (rejection, golden) in cases {
         assert_eq!(written(*rejection), *golden, "{rejection:?}");

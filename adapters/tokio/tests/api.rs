@@ -327,6 +327,45 @@ async fn accept_with_subprotocols_and_rejection() {
     assert_eq!(results[1].as_ref().unwrap().as_deref(), Some("v2"));
 }
 
+/// An application's rejection can carry a body, written after the head with its length.
+#[tokio::test]
+async fn a_rejection_carries_its_body() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let body = r#"{"error":"unknown room","room":"/lobby"}"#;
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        accept_with(tcp, Settings::default(), |request| {
+            Verdict::reject(404, "Not Found")
+                .with_header("Content-Type", "application/json")
+                .with_body(format!(
+                    r#"{{"error":"unknown room","room":"{}"}}"#,
+                    request.path()
+                ))
+        })
+        .await
+    });
+    let mut raw = tokio::net::TcpStream::connect(addr).await.unwrap();
+    raw.write_all(
+        b"GET /lobby HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut response = Vec::new();
+    raw.read_to_end(&mut response).await.unwrap();
+    let expected = format!(
+        "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nConnection: close\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    assert_eq!(String::from_utf8_lossy(&response), expected);
+    assert!(matches!(
+        server.await.unwrap(),
+        Err(Error::Refused(Refusal::Rejected(404)))
+    ));
+}
+
 /// A client that never finishes its request is dropped after the handshake timeout.
 #[tokio::test(start_paused = true)]
 async fn slowloris_hits_the_handshake_timeout() {

@@ -218,6 +218,8 @@ pub enum Verdict {
         reason: String,
         /// Extra response headers (`WWW-Authenticate` ...).
         headers: OwnedHeaders,
+        /// The response body (empty: none).
+        body: Vec<u8>,
     },
 }
 
@@ -236,6 +238,7 @@ impl Verdict {
             status,
             reason: reason.into(),
             headers: Vec::new(),
+            body: Vec::new(),
         }
     }
 
@@ -243,6 +246,26 @@ impl Verdict {
     pub fn with_protocol(mut self, chosen: impl Into<String>) -> Self {
         if let Verdict::Accept { protocol, .. } = &mut self {
             *protocol = Some(chosen.into());
+        }
+        self
+    }
+
+    /// Sets the response body (a [`Reject`](Verdict::Reject) only; an accepted upgrade has
+    /// none). Give its `Content-Type` with [`with_header`](Self::with_header);
+    /// `Content-Length` is written for it.
+    ///
+    /// ```
+    /// use sockeye_proto::driver::Verdict;
+    ///
+    /// let no = Verdict::reject(401, "Unauthorized")
+    ///     .with_header("WWW-Authenticate", "Bearer")
+    ///     .with_header("Content-Type", "text/plain")
+    ///     .with_body("log in first");
+    /// assert!(matches!(&no, Verdict::Reject { body, .. } if body.as_slice() == b"log in first"));
+    /// ```
+    pub fn with_body(mut self, content: impl Into<Vec<u8>>) -> Self {
+        if let Verdict::Reject { body, .. } = &mut self {
+            *body = content.into();
         }
         self
     }
@@ -409,9 +432,11 @@ impl ServerUpgrade {
                 status,
                 reason,
                 headers,
+                body,
             } => {
                 let extra = borrowed_headers(&headers);
-                match write_grown(|out| Rejection::custom(status, &reason, &extra).write(out)) {
+                let rejection = Rejection::custom(status, &reason, &extra).with_body(&body);
+                match write_grown(|out| rejection.write(out)) {
                     Ok(response) => ServerAnswer::Refuse {
                         response,
                         refusal: Refusal::Rejected(status),

@@ -515,6 +515,7 @@ pub struct Rejection<'a> {
     status: u16,
     reason: &'a str,
     headers: &'a [(&'a str, &'a [u8])],
+    body: &'a [u8],
 }
 
 impl Rejection<'static> {
@@ -548,7 +549,30 @@ impl<'a> Rejection<'a> {
             status,
             reason,
             headers,
+            body: &[],
         }
+    }
+
+    /// The same response with a body (an explanation for a person or a program: set its
+    /// `Content-Type` among the extra headers). Empty by default.
+    ///
+    /// ```
+    /// use sockeye_proto::handshake::Rejection;
+    ///
+    /// let json: &[(&str, &[u8])] = &[("Content-Type", b"application/json")];
+    /// let rejection =
+    ///     Rejection::custom(403, "Forbidden", json).with_body(br#"{"error":"origin"}"#);
+    /// let mut out = [0u8; 256];
+    /// let n = rejection.write(&mut out).unwrap();
+    /// assert_eq!(
+    ///     &out[..n],
+    ///     b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nConnection: close\r\n\
+    ///       Content-Length: 18\r\n\r\n{\"error\":\"origin\"}"
+    /// );
+    /// ```
+    pub const fn with_body(mut self, body: &'a [u8]) -> Self {
+        self.body = body;
+        self
     }
 
     /// The status code.
@@ -566,16 +590,25 @@ impl<'a> Rejection<'a> {
         self.headers
     }
 
+    /// The body (empty unless set with [`with_body`](Self::with_body)).
+    pub const fn body(&self) -> &'a [u8] {
+        self.body
+    }
+
     /// Writes the complete response into `out` and returns its length; on error nothing is
     /// written.
     ///
     /// The response is the status line, the extra headers, `Connection: close` (unless an
-    /// extra header is a `Connection` header), `Content-Length: 0` and the empty line: there is
-    /// no body. Errors: [`WriteError::InvalidField`] for a status outside 200..=999, a reason
-    /// phrase with control characters, a malformed extra header or one called
-    /// `Content-Length` or `Transfer-Encoding`; [`WriteError::BufferTooSmall`].
+    /// extra header is a `Connection` header), `Content-Length` (0 without a body), the
+    /// empty line and the body. Errors: [`WriteError::InvalidField`] for a status outside
+    /// 200..=999, a reason phrase with control characters, a malformed extra header or one
+    /// called `Content-Length` or `Transfer-Encoding`, a body over 4 GiB;
+    /// [`WriteError::BufferTooSmall`].
     pub fn write(&self, out: &mut [u8]) -> Result<usize, WriteError> {
         const RESERVED: &[&str] = &["Content-Length", "Transfer-Encoding"];
+        let Ok(body_len) = u32::try_from(self.body.len()) else {
+            return Err(WriteError::InvalidField);
+        };
         if !(200..=999).contains(&self.status)
             || !is_field_value(self.reason.as_bytes())
             || !headers_ok(self.headers, RESERVED)
@@ -596,8 +629,11 @@ impl<'a> Rejection<'a> {
             if !has_connection {
                 c.str("Connection: close\r\n");
             }
-            c.str("Content-Length: 0\r\n");
+            c.str("Content-Length: ");
+            c.decimal(body_len);
+            c.str("\r\n");
             c.end();
+            c.bytes(self.body);
         })
     }
 }
