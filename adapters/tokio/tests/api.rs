@@ -360,6 +360,8 @@ async fn a_rejection_carries_its_body() {
         body.len()
     );
     assert_eq!(String::from_utf8_lossy(&response), expected);
+    // Closing ends the server's linger (it reads until the client closes, for 1 s at most).
+    drop(raw);
     assert!(matches!(
         server.await.unwrap(),
         Err(Error::Refused(Refusal::Rejected(404)))
