@@ -93,15 +93,9 @@ pub fn rewrite_frames(
         let opcode = b0 & 0x0f;
         let mut first = b0;
         if opcode >= crate::ws::opcode::CLOSE {
-            let key: [u8; 4] = [
-                buf[start + header_len - 4],
-                buf[start + header_len - 3],
-                buf[start + header_len - 2],
-                buf[start + header_len - 1],
-            ];
-            for (i, byte) in buf[payload.clone()].iter_mut().enumerate() {
-                *byte ^= key[i & 3];
-            }
+            let mut key = [0; 4];
+            key.copy_from_slice(&buf[start + header_len - 4..start + header_len]);
+            crate::ws::xor_key(&mut buf[payload.clone()], key);
             if opcode == crate::ws::opcode::PING {
                 first = (b0 & 0xf0) | crate::ws::opcode::PONG;
             }

@@ -121,8 +121,18 @@ pub fn masked_frame(opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
         f.extend_from_slice(&(len as u64).to_be_bytes());
     }
     f.extend_from_slice(&mask);
-    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
+    let start = f.len();
+    f.extend_from_slice(payload);
+    xor_key(&mut f[start..], mask);
     f
+}
+
+/// XORs `bytes` with `key` repeated from its first byte: masks a payload, or unmasks
+/// one (this crate's own loop, so that the harness never relies on the code it measures).
+pub fn xor_key(bytes: &mut [u8], key: [u8; 4]) {
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte ^= key[i & 3];
+    }
 }
 
 /// `count` copies of [`masked_frame`] back to back (one write sends many messages).

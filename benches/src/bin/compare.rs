@@ -1105,27 +1105,19 @@ fn main() {
                     );
                     Ok(r)
                 });
-                let kept = match measured {
+                match measured {
                     Ok((r, attempts)) => {
-                        if attempts > 1 {
-                            noise.redone += 1;
-                        }
-                        Some(r)
+                        noise.redone += usize::from(attempts > 1);
+                        noise.still_noisy += usize::from(other_cpu(&r) > o.max_other);
+                        results
+                            .entry((scenario.clone(), s.name))
+                            .or_default()
+                            .push(r);
                     }
                     Err(e) => {
                         eprintln!("{prefix}: FAILED: {e}");
                         failures.push(format!("{scenario} / {} rep {rep}: {e}", s.name));
-                        None
                     }
-                };
-                if let Some(r) = kept {
-                    if other_cpu(&r) > o.max_other {
-                        noise.still_noisy += 1;
-                    }
-                    results
-                        .entry((scenario.clone(), s.name))
-                        .or_default()
-                        .push(r);
                 }
             }
         }
