@@ -1066,11 +1066,15 @@ mod tests {
         assert_eq!(r.handle_failure(refused(), 0, t).attempt(), Some(2));
     }
 
-    fn unavailable(retry_after: Option<u64>) -> Failure {
+    fn rejected(status: u16, retry_after_secs: Option<u64>) -> Failure {
         Failure::Rejected {
-            status: 503,
-            retry_after: retry_after.map(Duration::from_secs),
+            status,
+            retry_after: retry_after_secs.map(Duration::from_secs),
         }
+    }
+
+    fn unavailable(retry_after_secs: Option<u64>) -> Failure {
+        rejected(503, retry_after_secs)
     }
 
     #[test]
@@ -1114,10 +1118,7 @@ mod tests {
 
     #[test]
     fn retry_after_does_not_make_a_fatal_status_retry() {
-        let forbidden = Failure::Rejected {
-            status: 403,
-            retry_after: Some(Duration::from_secs(1)),
-        };
+        let forbidden = rejected(403, Some(1));
         let decision = Reconnect::default().handle_failure(forbidden, 0, Instant::ZERO);
         assert_eq!(decision, Decision::GiveUp(GiveUp::Fatal(forbidden)));
         assert_displays(
@@ -1146,18 +1147,9 @@ mod tests {
     #[test]
     fn fatal_failures_give_up_at_once() {
         for failure in [
-            Failure::Rejected {
-                status: 403,
-                retry_after: None,
-            },
-            Failure::Rejected {
-                status: 401,
-                retry_after: None,
-            },
-            Failure::Rejected {
-                status: 404,
-                retry_after: None,
-            },
+            rejected(403, None),
+            rejected(401, None),
+            rejected(404, None),
             Failure::BadHandshake,
             Failure::Closed {
                 code: Some(CloseCode::POLICY),
@@ -1172,10 +1164,7 @@ mod tests {
             assert_eq!(r.attempt(), 1, "{failure:?} must not count as an attempt");
         }
         assert_displays(
-            Decision::GiveUp(GiveUp::Fatal(Failure::Rejected {
-                status: 403,
-                retry_after: None,
-            })),
+            Decision::GiveUp(GiveUp::Fatal(rejected(403, None))),
             "gave up: handshake rejected with HTTP 403",
         );
     }
@@ -1214,13 +1203,7 @@ mod tests {
 
     #[test]
     fn default_status_and_io_table() {
-        let retry = |status: u16| {
-            Failure::Rejected {
-                status,
-                retry_after: None,
-            }
-            .default_retry()
-        };
+        let retry = |status: u16| rejected(status, None).default_retry();
         for s in [408, 425, 429, 500, 502, 503, 504, 599] {
             assert_eq!(retry(s), Retry::Yes, "{s}");
         }
@@ -1273,10 +1256,7 @@ mod tests {
             other => other.default_retry(),
         };
         let mut r = Reconnect::default();
-        let f = Failure::Rejected {
-            status: 403,
-            retry_after: None,
-        };
+        let f = rejected(403, None);
         let first = r.handle_failure_as(f, classify(&f), 0, Instant::ZERO);
         assert_eq!(first.attempt(), Some(1));
         let second = r.handle_failure_as(f, classify(&f), 0, Instant::ZERO);
