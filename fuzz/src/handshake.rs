@@ -7,10 +7,18 @@
 //!   with the rejection's status;
 //! - accepting a parsed request (with an offered subprotocol and extension) writes a `101`
 //!   that the client side accepts;
-//! - an accepted response's subprotocol and extensions were requested.
+//! - an accepted response's subprotocol and extensions were requested;
+//! - the driver's client handshake gives the same answer whatever sizes its reads come in,
+//!   answers every rejection by end of stream, and keeps no more of a rejection's body
+//!   than its limit (the exact length, when `Content-Length` says the body is whole).
 
+use std::task::Poll;
+
+use sockeye_proto::driver::{ClientAnswer, ClientUpgrade};
+use sockeye_proto::handshake::body::BodyLength;
 use sockeye_proto::handshake::{
-    parse_request, Accept, ClientHandshake, ClientRequest, Response, UpgradeRequest, EMPTY_HEADER,
+    parse_request, Accept, ClientHandshake, ClientRequest, HeadLimits, Response, UpgradeRequest,
+    EMPTY_HEADER,
 };
 use sockeye_proto::Status;
 
@@ -124,8 +132,15 @@ const REQUEST: ClientRequest<'static> = ClientRequest::new("server.example.com",
     .with_extensions(&["permessage-deflate; client_max_window_bits"]);
 
 /// Parses `data` as the server's answer to [`REQUEST`] sent with the RFC 6455 sample nonce
-/// (`Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=`).
+/// (`Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=`), and runs the driver's client
+/// handshake over the same bytes.
 pub fn client_response(data: &[u8]) {
+    parse_response(data);
+    client_upgrade(data);
+}
+
+/// `ClientHandshake::parse_response` over `data`.
+fn parse_response(data: &[u8]) {
     let client = ClientHandshake::new(*b"the sample nonce");
     let mut headers = [EMPTY_HEADER; 32];
     let response = match client.parse_response(&REQUEST, data, &mut headers) {
@@ -170,6 +185,74 @@ pub fn client_response(data: &[u8]) {
         client.parse_response(&REQUEST, &data[..consumed - 1], &mut headers),
         Ok(Status::Partial)
     );
+}
+
+/// Feeds `wire` to the driver's client handshake twice, in reads of two sizes, then ends
+/// the stream. A checksum of the bytes picks the small read size and the body limit, so
+/// that every input is also a whole response (the seeds serve both checks).
+fn client_upgrade(wire: &[u8]) {
+    let knobs = wire.iter().fold(0u8, |sum, &byte| sum.wrapping_add(byte));
+    let piece = usize::from(knobs % 61) + 1;
+    let limit = usize::from(knobs / 61) * 97;
+    let limits = HeadLimits::DEFAULT.with_max_rejection_body(limit);
+    let answer = upgrade_in_reads(wire, piece, limits);
+    // Frames behind a `101` come with it, as many as the read brought: not compared.
+    let without_early = |answer: &Answer| {
+        let mut answer = answer.clone();
+        if let Some(Ok(ClientAnswer::Accepted { early, .. })) = &mut answer {
+            early.clear();
+        }
+        answer
+    };
+    assert_eq!(
+        without_early(&answer),
+        without_early(&upgrade_in_reads(wire, wire.len().max(1), limits))
+    );
+    let Some(Ok(ClientAnswer::Rejected(rejected))) = answer else {
+        return;
+    };
+    assert!(rejected.body.len() <= limit);
+    let headers: Vec<_> = rejected
+        .headers
+        .iter()
+        .map(|(name, value)| httparse::Header { name, value })
+        .collect();
+    let length = sockeye_proto::handshake::body::body_length(rejected.status, &headers);
+    if let (Ok(BodyLength::Bytes(n)), true) = (length, rejected.body_complete) {
+        assert_eq!(rejected.body.len() as u64, n);
+    }
+}
+
+type Answer = Option<Result<ClientAnswer, sockeye_proto::handshake::ResponseError>>;
+
+/// The first answer (or error) `ClientUpgrade::poll` gives for `wire` read `piece` bytes at
+/// a time and then end of stream; `None` if there is none.
+fn upgrade_in_reads(wire: &[u8], piece: usize, limits: HeadLimits) -> Answer {
+    let (mut upgrade, _) =
+        ClientUpgrade::new(*b"the sample nonce", &REQUEST, limits).expect("the request");
+    let mut rest = wire;
+    loop {
+        let read = upgrade.read_with(|buf| {
+            let n = buf.len().min(rest.len()).min(piece);
+            buf[..n].copy_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            Poll::<Result<usize, ()>>::Ready(Ok(n))
+        });
+        let Poll::Ready(Ok(n)) = read else {
+            unreachable!()
+        };
+        match upgrade.poll(&REQUEST) {
+            Ok(None) if n > 0 => continue,
+            Ok(None) => {
+                // End of stream with no answer: the head never ended, so there is no
+                // rejection to take either.
+                assert!(upgrade.take_rejection().is_none());
+                return None;
+            }
+            Ok(Some(answer)) => return Some(Ok(answer)),
+            Err(error) => return Some(Err(error)),
+        }
+    }
 }
 
 #[cfg(test)]

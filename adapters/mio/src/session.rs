@@ -389,7 +389,8 @@ impl Session {
             Phase::Accepting(_) if expired => self.finish_with(Error::HandshakeTimeout),
             Phase::Connecting(connecting) if expired => {
                 let error = if connecting.connected {
-                    Error::HandshakeTimeout
+                    // A server that said no but never finished its body still said no.
+                    connecting.upgrade.timed_out()
                 } else {
                     Error::ConnectTimeout
                 };

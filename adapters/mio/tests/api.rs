@@ -29,7 +29,7 @@ struct Echo(Arc<Mutex<Seen>>);
 impl Handler for Echo {
     fn on_request(&mut self, request: &UpgradeRequest<'_, '_>) -> Verdict {
         match request.path() {
-            "/private" => Verdict::reject(403, "Forbidden"),
+            "/private" => Verdict::reject(403, "Forbidden").with_body("members only"),
             _ => match request.select_protocol(&["chat"]) {
                 Some(protocol) => Verdict::accept().with_protocol(protocol),
                 None => Verdict::accept(),
@@ -314,7 +314,14 @@ fn client_sessions_report_handshake_failures() {
         |_, _| {},
     );
     assert!(session.outcome().is_none());
-    assert!(matches!(session.error(), Some(Error::Rejected(r)) if r.status == 403));
+    let Some(Error::Rejected(rejected)) = session.error() else {
+        panic!("{session:?}")
+    };
+    assert_eq!(rejected.status, 403);
+    assert_eq!(
+        (rejected.body.as_slice(), rejected.body_complete),
+        (&b"members only"[..], true)
+    );
     assert_eq!(session.error().unwrap().status(), Some(403));
 
     // Nothing listens on a port we just closed.
@@ -334,6 +341,44 @@ fn client_sessions_report_handshake_failures() {
         Session::connect_url("http://example.com/", Settings::default(), Instant::now()),
         Err(Error::Url(_))
     ));
+}
+
+/// A server that says no and then stalls in its body: at the handshake timeout the
+/// session reports the rejection with what came of the body, not a bare timeout.
+#[test]
+fn a_stalled_rejection_body_still_reports_the_rejection() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let peer = thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = [0u8; 1024];
+        let n = stream.read(&mut request).unwrap();
+        assert!(request[..n].starts_with(b"GET / HTTP/1.1\r\n"));
+        stream
+            .write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 100\r\n\r\nback at")
+            .unwrap();
+        // Hold the socket open until the client is done with it.
+        let _ = wait.recv_timeout(Duration::from_secs(20));
+    });
+    let settings = Settings::default().with_handshake_timeout(Some(Duration::from_millis(300)));
+    let started = Instant::now();
+    let (session, _) = drive(connect(addr, "/", settings), |_, _| {});
+    let waited = started.elapsed();
+    let Some(Error::Rejected(rejected)) = session.error() else {
+        panic!("{session:?}")
+    };
+    assert_eq!(rejected.status, 503);
+    assert_eq!(
+        (rejected.body.as_slice(), rejected.body_complete),
+        (&b"back at"[..], false)
+    );
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    done.send(()).unwrap();
+    peer.join().unwrap();
 }
 
 #[test]

@@ -11,7 +11,7 @@
 //!   dropped after [`Settings::handshake_timeout`] (10 s).
 //! - Client: [`connect`] over any stream (TLS is the caller's stream) and [`connect_url`]
 //!   for plain `ws://` TCP with a connect timeout. A non-`101` answer is
-//!   [`Error::Rejected`] with the status.
+//!   [`Error::Rejected`] with the status, headers and body.
 //! - [`WebSocket`]: [`recv`](WebSocket::recv) whole [`Message`]s or
 //!   [`recv_with`](WebSocket::recv_with) raw chunks; [`send`](WebSocket::send),
 //!   [`feed`](WebSocket::feed) (backpressure), [`feed_frame`](WebSocket::feed_frame)
@@ -193,7 +193,8 @@ where
 }
 
 /// Opens a WebSocket over `stream` (TCP, TLS, anything): writes `request`, checks the
-/// answer. A non-`101` answer is [`Error::Rejected`]. Bounded by
+/// answer. A non-`101` answer is [`Error::Rejected`], with its body (up to
+/// [`HeadLimits::max_rejection_body`]). Bounded by
 /// [`Settings::handshake_timeout`].
 ///
 /// ```no_run
@@ -217,12 +218,7 @@ where
 {
     let settings = settings.into();
     let request = request.into_request()?;
-    Box::pin(within(
-        settings.handshake_timeout,
-        Error::HandshakeTimeout,
-        client_handshake(stream, &request, settings),
-    ))
-    .await
+    Box::pin(client_handshake(stream, &request, settings)).await
 }
 
 /// Connects to a `ws://host[:port]/path` URL over plain TCP (within
@@ -358,20 +354,33 @@ where
 
     let (mut upgrade, bytes) =
         ClientUpgrade::new(nonce, request, settings.head_limits).map_err(Error::Request)?;
-    stream.write_all(&bytes).await?;
-    stream.flush().await?;
-    let answer = loop {
-        let n = read_head(&mut stream, |read| upgrade.read_with(read)).await?;
-        if let Some(answer) = upgrade.poll(request).map_err(Error::Response)? {
-            break answer;
+    let handshake = async {
+        stream.write_all(&bytes).await?;
+        stream.flush().await?;
+        loop {
+            let n = read_head(&mut stream, |read| upgrade.read_with(read)).await?;
+            if let Some(answer) = upgrade.poll(request).map_err(Error::Response)? {
+                return Ok(answer);
+            }
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "server left during the handshake",
+                )
+                .into());
+            }
         }
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "server left during the handshake",
-            )
-            .into());
-        }
+    };
+    let answer = match within(
+        settings.handshake_timeout,
+        Error::HandshakeTimeout,
+        handshake,
+    )
+    .await
+    {
+        // A server that said no but never finished its body still said no.
+        Err(Error::HandshakeTimeout) => return Err(upgrade.timed_out()),
+        other => other?,
     };
     match answer {
         ClientAnswer::Accepted {

@@ -415,6 +415,64 @@ fn accept_with_subprotocols_and_rejection() {
     });
 }
 
+/// The client reads the body of a rejection and answers as soon as it has ended, without
+/// waiting for the server to close (it lingers up to 1 s for the client to go first).
+#[test]
+fn the_client_gets_a_rejections_body() {
+    run(async {
+        let (a, b) = UnixStream::pair().unwrap();
+        let started = Instant::now();
+        let server = smol::spawn(accept_with(a, Settings::default(), |_| {
+            Verdict::reject(401, "Unauthorized").with_body(r#"{"error":"token expired"}"#)
+        }));
+        let result = connect(b, ClientRequest::new("x", "/"), Settings::default()).await;
+        let Err(Error::Rejected(rejected)) = result else {
+            panic!("{result:?}")
+        };
+        assert_eq!(rejected.status, 401);
+        assert_eq!(rejected.body, br#"{"error":"token expired"}"#);
+        assert!(rejected.body_complete);
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(server.await.unwrap_err().status(), Some(401));
+    });
+}
+
+/// A server that says no and then stalls in its body: at the handshake timeout the
+/// client reports the rejection with what came of the body, not a bare timeout.
+#[test]
+fn a_stalled_rejection_body_still_reports_the_rejection() {
+    run(async {
+        let (a, mut raw) = UnixStream::pair().unwrap();
+        let settings = Settings::default().with_handshake_timeout(Some(Duration::from_millis(300)));
+        let started = Instant::now();
+        let client = smol::spawn(connect(a, ClientRequest::new("x", "/"), settings));
+        let mut request = [0u8; 1024];
+        let n = raw.read(&mut request).await.unwrap();
+        assert!(request[..n].starts_with(b"GET / HTTP/1.1\r\n"));
+        raw.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 100\r\n\r\nback at")
+            .await
+            .unwrap();
+        let result = client.await;
+        let Err(Error::Rejected(rejected)) = result else {
+            panic!("{result:?}")
+        };
+        assert_eq!(rejected.status, 503);
+        assert_eq!(
+            (rejected.body.as_slice(), rejected.body_complete),
+            (&b"back at"[..], false)
+        );
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(300) && waited < Duration::from_secs(5),
+            "{waited:?}"
+        );
+    });
+}
+
 /// A client that never finishes its request is dropped after the handshake timeout.
 #[test]
 fn slowloris_hits_the_handshake_timeout() {

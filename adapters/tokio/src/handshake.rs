@@ -198,8 +198,10 @@ where
 /// is a `tokio-rustls` (or other) stream you opened. The key nonce and the masking seed
 /// come from the OS RNG.
 ///
-/// A non-`101` answer is [`Error::Rejected`] with its status, reason and headers; an
-/// invalid one is [`Error::Response`]. The whole exchange is limited by
+/// A non-`101` answer is [`Error::Rejected`] with its status, reason, headers and body
+/// (up to [`max_rejection_body`](crate::HeadLimits::max_rejection_body), 64 KiB; a body
+/// still coming at the timeout is reported as far as it came); an invalid one is
+/// [`Error::Response`]. The whole exchange is limited by
 /// [`Settings::handshake_timeout`].
 ///
 /// ```no_run
@@ -255,13 +257,18 @@ where
             }
         }
     };
-    match within(
+    let answer = match within(
         settings.handshake_timeout,
         Error::HandshakeTimeout,
         handshake,
     )
-    .await?
+    .await
     {
+        // A server that said no but never finished its body still said no.
+        Err(Error::HandshakeTimeout) => return Err(upgrade.timed_out()),
+        other => other?,
+    };
+    match answer {
         ClientAnswer::Accepted {
             protocol, early, ..
         } => Ok(WebSocket::from_core(Core::new(

@@ -368,6 +368,75 @@ async fn a_rejection_carries_its_body() {
     ));
 }
 
+/// The client reads the body of a rejection (the server's reason in words) and answers
+/// as soon as it has ended, without waiting for the server to close.
+#[tokio::test(start_paused = true)]
+async fn the_client_gets_a_rejections_body() {
+    let (a, b) = duplex(4096);
+    let started = tokio::time::Instant::now();
+    let server = tokio::spawn(accept_with(a, Settings::default(), |_| {
+        Verdict::reject(401, "Unauthorized")
+            .with_header("Content-Type", "application/json")
+            .with_body(r#"{"error":"token expired"}"#)
+    }));
+    let result = connect(b, ClientRequest::new("x", "/"), Settings::default()).await;
+    let Err(Error::Rejected(rejected)) = result else {
+        panic!("{result:?}")
+    };
+    assert_eq!(rejected.status, 401);
+    assert_eq!(
+        rejected.header("content-type"),
+        Some(&b"application/json"[..])
+    );
+    assert_eq!(rejected.body, br#"{"error":"token expired"}"#);
+    assert!(rejected.body_complete);
+    // The server lingers up to 1 s for the client to close; the client did not wait
+    // for that (the clock is paused, so only waiting moves it).
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(matches!(
+        server.await.unwrap(),
+        Err(Error::Refused(Refusal::Rejected(401)))
+    ));
+}
+
+/// A server that says no and then stalls in its body: at the handshake timeout the
+/// client reports the rejection with what came of the body, not a bare timeout.
+#[tokio::test(start_paused = true)]
+async fn a_stalled_rejection_body_still_reports_the_rejection() {
+    let (a, mut raw) = duplex(4096);
+    let started = tokio::time::Instant::now();
+    let client = tokio::spawn(connect(
+        a,
+        ClientRequest::new("x", "/"),
+        Settings::default(),
+    ));
+    let mut request = [0u8; 1024];
+    let n = raw.read(&mut request).await.unwrap();
+    assert!(request[..n].starts_with(b"GET / HTTP/1.1\r\n"));
+    raw.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 100\r\n\r\nback at")
+        .await
+        .unwrap();
+    let result = client.await.unwrap();
+    let Err(Error::Rejected(rejected)) = result else {
+        panic!("{result:?}")
+    };
+    assert_eq!(rejected.status, 503);
+    assert_eq!(
+        (rejected.body.as_slice(), rejected.body_complete),
+        (&b"back at"[..], false)
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(10) && waited < Duration::from_secs(11),
+        "{waited:?}"
+    );
+    drop(raw);
+}
+
 /// A client that never finishes its request is dropped after the handshake timeout.
 #[tokio::test(start_paused = true)]
 async fn slowloris_hits_the_handshake_timeout() {

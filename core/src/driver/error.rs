@@ -33,8 +33,8 @@ pub enum Error {
     Request(WriteError),
     /// Client: the server's response is not a valid handshake answer.
     Response(ResponseError),
-    /// Client: the server answered with a status other than `101` (its status, reason
-    /// and headers are here).
+    /// Client: the server answered with a status other than `101` (its status, reason,
+    /// headers and body are here).
     Rejected(RejectedResponse),
     /// Local misuse: a control payload over 125 bytes, a close code that cannot be sent,
     /// a message of another kind while a fragmented one is in progress.

@@ -10,7 +10,7 @@
 //!   (plus any frames the client sent early) or the refusal to write before closing.
 //! - [`ClientUpgrade`]: writes the request for a nonce; [`ClientUpgrade::poll`] checks the
 //!   server's response and returns a [`ClientAnswer`] (accepted, or the server's refusal
-//!   as an owned [`RejectedResponse`]).
+//!   as an owned [`RejectedResponse`], with its body once that has ended).
 
 use core::fmt;
 use core::time::Duration;
@@ -20,6 +20,7 @@ use std::vec::Vec;
 
 use super::{DriverConfig, Error};
 use crate::config::Config;
+use crate::handshake::body::{BodyLength, ChunkedDecoder};
 use crate::handshake::{
     parse_request_with, Accept, ClientHandshake, ClientRequest, HeadLimits, Header, Rejection,
     RequestError, Response, ResponseError, UpgradeRequest, Url, WriteError, EMPTY_HEADER,
@@ -112,12 +113,15 @@ impl From<Config> for Settings {
     }
 }
 
-/// A head being read: bytes `..len` of `buf`, growing up to the head limit.
+/// A head being read (and, for a client turned down, the body after it): bytes `..len`
+/// of `buf`, growing up to `limit`.
 #[derive(Debug)]
 struct HeadBuffer {
     buf: Vec<u8>,
     len: usize,
     limit: usize,
+    /// A read returned end of stream.
+    eof: bool,
 }
 
 impl HeadBuffer {
@@ -126,15 +130,21 @@ impl HeadBuffer {
             buf: Vec::new(),
             len: 0,
             limit: limits.max_head_bytes.max(1),
+            eof: false,
         }
+    }
+
+    fn is_full(&self) -> bool {
+        self.len >= self.limit
     }
 
     fn read_with<E>(
         &mut self,
         read: impl FnOnce(&mut [u8]) -> Poll<Result<usize, E>>,
     ) -> Poll<Result<usize, E>> {
-        if self.len >= self.limit {
-            // The parser refuses a head this long; nothing more is read.
+        if self.is_full() {
+            // The parser refuses a head this long (or a rejection's body has reached
+            // its limit); nothing more is read.
             return Poll::Ready(Ok(0));
         }
         if self.len == self.buf.len() {
@@ -146,6 +156,7 @@ impl HeadBuffer {
         let result = read(spare);
         if let Poll::Ready(Ok(n)) = &result {
             self.len += (*n).min(room);
+            self.eof |= *n == 0;
         }
         result
     }
@@ -469,6 +480,14 @@ pub struct RejectedResponse {
     pub reason: String,
     /// Every header line.
     pub headers: OwnedHeaders,
+    /// The body, with any chunked transfer coding undone: at most
+    /// [`HeadLimits::max_rejection_body`] bytes. Often the server's reason in words
+    /// (`{"error":"token expired"}`, a maintenance page).
+    pub body: Vec<u8>,
+    /// Whether `body` is all of it. False when it was cut at the limit, the server
+    /// closed or the handshake timed out before it ended, or its length or chunks were
+    /// malformed.
+    pub body_complete: bool,
 }
 
 impl RejectedResponse {
@@ -513,12 +532,44 @@ pub enum ClientAnswer {
 }
 
 /// The client's side of the opening handshake, without I/O.
+///
+/// When the server turns the upgrade down, [`poll`](Self::poll) keeps reading its body
+/// (up to [`HeadLimits::max_rejection_body`]) before it answers: the
+/// [`RejectedResponse`] comes once the body has ended, the limit is reached or the
+/// server has closed. An adapter whose handshake times out first ends it with
+/// [`timed_out`](Self::timed_out), so that the rejection is not lost.
 #[derive(Debug)]
 pub struct ClientUpgrade {
     handshake: ClientHandshake,
     head: HeadBuffer,
     limits: HeadLimits,
+    /// The rejection whose body is being read, once its head has been parsed.
+    rejection: Option<RejectionBody>,
 }
+
+/// A rejection's head, and how far its body has been read.
+#[derive(Debug)]
+struct RejectionBody {
+    response: RejectedResponse,
+    framing: Framing,
+    /// Bytes of the head buffer decoded so far.
+    decoded_to: usize,
+    /// The body went past the limit, and what did not fit was dropped.
+    truncated: bool,
+}
+
+#[derive(Debug)]
+enum Framing {
+    /// `Content-Length`: this many bytes still to come.
+    Remaining(u64),
+    Chunked(ChunkedDecoder),
+    UntilClose,
+    /// The body has ended or is cut off; the flag says whether it is whole.
+    Finished(bool),
+}
+
+/// Room for chunk-size lines and trailers beyond a rejection body's limit.
+const CHUNK_FRAMING_ALLOWANCE: usize = 4 * 1024;
 
 impl ClientUpgrade {
     /// A handshake with this `nonce` (16 fresh random bytes); returns it with the request
@@ -535,6 +586,7 @@ impl ClientUpgrade {
                 handshake,
                 head: HeadBuffer::new(limits),
                 limits,
+                rejection: None,
             },
             bytes,
         ))
@@ -549,34 +601,144 @@ impl ClientUpgrade {
         self.head.read_with(read)
     }
 
-    /// `Ok(None)` while the response head is incomplete; then the server's answer, checked
-    /// against `request` (the one given to [`new`](Self::new)).
+    /// `Ok(None)` while the response (a rejection's body included) is incomplete; then
+    /// the server's answer, checked against `request` (the one given to
+    /// [`new`](Self::new)). After end of stream a rejection is always answered, with
+    /// what came of its body; `Ok(None)` then means the head itself never ended.
     pub fn poll(
         &mut self,
         request: &ClientRequest<'_>,
     ) -> Result<Option<ClientAnswer>, ResponseError> {
-        let mut headers = [EMPTY_HEADER; MAX_HEADERS];
-        let bytes = self.head.bytes();
-        let response =
-            match self
-                .handshake
-                .parse_response_with(request, bytes, &mut headers, self.limits)?
-            {
+        if self.rejection.is_none() {
+            let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+            let bytes = self.head.bytes();
+            let response = match self.handshake.parse_response_with(
+                request,
+                bytes,
+                &mut headers,
+                self.limits,
+            )? {
                 Status::Partial => return Ok(None),
                 Status::Complete(response) => response,
             };
-        Ok(Some(match response {
-            Response::Accepted(accepted) => ClientAnswer::Accepted {
-                protocol: accepted.protocol().map(String::from),
-                headers: owned_headers(accepted.headers()),
-                early: bytes[accepted.consumed()..].to_vec(),
+            match response {
+                Response::Accepted(accepted) => {
+                    return Ok(Some(ClientAnswer::Accepted {
+                        protocol: accepted.protocol().map(String::from),
+                        headers: owned_headers(accepted.headers()),
+                        early: bytes[accepted.consumed()..].to_vec(),
+                    }))
+                }
+                Response::Rejected(rejected) => {
+                    let framing = match rejected.body_length() {
+                        Ok(BodyLength::Empty) | Ok(BodyLength::Bytes(0)) => Framing::Finished(true),
+                        Ok(BodyLength::Bytes(length)) => Framing::Remaining(length),
+                        Ok(BodyLength::Chunked) => Framing::Chunked(ChunkedDecoder::new()),
+                        Ok(BodyLength::UntilClose) => Framing::UntilClose,
+                        Err(_) => Framing::Finished(false),
+                    };
+                    let consumed = rejected.consumed();
+                    self.rejection = Some(RejectionBody {
+                        response: RejectedResponse {
+                            status: rejected.status(),
+                            reason: String::from(rejected.reason()),
+                            headers: owned_headers(rejected.headers()),
+                            body: Vec::new(),
+                            body_complete: false,
+                        },
+                        framing,
+                        decoded_to: consumed,
+                        truncated: false,
+                    });
+                }
+            }
+            if let Some(pending) = &self.rejection {
+                self.head.limit = pending
+                    .decoded_to
+                    .saturating_add(self.limits.max_rejection_body)
+                    .saturating_add(CHUNK_FRAMING_ALLOWANCE);
+            }
+        }
+        Ok(self.read_rejection_body())
+    }
+
+    /// The server's rejection as far as it has come, when its head has been read but its
+    /// body has not ended (`body_complete` is then false): for an adapter whose
+    /// handshake timed out while the body was still coming. `None` before the head
+    /// has ended, and after `poll` has answered.
+    pub fn take_rejection(&mut self) -> Option<RejectedResponse> {
+        self.rejection.take().map(|mut pending| {
+            pending.response.body_complete =
+                matches!(pending.framing, Framing::Finished(true)) && !pending.truncated;
+            pending.response
+        })
+    }
+
+    /// What a handshake that ran out of time ends with: the server's rejection, as far as
+    /// its body came, if its head arrived ([`take_rejection`](Self::take_rejection)), or
+    /// else [`Error::HandshakeTimeout`].
+    pub fn timed_out(&mut self) -> Error {
+        match self.take_rejection() {
+            Some(rejected) => Error::Rejected(rejected),
+            None => Error::HandshakeTimeout,
+        }
+    }
+
+    /// Decodes what has arrived of a rejection's body; the rejection once it has ended.
+    fn read_rejection_body(&mut self) -> Option<ClientAnswer> {
+        let limit = self.limits.max_rejection_body;
+        let eof = self.head.eof;
+        let full = self.head.is_full();
+        let pending = self.rejection.as_mut()?;
+        if limit == 0 {
+            // Bodies are not read: the head is the answer, whatever came with it.
+            return self.take_rejection().map(ClientAnswer::Rejected);
+        }
+        let input = &self.head.buf[pending.decoded_to..self.head.len];
+        let body = &mut pending.response.body;
+        let truncated = &mut pending.truncated;
+        let mut keep = |piece: &[u8]| {
+            let room = limit - body.len();
+            *truncated |= piece.len() > room;
+            body.extend_from_slice(&piece[..piece.len().min(room)]);
+        };
+        match &mut pending.framing {
+            Framing::Remaining(left) => {
+                let take = usize::try_from(*left).map_or(input.len(), |left| left.min(input.len()));
+                keep(&input[..take]);
+                pending.decoded_to += take;
+                *left -= take as u64;
+                if *left == 0 {
+                    pending.framing = Framing::Finished(true);
+                }
+            }
+            Framing::Chunked(decoder) => match decoder.decode(input, &mut keep) {
+                Ok(used) => {
+                    pending.decoded_to += used;
+                    if decoder.is_done() {
+                        pending.framing = Framing::Finished(true);
+                    }
+                }
+                Err(_) => pending.framing = Framing::Finished(false),
             },
-            Response::Rejected(rejected) => ClientAnswer::Rejected(RejectedResponse {
-                status: rejected.status(),
-                reason: String::from(rejected.reason()),
-                headers: owned_headers(rejected.headers()),
-            }),
-        }))
+            Framing::UntilClose => {
+                keep(input);
+                pending.decoded_to += input.len();
+                if eof {
+                    pending.framing = Framing::Finished(true);
+                }
+            }
+            Framing::Finished(_) => {}
+        }
+        let ended = matches!(pending.framing, Framing::Finished(_));
+        // The body is cut off: it went past the limit (a body exactly as long as the
+        // limit is still whole, so the answer does not depend on how reads split it), the
+        // server left mid-body, or the buffer holds all the framing it may.
+        let cut = pending.truncated || eof || full;
+        if !ended && !cut {
+            return None;
+        }
+        self.take_rejection().map(ClientAnswer::Rejected)
     }
 }
 
@@ -749,13 +911,182 @@ mod tests {
         let (mut client, _) = ClientUpgrade::new([9; 16], &request, HeadLimits::DEFAULT).unwrap();
         feed(
             &mut |f| client.read_with(f),
-            b"HTTP/1.1 503 Busy\r\nRetry-After: 3\r\n\r\n",
+            b"HTTP/1.1 503 Busy\r\nRetry-After: 3\r\n\r\nBack soon",
         );
+        // No Content-Length: the body runs until the server closes.
+        assert_eq!(client.poll(&request), Ok(None));
+        end_of_stream(&mut client);
         let Ok(Some(ClientAnswer::Rejected(rejected))) = client.poll(&request) else {
             panic!()
         };
         assert_eq!((rejected.status, rejected.reason.as_str()), (503, "Busy"));
         assert_eq!(rejected.header("retry-after"), Some(&b"3"[..]));
+        assert_eq!(
+            (rejected.body.as_slice(), rejected.body_complete),
+            (&b"Back soon"[..], true)
+        );
         assert_eq!(rejected.to_string(), "503 Busy");
+    }
+
+    const JSON_401: &[u8] = b"HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n\
+        Content-Length: 25\r\n\r\n{\"error\":\"token expired\"}";
+
+    fn end_of_stream(client: &mut ClientUpgrade) {
+        let read = client.read_with(|_| Poll::<Result<usize, ()>>::Ready(Ok(0)));
+        assert_eq!(read, Poll::Ready(Ok(0)));
+    }
+
+    /// Feeds `wire` to a fresh client `piece` bytes at a time, polling after each read;
+    /// returns the first answer and how many bytes it took to get it.
+    fn reject_in_pieces(
+        wire: &[u8],
+        piece: usize,
+        limits: HeadLimits,
+    ) -> (Option<RejectedResponse>, usize) {
+        let request = ClientRequest::new("a", "/");
+        let (mut client, _) = ClientUpgrade::new([1; 16], &request, limits).unwrap();
+        for (i, chunk) in wire.chunks(piece).enumerate() {
+            feed(&mut |f| client.read_with(f), chunk);
+            match client.poll(&request) {
+                Ok(None) => {}
+                Ok(Some(ClientAnswer::Rejected(rejected))) => {
+                    return (Some(rejected), (i * piece + chunk.len()).min(wire.len()))
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        (None, wire.len())
+    }
+
+    #[test]
+    fn a_rejection_waits_for_its_whole_body() {
+        for piece in [1, 5, 64, 4096] {
+            let mut wire = JSON_401.to_vec();
+            wire.extend_from_slice(b"HTTP/1.1 trailing garbage is not body");
+            let (rejected, used) = reject_in_pieces(&wire, piece, HeadLimits::DEFAULT);
+            let rejected = rejected.expect("answered");
+            assert_eq!(rejected.status, 401);
+            assert_eq!(rejected.body, br#"{"error":"token expired"}"#);
+            assert!(rejected.body_complete);
+            // Answered on the read that brought the body's last byte, not later.
+            assert_eq!(
+                used.div_ceil(piece),
+                JSON_401.len().div_ceil(piece),
+                "piece {piece}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_chunked_rejection_body_is_decoded() {
+        let wire = b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n\
+            6\r\nclosed\r\n10;why=upgrade\r\n for maintenance\r\n0\r\nX-Until: 9\r\n\r\n";
+        for piece in [1, 7, 1000] {
+            let (rejected, _) = reject_in_pieces(wire, piece, HeadLimits::DEFAULT);
+            let rejected = rejected.expect("answered");
+            assert_eq!(rejected.body, b"closed for maintenance");
+            assert!(rejected.body_complete);
+        }
+    }
+
+    #[test]
+    fn a_long_rejection_body_is_cut_at_the_limit() {
+        let limits = HeadLimits::DEFAULT.with_max_rejection_body(8);
+        let (rejected, used) = reject_in_pieces(JSON_401, 1, limits);
+        let rejected = rejected.expect("answered");
+        assert_eq!(
+            (rejected.body.as_slice(), rejected.body_complete),
+            (&br#"{"error""#[..], false)
+        );
+        // It does not wait for the rest: the byte past the limit ends it.
+        assert_eq!(used, JSON_401.len() - 16);
+
+        let chunked = b"HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\n\
+            5\r\nabcde\r\n5\r\nfghij\r\n0\r\n\r\n";
+        let (rejected, _) = reject_in_pieces(chunked, 3, limits);
+        let rejected = rejected.expect("answered");
+        assert_eq!(
+            (rejected.body.as_slice(), rejected.body_complete),
+            (&b"abcdefgh"[..], false)
+        );
+
+        // A body as long as the limit is whole; one byte over is not, even when it all
+        // comes in one read.
+        for (limit, complete) in [(25, true), (24, false)] {
+            let limits = HeadLimits::DEFAULT.with_max_rejection_body(limit);
+            let (rejected, _) = reject_in_pieces(JSON_401, JSON_401.len(), limits);
+            let rejected = rejected.expect("answered");
+            assert_eq!(
+                (rejected.body.len(), rejected.body_complete),
+                (limit, complete)
+            );
+        }
+
+        // A limit of 0 does not read bodies: the head is the answer.
+        let limits = HeadLimits::DEFAULT.with_max_rejection_body(0);
+        let (rejected, used) = reject_in_pieces(JSON_401, 1, limits);
+        let rejected = rejected.expect("answered");
+        assert_eq!((rejected.body.len(), rejected.body_complete), (0, false));
+        assert_eq!(used, JSON_401.len() - 25);
+    }
+
+    #[test]
+    fn bodiless_and_malformed_rejections_are_answered_at_the_head() {
+        let cases: [(&[u8], bool); 4] = [
+            (b"HTTP/1.1 204 No Content\r\n\r\n", true),
+            (b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n", true),
+            (
+                b"HTTP/1.1 403 Forbidden\r\nContent-Length: 3, 4\r\n\r\nabc",
+                false,
+            ),
+            (
+                b"HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                false,
+            ),
+        ];
+        for (wire, complete) in cases {
+            let (rejected, _) = reject_in_pieces(wire, wire.len(), HeadLimits::DEFAULT);
+            let rejected = rejected.expect("answered");
+            assert_eq!((rejected.body.len(), rejected.body_complete), (0, complete));
+        }
+    }
+
+    #[test]
+    fn a_server_that_leaves_mid_body_or_stalls_still_gives_its_rejection() {
+        let request = ClientRequest::new("a", "/");
+        let partial = &JSON_401[..JSON_401.len() - 10];
+        let (mut client, _) = ClientUpgrade::new([1; 16], &request, HeadLimits::DEFAULT).unwrap();
+        feed(&mut |f| client.read_with(f), partial);
+        assert_eq!(client.poll(&request), Ok(None));
+        end_of_stream(&mut client);
+        let Ok(Some(ClientAnswer::Rejected(rejected))) = client.poll(&request) else {
+            panic!()
+        };
+        assert_eq!(
+            (rejected.body.as_slice(), rejected.body_complete),
+            (&br#"{"error":"token"#[..], false)
+        );
+
+        // A timeout in the adapter: what has come is taken, once.
+        let (mut client, _) = ClientUpgrade::new([1; 16], &request, HeadLimits::DEFAULT).unwrap();
+        assert_eq!(client.take_rejection(), None);
+        feed(&mut |f| client.read_with(f), partial);
+        assert_eq!(client.poll(&request), Ok(None));
+        let Error::Rejected(rejected) = client.timed_out() else {
+            panic!("the head has come")
+        };
+        assert_eq!(
+            (rejected.status, rejected.body.len(), rejected.body_complete),
+            (401, 15, false)
+        );
+        assert_eq!(client.take_rejection(), None);
+        assert!(matches!(client.timed_out(), Error::HandshakeTimeout));
+
+        // The head alone, cut by end of stream, is no answer.
+        let (mut client, _) = ClientUpgrade::new([1; 16], &request, HeadLimits::DEFAULT).unwrap();
+        feed(&mut |f| client.read_with(f), &JSON_401[..20]);
+        end_of_stream(&mut client);
+        assert_eq!(client.poll(&request), Ok(None));
+        assert_eq!(client.take_rejection(), None);
     }
 }

@@ -4,6 +4,7 @@
 use core::fmt;
 use core::time::Duration;
 
+use super::body::{body_length, BodyError, BodyLength};
 use super::key::{encode_nonce, AcceptKey};
 use super::write::{headers_ok, is_token, is_visible_ascii, items_ok, write_head, WriteError};
 use super::{
@@ -454,6 +455,11 @@ impl<'h, 'b> Rejected<'h, 'b> {
     /// The bytes the response head took; a body, if any, follows.
     pub fn consumed(&self) -> usize {
         self.consumed
+    }
+
+    /// How the body after the head is delimited (see [`body`](super::body)).
+    pub fn body_length(&self) -> Result<BodyLength, BodyError> {
+        body_length(self.status, self.headers)
     }
 }
 

@@ -48,6 +48,7 @@
 //! }
 //! ```
 
+pub mod body;
 pub mod client;
 pub mod key;
 pub mod server;
@@ -66,14 +67,19 @@ pub use write::WriteError;
 /// The only `Sec-WebSocket-Version` this crate speaks (RFC 6455).
 pub const VERSION: u8 = 13;
 
-/// Limits applied while parsing a request or response head.
+/// Limits applied while parsing a request or response head, and to the body of a
+/// rejection the client keeps.
 ///
 /// ```
 /// use sockeye_proto::handshake::HeadLimits;
 ///
-/// let limits = HeadLimits::DEFAULT.with_max_head_bytes(2048);
+/// let limits = HeadLimits::DEFAULT
+///     .with_max_head_bytes(2048)
+///     .with_max_rejection_body(0);
 /// assert_eq!(limits.max_head_bytes, 2048);
+/// assert_eq!(limits.max_rejection_body, 0);
 /// assert_eq!(HeadLimits::default().max_head_bytes, 8 * 1024);
+/// assert_eq!(HeadLimits::default().max_rejection_body, 64 * 1024);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -82,17 +88,28 @@ pub struct HeadLimits {
     /// line that ends it. A head still incomplete after this many bytes is an error at once
     /// (431 for a request), so a peer cannot make the caller buffer forever.
     pub max_head_bytes: usize,
+    /// The most body bytes a client keeps from a server's rejection (`401` with a JSON
+    /// error, `503` with a maintenance page); a longer body is cut there. `0`: the body
+    /// is not read at all. Used by the driver's `ClientUpgrade`, not by the parsers.
+    pub max_rejection_body: usize,
 }
 
 impl HeadLimits {
-    /// 8 KiB heads.
+    /// 8 KiB heads, 64 KiB of a rejection's body.
     pub const DEFAULT: HeadLimits = HeadLimits {
         max_head_bytes: 8 * 1024,
+        max_rejection_body: 64 * 1024,
     };
 
     /// These limits with another head size limit.
     pub const fn with_max_head_bytes(mut self, max_head_bytes: usize) -> Self {
         self.max_head_bytes = max_head_bytes;
+        self
+    }
+
+    /// These limits with another limit on a rejection's body.
+    pub const fn with_max_rejection_body(mut self, max_rejection_body: usize) -> Self {
+        self.max_rejection_body = max_rejection_body;
         self
     }
 }
