@@ -68,8 +68,8 @@ pub use server::{Handler, Server};
 pub use session::Session;
 pub use sockeye_proto;
 pub use sockeye_proto::driver::{
-    Abnormal, CloseReason, DriverConfig, Message, Outcome, Refusal, RejectedResponse, Settings,
-    Verdict,
+    Abnormal, CloseReason, DriverConfig, Message, Outcome, Refusal, RejectedResponse,
+    RequestExtras, Settings, Verdict,
 };
 pub use sockeye_proto::handshake::HeadLimits;
 pub use sockeye_proto::handshake::{ClientRequest, UpgradeRequest, Url};

@@ -11,8 +11,8 @@ use mio::event::Event;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use sockeye_proto::driver::{
-    Abnormal, ClientAnswer, ClientUpgrade, Driver, Message, Outcome, Received, ServerAnswer,
-    ServerUpgrade, Settings, Verdict,
+    Abnormal, ClientAnswer, ClientUpgrade, Driver, Message, Outcome, Received, RequestExtras,
+    ServerAnswer, ServerUpgrade, Settings, Verdict,
 };
 use sockeye_proto::handshake::{ClientRequest, UpgradeRequest, Url};
 use sockeye_proto::{CloseCode, Connection, DataKind, Instant, Role, SendError, State, StdClock};
@@ -275,6 +275,17 @@ impl Session {
         settings: impl Into<Settings>,
         now: std::time::Instant,
     ) -> Result<Self, Error> {
+        Session::connect_url_with(url, &RequestExtras::new(), settings, now)
+    }
+
+    /// As [`connect_url`](Self::connect_url), offering subprotocols and sending headers
+    /// (`Authorization`, `Cookie`, `Origin` ...) with the upgrade request.
+    pub fn connect_url_with(
+        url: &str,
+        extras: &RequestExtras,
+        settings: impl Into<Settings>,
+        now: std::time::Instant,
+    ) -> Result<Self, Error> {
         let url = Url::parse(url)?;
         if url.is_tls() {
             return Err(Error::TlsRequired);
@@ -285,7 +296,12 @@ impl Session {
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "host has no address"))?;
         let stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
-        Session::client(stream, &url.request(), settings, now)
+        let (protocols, headers) = extras.borrowed();
+        let request = url
+            .request()
+            .with_protocols(&protocols)
+            .with_headers(&headers);
+        Session::client(stream, &request, settings, now)
     }
 
     /// Reads until the socket would block (or the send queue is full), calling `handle`

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token};
 use sockeye_mio::{
-    CloseCode, CloseReason, Config, Error, Handler, KeepAlive, Message, Outcome, Refusal, Server,
-    Session, Settings, Timeout, UpgradeRequest, Verdict,
+    CloseCode, CloseReason, Config, Error, Handler, KeepAlive, Message, Outcome, Refusal,
+    RequestExtras, Server, Session, Settings, Timeout, UpgradeRequest, Verdict,
 };
 
 /// What the test handler saw.
@@ -30,6 +30,9 @@ impl Handler for Echo {
     fn on_request(&mut self, request: &UpgradeRequest<'_, '_>) -> Verdict {
         match request.path() {
             "/private" => Verdict::reject(403, "Forbidden").with_body("members only"),
+            "/members" if request.header("Authorization") != Some(&b"Bearer 7"[..]) => {
+                Verdict::reject(401, "Unauthorized")
+            }
             _ => match request.select_protocol(&["chat"]) {
                 Some(protocol) => Verdict::accept().with_protocol(protocol),
                 None => Verdict::accept(),
@@ -379,6 +382,35 @@ fn a_stalled_rejection_body_still_reports_the_rejection() {
     );
     done.send(()).unwrap();
     peer.join().unwrap();
+}
+
+/// `connect_url_with` sends the subprotocols and headers: the server agrees on `chat`
+/// and lets the token in; without the header the same path is a 401.
+#[test]
+fn connect_url_with_sends_protocols_and_headers() {
+    let server = serve(Settings::default());
+    let url = format!("ws://{}/members", server.addr);
+    let extras = RequestExtras::new()
+        .with_protocol("chat")
+        .with_header("Authorization", "Bearer 7");
+    let session =
+        Session::connect_url_with(&url, &extras, Settings::default(), Instant::now()).unwrap();
+    let (session, _) = drive(session, |session, _| {
+        if session.is_open() {
+            assert_eq!(session.protocol(), Some("chat"));
+            let _ = session.close(CloseCode::NORMAL, "", Instant::now());
+        }
+    });
+    assert!(
+        session.outcome().is_some_and(|o| o.is_clean()),
+        "{session:?}"
+    );
+
+    let (session, _) = drive(
+        connect(server.addr, "/members", Settings::default()),
+        |_, _| {},
+    );
+    assert_eq!(session.error().and_then(Error::status), Some(401));
 }
 
 #[test]

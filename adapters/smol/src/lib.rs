@@ -10,7 +10,8 @@
 //!   closed, and [`Error::Refused`] returned; a peer that never finishes its request is
 //!   dropped after [`Settings::handshake_timeout`] (10 s).
 //! - Client: [`connect`] over any stream (TLS is the caller's stream) and [`connect_url`]
-//!   for plain `ws://` TCP with a connect timeout. A non-`101` answer is
+//!   (or [`connect_url_with`], with subprotocols and headers) for plain `ws://` TCP with
+//!   a connect timeout. A non-`101` answer is
 //!   [`Error::Rejected`] with the status, headers and body.
 //! - [`WebSocket`]: [`recv`](WebSocket::recv) whole [`Message`]s or
 //!   [`recv_with`](WebSocket::recv_with) raw chunks; [`send`](WebSocket::send),
@@ -108,8 +109,8 @@ pub use reconnect::{ClientEvent, ReconnectingClient};
 pub use socket::{ReadHalf, WebSocket, WriteHalf};
 pub use sockeye_proto;
 pub use sockeye_proto::driver::{
-    Abnormal, CloseReason, DriverConfig, Message, Outcome, Refusal, RejectedResponse, Settings,
-    Verdict,
+    Abnormal, CloseReason, DriverConfig, Message, Outcome, Refusal, RejectedResponse,
+    RequestExtras, Settings, Verdict,
 };
 pub use sockeye_proto::driver::{Error, IntoRequest};
 pub use sockeye_proto::handshake::{ClientRequest, HeadLimits, Url};
@@ -225,6 +226,28 @@ where
 /// [`Settings::connect_timeout`], `TCP_NODELAY` set) and opens a WebSocket on it. For
 /// `wss://` ([`Error::TlsRequired`]), open the TLS stream yourself and call [`connect`].
 pub async fn connect_url(url: &str, settings: impl Into<Settings>) -> Result<TcpWebSocket, Error> {
+    connect_url_with(url, &RequestExtras::new(), settings).await
+}
+
+/// As [`connect_url`], offering subprotocols and sending headers (`Authorization`,
+/// `Cookie`, `Origin` ...) with the upgrade request.
+///
+/// ```no_run
+/// use sockeye_smol::{connect_url_with, RequestExtras, Settings};
+///
+/// # async fn run() -> Result<(), sockeye_smol::Error> {
+/// let extras = RequestExtras::new()
+///     .with_protocol("graphql-transport-ws")
+///     .with_header("Authorization", "Bearer 0b5e");
+/// let ws = connect_url_with("ws://127.0.0.1:9001/graphql", &extras, Settings::default()).await?;
+/// assert_eq!(ws.protocol(), Some("graphql-transport-ws"));
+/// # Ok(()) }
+/// ```
+pub async fn connect_url_with(
+    url: &str,
+    extras: &RequestExtras,
+    settings: impl Into<Settings>,
+) -> Result<TcpWebSocket, Error> {
     let settings = settings.into();
     let parsed = Url::parse(url)?;
     if parsed.is_tls() {
@@ -233,7 +256,12 @@ pub async fn connect_url(url: &str, settings: impl Into<Settings>) -> Result<Tcp
     let open = async { Ok(async_net::TcpStream::connect((parsed.host(), parsed.port())).await?) };
     let stream = within(settings.connect_timeout, Error::ConnectTimeout, open).await?;
     stream.set_nodelay(true)?;
-    connect(stream, parsed, settings).await
+    let (protocols, headers) = extras.borrowed();
+    let request = parsed
+        .request()
+        .with_protocols(&protocols)
+        .with_headers(&headers);
+    connect(stream, request, settings).await
 }
 
 /// Runs `future` within `timeout`, failing with `error` when it runs out.

@@ -26,7 +26,7 @@ pub use sockeye_proto::driver::reconnect::{
 };
 pub use sockeye_proto::reconnect::{Backoff, GiveUp, Multiplier, ReconnectPolicy};
 
-use crate::{connect_url, Error, WebSocket};
+use crate::{connect_url_with, Error, RequestExtras, WebSocket};
 
 /// Why a [`ReconnectingClient::send`] failed: not taken (the message is handed back), or
 /// the write failed.
@@ -60,6 +60,7 @@ impl OnConnect<'_> {
 
 type Connecting = Pin<Box<dyn Future<Output = Result<WebSocket<TcpStream>, Error>> + Send>>;
 type Hook = Box<dyn FnMut(&mut OnConnect<'_>) + Send>;
+type RequestHook = Box<dyn FnMut(&mut RequestExtras) + Send>;
 
 enum Link {
     Down,
@@ -81,6 +82,11 @@ enum Link {
 ///   it follows [`ReconnectOptions::offline`]: queue (the default, up to 256 messages /
 ///   1 MiB, sent first on the next connection) or refuse at once with the message handed
 ///   back. See [`OfflineSends`].
+/// - **The request**: [`with_request`](Self::with_request) sets the subprotocols and
+///   headers (`Authorization`, `Cookie` ...) every attempt sends, and an optional
+///   [`before_connect`](Self::before_connect) hook may change them before each attempt
+///   (a token that expires). [`protocol`](Self::protocol) is the subprotocol the open
+///   connection agreed on.
 /// - **On every (re)connect**, an optional [`on_connect`](Self::on_connect) hook queues
 ///   what a fresh connection needs first (re-subscribe, log in).
 /// - **Policy**: [`ReconnectOptions::policy`] sets the backoff (500 ms doubling to 30 s,
@@ -122,6 +128,8 @@ pub struct ReconnectingClient {
     link: Link,
     sleep: Option<(std::time::Instant, Timer)>,
     on_connect: Option<Hook>,
+    request: RequestExtras,
+    before_connect: Option<RequestHook>,
     last_error: Option<Error>,
 }
 
@@ -163,8 +171,24 @@ impl ReconnectingClient {
             link: Link::Down,
             sleep: None,
             on_connect: None,
+            request: RequestExtras::new(),
+            before_connect: None,
             last_error: None,
         })
+    }
+
+    /// Sends these subprotocols and headers with every attempt's upgrade request.
+    pub fn with_request(mut self, request: RequestExtras) -> Self {
+        self.request = request;
+        self
+    }
+
+    /// Runs `hook` before every attempt to connect, with the subprotocols and headers
+    /// the attempt will send (as the last hook left them): to put in a fresh token, say.
+    /// It cannot wait; keep what it needs ready (a token refreshed elsewhere).
+    pub fn before_connect(mut self, hook: impl FnMut(&mut RequestExtras) + Send + 'static) -> Self {
+        self.before_connect = Some(Box::new(hook));
+        self
     }
 
     /// Runs `hook` after every (re)connect, before the held sends are replayed and before
@@ -258,6 +282,21 @@ impl ReconnectingClient {
         &self.url
     }
 
+    /// The subprotocols and headers the next attempt sends (before its
+    /// [`before_connect`](Self::before_connect) hook runs).
+    pub fn request(&self) -> &RequestExtras {
+        &self.request
+    }
+
+    /// The subprotocol the open connection agreed on; `None` while disconnected, or if
+    /// the server chose none.
+    pub fn protocol(&self) -> Option<&str> {
+        match &self.link {
+            Link::Open(ws) => ws.protocol(),
+            _ => None,
+        }
+    }
+
     fn now(&self) -> Instant {
         let elapsed = std::time::Instant::now().saturating_duration_since(self.epoch);
         Instant::from_nanos(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
@@ -303,11 +342,17 @@ impl ReconnectingClient {
                 Link::Down => match self.supervisor.poll_action(self.now()) {
                     Action::Connect { attempt } => {
                         self.sleep = None;
+                        if let Some(hook) = &mut self.before_connect {
+                            hook(&mut self.request);
+                        }
                         let url = self.url.clone();
+                        let request = self.request.clone();
                         let settings = self.settings;
                         self.link = Link::Connecting {
                             attempt,
-                            future: Box::pin(async move { connect_url(&url, settings).await }),
+                            future: Box::pin(async move {
+                                connect_url_with(&url, &request, settings).await
+                            }),
                         };
                     }
                     Action::Wait { until } => {

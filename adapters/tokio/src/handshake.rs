@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sockeye_proto::driver::Settings;
 use sockeye_proto::driver::{
-    ClientAnswer, ClientUpgrade, IntoRequest, ServerAnswer, ServerUpgrade, Verdict,
+    ClientAnswer, ClientUpgrade, IntoRequest, RequestExtras, ServerAnswer, ServerUpgrade, Verdict,
 };
 use sockeye_proto::handshake::{ClientRequest, Url};
 use sockeye_proto::{Role, UpgradeRequest};
@@ -301,6 +301,28 @@ pub async fn connect_url(
     url: &str,
     settings: impl Into<Settings>,
 ) -> Result<WebSocket<TcpStream>, Error> {
+    connect_url_with(url, &RequestExtras::new(), settings).await
+}
+
+/// As [`connect_url`], offering subprotocols and sending headers (`Authorization`,
+/// `Cookie`, `Origin` ...) with the upgrade request.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), sockeye_tokio::Error> {
+/// use sockeye_tokio::{connect_url_with, RequestExtras, Settings};
+///
+/// let extras = RequestExtras::new()
+///     .with_protocol("graphql-transport-ws")
+///     .with_header("Authorization", "Bearer 0b5e");
+/// let ws = connect_url_with("ws://127.0.0.1:9001/graphql", &extras, Settings::default()).await?;
+/// assert_eq!(ws.protocol(), Some("graphql-transport-ws"));
+/// # Ok(()) }
+/// ```
+pub async fn connect_url_with(
+    url: &str,
+    extras: &RequestExtras,
+    settings: impl Into<Settings>,
+) -> Result<WebSocket<TcpStream>, Error> {
     let settings = settings.into();
     let parsed = Url::parse(url)?;
     if parsed.is_tls() {
@@ -309,5 +331,10 @@ pub async fn connect_url(
     let open = async { Ok(TcpStream::connect((parsed.host(), parsed.port())).await?) };
     let tcp = within(settings.connect_timeout, Error::ConnectTimeout, open).await?;
     tcp.set_nodelay(true)?;
-    connect(tcp, parsed, settings).await
+    let (protocols, headers) = extras.borrowed();
+    let request = parsed
+        .request()
+        .with_protocols(&protocols)
+        .with_headers(&headers);
+    connect(tcp, request, settings).await
 }

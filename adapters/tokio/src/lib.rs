@@ -8,8 +8,8 @@
 //! - Server: [`accept`] / [`accept_with`] (look at the request, pick a subprotocol or
 //!   reject with a status). Bad requests get their 400 / 426 / 431 written before the
 //!   socket is closed; slow handshakes time out (10 s by default).
-//! - Client: [`connect`] over your stream (TLS included), or [`connect_url`] for
-//!   `ws://` over plain TCP.
+//! - Client: [`connect`] over your stream (TLS included), or [`connect_url`] (or
+//!   [`connect_url_with`], with subprotocols and headers) for `ws://` over plain TCP.
 //! - [`WebSocket`]: [`recv`](WebSocket::recv) whole [`Message`]s or
 //!   [`recv_with`](WebSocket::recv_with) raw chunks; [`send`](WebSocket::send),
 //!   [`feed`](WebSocket::feed) (backpressure), [`close`](WebSocket::close); `Stream` +
@@ -63,15 +63,15 @@ pub mod reconnect;
 mod split;
 mod websocket;
 
-pub use handshake::{accept, accept_with, connect, connect_url};
+pub use handshake::{accept, accept_with, connect, connect_url, connect_url_with};
 pub use reconnect::{ClientEvent, ReconnectingClient};
 pub use sockeye_proto::driver::{Error, IntoRequest};
 pub use split::{ReadHalf, WriteHalf};
 pub use websocket::WebSocket;
 
 pub use sockeye_proto::driver::{
-    Abnormal, CloseReason, DriverConfig, Message, Outcome, Refusal, RejectedResponse, Settings,
-    Verdict,
+    Abnormal, CloseReason, DriverConfig, Message, Outcome, Refusal, RejectedResponse,
+    RequestExtras, Settings, Verdict,
 };
 pub use sockeye_proto::handshake::{ClientRequest, HeadLimits, Url};
 pub use sockeye_proto::{

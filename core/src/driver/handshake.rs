@@ -780,6 +780,97 @@ impl<'a> IntoRequest<'a> for &'a String {
     }
 }
 
+/// The subprotocols and headers an upgrade request carries besides what its URL gives,
+/// owned: for `connect_url_with` and for a reconnecting client, which sends them on
+/// every attempt (and lets a hook change them between attempts: a fresh token).
+///
+/// ```
+/// use sockeye_proto::driver::RequestExtras;
+/// use sockeye_proto::handshake::{ClientHandshake, Url};
+///
+/// let mut extras = RequestExtras::new()
+///     .with_protocol("graphql-transport-ws")
+///     .with_header("Authorization", "Bearer old");
+/// extras.set_header("Authorization", "Bearer new");
+///
+/// let (protocols, headers) = extras.borrowed();
+/// let request = Url::parse("ws://api.example.com/graphql")?
+///     .request()
+///     .with_protocols(&protocols)
+///     .with_headers(&headers);
+/// let mut out = [0u8; 512];
+/// let n = ClientHandshake::new([7; 16]).write_request(&request, &mut out).unwrap();
+/// let head = std::str::from_utf8(&out[..n]).unwrap();
+/// assert!(head.contains("Sec-WebSocket-Protocol: graphql-transport-ws\r\n"));
+/// assert!(head.contains("Authorization: Bearer new\r\n"));
+/// assert!(!head.contains("Bearer old"));
+/// # Ok::<(), sockeye_proto::handshake::UrlError>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestExtras {
+    /// The subprotocols offered, in order of preference.
+    pub protocols: Vec<String>,
+    /// Extra headers, written in order. The handshake's own (`Host`, `Upgrade`,
+    /// `Sec-WebSocket-*` ...) cannot be among them: writing the request fails with
+    /// [`WriteError::InvalidField`], as it does for a name or value that cannot be
+    /// written.
+    pub headers: OwnedHeaders,
+}
+
+impl RequestExtras {
+    /// No subprotocols, no headers.
+    pub fn new() -> Self {
+        RequestExtras::default()
+    }
+
+    /// Also offering the subprotocol `protocol` (after those already offered).
+    pub fn with_protocol(mut self, protocol: impl Into<String>) -> Self {
+        self.protocols.push(protocol.into());
+        self
+    }
+
+    /// With one more header.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Replaces every header called `name` (ASCII case-insensitive) with one line
+    /// `name: value`, where the first of them was (at the end if there was none).
+    pub fn set_header(&mut self, name: &str, value: impl Into<Vec<u8>>) {
+        let value = value.into();
+        match self
+            .headers
+            .iter()
+            .position(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            Some(first) => {
+                self.headers[first] = (String::from(name), value);
+                let mut index = 0;
+                self.headers.retain(|(n, _)| {
+                    index += 1;
+                    index - 1 == first || !n.eq_ignore_ascii_case(name)
+                });
+            }
+            None => self.headers.push((String::from(name), value)),
+        }
+    }
+
+    /// Removes every header called `name` (ASCII case-insensitive).
+    pub fn remove_header(&mut self, name: &str) {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    }
+
+    /// The lists as a [`ClientRequest`] borrows them:
+    /// `request.with_protocols(&protocols).with_headers(&headers)`.
+    pub fn borrowed(&self) -> (Vec<&str>, Vec<(&str, &[u8])>) {
+        (
+            self.protocols.iter().map(String::as_str).collect(),
+            borrowed_headers(&self.headers),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -956,6 +1047,30 @@ mod tests {
             }
         }
         (None, wire.len())
+    }
+
+    #[test]
+    fn request_extras_set_and_remove_headers() {
+        let mut extras = RequestExtras::new()
+            .with_header("Cookie", "a=1")
+            .with_header("X-Trace", "7")
+            .with_header("cookie", "b=2");
+        extras.set_header("COOKIE", "c=3");
+        assert_eq!(
+            extras.headers,
+            [
+                ("COOKIE".to_string(), b"c=3".to_vec()),
+                ("X-Trace".to_string(), b"7".to_vec())
+            ]
+        );
+        extras.set_header("Authorization", "Bearer t");
+        extras.remove_header("x-trace");
+        let (protocols, headers) = extras.borrowed();
+        assert!(protocols.is_empty());
+        assert_eq!(
+            headers,
+            [("COOKIE", &b"c=3"[..]), ("Authorization", &b"Bearer t"[..])]
+        );
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //! - [`Mode::Unavailable`]: answers the upgrade with 503 and this `Retry-After`.
 //! - [`Mode::CloseWith`]: opens, then closes at once with this code and reason.
 //!
+//! Every upgrade request's `Authorization` header and offered subprotocols are kept
+//! ([`FakeServer::requests`]); an accepted one gets the subprotocol `chat` if offered.
+//!
 //! [`FakeServer::stop`] stops listening and cuts every connection (what a killed server
 //! looks like from the client: FIN, no Close frame); [`FakeServer::start`] listens again on
 //! the same port. Every loop is bounded: threads give up after [`MAX_LIFETIME`].
@@ -49,6 +52,17 @@ pub enum Mode {
     CloseWith(u16, &'static str),
 }
 
+/// What an upgrade request carried, as the server saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeenRequest {
+    /// Its `Authorization` header.
+    pub authorization: Option<String>,
+    /// The subprotocols it offered.
+    pub protocols: Vec<String>,
+}
+
+type Requests = Arc<Mutex<Vec<SeenRequest>>>;
+
 /// The live connections of one listening period: a handle to cut each, and its thread.
 type Connections = Arc<Mutex<Vec<(TcpStream, JoinHandle<()>)>>>;
 
@@ -63,6 +77,7 @@ pub struct FakeServer {
     addr: SocketAddr,
     mode: Arc<Mutex<Mode>>,
     accepted: Arc<AtomicUsize>,
+    requests: Requests,
     running: Mutex<Option<Generation>>,
 }
 
@@ -74,6 +89,7 @@ impl FakeServer {
             addr: listener.local_addr().expect("local addr"),
             mode: Arc::new(Mutex::new(mode)),
             accepted: Arc::new(AtomicUsize::new(0)),
+            requests: Arc::default(),
             running: Mutex::new(None),
         });
         server.run(listener);
@@ -101,6 +117,11 @@ impl FakeServer {
     /// Connections accepted so far (over every restart).
     pub fn accepted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// The upgrade requests received so far, in order.
+    pub fn requests(&self) -> Vec<SeenRequest> {
+        self.requests.lock().unwrap().clone()
     }
 
     /// Switches the mode for new connections.
@@ -145,7 +166,10 @@ impl FakeServer {
         let accept = {
             let (stop, connections) = (stop.clone(), connections.clone());
             let (mode, accepted) = (self.mode.clone(), self.accepted.clone());
-            thread::spawn(move || accept_loop(listener, stop, connections, mode, accepted))
+            let requests = self.requests.clone();
+            thread::spawn(move || {
+                accept_loop(listener, stop, connections, mode, accepted, requests)
+            })
         };
         let previous = self.running.lock().unwrap().replace(Generation {
             stop,
@@ -168,6 +192,7 @@ fn accept_loop(
     connections: Connections,
     mode: Arc<Mutex<Mode>>,
     accepted: Arc<AtomicUsize>,
+    requests: Requests,
 ) {
     listener
         .set_nonblocking(true)
@@ -181,8 +206,8 @@ fn accept_loop(
                     continue;
                 };
                 let mode = *mode.lock().unwrap();
-                let stop = stop.clone();
-                let thread = thread::spawn(move || serve(stream, mode, &stop));
+                let (stop, requests) = (stop.clone(), requests.clone());
+                let thread = thread::spawn(move || serve(stream, mode, &stop, &requests));
                 connections.lock().unwrap().push((handle, thread));
             }
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => thread::sleep(TICK),
@@ -209,7 +234,7 @@ fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> Poll<io::Result<usize>> 
     }
 }
 
-fn serve(mut stream: TcpStream, mode: Mode, stop: &AtomicBool) {
+fn serve(mut stream: TcpStream, mode: Mode, stop: &AtomicBool, requests: &Requests) {
     let started = Instant::now();
     let alive = || !stop.load(Ordering::SeqCst) && started.elapsed() < MAX_LIFETIME;
     let _ = stream.set_nonblocking(false);
@@ -220,15 +245,24 @@ fn serve(mut stream: TcpStream, mode: Mode, stop: &AtomicBool) {
 
     // The opening handshake.
     let mut upgrade = ServerUpgrade::new(HeadLimits::DEFAULT);
-    let mut decide = Some(
-        move |_: &sockeye_proto::UpgradeRequest<'_, '_>| match mode {
+    let mut decide = Some(move |request: &sockeye_proto::UpgradeRequest<'_, '_>| {
+        requests.lock().unwrap().push(SeenRequest {
+            authorization: request
+                .header("Authorization")
+                .map(|value| String::from_utf8_lossy(value).into_owned()),
+            protocols: request.protocols().map(String::from).collect(),
+        });
+        match mode {
             Mode::Reject(status) => Verdict::reject(status, "Forbidden"),
             Mode::Unavailable(retry_after) => {
                 Verdict::reject(503, "Service Unavailable").with_header("Retry-After", retry_after)
             }
-            _ => Verdict::accept(),
-        },
-    );
+            _ => match request.select_protocol(&["chat"]) {
+                Some(protocol) => Verdict::accept().with_protocol(protocol),
+                None => Verdict::accept(),
+            },
+        }
+    });
     let answer = loop {
         if !alive() {
             return;

@@ -509,3 +509,62 @@ fn offline_reject_and_full_queue() {
         assert_eq!(client.take_queued(), [Message::text("one")]);
     });
 }
+
+/// Every attempt sends the configured subprotocols and headers, `before_connect` changes
+/// them before each attempt (a fresh token), and the agreed subprotocol is visible while
+/// a connection is open. A header the handshake reserves is a request that cannot be
+/// sent: the client gives up at once and says why.
+#[test]
+fn every_attempt_sends_the_request_extras_the_hook_refreshed() {
+    run(async {
+        let server = FakeServer::start_new(Mode::Echo);
+        let issued = Arc::new(AtomicU32::new(0));
+        let extras = adapter::RequestExtras::new()
+            .with_protocol("chat")
+            .with_header("Authorization", "Bearer 0");
+        let mut reconnecting = client(&server, options())
+            .with_request(extras)
+            .before_connect({
+                let issued = issued.clone();
+                move |request| {
+                    let token = issued.fetch_add(1, Ordering::SeqCst) + 1;
+                    request.set_header("Authorization", format!("Bearer {token}"));
+                }
+            });
+        until(&mut reconnecting, is_open).await;
+        assert_eq!(reconnecting.protocol(), Some("chat"));
+
+        // The server goes away and comes back: the next connection has a new token.
+        server.stop();
+        server.start();
+        until(&mut reconnecting, |e| is_state(e, |c| !matches!(c, StateChange::Open))).await;
+        assert_eq!(reconnecting.protocol(), None);
+        until(&mut reconnecting, is_open).await;
+        assert_eq!(reconnecting.protocol(), Some("chat"));
+        let seen = server.requests();
+        let tokens: Vec<Option<&str>> = seen.iter().map(|r| r.authorization.as_deref()).collect();
+        // Attempts refused while the server was down used tokens too; the server saw
+        // the first and the latest.
+        let latest = format!("Bearer {}", issued.load(Ordering::SeqCst));
+        assert_eq!(tokens, [Some("Bearer 1"), Some(latest.as_str())]);
+        assert_ne!(latest, "Bearer 1");
+        assert!(seen.iter().all(|r| r.protocols == ["chat"]), "{seen:?}");
+        assert_eq!(reconnecting.request().headers.len(), 1);
+        reconnecting.close(CloseCode::NORMAL, "done").unwrap();
+        to_end(&mut reconnecting).await;
+
+        let reserved = adapter::RequestExtras::new().with_header("Sec-WebSocket-Key", "x");
+        let mut refused = client(&server, options()).with_request(reserved);
+        let log = to_end(&mut refused).await;
+        assert!(
+            matches!(states(&log).last(), Some(StateChange::GaveUp(GiveUp::Fatal(_)))),
+            "{log:#?}"
+        );
+        assert!(
+            matches!(refused.last_error(), Some(Error::Request(_))),
+            "{:?}",
+            refused.last_error()
+        );
+        assert_eq!(server.requests().len(), 2);
+    });
+}
