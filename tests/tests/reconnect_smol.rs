@@ -1,6 +1,7 @@
 //! `sockeye_smol::ReconnectingClient` over loopback against the fake server: restarts,
-//! a silent server, fatal rejections and closes, the attempt limit, offline sends and the
-//! on-connect hook (the scenarios are in `reconnect_support/scenarios.rs`).
+//! a silent server, fatal rejections and closes, the attempt limit, offline sends, the
+//! on-connect hook, request extras and a connector (the scenarios are in
+//! `reconnect_support/scenarios.rs`).
 
 mod reconnect_support;
 
@@ -19,6 +20,14 @@ fn run<F: std::future::Future>(test: F) -> F::Output {
         smol::Timer::after(TEST_LIMIT).await;
         too_long()
     }))
+}
+
+/// The runtime's TCP stream, for the connector scenario.
+type Tcp = smol::net::TcpStream;
+
+/// A plain TCP connection to `addr`.
+async fn tcp_connect(addr: std::net::SocketAddr) -> std::io::Result<Tcp> {
+    smol::net::TcpStream::connect(addr).await
 }
 
 include!("reconnect_support/scenarios.rs");

@@ -1,6 +1,7 @@
 //! `sockeye_tokio::ReconnectingClient` over loopback against the fake server: restarts,
-//! a silent server, fatal rejections and closes, the attempt limit, offline sends and the
-//! on-connect hook (the scenarios are in `reconnect_support/scenarios.rs`).
+//! a silent server, fatal rejections and closes, the attempt limit, offline sends, the
+//! on-connect hook, request extras and a connector (the scenarios are in
+//! `reconnect_support/scenarios.rs`).
 
 mod reconnect_support;
 
@@ -21,6 +22,14 @@ fn run<F: std::future::Future>(test: F) -> F::Output {
             .await
             .expect("the test took too long")
     })
+}
+
+/// The runtime's TCP stream, for the connector scenario.
+type Tcp = tokio::net::TcpStream;
+
+/// A plain TCP connection to `addr`.
+async fn tcp_connect(addr: std::net::SocketAddr) -> std::io::Result<Tcp> {
+    tokio::net::TcpStream::connect(addr).await
 }
 
 include!("reconnect_support/scenarios.rs");

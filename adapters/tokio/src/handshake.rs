@@ -323,18 +323,38 @@ pub async fn connect_url_with(
     extras: &RequestExtras,
     settings: impl Into<Settings>,
 ) -> Result<WebSocket<TcpStream>, Error> {
-    let settings = settings.into();
     let parsed = Url::parse(url)?;
     if parsed.is_tls() {
         return Err(Error::TlsRequired);
     }
-    let open = async { Ok(TcpStream::connect((parsed.host(), parsed.port())).await?) };
-    let tcp = within(settings.connect_timeout, Error::ConnectTimeout, open).await?;
+    let open = open_tcp(parsed.host().to_owned(), parsed.port());
+    connect_over(open, parsed, extras, settings.into()).await
+}
+
+/// A TCP connection to `host:port` with `TCP_NODELAY` set.
+pub(crate) async fn open_tcp(host: String, port: u16) -> io::Result<TcpStream> {
+    let tcp = TcpStream::connect((host.as_str(), port)).await?;
     tcp.set_nodelay(true)?;
+    Ok(tcp)
+}
+
+/// Opens the stream with `open` (within [`Settings::connect_timeout`]), then the
+/// WebSocket for `url` with `extras` over it.
+pub(crate) async fn connect_over<S>(
+    open: impl Future<Output = io::Result<S>>,
+    url: Url<'_>,
+    extras: &RequestExtras,
+    settings: Settings,
+) -> Result<WebSocket<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let open = async { Ok(open.await?) };
+    let stream = within(settings.connect_timeout, Error::ConnectTimeout, open).await?;
     let (protocols, headers) = extras.borrowed();
-    let request = parsed
+    let request = url
         .request()
         .with_protocols(&protocols)
         .with_headers(&headers);
-    connect(tcp, request, settings).await
+    connect(stream, request, settings).await
 }

@@ -64,6 +64,7 @@ mod split;
 mod websocket;
 
 pub use handshake::{accept, accept_with, connect, connect_url, connect_url_with};
+pub(crate) use handshake::{connect_over, open_tcp};
 pub use reconnect::{ClientEvent, ReconnectingClient};
 pub use sockeye_proto::driver::{Error, IntoRequest};
 pub use split::{ReadHalf, WriteHalf};

@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::future::{poll_fn, Future};
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -18,6 +19,7 @@ use sockeye_proto::driver::{Abnormal, CloseReason, Message, Outcome, Settings};
 use sockeye_proto::handshake::Url;
 use sockeye_proto::reconnect::{Failure, IoKind};
 use sockeye_proto::{CloseCode, Instant, State};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
@@ -26,7 +28,7 @@ pub use sockeye_proto::driver::reconnect::{
 };
 pub use sockeye_proto::reconnect::{Backoff, GiveUp, Multiplier, ReconnectPolicy};
 
-use crate::{connect_url_with, Error, RequestExtras, WebSocket};
+use crate::{connect_over, open_tcp, Error, RequestExtras, WebSocket};
 
 /// Why a [`ReconnectingClient::send`] failed: not taken (the message is handed back), or
 /// the write failed.
@@ -35,12 +37,12 @@ pub type SendError = sockeye_proto::driver::reconnect::SendError<Error>;
 /// The handle given to the [`on_connect`](ReconnectingClient::on_connect) hook after every
 /// (re)connect, to send what a new connection needs first (a login, subscriptions).
 #[derive(Debug)]
-pub struct OnConnect<'a> {
-    ws: &'a mut WebSocket<TcpStream>,
+pub struct OnConnect<'a, S = TcpStream> {
+    ws: &'a mut WebSocket<S>,
     attempt: u32,
 }
 
-impl OnConnect<'_> {
+impl<S: AsyncRead + AsyncWrite + Unpin> OnConnect<'_, S> {
     /// Queues `message` on the new connection, ahead of the sends held while disconnected
     /// and of anything the application sends next. It is written as the client is driven.
     pub fn send(&mut self, message: Message) -> Result<(), Error> {
@@ -58,14 +60,19 @@ impl OnConnect<'_> {
     }
 }
 
-type Connecting = Pin<Box<dyn Future<Output = Result<WebSocket<TcpStream>, Error>> + Send>>;
-type Hook = Box<dyn FnMut(&mut OnConnect<'_>) + Send>;
+/// What a connector returns for one attempt: the future of an open stream (TCP, TLS
+/// over TCP, anything) to speak WebSocket over.
+pub type OpenStream<S> = Pin<Box<dyn Future<Output = io::Result<S>> + Send>>;
+
+type Connecting<S> = Pin<Box<dyn Future<Output = Result<WebSocket<S>, Error>> + Send>>;
+type Connector<S> = Box<dyn FnMut(&Url<'_>) -> OpenStream<S> + Send>;
+type Hook<S> = Box<dyn FnMut(&mut OnConnect<'_, S>) + Send>;
 type RequestHook = Box<dyn FnMut(&mut RequestExtras) + Send>;
 
-enum Link {
+enum Link<S> {
     Down,
-    Connecting { attempt: u32, future: Connecting },
-    Open(Box<WebSocket<TcpStream>>),
+    Connecting { attempt: u32, future: Connecting<S> },
+    Open(Box<WebSocket<S>>),
 }
 
 /// A WebSocket client that stays connected: it pings a quiet connection to notice when
@@ -98,7 +105,8 @@ enum Link {
 /// - [`close`](Self::close) ends it: the open connection is closed with a close
 ///   handshake and nothing is retried.
 ///
-/// Only `ws://` URLs over TCP (for TLS, drive [`crate::connect`] yourself). The runtime needs
+/// [`new`](Self::new) connects over plain TCP (`ws://`); for `wss://` or any other
+/// stream, [`with_connector`](Self::with_connector) takes a function that opens it. The runtime needs
 /// its time driver. Jitter comes from the OS RNG.
 ///
 /// ```no_run
@@ -120,20 +128,21 @@ enum Link {
 /// }
 /// # Ok(()) }
 /// ```
-pub struct ReconnectingClient {
+pub struct ReconnectingClient<S = TcpStream> {
     url: String,
+    connector: Connector<S>,
     settings: Settings,
     supervisor: Supervisor,
     epoch: tokio::time::Instant,
-    link: Link,
+    link: Link<S>,
     sleep: Option<Pin<Box<Sleep>>>,
-    on_connect: Option<Hook>,
+    on_connect: Option<Hook<S>>,
     request: RequestExtras,
     before_connect: Option<RequestHook>,
     last_error: Option<Error>,
 }
 
-impl fmt::Debug for ReconnectingClient {
+impl<S> fmt::Debug for ReconnectingClient<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let link = match &self.link {
             Link::Down => "down",
@@ -148,12 +157,14 @@ impl fmt::Debug for ReconnectingClient {
     }
 }
 
-impl ReconnectingClient {
-    /// A client for the `ws://` `url`, opening each connection with `settings` (a
-    /// [`Settings`] or a [`Config`](crate::Config)) and `options`'s keepalive. Nothing
-    /// happens until the first [`next_event`](Self::next_event), which connects.
+impl ReconnectingClient<TcpStream> {
+    /// A client for the `ws://` `url` over TCP (`TCP_NODELAY` set), opening each
+    /// connection with `settings` (a [`Settings`] or a [`Config`](crate::Config)) and
+    /// `options`'s keepalive. Nothing happens until the first
+    /// [`next_event`](Self::next_event), which connects.
     ///
-    /// Fails at once for a URL that cannot be used ([`Error::Url`], [`Error::TlsRequired`]).
+    /// Fails at once for a URL that cannot be used ([`Error::Url`], and
+    /// [`Error::TlsRequired`] for `wss://`: see [`with_connector`](Self::with_connector)).
     pub fn new(
         url: impl Into<String>,
         settings: impl Into<Settings>,
@@ -163,8 +174,57 @@ impl ReconnectingClient {
         if Url::parse(&url)?.is_tls() {
             return Err(Error::TlsRequired);
         }
+        let tcp = |url: &Url<'_>| -> OpenStream<TcpStream> {
+            Box::pin(open_tcp(url.host().to_owned(), url.port()))
+        };
+        ReconnectingClient::with_connector(url, settings, options, tcp)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ReconnectingClient<S> {
+    /// A client for `url` (`ws://` or `wss://`) whose every attempt opens its stream
+    /// with `connector`, given the parsed URL (host, port, whether it is TLS): a TLS
+    /// stream for `wss://`, a stream through a proxy, an in-memory pipe in a test.
+    /// [`Settings::connect_timeout`] bounds the stream's opening and
+    /// [`Settings::handshake_timeout`] the upgrade over it. Otherwise as
+    /// [`new`](ReconnectingClient::new).
+    ///
+    /// Fails at once for a URL that cannot be parsed ([`Error::Url`]).
+    ///
+    /// ```no_run
+    /// use sockeye_tokio::reconnect::{OpenStream, ReconnectOptions, ReconnectingClient};
+    /// use sockeye_tokio::{Settings, Url};
+    /// use tokio::net::TcpStream;
+    ///
+    /// # fn run() -> Result<(), sockeye_tokio::Error> {
+    /// let connector = |url: &Url<'_>| -> OpenStream<TcpStream> {
+    ///     let (host, port) = (url.host().to_owned(), url.port());
+    ///     Box::pin(async move {
+    ///         let tcp = TcpStream::connect((host.as_str(), port)).await?;
+    ///         // A TLS crate's connector would wrap `tcp` here, `host` as the server name.
+    ///         Ok(tcp)
+    ///     })
+    /// };
+    /// let client = ReconnectingClient::with_connector(
+    ///     "wss://example.com/feed",
+    ///     Settings::default(),
+    ///     ReconnectOptions::default(),
+    ///     connector,
+    /// )?;
+    /// # let _ = client;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_connector(
+        url: impl Into<String>,
+        settings: impl Into<Settings>,
+        options: ReconnectOptions,
+        connector: impl FnMut(&Url<'_>) -> OpenStream<S> + Send + 'static,
+    ) -> Result<Self, Error> {
+        let url = url.into();
+        Url::parse(&url)?;
         Ok(ReconnectingClient {
             url,
+            connector: Box::new(connector),
             settings: options.apply(settings.into()),
             supervisor: Supervisor::new(&options),
             epoch: tokio::time::Instant::now(),
@@ -195,7 +255,7 @@ impl ReconnectingClient {
     /// [`StateChange::Open`] is reported: what it sends goes out first. It cannot wait;
     /// for a conversation (log in, await the answer), react to `Open` in the event loop
     /// and use [`OfflineSends::Reject`] so that nothing overtakes it.
-    pub fn on_connect(mut self, hook: impl FnMut(&mut OnConnect<'_>) + Send + 'static) -> Self {
+    pub fn on_connect(mut self, hook: impl FnMut(&mut OnConnect<'_, S>) + Send + 'static) -> Self {
         self.on_connect = Some(Box::new(hook));
         self
     }
@@ -348,10 +408,13 @@ impl ReconnectingClient {
                         let url = self.url.clone();
                         let request = self.request.clone();
                         let settings = self.settings;
+                        // Checked when the client was made.
+                        let open = Url::parse(&url).map(|parsed| (self.connector)(&parsed));
                         self.link = Link::Connecting {
                             attempt,
                             future: Box::pin(async move {
-                                connect_url_with(&url, &request, settings).await
+                                let parsed = Url::parse(&url)?;
+                                connect_over(open?, parsed, &request, settings).await
                             }),
                         };
                     }
@@ -376,7 +439,7 @@ impl ReconnectingClient {
     }
 
     /// A connection opened: run the hook, replay the held sends, report `Open`.
-    fn opened(&mut self, mut ws: WebSocket<TcpStream>, attempt: u32) {
+    fn opened(&mut self, mut ws: WebSocket<S>, attempt: u32) {
         let replay = self.supervisor.handle_open(self.now());
         if let Some(hook) = &mut self.on_connect {
             hook(&mut OnConnect {
@@ -395,7 +458,7 @@ impl ReconnectingClient {
 }
 
 /// State changes and messages; ends when the client is done. Drives the client.
-impl Stream for ReconnectingClient {
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for ReconnectingClient<S> {
     type Item = ClientEvent;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ClientEvent>> {

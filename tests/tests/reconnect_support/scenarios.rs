@@ -568,3 +568,57 @@ fn every_attempt_sends_the_request_extras_the_hook_refreshed() {
         assert_eq!(server.requests().len(), 2);
     });
 }
+
+/// A connector opens every attempt's stream: it gets the parsed URL (a `wss://` one
+/// too, which `new` refuses), and a stream it fails to open counts as a failed attempt
+/// (retried) with the error's kind.
+#[test]
+fn a_connector_opens_every_attempts_stream() {
+    run(async {
+        let server = FakeServer::start_new(Mode::Echo);
+        let addr = server.addr();
+        let url = format!("wss://localhost:{}/feed", addr.port());
+        assert!(matches!(
+            ReconnectingClient::new(url.clone(), Settings::default(), options()),
+            Err(Error::TlsRequired)
+        ));
+        let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let connector = {
+            let calls = calls.clone();
+            move |url: &adapter::Url<'_>| -> adapter::reconnect::OpenStream<Tcp> {
+                let mut calls = calls.lock().unwrap();
+                calls.push((url.host().to_owned(), url.port(), url.is_tls()));
+                if calls.len() == 1 {
+                    let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+                    return Box::pin(async move { Err(refused) });
+                }
+                // Plain TCP stands in for the TLS a real connector would add.
+                Box::pin(tcp_connect(addr))
+            }
+        };
+        let mut client =
+            ReconnectingClient::with_connector(url, Settings::default(), options(), connector)
+                .expect("a parsable URL");
+        let log = until(&mut client, is_open).await;
+        assert_eq!(
+            states(&log)[1],
+            StateChange::Failed(Failure::ConnectFailed(sockeye_proto::reconnect::IoKind::Refused))
+        );
+        assert_eq!(
+            client.send(Message::text("over the connector")).await.unwrap(),
+            Sent::Written
+        );
+        let log = until(&mut client, |e| matches!(e, ClientEvent::Message(_))).await;
+        assert_eq!(texts(&log), ["over the connector"]);
+
+        server.stop();
+        server.start();
+        until(&mut client, |e| is_state(e, |c| !matches!(c, StateChange::Open))).await;
+        until(&mut client, is_open).await;
+        let calls = calls.lock().unwrap().clone();
+        assert!(calls.len() >= 3, "{calls:?}");
+        let expected = ("localhost".to_owned(), addr.port(), true);
+        assert!(calls.iter().all(|call| *call == expected), "{calls:?}");
+        assert_eq!(server.accepted(), 2);
+    });
+}
