@@ -17,8 +17,9 @@
 //!   connection decides whether retrying can help. The default is
 //!   [`Failure::default_retry`]; an application replaces it with its own `fn`, or classifies
 //!   with any closure and calls [`Reconnect::handle_failure_as`].
-//! - **The server's word**: a rejected upgrade that carries `Retry-After` in seconds (a
-//!   503 or 429 under load, say) is retried no sooner than that, up to
+//! - **The server's word**: a rejected upgrade that carries `Retry-After` (a 503 or 429
+//!   under load, say; seconds, or a date the adapter turns into a delay) is retried no
+//!   sooner than that, up to
 //!   [`ReconnectPolicy::max_retry_after`] (default 5 minutes), so clients turned away
 //!   together do not come back before the server said it could take them.
 //!

@@ -7,7 +7,8 @@
 //!   with the rejection's status;
 //! - accepting a parsed request (with an offered subprotocol and extension) writes a `101`
 //!   that the client side accepts;
-//! - an accepted response's subprotocol and extensions were requested;
+//! - an accepted response's subprotocol and extensions were requested; a rejection's
+//!   `Retry-After` reads the same with or without the date form;
 //! - the driver's client handshake gives the same answer whatever sizes its reads come in,
 //!   answers every rejection by end of stream, and keeps no more of a rejection's body
 //!   than its limit (the exact length, when `Content-Length` says the body is whole).
@@ -171,6 +172,11 @@ fn parse_response(data: &[u8]) {
         }
         Response::Rejected(rejected) => {
             assert!((100..=999).contains(&rejected.status()) && rejected.status() != 101);
+            // A date is read only where a number of seconds is not there.
+            let at = rejected.retry_after_at(1_764_000_000);
+            if let Some(seconds) = rejected.retry_after() {
+                assert_eq!(at, Some(seconds));
+            }
         }
     }
     let mut headers = [EMPTY_HEADER; 32];

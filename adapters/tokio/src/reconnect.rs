@@ -101,7 +101,8 @@ enum Link<S> {
 ///   handshake rejection and closes such as 1008 policy violation give up at once;
 ///   refused connections, resets, timeouts, 5xx and 1001/1006/1011/1012/1013 retry), and
 ///   how long a server's `Retry-After` may hold the next attempt back (a 503 or 429 that
-///   carries one is retried no sooner; up to 5 minutes by default).
+///   carries one, in seconds or as a date, is retried no sooner; up to 5 minutes by
+///   default).
 /// - [`close`](Self::close) ends it: the open connection is closed with a close
 ///   handshake and nothing is retried.
 ///
@@ -474,7 +475,7 @@ fn failure_of(error: &Error) -> Failure {
         Error::HandshakeTimeout => Failure::HandshakeTimedOut,
         Error::Rejected(rejected) => Failure::Rejected {
             status: rejected.status,
-            retry_after: rejected.retry_after(),
+            retry_after: rejected.retry_after_at(std::time::SystemTime::now()),
         },
         Error::Response(_) => Failure::BadHandshake,
         Error::Url(_) | Error::TlsRequired | Error::Request(_) | Error::Send(_) => {

@@ -506,6 +506,18 @@ impl RejectedResponse {
         self.header("Retry-After")
             .and_then(crate::handshake::client::retry_after)
     }
+
+    /// The same, also reading an HTTP date (`Retry-After: Wed, 21 Oct 2026 07:28:00
+    /// GMT`) against `now`, the wall clock (see
+    /// [`retry_after_at`](crate::handshake::client::retry_after_at)). A `now` before
+    /// 1970 counts as 1970.
+    pub fn retry_after_at(&self, now: std::time::SystemTime) -> Option<core::time::Duration> {
+        let now = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        self.header("Retry-After")
+            .and_then(|value| crate::handshake::client::retry_after_at(value, now))
+    }
 }
 
 impl fmt::Display for RejectedResponse {

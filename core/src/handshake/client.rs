@@ -452,6 +452,13 @@ impl<'h, 'b> Rejected<'h, 'b> {
         self.header("Retry-After").and_then(retry_after)
     }
 
+    /// The same, also reading an HTTP date against `now`, the current time in seconds
+    /// since the Unix epoch (see [`retry_after_at`]).
+    pub fn retry_after_at(&self, now: u64) -> Option<Duration> {
+        self.header("Retry-After")
+            .and_then(|value| retry_after_at(value, now))
+    }
+
     /// The bytes the response head took; a body, if any, follows.
     pub fn consumed(&self) -> usize {
         self.consumed
@@ -465,8 +472,8 @@ impl<'h, 'b> Rejected<'h, 'b> {
 
 /// The delay in a `Retry-After` header value (RFC 9110 §10.2.3) given as
 /// `delay-seconds`, a whole number of seconds; numbers too large for a `u64` saturate.
-/// The other form, an HTTP date, gives `None`: turning it into a delay needs the wall
-/// clock, which the core does not have (and which the two ends may not agree on).
+/// The other form, an HTTP date, gives `None` here: turning it into a delay needs the
+/// current time, which [`retry_after_at`] takes.
 ///
 /// ```
 /// use core::time::Duration;
@@ -486,6 +493,29 @@ pub fn retry_after(value: &[u8]) -> Option<Duration> {
         n.saturating_mul(10).saturating_add(u64::from(digit - b'0'))
     });
     Some(Duration::from_secs(seconds))
+}
+
+/// The delay in a `Retry-After` header value in either form: a number of seconds, or an
+/// HTTP date (any of the three forms of [`http_date`](super::date::http_date)) less
+/// `now`, the current time in seconds since the Unix epoch. A date already past is a
+/// zero delay. The two ends' clocks may disagree; a policy should cap what it waits.
+///
+/// ```
+/// use core::time::Duration;
+/// use sockeye_proto::handshake::client::retry_after_at;
+///
+/// let now = 1_792_567_650; // 30 s before the date below
+/// let date = b"Wed, 21 Oct 2026 07:28:00 GMT";
+/// assert_eq!(retry_after_at(date, now), Some(Duration::from_secs(30)));
+/// assert_eq!(retry_after_at(date, now + 3600), Some(Duration::ZERO));
+/// assert_eq!(retry_after_at(b"120", now), Some(Duration::from_secs(120)));
+/// assert_eq!(retry_after_at(b"soon", now), None);
+/// ```
+pub fn retry_after_at(value: &[u8], now: u64) -> Option<Duration> {
+    retry_after(value).or_else(|| {
+        let at = super::date::http_date(value.trim_ascii(), now)?;
+        Some(Duration::from_secs(at.saturating_sub(now)))
+    })
 }
 
 /// Why a server's response is not a usable answer to the upgrade request: one variant per

@@ -50,6 +50,7 @@
 
 pub mod body;
 pub mod client;
+pub mod date;
 pub mod key;
 pub mod server;
 pub mod url;

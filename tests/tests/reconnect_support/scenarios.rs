@@ -337,6 +337,37 @@ fn rejection_503_waits_for_retry_after() {
     });
 }
 
+/// `Retry-After` as an HTTP date is read against the wall clock: a date decades ahead
+/// holds the next attempt back for the policy's cap (1 s here), not the backoff's
+/// 100-400 ms.
+#[test]
+fn rejection_503_with_an_http_date_waits_up_to_the_cap() {
+    run(async {
+        let server = FakeServer::start_new(Mode::Unavailable("Wed, 21 Oct 2099 07:28:00 GMT"));
+        let policy = ReconnectPolicy::DEFAULT
+            .with_backoff(backoff())
+            .with_max_attempts(Some(1))
+            .with_max_retry_after(Duration::from_secs(1));
+        let mut client = client(&server, options().with_policy(policy));
+        let log = to_end(&mut client).await;
+        let changes = states(&log);
+        let shown: Vec<String> = changes.iter().map(ToString::to_string).collect();
+        assert_eq!(shown[2], "reconnecting in 1000ms (attempt 1)", "{shown:#?}");
+        let StateChange::Failed(Failure::Rejected {
+            status: 503,
+            retry_after: Some(asked),
+        }) = changes[1]
+        else {
+            panic!("{shown:#?}")
+        };
+        // What the server asked for: over 70 years from now.
+        assert!(asked > Duration::from_secs(70 * 365 * 86_400), "{asked:?}");
+        let waited = log[3].0 - log[1].0;
+        assert!(waited >= Duration::from_millis(990), "{waited:?}");
+        assert_eq!(server.accepted(), 2);
+    });
+}
+
 /// The server closes with 1008 and a reason: the application sees both (in the Close
 /// message and in the closed state), and 1008 is fatal by default.
 #[test]
