@@ -46,8 +46,8 @@ pub mod handshake;
 pub mod reconnect;
 pub use error::Error;
 pub use handshake::{
-    ClientAnswer, ClientUpgrade, IntoRequest, Refusal, RejectedResponse, RequestExtras,
-    ServerAnswer, ServerUpgrade, Settings, Verdict,
+    AnswersAtOnce, ClientAnswer, ClientUpgrade, Decider, IntoRequest, Refusal, RejectedResponse,
+    RequestExtras, RequestHead, ServerAnswer, ServerUpgrade, Settings, Verdict,
 };
 
 /// An owned WebSocket message.

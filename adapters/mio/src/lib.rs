@@ -69,7 +69,7 @@ pub use session::Session;
 pub use sockeye_proto;
 pub use sockeye_proto::driver::{
     Abnormal, CloseReason, DriverConfig, Message, Outcome, Refusal, RejectedResponse,
-    RequestExtras, Settings, Verdict,
+    RequestExtras, RequestHead, Settings, Verdict,
 };
 pub use sockeye_proto::handshake::HeadLimits;
 pub use sockeye_proto::handshake::{ClientRequest, UpgradeRequest, Url};

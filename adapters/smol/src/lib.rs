@@ -6,7 +6,7 @@
 //! [`Driver`]; this crate only moves bytes and time.
 //!
 //! - Server: [`accept`] / [`accept_with`] (a callback sees the request and answers with a
-//!   [`Verdict`]). A bad request gets its 400 / 426 / 431 written and flushed, the socket
+//!   [`Verdict`]; [`accept_with_async`] when the answer has to wait). A bad request gets its 400 / 426 / 431 written and flushed, the socket
 //!   closed, and [`Error::Refused`] returned; a peer that never finishes its request is
 //!   dropped after [`Settings::handshake_timeout`] (10 s).
 //! - Client: [`connect`] over any stream (TLS is the caller's stream) and [`connect_url`]
@@ -102,7 +102,9 @@ use std::time::Duration;
 use async_io::Timer;
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use sockeye_proto::driver::{ClientAnswer, ClientUpgrade, Driver, ServerAnswer, ServerUpgrade};
+use sockeye_proto::driver::{
+    AnswersAtOnce, ClientAnswer, ClientUpgrade, Decider, Driver, ServerAnswer, ServerUpgrade,
+};
 use sockeye_proto::{Connection, StdClock};
 
 pub use reconnect::{ClientEvent, ReconnectingClient};
@@ -110,7 +112,7 @@ pub use socket::{ReadHalf, WebSocket, WriteHalf};
 pub use sockeye_proto;
 pub use sockeye_proto::driver::{
     Abnormal, CloseReason, DriverConfig, Message, Outcome, Refusal, RejectedResponse,
-    RequestExtras, Settings, Verdict,
+    RequestExtras, RequestHead, Settings, Verdict,
 };
 pub use sockeye_proto::driver::{Error, IntoRequest};
 pub use sockeye_proto::handshake::{ClientRequest, HeadLimits, Url};
@@ -142,7 +144,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let settings = settings.into();
-    let decide: Option<fn(&UpgradeRequest<'_, '_>) -> Verdict> = None;
+    let decide = Decider::<fn(&UpgradeRequest<'_, '_>) -> Verdict, AnswersAtOnce>::Now(None);
     // Boxed, as in every handshake here: its state (head buffer, timer) is freed once it
     // is done. And returned as it is rather than awaited in an `async fn` (whose future
     // would keep the stream and the settings besides the box), so a task that accepts
@@ -189,7 +191,52 @@ where
     Box::pin(within(
         settings.handshake_timeout,
         Error::HandshakeTimeout,
-        server_handshake(stream, settings, Some(decide)),
+        server_handshake(
+            stream,
+            settings,
+            Decider::<F, AnswersAtOnce>::Now(Some(decide)),
+        ),
+    ))
+}
+
+/// [`accept_with`] for a decision that has to wait: `decide` gets the valid request,
+/// owned ([`RequestHead`]), and returns a future of the [`Verdict`]: look the session
+/// up, ask an authorization service. The wait counts toward
+/// [`Settings::handshake_timeout`]; an invalid request is refused without asking.
+///
+/// ```no_run
+/// use sockeye_smol::{accept_with_async, Settings, Verdict};
+///
+/// # async fn session_is_valid(_: &[u8]) -> bool { true }
+/// # async fn serve(stream: smol::net::TcpStream) -> Result<(), sockeye_smol::Error> {
+/// let ws = accept_with_async(stream, Settings::default(), |request| async move {
+///     let cookie = request.header("Cookie").unwrap_or_default();
+///     if session_is_valid(cookie).await {
+///         Verdict::accept()
+///     } else {
+///         Verdict::reject(401, "Unauthorized").with_body("log in first")
+///     }
+/// })
+/// .await?;
+/// # let _ = ws; Ok(()) }
+/// ```
+pub fn accept_with_async<S, F, Fut>(
+    stream: S,
+    settings: impl Into<Settings>,
+    decide: F,
+) -> impl Future<Output = Result<WebSocket<S>, Error>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(RequestHead) -> Fut,
+    Fut: Future<Output = Verdict>,
+{
+    let settings = settings.into();
+    // Boxed and not awaited here, as in `accept`.
+    let decide = Decider::<fn(&UpgradeRequest<'_, '_>) -> Verdict, F>::Later(Some(decide));
+    Box::pin(within(
+        settings.handshake_timeout,
+        Error::HandshakeTimeout,
+        server_handshake(stream, settings, decide),
     ))
 }
 
@@ -320,20 +367,21 @@ async fn read_head<S: AsyncRead + Unpin>(
     }
 }
 
-async fn server_handshake<S, F>(
+async fn server_handshake<S, F, A, Fut>(
     mut stream: S,
     settings: Settings,
-    decide: Option<F>,
+    mut decider: Decider<F, A>,
 ) -> Result<WebSocket<S>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&UpgradeRequest<'_, '_>) -> Verdict,
+    A: FnOnce(RequestHead) -> Fut,
+    Fut: Future<Output = Verdict>,
 {
     let mut upgrade = ServerUpgrade::new(settings.head_limits);
-    let mut decide = decide;
     let answer = loop {
         let n = read_head(&mut stream, |read| upgrade.read_with(read)).await?;
-        if let Some(answer) = upgrade.poll(&mut decide) {
+        if let Some(answer) = decider.answer(&mut upgrade).await {
             break answer;
         }
         if n == 0 {

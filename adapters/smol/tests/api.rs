@@ -11,9 +11,9 @@ use smol::net::unix::UnixStream;
 use smol::net::{TcpListener, TcpStream};
 use smol::Timer;
 use sockeye_smol::{
-    accept, accept_with, connect, connect_url, Abnormal, Boundary, ClientRequest, CloseCode,
-    CloseReason, Config, DataKind, DriverConfig, Error, Event, KeepAlive, Message, Outcome,
-    Refusal, Settings, Timeout, Verdict, WebSocket,
+    accept, accept_with, accept_with_async, connect, connect_url, Abnormal, Boundary,
+    ClientRequest, CloseCode, CloseReason, Config, DataKind, DriverConfig, Error, Event, KeepAlive,
+    Message, Outcome, Refusal, RequestHead, Settings, Timeout, Verdict, WebSocket,
 };
 
 /// A client and a server over a Unix socket pair.
@@ -438,6 +438,60 @@ fn the_client_gets_a_rejections_body() {
             started.elapsed()
         );
         assert_eq!(server.await.unwrap_err().status(), Some(401));
+    });
+}
+
+/// `accept_with_async`: the verdict waits for a future (200 ms here), sees the request
+/// owned, and reaches the client like any other; a decision slower than the handshake
+/// timeout ends the handshake.
+#[test]
+fn an_async_verdict_accepts_or_rejects_after_waiting() {
+    run(async {
+        let decide = |request: RequestHead| async move {
+            Timer::after(Duration::from_millis(200)).await;
+            match request.header("Authorization") {
+                Some(b"Bearer good") => match request.select_protocol(&["chat"]) {
+                    Some(protocol) => Verdict::accept().with_protocol(protocol),
+                    None => Verdict::accept(),
+                },
+                _ => Verdict::reject(401, "Unauthorized").with_body("token expired"),
+            }
+        };
+        for (token, accepted) in [("Bearer good", true), ("Bearer old", false)] {
+            let (a, b) = UnixStream::pair().unwrap();
+            let started = Instant::now();
+            let server = smol::spawn(accept_with_async(a, Settings::default(), decide));
+            let headers = [("Authorization", token.as_bytes())];
+            let request = ClientRequest::new("x", "/")
+                .with_protocols(&["chat"])
+                .with_headers(&headers);
+            let client = connect(b, request, Settings::default()).await;
+            assert!(started.elapsed() >= Duration::from_millis(200));
+            if accepted {
+                assert_eq!(client.unwrap().protocol(), Some("chat"));
+                assert_eq!(server.await.unwrap().protocol(), Some("chat"));
+            } else {
+                let Err(Error::Rejected(rejected)) = client else {
+                    panic!("{client:?}")
+                };
+                assert_eq!(
+                    (rejected.status, rejected.body.as_slice()),
+                    (401, &b"token expired"[..])
+                );
+                assert_eq!(server.await.unwrap_err().status(), Some(401));
+            }
+        }
+
+        let (a, b) = UnixStream::pair().unwrap();
+        let settings = Settings::default().with_handshake_timeout(Some(Duration::from_millis(100)));
+        let server = smol::spawn(accept_with_async(a, settings, decide));
+        let client = smol::spawn(connect(
+            b,
+            ClientRequest::new("x", "/"),
+            Settings::default(),
+        ));
+        assert!(matches!(server.await, Err(Error::HandshakeTimeout)));
+        assert!(client.await.is_err());
     });
 }
 

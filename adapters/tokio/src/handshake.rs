@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use sockeye_proto::driver::Settings;
 use sockeye_proto::driver::{
-    ClientAnswer, ClientUpgrade, IntoRequest, RequestExtras, ServerAnswer, ServerUpgrade, Verdict,
+    AnswersAtOnce, ClientAnswer, ClientUpgrade, Decider, IntoRequest, RequestExtras, RequestHead,
+    ServerAnswer, ServerUpgrade, Verdict,
 };
 use sockeye_proto::handshake::{ClientRequest, Url};
 use sockeye_proto::{Role, UpgradeRequest};
@@ -117,25 +118,69 @@ where
     // (buffers, timers) is freed once it is done, and a task that accepts and then
     // waits in `recv` holds only a pointer for it, so it is no larger than the
     // connection.
-    Box::pin(server_handshake(stream, settings.into(), decide))
+    Box::pin(server_handshake(
+        stream,
+        settings.into(),
+        Decider::<F, AnswersAtOnce>::Now(Some(decide)),
+    ))
 }
 
-async fn server_handshake<S, F>(
+/// [`accept_with`] for a decision that has to wait: `decide` gets the valid request,
+/// owned ([`RequestHead`]), and returns a future of the [`Verdict`]: look the session
+/// up, ask an authorization service. The wait counts toward
+/// [`Settings::handshake_timeout`]; an invalid request is refused without asking.
+///
+/// ```no_run
+/// # async fn run(tcp: tokio::net::TcpStream) -> Result<(), sockeye_tokio::Error> {
+/// # async fn session_is_valid(_: &[u8]) -> bool { true }
+/// use sockeye_tokio::{accept_with_async, Settings, Verdict};
+///
+/// let ws = accept_with_async(tcp, Settings::default(), |request| async move {
+///     let cookie = request.header("Cookie").unwrap_or_default();
+///     if session_is_valid(cookie).await {
+///         Verdict::accept()
+///     } else {
+///         Verdict::reject(401, "Unauthorized").with_body("log in first")
+///     }
+/// })
+/// .await?;
+/// # let _ = ws; Ok(()) }
+/// ```
+pub fn accept_with_async<S, F, Fut>(
+    stream: S,
+    settings: impl Into<Settings>,
+    decide: F,
+) -> impl Future<Output = Result<WebSocket<S>, Error>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(RequestHead) -> Fut,
+    Fut: Future<Output = Verdict>,
+{
+    // Boxed and not awaited here, as in `accept_with`.
+    Box::pin(server_handshake(
+        stream,
+        settings.into(),
+        Decider::<fn(&UpgradeRequest<'_, '_>) -> Verdict, F>::Later(Some(decide)),
+    ))
+}
+
+async fn server_handshake<S, F, A, Fut>(
     mut stream: S,
     settings: Settings,
-    decide: F,
+    mut decider: Decider<F, A>,
 ) -> Result<WebSocket<S>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&UpgradeRequest<'_, '_>) -> Verdict,
+    A: FnOnce(RequestHead) -> Fut,
+    Fut: Future<Output = Verdict>,
 {
     let handshake = async {
         let mut upgrade = ServerUpgrade::new(settings.head_limits);
-        let mut decide = Some(decide);
         let answer = loop {
             let n =
                 poll_fn(|cx| upgrade.read_with(|buf| poll_read_into(&mut stream, cx, buf))).await?;
-            if let Some(answer) = upgrade.poll(&mut decide) {
+            if let Some(answer) = decider.answer(&mut upgrade).await {
                 break answer;
             }
             if n == 0 {

@@ -6,7 +6,7 @@
 //! [`Driver`](sockeye_proto::driver::Driver); this crate moves bytes and keeps time.
 //!
 //! - Server: [`accept`] / [`accept_with`] (look at the request, pick a subprotocol or
-//!   reject with a status). Bad requests get their 400 / 426 / 431 written before the
+//!   reject with a status; [`accept_with_async`] when the answer has to wait). Bad requests get their 400 / 426 / 431 written before the
 //!   socket is closed; slow handshakes time out (10 s by default).
 //! - Client: [`connect`] over your stream (TLS included), or [`connect_url`] (or
 //!   [`connect_url_with`], with subprotocols and headers) for `ws://` over plain TCP.
@@ -63,7 +63,9 @@ pub mod reconnect;
 mod split;
 mod websocket;
 
-pub use handshake::{accept, accept_with, connect, connect_url, connect_url_with};
+pub use handshake::{
+    accept, accept_with, accept_with_async, connect, connect_url, connect_url_with,
+};
 pub(crate) use handshake::{connect_over, open_tcp};
 pub use reconnect::{ClientEvent, ReconnectingClient};
 pub use sockeye_proto::driver::{Error, IntoRequest};
@@ -72,7 +74,7 @@ pub use websocket::WebSocket;
 
 pub use sockeye_proto::driver::{
     Abnormal, CloseReason, DriverConfig, Message, Outcome, Refusal, RejectedResponse,
-    RequestExtras, Settings, Verdict,
+    RequestExtras, RequestHead, Settings, Verdict,
 };
 pub use sockeye_proto::handshake::{ClientRequest, HeadLimits, Url};
 pub use sockeye_proto::{

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use sockeye_tokio::{
-    accept, accept_with, connect, connect_url, Abnormal, Boundary, ClientRequest, CloseCode,
-    Config, DriverConfig, Error, Event, KeepAlive, Message, Outcome, Refusal, Settings, Timeout,
-    Verdict, WebSocket,
+    accept, accept_with, accept_with_async, connect, connect_url, Abnormal, Boundary,
+    ClientRequest, CloseCode, Config, DriverConfig, Error, Event, KeepAlive, Message, Outcome,
+    Refusal, RequestHead, Settings, Timeout, Verdict, WebSocket,
 };
 use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::net::TcpListener;
@@ -401,6 +401,64 @@ async fn the_client_gets_a_rejections_body() {
         server.await.unwrap(),
         Err(Error::Refused(Refusal::Rejected(401)))
     ));
+}
+
+/// `accept_with_async`: the verdict waits for a future (a session lookup here, 2 s of
+/// paused time), sees the request owned, and reaches the client like any other; a
+/// decision slower than the handshake timeout ends the handshake.
+#[tokio::test(start_paused = true)]
+async fn an_async_verdict_accepts_or_rejects_after_waiting() {
+    let decide = |request: RequestHead| async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        match request.header("Authorization") {
+            Some(b"Bearer good") => match request.select_protocol(&["chat"]) {
+                Some(protocol) => Verdict::accept().with_protocol(protocol),
+                None => Verdict::accept(),
+            },
+            _ => Verdict::reject(401, "Unauthorized").with_body("token expired"),
+        }
+    };
+    for (token, accepted) in [("Bearer good", true), ("Bearer old", false)] {
+        let (a, b) = duplex(4096);
+        let started = tokio::time::Instant::now();
+        let server = tokio::spawn(accept_with_async(a, Settings::default(), decide));
+        let headers = [("Authorization", token.as_bytes())];
+        let request = ClientRequest::new("x", "/")
+            .with_protocols(&["chat"])
+            .with_headers(&headers);
+        let client = connect(b, request, Settings::default()).await;
+        assert!(started.elapsed() >= Duration::from_secs(2));
+        if accepted {
+            assert_eq!(client.unwrap().protocol(), Some("chat"));
+            assert_eq!(server.await.unwrap().unwrap().protocol(), Some("chat"));
+        } else {
+            let Err(Error::Rejected(rejected)) = client else {
+                panic!("{client:?}")
+            };
+            assert_eq!(
+                (rejected.status, rejected.body.as_slice()),
+                (401, &b"token expired"[..])
+            );
+            assert!(matches!(
+                server.await.unwrap(),
+                Err(Error::Refused(Refusal::Rejected(401)))
+            ));
+        }
+    }
+
+    let (a, b) = duplex(4096);
+    let settings = Settings::default().with_handshake_timeout(Some(Duration::from_secs(1)));
+    let server = tokio::spawn(accept_with_async(a, settings, decide));
+    let client = tokio::spawn(connect(
+        b,
+        ClientRequest::new("x", "/"),
+        Settings::default(),
+    ));
+    assert!(matches!(
+        server.await.unwrap(),
+        Err(Error::HandshakeTimeout)
+    ));
+    assert!(client.await.unwrap().is_err());
 }
 
 /// A server that says no and then stalls in its body: at the handshake timeout the

@@ -410,55 +410,216 @@ impl ServerUpgrade {
         let request = match parse_request_with(bytes, &mut headers, self.limits) {
             Ok(Status::Partial) => return None,
             Ok(Status::Complete(request)) => request,
-            Err(error) => {
-                return Some(refuse(
-                    |out| error.rejection().write(out),
-                    Refusal::Invalid(error),
-                ))
-            }
+            Err(error) => return Some(invalid(error)),
         };
         let verdict = match decide.take() {
             Some(decide) => decide(&request),
             None => Verdict::accept(),
         };
-        Some(match verdict {
-            Verdict::Accept { protocol, headers } => {
-                let extra = borrowed_headers(&headers);
-                let accept = Accept::new()
-                    .with_protocol(protocol.as_deref())
-                    .with_headers(&extra);
-                match write_grown(|out| request.accept(&accept, out)) {
-                    Ok(response) => ServerAnswer::Accept {
-                        response,
-                        protocol,
-                        early: bytes[request.head_len()..].to_vec(),
-                    },
-                    Err(error) => refuse(
-                        |out| Rejection::custom(500, "Internal Server Error", &[]).write(out),
-                        Refusal::BadVerdict(error),
-                    ),
+        Some(respond(&request, bytes, verdict))
+    }
+
+    /// For a decision that has to wait (a session looked up, an authorization service
+    /// asked): `None` while the head is incomplete; then the valid request, owned, to
+    /// decide on and give its verdict to [`answer`](Self::answer), or the refusal to
+    /// write for an invalid one.
+    ///
+    /// ```
+    /// use std::task::Poll;
+    /// use sockeye_proto::driver::{ServerAnswer, ServerUpgrade, Verdict};
+    /// use sockeye_proto::handshake::HeadLimits;
+    ///
+    /// let request = b"GET /room/7 HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\
+    ///     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+    ///     Sec-WebSocket-Version: 13\r\nCookie: session=x\r\n\r\n";
+    /// let mut upgrade = ServerUpgrade::new(HeadLimits::DEFAULT);
+    /// let _ = upgrade.read_with(|buf| {
+    ///     buf[..request.len()].copy_from_slice(request);
+    ///     Poll::<Result<usize, ()>>::Ready(Ok(request.len()))
+    /// });
+    /// let Some(Ok(head)) = upgrade.poll_head() else { panic!() };
+    /// // ... later, once the session store has answered:
+    /// assert_eq!((head.path(), head.header("cookie")), ("/room/7", Some(&b"session=x"[..])));
+    /// let verdict = Verdict::reject(401, "Unauthorized").with_body("session expired");
+    /// let Some(ServerAnswer::Refuse { response, .. }) = upgrade.answer(verdict) else {
+    ///     panic!()
+    /// };
+    /// assert!(response.starts_with(b"HTTP/1.1 401 Unauthorized\r\n"));
+    /// ```
+    pub fn poll_head(&mut self) -> Option<Result<RequestHead, ServerAnswer>> {
+        let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+        match parse_request_with(self.head.bytes(), &mut headers, self.limits) {
+            Ok(Status::Partial) => None,
+            Ok(Status::Complete(request)) => Some(Ok(RequestHead::of(&request))),
+            Err(error) => Some(Err(invalid(error))),
+        }
+    }
+
+    /// The answer to write for the request [`poll_head`](Self::poll_head) returned, with
+    /// `verdict`. `None` if the head is not complete yet.
+    pub fn answer(&mut self, verdict: Verdict) -> Option<ServerAnswer> {
+        let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+        let bytes = self.head.bytes();
+        match parse_request_with(bytes, &mut headers, self.limits) {
+            Ok(Status::Partial) => None,
+            Ok(Status::Complete(request)) => Some(respond(&request, bytes, verdict)),
+            Err(error) => Some(invalid(error)),
+        }
+    }
+}
+
+/// Where a request's verdict comes from, in an adapter's accept: a function that
+/// answers at once (it may borrow the request), or one whose future answers later (it
+/// gets the request owned, as a [`RequestHead`]).
+#[derive(Debug)]
+pub enum Decider<F, A> {
+    /// `FnOnce(&UpgradeRequest) -> Verdict`; none: accept.
+    Now(Option<F>),
+    /// `FnOnce(RequestHead) -> impl Future<Output = Verdict>`; none: accept.
+    Later(Option<A>),
+}
+
+/// The `Later` type of a [`Decider`] that is always `Now`.
+pub type AnswersAtOnce = fn(RequestHead) -> core::future::Ready<Verdict>;
+
+impl<F, A, Fut> Decider<F, A>
+where
+    F: FnOnce(&UpgradeRequest<'_, '_>) -> Verdict,
+    A: FnOnce(RequestHead) -> Fut,
+    Fut: core::future::Future<Output = Verdict>,
+{
+    /// The answer to write once `upgrade` has a whole head (`None` before that): an
+    /// invalid request's refusal at once, else the verdict's, awaited for `Later`.
+    pub async fn answer(&mut self, upgrade: &mut ServerUpgrade) -> Option<ServerAnswer> {
+        match self {
+            Decider::Now(decide) => upgrade.poll(decide),
+            Decider::Later(decide) => match upgrade.poll_head()? {
+                Err(refusal) => Some(refusal),
+                Ok(head) => {
+                    let verdict = match decide.take() {
+                        Some(decide) => decide(head).await,
+                        None => Verdict::accept(),
+                    };
+                    upgrade.answer(verdict)
                 }
+            },
+        }
+    }
+}
+
+/// A valid upgrade request, owned: what a decision that has to wait looks at (see
+/// [`ServerUpgrade::poll_head`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestHead {
+    path: String,
+    host: String,
+    origin: Option<String>,
+    protocols: Vec<String>,
+    headers: OwnedHeaders,
+}
+
+impl RequestHead {
+    fn of(request: &UpgradeRequest<'_, '_>) -> Self {
+        RequestHead {
+            path: String::from(request.path()),
+            host: String::from(request.host()),
+            origin: request.origin().map(String::from),
+            protocols: request.protocols().map(String::from).collect(),
+            headers: owned_headers(request.headers()),
+        }
+    }
+
+    /// The request target as sent: the resource with its query (`/chat?room=1`).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The query of [`path`](Self::path), after the first `?`, if any.
+    pub fn query(&self) -> Option<&str> {
+        self.path.split_once('?').map(|(_, query)| query)
+    }
+
+    /// The `Host` header value (trimmed; may include a port).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The `Origin` header value (trimmed), sent by browsers; `None` if absent.
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
+    }
+
+    /// The subprotocols the client offers, in its order of preference.
+    pub fn protocols(&self) -> &[String] {
+        &self.protocols
+    }
+
+    /// The first subprotocol, in the client's order of preference, that `supported`
+    /// holds (as [`UpgradeRequest::select_protocol`]).
+    pub fn select_protocol<'s>(&self, supported: &[&'s str]) -> Option<&'s str> {
+        self.protocols
+            .iter()
+            .find_map(|offered| supported.iter().copied().find(|s| s == offered))
+    }
+
+    /// Every header line of the request.
+    pub fn headers(&self) -> &OwnedHeaders {
+        &self.headers
+    }
+
+    /// The value of the first header called `name` (ASCII case-insensitive), untrimmed.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+/// The refusal of a request that is not a valid upgrade.
+fn invalid(error: RequestError) -> ServerAnswer {
+    refuse(|out| error.rejection().write(out), Refusal::Invalid(error))
+}
+
+/// The answer to a valid `request` (read from `bytes`) with `verdict`.
+fn respond(request: &UpgradeRequest<'_, '_>, bytes: &[u8], verdict: Verdict) -> ServerAnswer {
+    match verdict {
+        Verdict::Accept { protocol, headers } => {
+            let extra = borrowed_headers(&headers);
+            let accept = Accept::new()
+                .with_protocol(protocol.as_deref())
+                .with_headers(&extra);
+            match write_grown(|out| request.accept(&accept, out)) {
+                Ok(response) => ServerAnswer::Accept {
+                    response,
+                    protocol,
+                    early: bytes[request.head_len()..].to_vec(),
+                },
+                Err(error) => refuse(
+                    |out| Rejection::custom(500, "Internal Server Error", &[]).write(out),
+                    Refusal::BadVerdict(error),
+                ),
             }
-            Verdict::Reject {
-                status,
-                reason,
-                headers,
-                body,
-            } => {
-                let extra = borrowed_headers(&headers);
-                let rejection = Rejection::custom(status, &reason, &extra).with_body(&body);
-                match write_grown(|out| rejection.write(out)) {
-                    Ok(response) => ServerAnswer::Refuse {
-                        response,
-                        refusal: Refusal::Rejected(status),
-                    },
-                    Err(error) => refuse(
-                        |out| Rejection::custom(500, "Internal Server Error", &[]).write(out),
-                        Refusal::BadVerdict(error),
-                    ),
-                }
+        }
+        Verdict::Reject {
+            status,
+            reason,
+            headers,
+            body,
+        } => {
+            let extra = borrowed_headers(&headers);
+            let rejection = Rejection::custom(status, &reason, &extra).with_body(&body);
+            match write_grown(|out| rejection.write(out)) {
+                Ok(response) => ServerAnswer::Refuse {
+                    response,
+                    refusal: Refusal::Rejected(status),
+                },
+                Err(error) => refuse(
+                    |out| Rejection::custom(500, "Internal Server Error", &[]).write(out),
+                    Refusal::BadVerdict(error),
+                ),
             }
-        })
+        }
     }
 }
 
@@ -976,6 +1137,52 @@ mod tests {
         // Nothing more is read once the head is at its limit.
         let read = upgrade.read_with(|_| Poll::<Result<usize, ()>>::Ready(Ok(5)));
         assert_eq!(read, Poll::Ready(Ok(0)));
+    }
+
+    #[test]
+    fn a_decision_that_waits_sees_the_request_owned() {
+        let mut upgrade = ServerUpgrade::new(HeadLimits::DEFAULT);
+        let with_origin = [
+            &REQUEST[..REQUEST.len() - 2],
+            b"Origin: https://a.example\r\nSec-WebSocket-Protocol: v2\r\n\r\n\x81\x80abcd",
+        ]
+        .concat();
+        feed(&mut |f| upgrade.read_with(f), &with_origin[..20]);
+        assert_eq!(upgrade.poll_head(), None);
+        assert_eq!(upgrade.answer(Verdict::accept()), None);
+        feed(&mut |f| upgrade.read_with(f), &with_origin[20..]);
+        let Some(Ok(head)) = upgrade.poll_head() else {
+            panic!()
+        };
+        assert_eq!(
+            (head.path(), head.query(), head.host()),
+            ("/chat", None, "a")
+        );
+        assert_eq!(head.origin(), Some("https://a.example"));
+        assert_eq!(head.protocols(), ["chat", "v2"]);
+        assert_eq!(head.select_protocol(&["v2", "chat"]), Some("chat"));
+        assert_eq!(head.header("sec-websocket-version"), Some(&b"13"[..]));
+        let Some(ServerAnswer::Accept {
+            protocol, early, ..
+        }) = upgrade.answer(Verdict::accept().with_protocol("v2"))
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (protocol.as_deref(), early.as_slice()),
+            (Some("v2"), &b"\x81\x80abcd"[..])
+        );
+
+        // An invalid request is refused without asking anyone.
+        let mut upgrade = ServerUpgrade::new(HeadLimits::DEFAULT);
+        feed(
+            &mut |f| upgrade.read_with(f),
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        );
+        let Some(Err(ServerAnswer::Refuse { refusal, .. })) = upgrade.poll_head() else {
+            panic!()
+        };
+        assert_eq!(refusal.status(), 400);
     }
 
     #[test]
