@@ -107,8 +107,8 @@ enum Link<S> {
 ///   handshake and nothing is retried.
 ///
 /// [`new`](Self::new) connects over plain TCP (`ws://`); for `wss://` or any other
-/// stream, [`with_connector`](Self::with_connector) takes a function that opens it. Runs on any
-/// executor (timers from `async-io`). Jitter comes from the OS RNG.
+/// stream, [`with_connector`](Self::with_connector) takes a function that opens it.
+/// Runs on any executor (timers from `async-io`). Jitter comes from the OS RNG.
 ///
 /// ```no_run
 /// use sockeye_smol::reconnect::{ClientEvent, ReconnectOptions, ReconnectingClient};
