@@ -22,6 +22,13 @@
 //!   quiet; the connection is declared dead if nothing arrives within the pong timeout).
 //!   Fractions are fine (`0.5`).
 //! - `--close-timeout SECS`: how long to wait for the server's side of the close handshake.
+//! - `--header 'NAME: VALUE'` (repeatable): an extra request header (`Authorization`,
+//!   `Cookie` ...), sent on every attempt.
+//! - `--protocol NAME` (repeatable): a subprotocol to offer; the one agreed on prints as
+//!   `# subprotocol NAME`.
+//!
+//! A server that turns the upgrade down prints its status and body:
+//! `# cannot connect: the server answered 401 Unauthorized` then `# body: ...`.
 
 use std::io::Write;
 use std::time::Duration;
@@ -29,11 +36,14 @@ use std::time::Duration;
 use sockeye_tokio::reconnect::{
     ClientEvent, ReconnectOptions, ReconnectingClient, Sent, StateChange,
 };
-use sockeye_tokio::{connect_url, CloseCode, KeepAlive, Message, Settings};
+use sockeye_tokio::{
+    connect_url_with, CloseCode, Error, KeepAlive, Message, RequestExtras, Settings,
+};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const USAGE: &str = "usage: client [--reconnect] [--ping-interval SECS] [--pong-timeout SECS] \
-                     [--close-timeout SECS] URL";
+                     [--close-timeout SECS] [--header 'NAME: VALUE']... [--protocol NAME]... \
+                     URL";
 
 /// The command line.
 struct Args {
@@ -42,6 +52,7 @@ struct Args {
     ping_interval: Option<Duration>,
     pong_timeout: Option<Duration>,
     close_timeout: Option<Duration>,
+    request: RequestExtras,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -52,6 +63,7 @@ fn parse_args() -> Result<Args, String> {
         ping_interval: None,
         pong_timeout: None,
         close_timeout: None,
+        request: RequestExtras::new(),
     };
     let seconds = |flag: &str, value: Option<String>| -> Result<Duration, String> {
         let value = value.ok_or_else(|| format!("{flag} needs a value"))?;
@@ -67,6 +79,17 @@ fn parse_args() -> Result<Args, String> {
             "--ping-interval" => parsed.ping_interval = Some(seconds(&arg, args.next())?),
             "--pong-timeout" => parsed.pong_timeout = Some(seconds(&arg, args.next())?),
             "--close-timeout" => parsed.close_timeout = Some(seconds(&arg, args.next())?),
+            "--header" => {
+                let line = args.next().ok_or("--header needs 'NAME: VALUE'")?;
+                let (name, value) = line
+                    .split_once(':')
+                    .ok_or_else(|| format!("--header: no ':' in {line:?}"))?;
+                parsed.request = parsed.request.with_header(name.trim(), value.trim());
+            }
+            "--protocol" => {
+                let name = args.next().ok_or("--protocol needs a name")?;
+                parsed.request = parsed.request.with_protocol(name);
+            }
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             url if parsed.url.is_empty() => parsed.url = url.to_string(),
             extra => return Err(format!("unexpected argument {extra}")),
@@ -117,21 +140,34 @@ fn main() {
     let code = if args.reconnect {
         runtime.block_on(run_reconnecting(&args))
     } else {
-        runtime.block_on(run(&args.url, args.settings()))
+        runtime.block_on(run(&args))
     };
     let _ = std::io::stdout().flush();
     // Exit at once: tokio's stdin reader is a blocking thread that cannot be cancelled.
     std::process::exit(code);
 }
 
-async fn run(url: &str, settings: Settings) -> i32 {
-    let mut ws = match connect_url(url, settings).await {
+/// What a failed connection attempt prints: the error, and a rejection's body.
+fn report_failure(error: &Error) {
+    eprintln!("# cannot connect: {error}");
+    if let Error::Rejected(rejected) = error {
+        if !rejected.body.is_empty() {
+            eprintln!("# body: {}", String::from_utf8_lossy(&rejected.body));
+        }
+    }
+}
+
+async fn run(args: &Args) -> i32 {
+    let mut ws = match connect_url_with(&args.url, &args.request, args.settings()).await {
         Ok(ws) => ws,
         Err(error) => {
-            eprintln!("# cannot connect: {error}");
+            report_failure(&error);
             return 1;
         }
     };
+    if let Some(protocol) = ws.protocol() {
+        println!("# subprotocol {protocol}");
+    }
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
     loop {
@@ -175,7 +211,7 @@ async fn run_reconnecting(args: &Args) -> i32 {
             .unwrap_or(ReconnectOptions::DEFAULT_KEEPALIVE),
     ));
     let mut client = match ReconnectingClient::new(args.url.as_str(), args.settings(), options) {
-        Ok(client) => client,
+        Ok(client) => client.with_request(args.request.clone()),
         Err(error) => {
             eprintln!("# cannot connect: {error}");
             return 1;
@@ -191,6 +227,18 @@ async fn run_reconnecting(args: &Args) -> i32 {
                 Some(ClientEvent::State(change)) => {
                     println!("# {change}");
                     match change {
+                        StateChange::Open => {
+                            if let Some(protocol) = client.protocol() {
+                                println!("# subprotocol {protocol}");
+                            }
+                        }
+                        StateChange::Failed(_) => {
+                            if let Some(Error::Rejected(rejected)) = client.last_error() {
+                                if !rejected.body.is_empty() {
+                                    println!("# body: {}", String::from_utf8_lossy(&rejected.body));
+                                }
+                            }
+                        }
                         StateChange::GaveUp(_) => code = 1,
                         StateChange::Closed(outcome) if !stdin_open => {
                             code = i32::from(!outcome.is_clean());
