@@ -86,9 +86,9 @@ async fn wss_echo_with_a_self_signed_certificate() {
 
 async fn next_message(client: &mut ReconnectingClient<TlsStream<TcpStream>>) -> Message {
     loop {
-        match client.next_event().await.expect("the client ended early") {
-            ClientEvent::Message(message) => return message,
-            _ => {}
+        let event = client.next_event().await.expect("the client ended early");
+        if let ClientEvent::Message(message) = event {
+            return message;
         }
     }
 }
