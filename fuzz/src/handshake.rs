@@ -2,6 +2,8 @@
 //!
 //! Invariants checked on every input:
 //! - parsing never panics and never reports more bytes consumed than it was given;
+//! - the driver's server handshake answers the same whether the verdict comes at once or
+//!   later (`poll_head`, then `answer`), and the owned request matches the borrowed one;
 //! - a complete parse gives the same result from its head alone, and `Partial` one byte short;
 //! - a server error's rejection fits a 512-byte buffer and parses back as an HTTP response
 //!   with the rejection's status;
@@ -15,7 +17,7 @@
 
 use std::task::Poll;
 
-use sockeye_proto::driver::{ClientAnswer, ClientUpgrade};
+use sockeye_proto::driver::{ClientAnswer, ClientUpgrade, ServerUpgrade, Verdict};
 use sockeye_proto::handshake::body::BodyLength;
 use sockeye_proto::handshake::{
     parse_request, Accept, ClientHandshake, ClientRequest, HeadLimits, Response, UpgradeRequest,
@@ -23,8 +25,15 @@ use sockeye_proto::handshake::{
 };
 use sockeye_proto::Status;
 
-/// Parses `data` as a client's upgrade request and checks the server's answers.
+/// Parses `data` as a client's upgrade request and checks the server's answers, then
+/// runs the driver's server handshake over the same bytes.
 pub fn server_request(data: &[u8]) {
+    parse_request_checks(data);
+    server_upgrade(data);
+}
+
+/// `parse_request` over `data`.
+fn parse_request_checks(data: &[u8]) {
     let mut headers = [EMPTY_HEADER; 32];
     match parse_request(data, &mut headers) {
         Ok(Status::Partial) => assert!(data.len() < 8 * 1024),
@@ -40,6 +49,75 @@ pub fn server_request(data: &[u8]) {
             assert_eq!(response.parse(&out[..n]), Ok(httparse::Status::Complete(n)));
             assert_eq!(response.code, Some(rejection.status()));
         }
+    }
+}
+
+/// The driver's server handshake over `data`: deciding later (`poll_head`, then
+/// `answer`) gives the same answer as deciding at once (`poll`), for an acceptance with
+/// the first offered subprotocol and for a rejection with a body; the owned request
+/// matches the borrowed one.
+fn server_upgrade(data: &[u8]) {
+    let read_all = |upgrade: &mut ServerUpgrade| {
+        let mut rest = data;
+        while !rest.is_empty() {
+            let read = upgrade.read_with(|buf| {
+                let n = buf.len().min(rest.len());
+                buf[..n].copy_from_slice(&rest[..n]);
+                rest = &rest[n..];
+                Poll::<Result<usize, ()>>::Ready(Ok(n))
+            });
+            if read == Poll::Ready(Ok(0)) {
+                break;
+            }
+        }
+    };
+    let verdicts = |offered: Option<String>| {
+        let accept = match offered {
+            Some(protocol) => Verdict::accept().with_protocol(protocol),
+            None => Verdict::accept(),
+        };
+        [accept, Verdict::reject(403, "Forbidden").with_body("no")]
+    };
+    for which in 0..2 {
+        let mut now = ServerUpgrade::new(HeadLimits::DEFAULT);
+        read_all(&mut now);
+        let mut seen = None;
+        let mut decide = Some(|request: &UpgradeRequest<'_, '_>| {
+            let first = request.protocols().next().map(String::from);
+            seen = Some((
+                request.path().to_owned(),
+                request.host().to_owned(),
+                first.clone(),
+            ));
+            let [accept, reject] = verdicts(first);
+            if which == 0 {
+                accept
+            } else {
+                reject
+            }
+        });
+        let at_once = now.poll(&mut decide);
+
+        let mut later = ServerUpgrade::new(HeadLimits::DEFAULT);
+        read_all(&mut later);
+        let deferred = match later.poll_head() {
+            None => None,
+            Some(Err(refusal)) => Some(refusal),
+            Some(Ok(head)) => {
+                let first = head.protocols().first().cloned();
+                assert_eq!(
+                    seen.take(),
+                    Some((
+                        head.path().to_owned(),
+                        head.host().to_owned(),
+                        first.clone()
+                    ))
+                );
+                let [accept, reject] = verdicts(first);
+                later.answer(if which == 0 { accept } else { reject })
+            }
+        };
+        assert_eq!(at_once, deferred);
     }
 }
 
