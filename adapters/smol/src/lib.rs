@@ -143,18 +143,8 @@ pub fn accept<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let settings = settings.into();
     let decide = Decider::<fn(&UpgradeRequest<'_, '_>) -> Verdict, AnswersAtOnce>::Now(None);
-    // Boxed, as in every handshake here: its state (head buffer, timer) is freed once it
-    // is done. And returned as it is rather than awaited in an `async fn` (whose future
-    // would keep the stream and the settings besides the box), so a task that accepts
-    // and then waits in `recv` holds only a pointer for it and is no larger than the
-    // connection.
-    Box::pin(within(
-        settings.handshake_timeout,
-        Error::HandshakeTimeout,
-        server_handshake(stream, settings, decide),
-    ))
+    accepting(stream, settings.into(), decide)
 }
 
 /// As [`accept`], with `decide` seeing the valid request (path, headers, offered
@@ -186,17 +176,11 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&UpgradeRequest<'_, '_>) -> Verdict,
 {
-    let settings = settings.into();
-    // Boxed and not awaited here, as in `accept`.
-    Box::pin(within(
-        settings.handshake_timeout,
-        Error::HandshakeTimeout,
-        server_handshake(
-            stream,
-            settings,
-            Decider::<F, AnswersAtOnce>::Now(Some(decide)),
-        ),
-    ))
+    accepting(
+        stream,
+        settings.into(),
+        Decider::<F, AnswersAtOnce>::Now(Some(decide)),
+    )
 }
 
 /// [`accept_with`] for a decision that has to wait: `decide` gets the valid request,
@@ -230,9 +214,26 @@ where
     F: FnOnce(RequestHead) -> Fut,
     Fut: Future<Output = Verdict>,
 {
-    let settings = settings.into();
-    // Boxed and not awaited here, as in `accept`.
     let decide = Decider::<fn(&UpgradeRequest<'_, '_>) -> Verdict, F>::Later(Some(decide));
+    accepting(stream, settings.into(), decide)
+}
+
+/// The server handshake within [`Settings::handshake_timeout`], boxed: its state (head
+/// buffer, timer) is freed once it is done. Returned as it is rather than awaited in an
+/// `async fn` (whose future would keep the stream and the settings besides the box), so
+/// a task that accepts and then waits in `recv` holds only a pointer for it and is no
+/// larger than the connection.
+fn accepting<S, F, A, Fut>(
+    stream: S,
+    settings: Settings,
+    decide: Decider<F, A>,
+) -> impl Future<Output = Result<WebSocket<S>, Error>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&UpgradeRequest<'_, '_>) -> Verdict,
+    A: FnOnce(RequestHead) -> Fut,
+    Fut: Future<Output = Verdict>,
+{
     Box::pin(within(
         settings.handshake_timeout,
         Error::HandshakeTimeout,

@@ -13,7 +13,7 @@ use sockeye_tokio::reconnect::{
     Backoff, ClientEvent, OpenStream, ReconnectOptions, ReconnectPolicy, ReconnectingClient, Sent,
     StateChange,
 };
-use sockeye_tokio::{accept, connect, CloseCode, Message, Settings, Url};
+use sockeye_tokio::{accept, connect, CloseCode, Message, Settings, Url, WebSocket};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -39,6 +39,16 @@ fn tls_configs() -> (rustls::ServerConfig, rustls::ClientConfig) {
     (server, client)
 }
 
+/// The next connection on `listener`, TLS first, then the WebSocket handshake.
+async fn accept_over_tls(
+    listener: &TcpListener,
+    acceptor: &TlsAcceptor,
+) -> WebSocket<tokio_rustls::server::TlsStream<TcpStream>> {
+    let (tcp, _) = listener.accept().await.unwrap();
+    let tls = acceptor.accept(tcp).await.unwrap();
+    accept(tls, Settings::default()).await.unwrap()
+}
+
 #[tokio::test]
 async fn wss_echo_with_a_self_signed_certificate() {
     let (server_config, client_config) = tls_configs();
@@ -47,9 +57,7 @@ async fn wss_echo_with_a_self_signed_certificate() {
     let addr = listener.local_addr().unwrap();
 
     let server = tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
-        let tls = acceptor.accept(tcp).await.unwrap();
-        let mut ws = accept(tls, Settings::default()).await.unwrap();
+        let mut ws = accept_over_tls(&listener, &acceptor).await;
         while let Some(message) = ws.recv().await {
             if message.is_data() {
                 ws.send(message).await.unwrap();
@@ -116,9 +124,7 @@ async fn a_reconnecting_client_comes_back_over_tls() {
         // echoes until the client closes.
         let server = tokio::spawn(async move {
             for connection in 0..2 {
-                let (tcp, _) = listener.accept().await.unwrap();
-                let tls = acceptor.accept(tcp).await.unwrap();
-                let mut ws = accept(tls, Settings::default()).await.unwrap();
+                let mut ws = accept_over_tls(&listener, &acceptor).await;
                 while let Some(message) = ws.recv().await {
                     if message.is_data() {
                         ws.send(message).await.unwrap();

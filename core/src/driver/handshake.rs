@@ -195,6 +195,14 @@ fn owned_headers(headers: &[Header<'_>]) -> OwnedHeaders {
         .collect()
 }
 
+/// The value of the first of `headers` called `name` (ASCII case-insensitive).
+fn owned_header<'h>(headers: &'h OwnedHeaders, name: &str) -> Option<&'h [u8]> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_slice())
+}
+
 fn borrowed_headers(headers: &[(String, Vec<u8>)]) -> Vec<(&str, &[u8])> {
     headers
         .iter()
@@ -557,9 +565,10 @@ impl RequestHead {
     /// The first subprotocol, in the client's order of preference, that `supported`
     /// holds (as [`UpgradeRequest::select_protocol`]).
     pub fn select_protocol<'s>(&self, supported: &[&'s str]) -> Option<&'s str> {
-        self.protocols
-            .iter()
-            .find_map(|offered| supported.iter().copied().find(|s| s == offered))
+        crate::handshake::server::first_supported(
+            self.protocols.iter().map(String::as_str),
+            supported,
+        )
     }
 
     /// Every header line of the request.
@@ -569,10 +578,7 @@ impl RequestHead {
 
     /// The value of the first header called `name` (ASCII case-insensitive), untrimmed.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+        owned_header(&self.headers, name)
     }
 }
 
@@ -654,10 +660,7 @@ pub struct RejectedResponse {
 impl RejectedResponse {
     /// The value of the first header called `name` (ASCII case-insensitive).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+        owned_header(&self.headers, name)
     }
 
     /// How long the server asked the client to wait before trying again: its
@@ -794,7 +797,7 @@ impl ClientUpgrade {
                 Status::Partial => return Ok(None),
                 Status::Complete(response) => response,
             };
-            match response {
+            let rejected = match response {
                 Response::Accepted(accepted) => {
                     return Ok(Some(ClientAnswer::Accepted {
                         protocol: accepted.protocol().map(String::from),
@@ -802,35 +805,31 @@ impl ClientUpgrade {
                         early: bytes[accepted.consumed()..].to_vec(),
                     }))
                 }
-                Response::Rejected(rejected) => {
-                    let framing = match rejected.body_length() {
-                        Ok(BodyLength::Empty) | Ok(BodyLength::Bytes(0)) => Framing::Finished(true),
-                        Ok(BodyLength::Bytes(length)) => Framing::Remaining(length),
-                        Ok(BodyLength::Chunked) => Framing::Chunked(ChunkedDecoder::new()),
-                        Ok(BodyLength::UntilClose) => Framing::UntilClose,
-                        Err(_) => Framing::Finished(false),
-                    };
-                    let consumed = rejected.consumed();
-                    self.rejection = Some(RejectionBody {
-                        response: RejectedResponse {
-                            status: rejected.status(),
-                            reason: String::from(rejected.reason()),
-                            headers: owned_headers(rejected.headers()),
-                            body: Vec::new(),
-                            body_complete: false,
-                        },
-                        framing,
-                        decoded_to: consumed,
-                        truncated: false,
-                    });
-                }
-            }
-            if let Some(pending) = &self.rejection {
-                self.head.limit = pending
-                    .decoded_to
-                    .saturating_add(self.limits.max_rejection_body)
-                    .saturating_add(CHUNK_FRAMING_ALLOWANCE);
-            }
+                Response::Rejected(rejected) => rejected,
+            };
+            let framing = match rejected.body_length() {
+                Ok(BodyLength::Empty) | Ok(BodyLength::Bytes(0)) => Framing::Finished(true),
+                Ok(BodyLength::Bytes(length)) => Framing::Remaining(length),
+                Ok(BodyLength::Chunked) => Framing::Chunked(ChunkedDecoder::new()),
+                Ok(BodyLength::UntilClose) => Framing::UntilClose,
+                Err(_) => Framing::Finished(false),
+            };
+            let consumed = rejected.consumed();
+            self.rejection = Some(RejectionBody {
+                response: RejectedResponse {
+                    status: rejected.status(),
+                    reason: String::from(rejected.reason()),
+                    headers: owned_headers(rejected.headers()),
+                    body: Vec::new(),
+                    body_complete: false,
+                },
+                framing,
+                decoded_to: consumed,
+                truncated: false,
+            });
+            self.head.limit = consumed
+                .saturating_add(self.limits.max_rejection_body)
+                .saturating_add(CHUNK_FRAMING_ALLOWANCE);
         }
         Ok(self.read_rejection_body())
     }
@@ -1011,22 +1010,14 @@ impl RequestExtras {
     /// Replaces every header called `name` (ASCII case-insensitive) with one line
     /// `name: value`, where the first of them was (at the end if there was none).
     pub fn set_header(&mut self, name: &str, value: impl Into<Vec<u8>>) {
-        let value = value.into();
-        match self
+        let first = self
             .headers
             .iter()
-            .position(|(n, _)| n.eq_ignore_ascii_case(name))
-        {
-            Some(first) => {
-                self.headers[first] = (String::from(name), value);
-                let mut index = 0;
-                self.headers.retain(|(n, _)| {
-                    index += 1;
-                    index - 1 == first || !n.eq_ignore_ascii_case(name)
-                });
-            }
-            None => self.headers.push((String::from(name), value)),
-        }
+            .position(|(n, _)| n.eq_ignore_ascii_case(name));
+        self.remove_header(name);
+        // Nothing before the first match was removed, so its index still holds.
+        let at = first.unwrap_or(self.headers.len());
+        self.headers.insert(at, (String::from(name), value.into()));
     }
 
     /// Removes every header called `name` (ASCII case-insensitive).

@@ -271,6 +271,17 @@ pub struct UpgradeRequest<'h, 'b> {
     head_len: usize,
 }
 
+/// The first of the `offered` subprotocols, in the client's order of preference, that
+/// `supported` holds.
+pub(crate) fn first_supported<'s, 'o>(
+    offered: impl IntoIterator<Item = &'o str>,
+    supported: &[&'s str],
+) -> Option<&'s str> {
+    offered
+        .into_iter()
+        .find_map(|offered| supported.iter().copied().find(|s| *s == offered))
+}
+
 impl<'h, 'b> UpgradeRequest<'h, 'b> {
     /// The request target as sent: the resource with its query (`/chat?room=1`).
     pub fn path(&self) -> &'b str {
@@ -328,8 +339,7 @@ impl<'h, 'b> UpgradeRequest<'h, 'b> {
     /// assert_eq!(upgrade.select_protocol(&["v3"]), None);
     /// ```
     pub fn select_protocol<'s>(&self, supported: &[&'s str]) -> Option<&'s str> {
-        self.protocols()
-            .find_map(|offered| supported.iter().copied().find(|s| *s == offered))
+        first_supported(self.protocols(), supported)
     }
 
     /// Every header line of the request.
