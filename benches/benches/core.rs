@@ -229,7 +229,7 @@ fn round_trip(c: &mut Criterion) {
 /// next message), `kept` hands it to the application for good (the next message needs
 /// a new buffer).
 fn large_message(c: &mut Criterion) {
-    use sockeye_proto::driver::{Driver, DriverConfig};
+    use sockeye_engine::{Driver, DriverConfig};
 
     const SIZE: usize = 16 << 20;
     const READ: usize = 256 << 10;

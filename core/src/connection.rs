@@ -124,6 +124,10 @@ pub enum Timeout {
     KeepAlive,
     /// No message arrived within the idle timeout.
     Idle,
+    /// The peer stopped reading: bytes queued for it made no progress within the
+    /// write-stall timeout. The core has no send queue and never reports this; the
+    /// engines that queue bytes (`sockeye-engine`) do.
+    WriteStall,
 }
 
 /// What one [`Connection::handle_input`] call did.

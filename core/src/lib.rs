@@ -80,34 +80,32 @@
 //!
 //! ## Features
 //!
-//! - `alloc`: [`message::Assembler`] for whole messages (the only thing that allocates).
 //! - `std` (default): [`StdClock`] and faster runtime-detected SIMD UTF-8 validation.
 //!
 //! With no features the crate needs no allocator and builds for bare-metal targets such
-//! as `thumbv7em-none-eabihf`.
+//! as `thumbv7em-none-eabihf`. Nothing in it allocates, with or without `std`.
+//!
+//! ## What is not here
+//!
+//! Buffers, owned messages, send queues and the connection's lifecycle around the
+//! protocol (when to read, write, shut down, give up) are `sockeye-engine`'s, which every
+//! `std` adapter drives; a `no_std` application drives [`Connection`] directly with
+//! buffers of its own.
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-#[cfg(feature = "alloc")]
-extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
 pub mod close;
 pub mod config;
 pub mod connection;
-#[cfg(feature = "alloc")]
-mod copy;
-#[cfg(feature = "std")]
-pub mod driver;
 pub mod error;
 pub mod frame;
 pub mod handshake;
-pub mod machine;
-#[cfg(feature = "alloc")]
-pub mod message;
-pub mod reconnect;
+mod machine;
+pub mod reconnect_policy;
 pub mod time;
 pub mod utf8;
 

@@ -3,7 +3,7 @@
 //! same bytes (a differential target), and never panic.
 
 use arbitrary::{Arbitrary, Unstructured};
-use sockeye_proto::driver::{Driver, DriverConfig, Received};
+use sockeye_engine::{Driver, DriverConfig, Received};
 use sockeye_proto::frame::apply_mask;
 use sockeye_proto::{Config, Connection, Instant, ProtocolError, MIN_INPUT_BUFFER};
 use std::task::Poll;

@@ -17,7 +17,7 @@
 
 use std::task::Poll;
 
-use sockeye_proto::driver::{ClientAnswer, ClientUpgrade, ServerUpgrade, Verdict};
+use sockeye_engine::{ClientAnswer, ClientUpgrade, ServerUpgrade, Verdict};
 use sockeye_proto::handshake::body::BodyLength;
 use sockeye_proto::handshake::{
     parse_request, Accept, ClientHandshake, ClientRequest, HeadLimits, Response, UpgradeRequest,

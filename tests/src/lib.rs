@@ -40,7 +40,7 @@ pub use wire::{parse_frames, Frame, Length, WireFrame};
 
 /// Writes everything `driver` has queued to a peer that takes every byte at once (the
 /// bytes go nowhere), so that written message buffers go back to the driver's pool.
-pub fn write_all_queued(driver: &mut sockeye_proto::driver::Driver) {
+pub fn write_all_queued(driver: &mut sockeye_engine::Driver) {
     while driver.wants_write() {
         let mut slices = [std::io::IoSlice::new(&[]); 8];
         let count = driver.write_slices(&mut slices);
@@ -49,12 +49,12 @@ pub fn write_all_queued(driver: &mut sockeye_proto::driver::Driver) {
     }
 }
 
-/// One [`Driver::read_with`](sockeye_proto::driver::Driver::read_with) served from
+/// One [`Driver::read_with`](sockeye_engine::Driver::read_with) served from
 /// `wire` as a socket would serve it: the bytes after `*at`, at most `max_read` of them
 /// and what the driver's buffer takes. Returns how many were read (0 once `wire` is
 /// used up, or once the driver has ended).
 pub fn read_from(
-    driver: &mut sockeye_proto::driver::Driver,
+    driver: &mut sockeye_engine::Driver,
     wire: &[u8],
     at: &mut usize,
     max_read: usize,
@@ -74,12 +74,12 @@ pub fn read_from(
 /// Reads `wire` from `*at` into `driver` ([`read_from`], `max_read` at a time) until a
 /// message is complete. Panics if the connection ends or `wire` runs out first.
 pub fn next_message(
-    driver: &mut sockeye_proto::driver::Driver,
+    driver: &mut sockeye_engine::Driver,
     wire: &[u8],
     at: &mut usize,
     max_read: usize,
-) -> sockeye_proto::driver::Message {
-    use sockeye_proto::driver::Received;
+) -> sockeye_engine::Message {
+    use sockeye_engine::Received;
     for _ in 0..=wire.len() {
         match driver.poll_message(sockeye_proto::Instant::ZERO) {
             Ok(Some(Received::Message(message))) => return message,

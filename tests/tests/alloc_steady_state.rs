@@ -9,7 +9,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use sockeye_proto::driver::{Driver, DriverConfig, Message};
+use sockeye_engine::{Driver, DriverConfig, Message};
 use sockeye_proto::{DataKind, Instant, MIN_INPUT_BUFFER};
 use sockeye_tests::{Chunking, Pair, Side};
 
@@ -194,7 +194,7 @@ fn the_close_handshake_allocates_nothing_either() {
 /// hands it to the next driver on the thread, which then reads without allocating.
 #[test]
 fn a_dropped_driver_hands_its_read_buffer_to_the_next() {
-    use sockeye_proto::driver::{Driver, DriverConfig};
+    use sockeye_engine::{Driver, DriverConfig};
     use sockeye_proto::{Config, Connection, Instant};
     use std::task::Poll;
 

@@ -8,7 +8,7 @@
 //! tests running on other threads would disturb.
 #![cfg(target_os = "linux")]
 
-use sockeye_proto::driver::{Driver, DriverConfig};
+use sockeye_engine::{Driver, DriverConfig};
 use sockeye_proto::{Config, Connection, Instant};
 use sockeye_tests::Frame;
 

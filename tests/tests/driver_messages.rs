@@ -3,7 +3,7 @@
 //! rest goes through the read buffer; both must give the same messages.
 
 use proptest::prelude::*;
-use sockeye_proto::driver::{Driver, DriverConfig, Message, Received};
+use sockeye_engine::{Driver, DriverConfig, Message, Received};
 use sockeye_proto::{Config, Connection, Instant, ProtocolError};
 use sockeye_tests::{write_all_queued, Frame};
 use std::task::Poll;

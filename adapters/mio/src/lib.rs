@@ -4,7 +4,7 @@
 //! [`mio::net::TcpStream`] that the application's own [`mio::Poll`] loop drives with
 //! readiness events ([`Session::on_event`]) and deadlines
 //! ([`Session::next_timeout`], [`Session::on_timeout`]). The protocol, buffers and send
-//! queue are the core's [`Driver`](sockeye_proto::driver::Driver); the handshake runs as
+//! queue are the core's [`Driver`](sockeye_engine::Driver); the handshake runs as
 //! a phase of the session (non-blocking, partial heads, rejections written then closed,
 //! handshake timeout).
 //!
@@ -67,7 +67,7 @@ mod session;
 pub use server::{Handler, Server};
 pub use session::Session;
 pub use sockeye_proto;
-pub use sockeye_proto::driver::{
+pub use sockeye_engine::{
     Abnormal, CloseReason, DriverConfig, Message, Outcome, Refusal, RejectedResponse,
     RequestExtras, RequestHead, Settings, Verdict,
 };
@@ -75,4 +75,4 @@ pub use sockeye_proto::handshake::HeadLimits;
 pub use sockeye_proto::handshake::{ClientRequest, UpgradeRequest, Url};
 pub use sockeye_proto::{CloseCode, Config, DataKind, KeepAlive, Role, State, Timeout};
 
-pub use sockeye_proto::driver::Error;
+pub use sockeye_engine::Error;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
-use sockeye_proto::driver::{Message, Settings, Verdict};
+use sockeye_engine::{Message, Settings, Verdict};
 use sockeye_proto::handshake::UpgradeRequest;
 
 use crate::Session;

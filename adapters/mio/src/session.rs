@@ -10,7 +10,7 @@ use std::time::Duration;
 use mio::event::Event;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
-use sockeye_proto::driver::{
+use sockeye_engine::{
     Abnormal, ClientAnswer, ClientUpgrade, Driver, Message, Outcome, Received, RequestExtras,
     ServerAnswer, ServerUpgrade, Settings, Verdict,
 };
@@ -98,7 +98,7 @@ struct Rare {
 ///
 /// [`send`](Self::send) and [`close`](Self::close) queue and write what the socket takes
 /// at once; the rest goes out on writable events. Backpressure: while more than
-/// [`DriverConfig::max_pending_bytes`](sockeye_proto::driver::DriverConfig) wait to be
+/// [`DriverConfig::max_pending_bytes`](sockeye_engine::DriverConfig) wait to be
 /// written, [`is_writable`](Self::is_writable) is false and the session stops reading
 /// (so an echoing peer that does not read is slowed down, not buffered without bound);
 /// reading resumes from [`on_writable`](Self::on_writable), which then hands the

@@ -102,7 +102,7 @@ use std::time::Duration;
 use async_io::Timer;
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use sockeye_proto::driver::{
+use sockeye_engine::{
     AnswersAtOnce, ClientAnswer, ClientUpgrade, Decider, Driver, ServerAnswer, ServerUpgrade,
 };
 use sockeye_proto::{Connection, StdClock};
@@ -110,11 +110,11 @@ use sockeye_proto::{Connection, StdClock};
 pub use reconnect::{ClientEvent, ReconnectingClient};
 pub use socket::{ReadHalf, WebSocket, WriteHalf};
 pub use sockeye_proto;
-pub use sockeye_proto::driver::{
+pub use sockeye_engine::{
     Abnormal, CloseReason, DriverConfig, Message, Outcome, Refusal, RejectedResponse,
     RequestExtras, RequestHead, Settings, Verdict,
 };
-pub use sockeye_proto::driver::{Error, IntoRequest};
+pub use sockeye_engine::{Error, IntoRequest};
 pub use sockeye_proto::handshake::{ClientRequest, HeadLimits, Url};
 pub use sockeye_proto::{
     Boundary, CloseCode, Config, DataKind, Event, KeepAlive, Role, State, Timeout, UpgradeRequest,

@@ -12,8 +12,8 @@ use async_io::Timer;
 use futures_core::Stream;
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_sink::Sink;
-use sockeye_proto::driver::Settings;
-use sockeye_proto::driver::{Abnormal, Driver, Message, Outcome, Received};
+use sockeye_engine::Settings;
+use sockeye_engine::{Abnormal, Driver, Message, Outcome, Received};
 use sockeye_proto::{
     CloseCode, Closed, Connection, DataKind, Event, Instant, Role, State, StdClock,
 };

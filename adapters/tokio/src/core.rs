@@ -8,8 +8,8 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use sockeye_proto::driver::Settings;
-use sockeye_proto::driver::{Abnormal, Driver, Message, Outcome, Received};
+use sockeye_engine::Settings;
+use sockeye_engine::{Abnormal, Driver, Message, Outcome, Received};
 use sockeye_proto::{CloseCode, Connection, DataKind, Event, Instant, ProtocolError, Role};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;

@@ -6,8 +6,8 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::time::Duration;
 
-use sockeye_proto::driver::Settings;
-use sockeye_proto::driver::{
+use sockeye_engine::Settings;
+use sockeye_engine::{
     AnswersAtOnce, ClientAnswer, ClientUpgrade, Decider, IntoRequest, RequestExtras, RequestHead,
     ServerAnswer, ServerUpgrade, Verdict,
 };

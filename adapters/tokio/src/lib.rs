@@ -3,7 +3,7 @@
 //! A thin adapter that runs the sans-IO [`sockeye_proto`] core over any tokio
 //! `AsyncRead + AsyncWrite + Unpin` stream: TCP, TLS (`tokio-rustls`), Unix sockets,
 //! in-memory duplex pipes. The protocol, the buffers and the send queue are the core's
-//! [`Driver`](sockeye_proto::driver::Driver); this crate moves bytes and keeps time.
+//! [`Driver`](sockeye_engine::Driver); this crate moves bytes and keeps time.
 //!
 //! - Server: [`accept`] / [`accept_with`] (look at the request, pick a subprotocol or
 //!   reject with a status; [`accept_with_async`] when the answer has to wait). Bad requests get their 400 / 426 / 431 written before the
@@ -68,11 +68,11 @@ pub use handshake::{
 };
 pub(crate) use handshake::{connect_over, open_tcp};
 pub use reconnect::{ClientEvent, ReconnectingClient};
-pub use sockeye_proto::driver::{Error, IntoRequest};
+pub use sockeye_engine::{Error, IntoRequest};
 pub use split::{ReadHalf, WriteHalf};
 pub use websocket::WebSocket;
 
-pub use sockeye_proto::driver::{
+pub use sockeye_engine::{
     Abnormal, CloseReason, DriverConfig, Message, Outcome, Refusal, RejectedResponse,
     RequestExtras, RequestHead, Settings, Verdict,
 };

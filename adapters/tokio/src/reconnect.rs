@@ -14,25 +14,25 @@ use std::time::Duration;
 
 use futures_core::Stream;
 use futures_sink::Sink;
-use sockeye_proto::driver::reconnect::{Action, Stopping, Supervisor};
-use sockeye_proto::driver::{Abnormal, CloseReason, Message, Outcome, Settings};
+use sockeye_engine::supervisor::{Action, Stopping, Supervisor};
+use sockeye_engine::{Abnormal, CloseReason, Message, Outcome, Settings};
 use sockeye_proto::handshake::Url;
-use sockeye_proto::reconnect::{Failure, IoKind};
+use sockeye_proto::reconnect_policy::{Failure, IoKind};
 use sockeye_proto::{CloseCode, Instant, State};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
-pub use sockeye_proto::driver::reconnect::{
+pub use sockeye_engine::supervisor::{
     ClientEvent, NotSent, OfflineSends, ReconnectOptions, Sent, StateChange, Unsent,
 };
-pub use sockeye_proto::reconnect::{Backoff, GiveUp, Multiplier, ReconnectPolicy};
+pub use sockeye_proto::reconnect_policy::{Backoff, GiveUp, Multiplier, ReconnectPolicy};
 
 use crate::{connect_over, open_tcp, Error, RequestExtras, WebSocket};
 
 /// Why a [`ReconnectingClient::send`] failed: not taken (the message is handed back), or
 /// the write failed.
-pub type SendError = sockeye_proto::driver::reconnect::SendError<Error>;
+pub type SendError = sockeye_engine::supervisor::SendError<Error>;
 
 /// The handle given to the [`on_connect`](ReconnectingClient::on_connect) hook after every
 /// (re)connect, to send what a new connection needs first (a login, subscriptions).

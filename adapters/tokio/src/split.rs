@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use futures_core::Stream;
 use futures_sink::Sink;
-use sockeye_proto::driver::{Message, Outcome};
+use sockeye_engine::{Message, Outcome};
 use sockeye_proto::{CloseCode, DataKind, Event};
 use tokio::io::{AsyncRead, AsyncWrite};
 

@@ -6,8 +6,8 @@ use std::task::{ready, Context, Poll};
 
 use futures_core::Stream;
 use futures_sink::Sink;
-use sockeye_proto::driver::Settings;
-use sockeye_proto::driver::{Message, Outcome};
+use sockeye_engine::Settings;
+use sockeye_engine::{Message, Outcome};
 use sockeye_proto::{CloseCode, DataKind, Event, Role, State};
 use tokio::io::{AsyncRead, AsyncWrite};
 

@@ -273,7 +273,7 @@ pub struct UpgradeRequest<'h, 'b> {
 
 /// The first of the `offered` subprotocols, in the client's order of preference, that
 /// `supported` holds.
-pub(crate) fn first_supported<'s, 'o>(
+pub fn first_supported<'s, 'o>(
     offered: impl IntoIterator<Item = &'o str>,
     supported: &[&'s str],
 ) -> Option<&'s str> {

@@ -26,7 +26,7 @@ use std::task::Poll;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use sockeye_proto::driver::{
+use sockeye_engine::{
     Driver, DriverConfig, Message, Received, ServerAnswer, ServerUpgrade, Verdict,
 };
 use sockeye_proto::handshake::HeadLimits;

@@ -12,7 +12,7 @@ use adapter::reconnect::{
 };
 use adapter::{CloseCode, Error, KeepAlive, Message, Outcome, Settings, Timeout};
 use reconnect_support::fake::{FakeServer, Mode};
-use sockeye_proto::reconnect::Failure;
+use sockeye_proto::reconnect_policy::Failure;
 use std::time::Instant;
 
 fn backoff() -> Backoff {
@@ -633,7 +633,7 @@ fn a_connector_opens_every_attempts_stream() {
         let log = until(&mut client, is_open).await;
         assert_eq!(
             states(&log)[1],
-            StateChange::Failed(Failure::ConnectFailed(sockeye_proto::reconnect::IoKind::Refused))
+            StateChange::Failed(Failure::ConnectFailed(sockeye_proto::reconnect_policy::IoKind::Refused))
         );
         assert_eq!(
             client.send(Message::text("over the connector")).await.unwrap(),

@@ -56,7 +56,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-pub use sockeye_proto::driver::{Abnormal, CloseReason, DriverConfig, Message, Outcome, Settings};
+pub use sockeye_engine::{Abnormal, CloseReason, DriverConfig, Message, Outcome, Settings};
 pub use sockeye_proto::{CloseCode, Config, DataKind, KeepAlive, Role, Timeout};
 
 use sockeye_proto::frame::{apply_mask, Header, OpCode};

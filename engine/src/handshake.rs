@@ -1,9 +1,9 @@
 //! Handshake helpers shared by the `std` adapters: buffer a request or response head,
 //! ask the application about a request, and produce the bytes to answer with. No I/O:
-//! the adapter reads with `read_with` (as for [`Driver::read_with`](super::Driver::read_with))
+//! the adapter reads with `read_with` (as for [`Driver::read_with`](crate::Driver::read_with))
 //! and writes what comes out.
 //!
-//! - [`Settings`]: everything an adapter connection is configured with (the core
+//! - [`Settings`](crate::Settings): everything an adapter connection is configured with (the core
 //!   [`Config`], buffer sizes, handshake and connect timeouts, head limits).
 //! - [`ServerUpgrade`]: reads the request head; [`ServerUpgrade::poll`] validates it, asks
 //!   the application's [`Verdict`], and returns a [`ServerAnswer`]: the `101` response
@@ -13,105 +13,22 @@
 //!   as an owned [`RejectedResponse`], with its body once that has ended).
 
 use core::fmt;
-use core::time::Duration;
+
 use std::string::String;
 use std::task::Poll;
 use std::vec::Vec;
 
-use super::{DriverConfig, Error};
-use crate::config::Config;
-use crate::handshake::body::{BodyLength, ChunkedDecoder};
-use crate::handshake::{
+use crate::Error;
+
+use sockeye_proto::handshake::body::{BodyLength, ChunkedDecoder};
+use sockeye_proto::handshake::{
     parse_request_with, Accept, ClientHandshake, ClientRequest, HeadLimits, Header, Rejection,
     RequestError, Response, ResponseError, UpgradeRequest, Url, WriteError, EMPTY_HEADER,
 };
-use crate::Status;
+use sockeye_proto::Status;
 
 /// How many header lines a request or response head may have (more is a 431).
 pub const MAX_HEADERS: usize = 64;
-
-/// The settings of one adapter connection: the protocol [`Config`], buffer sizes, and the
-/// handshake's timeouts and limits. Every field has a safe default; a core [`Config`]
-/// converts into `Settings` with the other defaults.
-///
-/// ```
-/// use core::time::Duration;
-/// use sockeye_proto::driver::Settings;
-/// use sockeye_proto::Config;
-///
-/// let settings = Settings::from(Config::default().with_max_message_size(1 << 20))
-///     .with_handshake_timeout(Some(Duration::from_secs(5)));
-/// assert_eq!(settings.protocol.max_message_size, 1 << 20);
-/// assert_eq!(settings.connect_timeout, Some(Duration::from_secs(10)));
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Settings {
-    /// Limits and timers of the connection itself.
-    pub protocol: Config,
-    /// Read buffer, write coalescing and backpressure.
-    pub buffers: DriverConfig,
-    /// How long the whole opening handshake may take (a server drops a peer that never
-    /// finishes its request: slowloris). Default 10 s.
-    pub handshake_timeout: Option<Duration>,
-    /// How long a client may take to open the TCP connection. Default 10 s.
-    pub connect_timeout: Option<Duration>,
-    /// The largest request or response head. Default 8 KiB.
-    pub head_limits: HeadLimits,
-}
-
-impl Settings {
-    /// The default settings.
-    pub const DEFAULT: Settings = Settings {
-        protocol: Config::DEFAULT,
-        buffers: DriverConfig::DEFAULT,
-        handshake_timeout: Some(Duration::from_secs(10)),
-        connect_timeout: Some(Duration::from_secs(10)),
-        head_limits: HeadLimits::DEFAULT,
-    };
-
-    /// Sets [`Settings::protocol`].
-    pub fn with_protocol(mut self, config: Config) -> Self {
-        self.protocol = config;
-        self
-    }
-
-    /// Sets [`Settings::buffers`].
-    pub fn with_buffers(mut self, buffers: DriverConfig) -> Self {
-        self.buffers = buffers;
-        self
-    }
-
-    /// Sets [`Settings::handshake_timeout`].
-    pub fn with_handshake_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.handshake_timeout = timeout;
-        self
-    }
-
-    /// Sets [`Settings::connect_timeout`].
-    pub fn with_connect_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Sets [`Settings::head_limits`].
-    pub fn with_head_limits(mut self, limits: HeadLimits) -> Self {
-        self.head_limits = limits;
-        self
-    }
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings::DEFAULT
-    }
-}
-
-impl From<Config> for Settings {
-    fn from(config: Config) -> Self {
-        Settings::DEFAULT.with_protocol(config)
-    }
-}
 
 /// A head being read (and, for a client turned down, the body after it): bytes `..len`
 /// of `buf`, growing up to `limit`.
@@ -213,7 +130,7 @@ fn borrowed_headers(headers: &[(String, Vec<u8>)]) -> Vec<(&str, &[u8])> {
 /// The application's answer to a valid upgrade request (see [`ServerUpgrade::poll`]).
 ///
 /// ```
-/// use sockeye_proto::driver::Verdict;
+/// use sockeye_engine::Verdict;
 ///
 /// let yes = Verdict::accept().with_protocol("chat").with_header("Server", "sockeye");
 /// let no = Verdict::reject(403, "Forbidden");
@@ -274,7 +191,7 @@ impl Verdict {
     /// `Content-Length` is written for it.
     ///
     /// ```
-    /// use sockeye_proto::driver::Verdict;
+    /// use sockeye_engine::Verdict;
     ///
     /// let no = Verdict::reject(401, "Unauthorized")
     ///     .with_header("WWW-Authenticate", "Bearer")
@@ -339,7 +256,7 @@ impl fmt::Display for Refusal {
 pub enum ServerAnswer {
     /// Write `response` (the `101`), then run the connection; `early` holds frames the
     /// client sent right after its request (pass them to
-    /// [`Driver::push_bytes`](super::Driver::push_bytes)).
+    /// [`Driver::push_bytes`](crate::Driver::push_bytes)).
     Accept {
         /// The `101 Switching Protocols` response.
         response: Vec<u8>,
@@ -361,7 +278,7 @@ pub enum ServerAnswer {
 ///
 /// ```
 /// use std::task::Poll;
-/// use sockeye_proto::driver::{ServerAnswer, ServerUpgrade, Verdict};
+/// use sockeye_engine::{ServerAnswer, ServerUpgrade, Verdict};
 /// use sockeye_proto::handshake::HeadLimits;
 ///
 /// let request = b"GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\
@@ -397,7 +314,7 @@ impl ServerUpgrade {
         }
     }
 
-    /// Reads once into free buffer space (see [`Driver::read_with`](super::Driver::read_with));
+    /// Reads once into free buffer space (see [`Driver::read_with`](crate::Driver::read_with));
     /// `Ready(Ok(0))` is end of stream. Call [`poll`](Self::poll) after every read.
     pub fn read_with<E>(
         &mut self,
@@ -434,7 +351,7 @@ impl ServerUpgrade {
     ///
     /// ```
     /// use std::task::Poll;
-    /// use sockeye_proto::driver::{ServerAnswer, ServerUpgrade, Verdict};
+    /// use sockeye_engine::{ServerAnswer, ServerUpgrade, Verdict};
     /// use sockeye_proto::handshake::HeadLimits;
     ///
     /// let request = b"GET /room/7 HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\
@@ -565,7 +482,7 @@ impl RequestHead {
     /// The first subprotocol, in the client's order of preference, that `supported`
     /// holds (as [`UpgradeRequest::select_protocol`]).
     pub fn select_protocol<'s>(&self, supported: &[&'s str]) -> Option<&'s str> {
-        crate::handshake::server::first_supported(
+        sockeye_proto::handshake::server::first_supported(
             self.protocols.iter().map(String::as_str),
             supported,
         )
@@ -665,22 +582,22 @@ impl RejectedResponse {
 
     /// How long the server asked the client to wait before trying again: its
     /// `Retry-After` header, when that is a number of seconds (see
-    /// [`retry_after`](crate::handshake::client::retry_after)).
+    /// [`retry_after`](sockeye_proto::handshake::client::retry_after)).
     pub fn retry_after(&self) -> Option<core::time::Duration> {
         self.header("Retry-After")
-            .and_then(crate::handshake::client::retry_after)
+            .and_then(sockeye_proto::handshake::client::retry_after)
     }
 
     /// The same, also reading an HTTP date (`Retry-After: Wed, 21 Oct 2026 07:28:00
     /// GMT`) against `now`, the wall clock (see
-    /// [`retry_after_at`](crate::handshake::client::retry_after_at)). A `now` before
+    /// [`retry_after_at`](sockeye_proto::handshake::client::retry_after_at)). A `now` before
     /// 1970 counts as 1970.
     pub fn retry_after_at(&self, now: std::time::SystemTime) -> Option<core::time::Duration> {
         let now = now
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| since.as_secs());
         self.header("Retry-After")
-            .and_then(|value| crate::handshake::client::retry_after_at(value, now))
+            .and_then(|value| sockeye_proto::handshake::client::retry_after_at(value, now))
     }
 }
 
@@ -700,7 +617,7 @@ pub enum ClientAnswer {
         /// Every header line of the response.
         headers: OwnedHeaders,
         /// Frames that followed the response (pass them to
-        /// [`Driver::push_bytes`](super::Driver::push_bytes)).
+        /// [`Driver::push_bytes`](crate::Driver::push_bytes)).
         early: Vec<u8>,
     },
     /// Any other final status.
@@ -957,7 +874,7 @@ impl<'a> IntoRequest<'a> for &'a String {
 /// every attempt (and lets a hook change them between attempts: a fresh token).
 ///
 /// ```
-/// use sockeye_proto::driver::RequestExtras;
+/// use sockeye_engine::RequestExtras;
 /// use sockeye_proto::handshake::{ClientHandshake, Url};
 ///
 /// let mut extras = RequestExtras::new()

@@ -1,13 +1,13 @@
 //! [`Error`]: what can go wrong in a handshake or a send, shared by every `std` adapter.
 //! The end of an open connection is not an error: it is the
-//! [`Outcome`](super::Outcome) reported once when the connection is over.
+//! [`Outcome`](crate::Outcome) reported once when the connection is over.
 
 use std::fmt;
 use std::io;
 
-use super::handshake::{Refusal, RejectedResponse};
-use crate::error::SendError;
-use crate::handshake::{ResponseError, UrlError, WriteError};
+use crate::handshake::{Refusal, RejectedResponse};
+use sockeye_proto::handshake::{ResponseError, UrlError, WriteError};
+use sockeye_proto::SendError;
 
 /// A failed handshake, or a send that could not be done.
 #[derive(Debug)]
@@ -16,10 +16,10 @@ pub enum Error {
     /// The transport failed (connect, read or write).
     Io(io::Error),
     /// The opening handshake did not finish within
-    /// [`Settings::handshake_timeout`](super::Settings::handshake_timeout).
+    /// [`Settings::handshake_timeout`](crate::Settings::handshake_timeout).
     HandshakeTimeout,
     /// The TCP connection did not open within
-    /// [`Settings::connect_timeout`](super::Settings::connect_timeout).
+    /// [`Settings::connect_timeout`](crate::Settings::connect_timeout).
     ConnectTimeout,
     /// Server: the request was turned down and the response (400, 426, 431, the
     /// application's status, or 500) was written before closing.

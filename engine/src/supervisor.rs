@@ -54,9 +54,9 @@
 //!
 //! ```
 //! use core::time::Duration;
-//! use sockeye_proto::driver::reconnect::{Action, ReconnectOptions, StateChange, Supervisor};
-//! use sockeye_proto::driver::{Abnormal, Message, Outcome};
-//! use sockeye_proto::reconnect::{Failure, IoKind};
+//! use sockeye_engine::supervisor::{Action, ReconnectOptions, StateChange, Supervisor};
+//! use sockeye_engine::{Abnormal, Message, Outcome};
+//! use sockeye_proto::reconnect_policy::{Failure, IoKind};
 //! use sockeye_proto::Instant;
 //!
 //! let mut client = Supervisor::new(&ReconnectOptions::default());
@@ -94,11 +94,13 @@ use core::time::Duration;
 use std::collections::VecDeque;
 use std::vec::Vec;
 
-use super::{Abnormal, Message, Outcome, Settings};
-use crate::config::KeepAlive;
-use crate::connection::Timeout;
-use crate::reconnect::{Decision, Failure, GiveUp, IoKind, Reconnect, ReconnectPolicy};
-use crate::time::Instant;
+use crate::{Abnormal, Message, Outcome, Settings};
+use sockeye_proto::reconnect_policy::{
+    Decision, Failure, GiveUp, IoKind, Reconnect, ReconnectPolicy,
+};
+use sockeye_proto::Instant;
+use sockeye_proto::KeepAlive;
+use sockeye_proto::Timeout;
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -141,9 +143,9 @@ impl Default for OfflineSends {
 ///
 /// ```
 /// use core::time::Duration;
-/// use sockeye_proto::driver::reconnect::{OfflineSends, ReconnectOptions};
-/// use sockeye_proto::driver::Settings;
-/// use sockeye_proto::reconnect::ReconnectPolicy;
+/// use sockeye_engine::supervisor::{OfflineSends, ReconnectOptions};
+/// use sockeye_engine::Settings;
+/// use sockeye_proto::reconnect_policy::ReconnectPolicy;
 /// use sockeye_proto::KeepAlive;
 ///
 /// let options = ReconnectOptions::default()
@@ -160,7 +162,7 @@ pub struct ReconnectOptions {
     /// [`ReconnectPolicy::DEFAULT`].
     pub policy: ReconnectPolicy,
     /// The keepalive of every connection (it overrides the one in the connection's
-    /// [`Config`](crate::Config)): the way a client notices a connection that died
+    /// [`Config`](sockeye_proto::Config)): the way a client notices a connection that died
     /// silently. Default [`ReconnectOptions::DEFAULT_KEEPALIVE`] (ping after 20 s of quiet,
     /// give up 10 s later); `None` turns it off.
     pub keepalive: Option<KeepAlive>,
@@ -378,7 +380,7 @@ impl From<&Outcome> for Failure {
     /// How an ended connection counts for the reconnect policy: a clean close is
     /// [`Failure::Closed`] with the server's code; end of stream is
     /// [`Failure::Abnormal`]; an I/O error is [`Failure::Io`]; a protocol error is
-    /// [`Failure::ProtocolError`] with its close code; the keepalive and idle timers are
+    /// [`Failure::ProtocolError`] with its close code; the keepalive, idle and write-stall timers are
     /// [`Failure::KeepAliveTimedOut`] (nothing arrived: the link is presumed dead); the
     /// close timer is [`Failure::CloseTimedOut`].
     fn from(outcome: &Outcome) -> Self {
@@ -391,7 +393,9 @@ impl From<&Outcome> for Failure {
             Outcome::Abnormal(Abnormal::Protocol(error)) => {
                 Failure::ProtocolError(error.close_code())
             }
-            Outcome::TimedOut(Timeout::KeepAlive | Timeout::Idle) => Failure::KeepAliveTimedOut,
+            Outcome::TimedOut(Timeout::KeepAlive | Timeout::Idle | Timeout::WriteStall) => {
+                Failure::KeepAliveTimedOut
+            }
             Outcome::TimedOut(Timeout::Close) => Failure::CloseTimedOut,
         }
     }
@@ -672,10 +676,10 @@ impl Supervisor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::close::CloseCode;
-    use crate::driver::CloseReason;
-    use crate::error::ProtocolError;
-    use crate::reconnect::Backoff;
+    use crate::CloseReason;
+    use sockeye_proto::reconnect_policy::Backoff;
+    use sockeye_proto::CloseCode;
+    use sockeye_proto::ProtocolError;
     use std::string::{String, ToString};
     use std::vec;
 

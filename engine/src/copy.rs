@@ -11,15 +11,14 @@
 //! Pieces this small take `memcpy`'s vector loop, which has no such cliff, and cost
 //! nothing measurable where there is none.
 
-use alloc::string::String;
-use alloc::vec::Vec;
+use std::string::String;
+use std::vec::Vec;
 
 /// Below every `rep movsb` threshold we know of.
 const PIECE: usize = 2048;
 
 /// `dst.copy_from_slice(src)`, piece by piece.
-// Used by the driver, which needs `std`.
-#[cfg_attr(not(feature = "std"), allow(dead_code))]
+
 pub(crate) fn copy(dst: &mut [u8], src: &[u8]) {
     debug_assert_eq!(dst.len(), src.len());
     for (to, from) in dst.chunks_mut(PIECE).zip(src.chunks(PIECE)) {
@@ -54,8 +53,7 @@ pub(crate) fn push_str(string: &mut String, mut text: &str) {
 /// `buf.copy_within(from, 0)`, piece by piece: each piece moves down to where the pieces
 /// before it went, below what is still to move, so nothing is overwritten before it
 /// is read.
-// Used by the driver, which needs `std`.
-#[cfg_attr(not(feature = "std"), allow(dead_code))]
+
 pub(crate) fn move_to_front(buf: &mut [u8], from: core::ops::Range<usize>) {
     let mut to = 0;
     let mut at = from.start;
@@ -70,7 +68,7 @@ pub(crate) fn move_to_front(buf: &mut [u8], from: core::ops::Range<usize>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::vec;
+    use std::vec;
 
     fn sample(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i * 131 + i / 251) as u8).collect()

@@ -29,7 +29,7 @@
 //! ```
 //! use core::time::Duration;
 //! use sockeye_proto::close::CloseCode;
-//! use sockeye_proto::reconnect::{Decision, Failure, GiveUp, IoKind, Reconnect, ReconnectPolicy};
+//! use sockeye_proto::reconnect_policy::{Decision, Failure, GiveUp, IoKind, Reconnect, ReconnectPolicy};
 //! use sockeye_proto::Instant;
 //!
 //! let mut reconnect = Reconnect::new(ReconnectPolicy::DEFAULT.with_max_attempts(Some(5)));
@@ -89,7 +89,7 @@ fn nanos(duration: Duration) -> u64 {
 /// Values below 1000 (×1.0) are raised to 1000: the backoff never shrinks.
 ///
 /// ```
-/// use sockeye_proto::reconnect::Multiplier;
+/// use sockeye_proto::reconnect_policy::Multiplier;
 /// assert_eq!(Multiplier::TWO.permille(), 2000);
 /// assert_eq!(Multiplier::from_permille(1500).to_string(), "1.5");
 /// assert_eq!(Multiplier::from_permille(500), Multiplier::ONE);
@@ -152,7 +152,7 @@ impl fmt::Display for Multiplier {
 ///
 /// ```
 /// use core::time::Duration;
-/// use sockeye_proto::reconnect::Backoff;
+/// use sockeye_proto::reconnect_policy::Backoff;
 ///
 /// let backoff = Backoff::DEFAULT;
 /// assert_eq!(backoff.ceiling(1), Duration::from_millis(500));
@@ -516,7 +516,7 @@ impl Retry {
 ///
 /// ```
 /// use sockeye_proto::close::CloseCode;
-/// use sockeye_proto::reconnect::{Failure, ReconnectPolicy, Retry};
+/// use sockeye_proto::reconnect_policy::{Failure, ReconnectPolicy, Retry};
 ///
 /// // This application's protocol uses 1000 for "you are done, do not come back",
 /// // and its own 4001 for "session expired, log in again".
@@ -541,7 +541,7 @@ pub type Classifier = fn(&Failure) -> Retry;
 ///
 /// ```
 /// use core::time::Duration;
-/// use sockeye_proto::reconnect::{Backoff, ReconnectPolicy};
+/// use sockeye_proto::reconnect_policy::{Backoff, ReconnectPolicy};
 ///
 /// let policy = ReconnectPolicy::DEFAULT
 ///     .with_backoff(Backoff::DEFAULT.with_initial(Duration::from_millis(100)))
