@@ -315,7 +315,7 @@ impl ServerUpgrade {
     }
 
     /// Reads once into free buffer space (see [`Driver::read_with`](crate::Driver::read_with));
-    /// `Ready(Ok(0))` is end of stream. Call [`poll`](Self::poll) after every read.
+    /// `Ready(Ok(0))` is end of stream. Call [`poll_head`](Self::poll_head) after every read.
     pub fn read_with<E>(
         &mut self,
         read: impl FnOnce(&mut [u8]) -> Poll<Result<usize, E>>,
@@ -323,31 +323,10 @@ impl ServerUpgrade {
         self.head.read_with(read)
     }
 
-    /// `None` while the head is incomplete. Once it is complete, a valid request is shown
-    /// to `decide` (taken from the option; with none left the request is accepted without
-    /// a subprotocol), and the answer to write is returned.
-    pub fn poll<F>(&mut self, decide: &mut Option<F>) -> Option<ServerAnswer>
-    where
-        F: FnOnce(&UpgradeRequest<'_, '_>) -> Verdict,
-    {
-        let mut headers = [EMPTY_HEADER; MAX_HEADERS];
-        let bytes = self.head.bytes();
-        let request = match parse_request_with(bytes, &mut headers, self.limits) {
-            Ok(Status::Partial) => return None,
-            Ok(Status::Complete(request)) => request,
-            Err(error) => return Some(invalid(error)),
-        };
-        let verdict = match decide.take() {
-            Some(decide) => decide(&request),
-            None => Verdict::accept(),
-        };
-        Some(respond(&request, bytes, verdict))
-    }
-
-    /// For a decision that has to wait (a session looked up, an authorization service
-    /// asked): `None` while the head is incomplete; then the valid request, owned, to
-    /// decide on and give its verdict to [`answer`](Self::answer), or the refusal to
-    /// write for an invalid one.
+    /// `None` while the head is incomplete; then the valid request, owned, to decide on
+    /// (at once, or later: a session looked up, an authorization service asked) and give
+    /// its verdict to [`answer`](Self::answer), or the refusal to write for an invalid
+    /// one, which the application never sees.
     ///
     /// ```
     /// use std::task::Poll;
@@ -393,47 +372,9 @@ impl ServerUpgrade {
     }
 }
 
-/// Where a request's verdict comes from, in an adapter's accept: a function that
-/// answers at once (it may borrow the request), or one whose future answers later (it
-/// gets the request owned, as a [`RequestHead`]).
-#[derive(Debug)]
-pub enum Decider<F, A> {
-    /// `FnOnce(&UpgradeRequest) -> Verdict`; none: accept.
-    Now(Option<F>),
-    /// `FnOnce(RequestHead) -> impl Future<Output = Verdict>`; none: accept.
-    Later(Option<A>),
-}
-
-/// The `Later` type of a [`Decider`] that is always `Now`.
-pub type AnswersAtOnce = fn(RequestHead) -> core::future::Ready<Verdict>;
-
-impl<F, A, Fut> Decider<F, A>
-where
-    F: FnOnce(&UpgradeRequest<'_, '_>) -> Verdict,
-    A: FnOnce(RequestHead) -> Fut,
-    Fut: core::future::Future<Output = Verdict>,
-{
-    /// The answer to write once `upgrade` has a whole head (`None` before that): an
-    /// invalid request's refusal at once, else the verdict's, awaited for `Later`.
-    pub async fn answer(&mut self, upgrade: &mut ServerUpgrade) -> Option<ServerAnswer> {
-        match self {
-            Decider::Now(decide) => upgrade.poll(decide),
-            Decider::Later(decide) => match upgrade.poll_head()? {
-                Err(refusal) => Some(refusal),
-                Ok(head) => {
-                    let verdict = match decide.take() {
-                        Some(decide) => decide(head).await,
-                        None => Verdict::accept(),
-                    };
-                    upgrade.answer(verdict)
-                }
-            },
-        }
-    }
-}
-
-/// A valid upgrade request, owned: what a decision that has to wait looks at (see
+/// A valid upgrade request, owned: what the application decides on (see
 /// [`ServerUpgrade::poll_head`]).
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestHead {
     path: String,
@@ -634,6 +575,9 @@ pub enum ClientAnswer {
 #[derive(Debug)]
 pub struct ClientUpgrade {
     handshake: ClientHandshake,
+    /// What the request offered (subprotocols, extensions), to check the answer against.
+    offered_protocols: Vec<String>,
+    offered_extensions: Vec<String>,
     head: HeadBuffer,
     limits: HeadLimits,
     /// The rejection whose body is being read, once its head has been parsed.
@@ -677,6 +621,12 @@ impl ClientUpgrade {
         Ok((
             ClientUpgrade {
                 handshake,
+                offered_protocols: request.protocols.iter().map(|p| String::from(*p)).collect(),
+                offered_extensions: request
+                    .extensions
+                    .iter()
+                    .map(|e| String::from(*e))
+                    .collect(),
                 head: HeadBuffer::new(limits),
                 limits,
                 rejection: None,
@@ -695,18 +645,21 @@ impl ClientUpgrade {
     }
 
     /// `Ok(None)` while the response (a rejection's body included) is incomplete; then
-    /// the server's answer, checked against `request` (the one given to
-    /// [`new`](Self::new)). After end of stream a rejection is always answered, with
-    /// what came of its body; `Ok(None)` then means the head itself never ended.
-    pub fn poll(
-        &mut self,
-        request: &ClientRequest<'_>,
-    ) -> Result<Option<ClientAnswer>, ResponseError> {
+    /// the server's answer, checked against what the request given to [`new`](Self::new)
+    /// offered. After end of stream a rejection is always answered, with what came of
+    /// its body; `Ok(None)` then means the head itself never ended.
+    pub fn poll(&mut self) -> Result<Option<ClientAnswer>, ResponseError> {
         if self.rejection.is_none() {
             let mut headers = [EMPTY_HEADER; MAX_HEADERS];
             let bytes = self.head.bytes();
+            let protocols: Vec<&str> = self.offered_protocols.iter().map(String::as_str).collect();
+            let extensions: Vec<&str> =
+                self.offered_extensions.iter().map(String::as_str).collect();
+            let request = ClientRequest::new("", "")
+                .with_protocols(&protocols)
+                .with_extensions(&extensions);
             let response = match self.handshake.parse_response_with(
-                request,
+                &request,
                 bytes,
                 &mut headers,
                 self.limits,

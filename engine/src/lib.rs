@@ -55,8 +55,8 @@ pub use config::DriverConfig;
 pub use driver::Driver;
 pub use error::Error;
 pub use handshake::{
-    AnswersAtOnce, ClientAnswer, ClientUpgrade, Decider, IntoRequest, Refusal, RejectedResponse,
-    RequestExtras, RequestHead, ServerAnswer, ServerUpgrade, Verdict,
+    ClientAnswer, ClientUpgrade, IntoRequest, Refusal, RejectedResponse, RequestExtras,
+    RequestHead, ServerAnswer, ServerUpgrade, Verdict,
 };
 pub use lifecycle::{Io, Next, DEFAULT_LINGER};
 pub use message::{CloseReason, Message};
