@@ -374,7 +374,6 @@ impl ServerUpgrade {
 
 /// A valid upgrade request, owned: what the application decides on (see
 /// [`ServerUpgrade::poll_head`]).
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestHead {
     path: String,
