@@ -289,11 +289,10 @@ pub enum ServerAnswer {
 ///     buf[..request.len()].copy_from_slice(request);
 ///     Poll::<Result<usize, ()>>::Ready(Ok(request.len()))
 /// });
-/// let mut decide = Some(|req: &sockeye_proto::UpgradeRequest<'_, '_>| {
-///     assert_eq!(req.path(), "/chat");
-///     Verdict::accept().with_protocol("chat")
-/// });
-/// let Some(ServerAnswer::Accept { response, protocol, .. }) = upgrade.poll(&mut decide) else {
+/// let Some(Ok(head)) = upgrade.poll_head() else { panic!() };
+/// assert_eq!(head.path(), "/chat");
+/// let verdict = Verdict::accept().with_protocol("chat");
+/// let Some(ServerAnswer::Accept { response, protocol, .. }) = upgrade.answer(verdict) else {
 ///     panic!()
 /// };
 /// assert!(response.starts_with(b"HTTP/1.1 101 "));
@@ -932,8 +931,12 @@ mod tests {
     fn server_answer(request: &[u8], verdict: Option<Verdict>) -> ServerAnswer {
         let mut upgrade = ServerUpgrade::new(HeadLimits::DEFAULT);
         feed(&mut |f| upgrade.read_with(f), request);
-        let mut decide = verdict.map(|v| move |_: &UpgradeRequest<'_, '_>| v);
-        upgrade.poll(&mut decide).expect("complete")
+        match upgrade.poll_head().expect("complete") {
+            Err(refusal) => refusal,
+            Ok(_) => upgrade
+                .answer(verdict.unwrap_or_else(Verdict::accept))
+                .expect("complete"),
+        }
     }
 
     const REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\
@@ -988,9 +991,7 @@ mod tests {
     fn server_refuses_a_head_over_the_limit() {
         let mut upgrade = ServerUpgrade::new(HeadLimits::DEFAULT.with_max_head_bytes(64));
         feed(&mut |f| upgrade.read_with(f), &[b'a'; 64]);
-        let Some(ServerAnswer::Refuse { refusal, .. }) =
-            upgrade.poll::<fn(&UpgradeRequest<'_, '_>) -> Verdict>(&mut None)
-        else {
+        let Some(Err(ServerAnswer::Refuse { refusal, .. })) = upgrade.poll_head() else {
             panic!()
         };
         assert_eq!(refusal.status(), 431);
@@ -1064,13 +1065,13 @@ mod tests {
         let mut wire = response.clone();
         wire.extend_from_slice(b"\x81\x00");
         feed(&mut |f| client.read_with(f), &wire[..10]);
-        assert_eq!(client.poll(&request), Ok(None));
+        assert_eq!(client.poll(), Ok(None));
         feed(&mut |f| client.read_with(f), &wire[10..]);
         let Ok(Some(ClientAnswer::Accepted {
             protocol,
             headers,
             early,
-        })) = client.poll(&request)
+        })) = client.poll()
         else {
             panic!()
         };
@@ -1084,9 +1085,9 @@ mod tests {
             b"HTTP/1.1 503 Busy\r\nRetry-After: 3\r\n\r\nBack soon",
         );
         // No Content-Length: the body runs until the server closes.
-        assert_eq!(client.poll(&request), Ok(None));
+        assert_eq!(client.poll(), Ok(None));
         end_of_stream(&mut client);
-        let Ok(Some(ClientAnswer::Rejected(rejected))) = client.poll(&request) else {
+        let Ok(Some(ClientAnswer::Rejected(rejected))) = client.poll() else {
             panic!()
         };
         assert_eq!((rejected.status, rejected.reason.as_str()), (503, "Busy"));
@@ -1117,7 +1118,7 @@ mod tests {
         let (mut client, _) = ClientUpgrade::new([1; 16], &request, limits).unwrap();
         for (i, chunk) in wire.chunks(piece).enumerate() {
             feed(&mut |f| client.read_with(f), chunk);
-            match client.poll(&request) {
+            match client.poll() {
                 Ok(None) => {}
                 Ok(Some(ClientAnswer::Rejected(rejected))) => {
                     return (Some(rejected), (i * piece + chunk.len()).min(wire.len()))
@@ -1251,9 +1252,9 @@ mod tests {
         let partial = &JSON_401[..JSON_401.len() - 10];
         let (mut client, _) = ClientUpgrade::new([1; 16], &request, HeadLimits::DEFAULT).unwrap();
         feed(&mut |f| client.read_with(f), partial);
-        assert_eq!(client.poll(&request), Ok(None));
+        assert_eq!(client.poll(), Ok(None));
         end_of_stream(&mut client);
-        let Ok(Some(ClientAnswer::Rejected(rejected))) = client.poll(&request) else {
+        let Ok(Some(ClientAnswer::Rejected(rejected))) = client.poll() else {
             panic!()
         };
         assert_eq!(
@@ -1265,7 +1266,7 @@ mod tests {
         let (mut client, _) = ClientUpgrade::new([1; 16], &request, HeadLimits::DEFAULT).unwrap();
         assert_eq!(client.take_rejection(), None);
         feed(&mut |f| client.read_with(f), partial);
-        assert_eq!(client.poll(&request), Ok(None));
+        assert_eq!(client.poll(), Ok(None));
         let Error::Rejected(rejected) = client.timed_out() else {
             panic!("the head has come")
         };
@@ -1280,7 +1281,7 @@ mod tests {
         let (mut client, _) = ClientUpgrade::new([1; 16], &request, HeadLimits::DEFAULT).unwrap();
         feed(&mut |f| client.read_with(f), &JSON_401[..20]);
         end_of_stream(&mut client);
-        assert_eq!(client.poll(&request), Ok(None));
+        assert_eq!(client.poll(), Ok(None));
         assert_eq!(client.take_rejection(), None);
     }
 }

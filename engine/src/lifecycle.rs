@@ -173,6 +173,11 @@ impl Driver {
         self.rare_outcome().is_some()
     }
 
+    /// Whether nothing more can be written (shut down, failed, or given up on).
+    pub fn is_write_closed(&self) -> bool {
+        self.write_closed
+    }
+
     /// The subprotocol agreed in the handshake.
     pub fn protocol(&self) -> Option<&str> {
         self.rare.as_ref()?.protocol.as_deref()

@@ -35,6 +35,11 @@ pub struct Settings {
     pub connect_timeout: Option<Duration>,
     /// The largest request or response head. Default 8 KiB.
     pub head_limits: HeadLimits,
+    /// After a server refused a handshake and wrote its answer: how long it reads (and
+    /// drops, up to 64 KiB) what the client still sends before closing, so that closing
+    /// does not reset the connection before the client read the answer. It comes after
+    /// the handshake timeout, not inside it. Default 1 s.
+    pub refusal_linger: Duration,
 }
 
 impl Settings {
@@ -45,6 +50,7 @@ impl Settings {
         handshake_timeout: Some(Duration::from_secs(10)),
         connect_timeout: Some(Duration::from_secs(10)),
         head_limits: HeadLimits::DEFAULT,
+        refusal_linger: Duration::from_secs(1),
     };
 
     /// Sets [`Settings::protocol`].
@@ -68,6 +74,12 @@ impl Settings {
     /// Sets [`Settings::connect_timeout`].
     pub fn with_connect_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets [`Settings::refusal_linger`].
+    pub fn with_refusal_linger(mut self, linger: Duration) -> Self {
+        self.refusal_linger = linger;
         self
     }
 

@@ -41,7 +41,7 @@ pub use wire::{parse_frames, Frame, Length, WireFrame};
 /// Writes everything `driver` has queued to a peer that takes every byte at once (the
 /// bytes go nowhere), so that written message buffers go back to the driver's pool.
 pub fn write_all_queued(driver: &mut sockeye_engine::Driver) {
-    while driver.wants_write() {
+    while driver.pending_bytes() > 0 {
         let mut slices = [std::io::IoSlice::new(&[]); 8];
         let count = driver.write_slices(&mut slices);
         let written: usize = slices[..count].iter().map(|slice| slice.len()).sum();
@@ -79,13 +79,15 @@ pub fn next_message(
     at: &mut usize,
     max_read: usize,
 ) -> sockeye_engine::Message {
-    use sockeye_engine::Received;
     for _ in 0..=wire.len() {
-        match driver.poll_message(sockeye_proto::Instant::ZERO) {
-            Ok(Some(Received::Message(message))) => return message,
-            Ok(None) => {}
-            other => panic!("no message: {other:?}"),
+        if let Some(message) = driver.poll_message(sockeye_proto::Instant::ZERO) {
+            return message;
         }
+        assert!(
+            driver.outcome().is_none(),
+            "no message: the connection ended: {:?}",
+            driver.outcome()
+        );
         assert!(
             read_from(driver, wire, at, max_read) > 0,
             "the wire ran out"

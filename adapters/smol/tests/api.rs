@@ -144,7 +144,7 @@ fn recv_is_cancel_safe_in_a_race() {
         assert!(cancelled > 5, "recv was cancelled only {cancelled} times");
         drop(writer.await);
         assert_eq!(ws.recv().await, None);
-        assert_eq!(ws.outcome(), Some(&Outcome::Abnormal(Abnormal::Eof)));
+        assert_eq!(ws.outcome(), Some(Outcome::Abnormal(Abnormal::Eof)));
     });
 }
 
@@ -374,7 +374,7 @@ fn accept_with_subprotocols_and_rejection() {
             for _ in 0..2 {
                 let (tcp, _) = listener.accept().await.unwrap();
                 let result = accept_with(tcp, Settings::default(), |request| {
-                    assert!(request.protocols().eq(["v1", "v2"]));
+                    assert_eq!(request.protocols(), ["v1", "v2"]);
                     if request.path() == "/private" {
                         return Verdict::reject(401, "Unauthorized")
                             .with_header("WWW-Authenticate", "Bearer");
@@ -692,7 +692,7 @@ fn the_idle_timer_counts_from_the_read_that_brought_the_message() {
         assert_eq!(server.recv().await, Some(Message::text("two")));
         assert_eq!(server.recv().await, None);
         let ended = started.elapsed();
-        assert_eq!(server.outcome(), Some(&Outcome::TimedOut(Timeout::Idle)));
+        assert_eq!(server.outcome(), Some(Outcome::TimedOut(Timeout::Idle)));
         // The deadline (2 s after the read) passed during the sleep, so the end comes
         // right after it; counted from the second message's turn it would come at 5 s.
         assert!(

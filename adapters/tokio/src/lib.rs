@@ -1,9 +1,10 @@
 //! # sockeye-tokio: WebSockets on tokio
 //!
-//! A thin adapter that runs the sans-IO [`sockeye_proto`] core over any tokio
-//! `AsyncRead + AsyncWrite + Unpin` stream: TCP, TLS (`tokio-rustls`), Unix sockets,
-//! in-memory duplex pipes. The protocol, the buffers and the send queue are the core's
-//! [`Driver`](sockeye_engine::Driver); this crate moves bytes and keeps time.
+//! Sockeye over any tokio `AsyncRead + AsyncWrite + Unpin` stream: TCP, TLS
+//! (`tokio-rustls`), Unix sockets, in-memory duplex pipes. This crate is a facade: it
+//! names the one async implementation (`sockeye-async`) for the [`Tokio`] runtime. The
+//! protocol is the sans-IO `sockeye-proto` core's; the buffers, send queue and the
+//! connection's life are `sockeye-engine`'s.
 //!
 //! - Server: [`accept`] / [`accept_with`] (look at the request, pick a subprotocol or
 //!   reject with a status; [`accept_with_async`] when the answer has to wait). Bad requests get their 400 / 426 / 431 written before the
@@ -57,34 +58,6 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod core;
-mod handshake;
-pub mod reconnect;
-mod split;
-mod websocket;
+pub use sockeye_async::Tokio;
 
-pub use handshake::{
-    accept, accept_with, accept_with_async, connect, connect_url, connect_url_with,
-};
-pub(crate) use handshake::{connect_over, open_tcp};
-pub use reconnect::{ClientEvent, ReconnectingClient};
-pub use sockeye_engine::{Error, IntoRequest};
-pub use split::{ReadHalf, WriteHalf};
-pub use websocket::WebSocket;
-
-pub use sockeye_engine::{
-    Abnormal, CloseReason, DriverConfig, Message, Outcome, Refusal, RejectedResponse,
-    RequestExtras, RequestHead, Settings, Verdict,
-};
-pub use sockeye_proto::handshake::{ClientRequest, HeadLimits, Url};
-pub use sockeye_proto::{
-    Boundary, CloseCode, Config, DataKind, Event, KeepAlive, Role, State, Timeout, UpgradeRequest,
-};
-
-/// Random bytes from the OS (the client's key nonce and masking seed).
-pub(crate) fn random<const N: usize>() -> Result<[u8; N], Error> {
-    let mut bytes = [0u8; N];
-    getrandom::getrandom(&mut bytes)
-        .map_err(|error| Error::Io(std::io::Error::other(error.to_string())))?;
-    Ok(bytes)
-}
+sockeye_async::facade!(sockeye_async::Tokio, tokio::net::TcpStream);

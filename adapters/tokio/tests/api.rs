@@ -116,7 +116,7 @@ async fn recv_is_cancel_safe_in_select() {
     assert!(cancelled > 5, "recv was cancelled only {cancelled} times");
     drop(writer.await.unwrap());
     assert_eq!(ws.recv().await, None);
-    assert_eq!(ws.outcome(), Some(&Outcome::Abnormal(Abnormal::Eof)));
+    assert_eq!(ws.outcome(), Some(Outcome::Abnormal(Abnormal::Eof)));
 }
 
 /// The reader half alone answers pings and completes the close handshake while the
@@ -288,7 +288,7 @@ async fn accept_with_subprotocols_and_rejection() {
         for _ in 0..2 {
             let (tcp, _) = listener.accept().await.unwrap();
             let result = accept_with(tcp, Settings::default(), |request| {
-                assert!(request.protocols().eq(["v1", "v2"]));
+                assert_eq!(request.protocols(), ["v1", "v2"]);
                 if request.path() == "/private" {
                     return Verdict::reject(401, "Unauthorized")
                         .with_header("WWW-Authenticate", "Bearer");
@@ -617,7 +617,7 @@ async fn the_idle_timer_counts_from_the_read_that_brought_the_message() {
     assert_eq!(server.recv().await, Some(Message::text("two")));
     assert_eq!(server.recv().await, None);
     let ended = started.elapsed();
-    assert_eq!(server.outcome(), Some(&Outcome::TimedOut(Timeout::Idle)));
+    assert_eq!(server.outcome(), Some(Outcome::TimedOut(Timeout::Idle)));
     // 15 s after the read at the start; counted from the second message's turn it
     // would have been 25 s.
     assert!(

@@ -63,7 +63,7 @@ async fn wss_echo_with_a_self_signed_certificate() {
                 ws.send(message).await.unwrap();
             }
         }
-        ws.outcome().cloned()
+        ws.outcome()
     });
 
     let connector = TlsConnector::from(Arc::new(client_config));

@@ -2,7 +2,7 @@
 //! notice a dead link, reconnects with backoff, and a stream of state changes to watch.
 //!
 //! The decisions (what a failure means, how long to wait, what to do with sends while
-//! disconnected) are the core's [`Supervisor`]; this module only connects, sleeps and
+//! disconnected) are the engine's [`Supervisor`]; this module only connects, sleeps and
 //! moves messages.
 
 use std::fmt;
@@ -12,10 +12,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_io::Timer;
-use async_net::TcpStream;
 use futures_core::Stream;
-use futures_io::{AsyncRead, AsyncWrite};
 use futures_sink::Sink;
 use sockeye_engine::supervisor::{Action, Stopping, Supervisor};
 use sockeye_engine::{Abnormal, CloseReason, Message, Outcome, Settings};
@@ -28,7 +25,10 @@ pub use sockeye_engine::supervisor::{
 };
 pub use sockeye_proto::reconnect_policy::{Backoff, GiveUp, Multiplier, ReconnectPolicy};
 
-use crate::{connect_over, open_tcp, Error, RequestExtras, WebSocket};
+use crate::handshake::connect_over;
+use crate::runtime::{Runtime, Timer, Transport};
+use crate::{Error, WebSocket};
+use sockeye_engine::RequestExtras;
 
 /// Why a [`ReconnectingClient::send`] failed: not taken (the message is handed back), or
 /// the write failed.
@@ -37,12 +37,12 @@ pub type SendError = sockeye_engine::supervisor::SendError<Error>;
 /// The handle given to the [`on_connect`](ReconnectingClient::on_connect) hook after every
 /// (re)connect, to send what a new connection needs first (a login, subscriptions).
 #[derive(Debug)]
-pub struct OnConnect<'a, S = TcpStream> {
-    ws: &'a mut WebSocket<S>,
+pub struct OnConnect<'a, S, R: Runtime> {
+    ws: &'a mut WebSocket<S, R>,
     attempt: u32,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> OnConnect<'_, S> {
+impl<S: Transport<R>, R: Runtime> OnConnect<'_, S, R> {
     /// Queues `message` on the new connection, ahead of the sends held while disconnected
     /// and of anything the application sends next. It is written as the client is driven.
     pub fn send(&mut self, message: Message) -> Result<(), Error> {
@@ -64,15 +64,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> OnConnect<'_, S> {
 /// over TCP, anything) to speak WebSocket over.
 pub type OpenStream<S> = Pin<Box<dyn Future<Output = io::Result<S>> + Send>>;
 
-type Connecting<S> = Pin<Box<dyn Future<Output = Result<WebSocket<S>, Error>> + Send>>;
+type Connecting<S, R> = Pin<Box<dyn Future<Output = Result<WebSocket<S, R>, Error>> + Send>>;
 type Connector<S> = Box<dyn FnMut(&Url<'_>) -> OpenStream<S> + Send>;
-type Hook<S> = Box<dyn FnMut(&mut OnConnect<'_, S>) + Send>;
+type Hook<S, R> = Box<dyn FnMut(&mut OnConnect<'_, S, R>) + Send>;
 type RequestHook = Box<dyn FnMut(&mut RequestExtras) + Send>;
 
-enum Link<S> {
+enum Link<S, R: Runtime> {
     Down,
-    Connecting { attempt: u32, future: Connecting<S> },
-    Open(Box<WebSocket<S>>),
+    Connecting {
+        attempt: u32,
+        future: Connecting<S, R>,
+    },
+    Open(Box<WebSocket<S, R>>),
 }
 
 /// A WebSocket client that stays connected: it pings a quiet connection to notice when
@@ -108,13 +111,13 @@ enum Link<S> {
 ///
 /// [`new`](Self::new) connects over plain TCP (`ws://`); for `wss://` or any other
 /// stream, [`with_connector`](Self::with_connector) takes a function that opens it.
-/// Runs on any executor (timers from `async-io`). Jitter comes from the OS RNG.
+/// The runtime needs its time driver. Jitter comes from the OS RNG.
 ///
 /// ```no_run
-/// use sockeye_smol::reconnect::{ClientEvent, ReconnectOptions, ReconnectingClient};
-/// use sockeye_smol::{Message, Settings};
+/// use sockeye_tokio::reconnect::{ClientEvent, ReconnectOptions, ReconnectingClient};
+/// use sockeye_tokio::{Message, Settings};
 ///
-/// # async fn run() -> Result<(), sockeye_smol::Error> {
+/// # async fn run() -> Result<(), sockeye_tokio::Error> {
 /// let mut client =
 ///     ReconnectingClient::new("ws://127.0.0.1:9001/feed", Settings::default(), ReconnectOptions::default())?
 ///         .on_connect(|conn| {
@@ -129,21 +132,21 @@ enum Link<S> {
 /// }
 /// # Ok(()) }
 /// ```
-pub struct ReconnectingClient<S = TcpStream> {
+pub struct ReconnectingClient<S, R: Runtime> {
     url: String,
     connector: Connector<S>,
     settings: Settings,
     supervisor: Supervisor,
     epoch: std::time::Instant,
-    link: Link<S>,
-    sleep: Option<(std::time::Instant, Timer)>,
-    on_connect: Option<Hook<S>>,
+    link: Link<S, R>,
+    sleep: Option<R::Timer>,
+    on_connect: Option<Hook<S, R>>,
     request: RequestExtras,
     before_connect: Option<RequestHook>,
     last_error: Option<Error>,
 }
 
-impl<S> fmt::Debug for ReconnectingClient<S> {
+impl<S, R: Runtime> fmt::Debug for ReconnectingClient<S, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let link = match &self.link {
             Link::Down => "down",
@@ -158,7 +161,7 @@ impl<S> fmt::Debug for ReconnectingClient<S> {
     }
 }
 
-impl ReconnectingClient<TcpStream> {
+impl<R: Runtime> ReconnectingClient<R::TcpStream, R> {
     /// A client for the `ws://` `url` over TCP (`TCP_NODELAY` set), opening each
     /// connection with `settings` (a [`Settings`] or a [`Config`](crate::Config)) and
     /// `options`'s keepalive. Nothing happens until the first
@@ -175,14 +178,14 @@ impl ReconnectingClient<TcpStream> {
         if Url::parse(&url)?.is_tls() {
             return Err(Error::TlsRequired);
         }
-        let tcp = |url: &Url<'_>| -> OpenStream<TcpStream> {
-            Box::pin(open_tcp(url.host().to_owned(), url.port()))
+        let tcp = |url: &Url<'_>| -> OpenStream<R::TcpStream> {
+            Box::pin(R::connect_tcp(url.host().to_owned(), url.port()))
         };
         ReconnectingClient::with_connector(url, settings, options, tcp)
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ReconnectingClient<S> {
+impl<S: Transport<R> + Send + 'static, R: Runtime> ReconnectingClient<S, R> {
     /// A client for `url` (`ws://` or `wss://`) whose every attempt opens its stream
     /// with `connector`, given the parsed URL (host, port, whether it is TLS): a TLS
     /// stream for `wss://`, a stream through a proxy, an in-memory pipe in a test.
@@ -193,11 +196,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ReconnectingClient<S> {
     /// Fails at once for a URL that cannot be parsed ([`Error::Url`]).
     ///
     /// ```no_run
-    /// use sockeye_smol::reconnect::{OpenStream, ReconnectOptions, ReconnectingClient};
-    /// use sockeye_smol::{Settings, Url};
-    /// use smol::net::TcpStream;
+    /// use sockeye_tokio::reconnect::{OpenStream, ReconnectOptions, ReconnectingClient};
+    /// use sockeye_tokio::{Settings, Url};
+    /// use tokio::net::TcpStream;
     ///
-    /// # fn run() -> Result<(), sockeye_smol::Error> {
+    /// # fn run() -> Result<(), sockeye_tokio::Error> {
     /// let connector = |url: &Url<'_>| -> OpenStream<TcpStream> {
     ///     let (host, port) = (url.host().to_owned(), url.port());
     ///     Box::pin(async move {
@@ -228,7 +231,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ReconnectingClient<S> {
             connector: Box::new(connector),
             settings: options.apply(settings.into()),
             supervisor: Supervisor::new(&options),
-            epoch: std::time::Instant::now(),
+            epoch: R::now(),
             link: Link::Down,
             sleep: None,
             on_connect: None,
@@ -256,7 +259,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ReconnectingClient<S> {
     /// [`StateChange::Open`] is reported: what it sends goes out first. It cannot wait;
     /// for a conversation (log in, await the answer), react to `Open` in the event loop
     /// and use [`OfflineSends::Reject`] so that nothing overtakes it.
-    pub fn on_connect(mut self, hook: impl FnMut(&mut OnConnect<'_, S>) + Send + 'static) -> Self {
+    pub fn on_connect(
+        mut self,
+        hook: impl FnMut(&mut OnConnect<'_, S, R>) + Send + 'static,
+    ) -> Self {
         self.on_connect = Some(Box::new(hook));
         self
     }
@@ -359,7 +365,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ReconnectingClient<S> {
     }
 
     fn now(&self) -> Instant {
-        let elapsed = std::time::Instant::now().saturating_duration_since(self.epoch);
+        let elapsed = R::now().saturating_duration_since(self.epoch);
         Instant::from_nanos(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
     }
 
@@ -375,10 +381,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ReconnectingClient<S> {
                         return Poll::Ready(Some(ClientEvent::Message(message)))
                     }
                     Poll::Ready(None) => {
-                        let outcome = ws
-                            .outcome()
-                            .cloned()
-                            .unwrap_or(Outcome::Abnormal(Abnormal::Eof));
+                        let outcome = ws.outcome().unwrap_or(Outcome::Abnormal(Abnormal::Eof));
                         self.link = Link::Down;
                         let now = self.now();
                         self.supervisor.handle_closed(outcome, random(now), now);
@@ -421,13 +424,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ReconnectingClient<S> {
                     }
                     Action::Wait { until } => {
                         let at = self.epoch + Duration::from_nanos(until.as_nanos());
-                        let (deadline, timer) =
-                            self.sleep.get_or_insert_with(|| (at, Timer::at(at)));
-                        if *deadline != at {
-                            *deadline = at;
-                            timer.set_at(at);
-                        }
-                        if Pin::new(timer).poll(cx).is_pending() {
+                        let timer = match &mut self.sleep {
+                            Some(timer) => {
+                                timer.reset(at);
+                                timer
+                            }
+                            None => self.sleep.insert(R::timer(at)),
+                        };
+                        if timer.poll_fire(cx).is_pending() {
                             return Poll::Pending;
                         }
                     }
@@ -440,7 +444,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ReconnectingClient<S> {
     }
 
     /// A connection opened: run the hook, replay the held sends, report `Open`.
-    fn opened(&mut self, mut ws: WebSocket<S>, attempt: u32) {
+    fn opened(&mut self, mut ws: WebSocket<S, R>, attempt: u32) {
         let replay = self.supervisor.handle_open(self.now());
         if let Some(hook) = &mut self.on_connect {
             hook(&mut OnConnect {
@@ -459,7 +463,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ReconnectingClient<S> {
 }
 
 /// State changes and messages; ends when the client is done. Drives the client.
-impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for ReconnectingClient<S> {
+impl<S: Transport<R> + Send + 'static, R: Runtime> Stream for ReconnectingClient<S, R> {
     type Item = ClientEvent;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ClientEvent>> {

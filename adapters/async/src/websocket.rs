@@ -6,17 +6,16 @@ use std::task::{ready, Context, Poll};
 
 use futures_core::Stream;
 use futures_sink::Sink;
-use sockeye_engine::Settings;
-use sockeye_engine::{Message, Outcome};
+use sockeye_engine::{Message, Outcome, Settings};
 use sockeye_proto::{CloseCode, DataKind, Event, Role, State};
-use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::core::Core;
+use crate::connection::Core;
+use crate::runtime::{Runtime, Transport};
 use crate::split::{ReadHalf, WriteHalf};
 use crate::Error;
 
-/// An open WebSocket connection over a tokio stream `S` (a `TcpStream`, a TLS stream,
-/// anything `AsyncRead + AsyncWrite + Unpin`).
+/// An open WebSocket connection over a stream `S` of runtime `R` (a `TcpStream`, a TLS
+/// stream, anything the runtime reads and writes: see [`Transport`]).
 ///
 /// - **Receiving**: [`recv`](Self::recv) returns whole [`Message`]s (text, binary, ping,
 ///   pong, and the peer's close), then `None` once the connection is over; how it ended
@@ -35,17 +34,17 @@ use crate::Error;
 ///
 /// `recv`, `recv_with` and `feed` are cancel-safe: every bit of state (buffered input, a
 /// half-assembled message, timers) lives in the `WebSocket`, not in the future, so
-/// dropping one of these futures (say, the losing branch of `tokio::select!`) loses
+/// dropping one of these futures (say, the losing branch of a `select!`) loses
 /// nothing, and the next call carries on. `feed` either queued the message or did not.
 /// `send`, `flush` and `close` may be dropped too; what they queued stays queued and
 /// goes out with the next write.
 #[derive(Debug)]
-pub struct WebSocket<S> {
-    core: Core<S>,
+pub struct WebSocket<S, R: Runtime> {
+    core: Core<S, R>,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
-    pub(crate) fn from_core(core: Core<S>) -> Self {
+impl<S: Transport<R>, R: Runtime> WebSocket<S, R> {
+    pub(crate) fn from_core(core: Core<S, R>) -> Self {
         WebSocket { core }
     }
 
@@ -79,8 +78,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// in the middle of a message.
     ///
     /// ```no_run
-    /// # async fn run(mut ws: sockeye_tokio::WebSocket<tokio::net::TcpStream>) {
-    /// use sockeye_tokio::Event;
+    /// # use sockeye_async::{Runtime, Transport, WebSocket};
+    /// # async fn run<S: Transport<R>, R: Runtime>(mut ws: WebSocket<S, R>) {
+    /// use sockeye_proto::Event;
     ///
     /// let mut total = 0;
     /// while let Some(done) = ws
@@ -100,7 +100,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// }
     /// # }
     /// ```
-    pub async fn recv_with<R>(&mut self, f: impl FnOnce(Event<'_>) -> R) -> Option<R> {
+    pub async fn recv_with<T>(&mut self, f: impl FnOnce(Event<'_>) -> T) -> Option<T> {
         let mut f = Some(f);
         poll_fn(|cx| self.core.poll_event_with(cx, &mut f)).await
     }
@@ -155,8 +155,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     /// How the connection ended, once `recv` returned `None` (or a send failed).
-    pub fn outcome(&self) -> Option<&Outcome> {
-        self.core.outcome()
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.core.outcome().cloned()
+    }
+
+    /// Queues `message` if the send queue has room, without waiting: a broadcaster
+    /// that must never wait for one slow peer. `Err(TrySendError::Full(message))` hands
+    /// the message back when the queue is over
+    /// [`DriverConfig::max_pending_bytes`](sockeye_engine::DriverConfig::max_pending_bytes)
+    /// (the queue drains as `recv`, `flush` or `send` run).
+    pub fn try_feed(&mut self, message: Message) -> Result<(), crate::TrySendError> {
+        if self.core.is_full() {
+            return Err(crate::TrySendError::Full(message));
+        }
+        self.core
+            .start_send(message)
+            .map_err(crate::TrySendError::Failed)
+    }
+
+    /// Whether a [`feed`](Self::feed) would wait now: the send queue is over its bound.
+    pub fn is_full(&self) -> bool {
+        self.core.is_full()
     }
 
     /// Where the close handshake stands.
@@ -166,7 +185,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// The subprotocol agreed in the handshake.
     pub fn protocol(&self) -> Option<&str> {
-        self.core.protocol()
+        self.core.driver.protocol()
     }
 
     /// Bytes queued but not yet written.
@@ -188,7 +207,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// connection behind a lock: the reader keeps answering pings and closes (and fires
     /// timers) while the writer is busy or idle, and the writer's backpressure waits only
     /// on the writer.
-    pub fn split(self) -> (ReadHalf<S>, WriteHalf<S>) {
+    pub fn split(self) -> (ReadHalf<S, R>, WriteHalf<S, R>) {
         crate::split::split(self.core)
     }
 }
@@ -196,7 +215,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 /// Whole messages; the stream ends (`None`) when the connection is over, and
 /// [`WebSocket::outcome`] says how. To forward into a `Sink` that wants `Result`s,
 /// map with `Ok`.
-impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
+impl<S: Transport<R>, R: Runtime> Stream for WebSocket<S, R> {
     type Item = Message;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
@@ -206,7 +225,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
 
 /// Messages in; `poll_ready` applies backpressure, `poll_close` sends a Close (1000)
 /// unless one was sent, and flushes.
-impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
+impl<S: Transport<R>, R: Runtime> Sink<Message> for WebSocket<S, R> {
     type Error = Error;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {

@@ -15,9 +15,9 @@ use futures_core::Stream;
 use futures_sink::Sink;
 use sockeye_engine::{Message, Outcome};
 use sockeye_proto::{CloseCode, DataKind, Event};
-use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::core::Core;
+use crate::connection::Core;
+use crate::runtime::{Runtime, Transport};
 use crate::{Error, WebSocket};
 
 #[derive(Debug, Default)]
@@ -54,8 +54,8 @@ impl Wake for Wakers {
 }
 
 #[derive(Debug)]
-struct Shared<S> {
-    core: Mutex<Core<S>>,
+struct Shared<S, R: Runtime> {
+    core: Mutex<Core<S, R>>,
     wakers: Arc<Wakers>,
     proxy: Waker,
 }
@@ -66,28 +66,28 @@ enum Half {
     Writer,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
-    fn lock(&self) -> MutexGuard<'_, Core<S>> {
+impl<S: Transport<R>, R: Runtime> Shared<S, R> {
+    fn lock(&self) -> MutexGuard<'_, Core<S, R>> {
         self.core.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Runs `f` on the core with the proxy waker, after registering this half's waker.
-    fn poll<R>(
+    fn poll<T>(
         &self,
         half: Half,
         cx: &mut Context<'_>,
-        f: impl FnOnce(&mut Core<S>, &mut Context<'_>) -> R,
-    ) -> R {
+        f: impl FnOnce(&mut Core<S, R>, &mut Context<'_>) -> T,
+    ) -> T {
         match half {
             Half::Reader => store(&self.wakers.reader, cx.waker()),
             Half::Writer => store(&self.wakers.writer, cx.waker()),
         }
         let mut proxy_cx = Context::from_waker(&self.proxy);
         let mut core = self.lock();
-        let deadline = core.driver.poll_timeout();
+        let deadline = core.deadline();
         let ended = core.outcome().is_some();
         let result = f(&mut core, &mut proxy_cx);
-        let changed = core.driver.poll_timeout() != deadline || core.outcome().is_some() != ended;
+        let changed = core.deadline() != deadline || core.outcome().is_some() != ended;
         drop(core);
         if half == Half::Writer && changed {
             if let Some(reader) = take(&self.wakers.reader) {
@@ -98,11 +98,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
     }
 
     /// A synchronous call from the writer (no waker to register).
-    fn call<R>(&self, f: impl FnOnce(&mut Core<S>) -> R) -> R {
+    fn call<T>(&self, f: impl FnOnce(&mut Core<S, R>) -> T) -> T {
         let mut core = self.lock();
-        let deadline = core.driver.poll_timeout();
+        let deadline = core.deadline();
         let result = f(&mut core);
-        let changed = core.driver.poll_timeout() != deadline;
+        let changed = core.deadline() != deadline;
         drop(core);
         if changed {
             if let Some(reader) = take(&self.wakers.reader) {
@@ -113,9 +113,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
     }
 }
 
-pub(crate) fn split<S: AsyncRead + AsyncWrite + Unpin>(
-    core: Core<S>,
-) -> (ReadHalf<S>, WriteHalf<S>) {
+pub(crate) fn split<S: Transport<R>, R: Runtime>(
+    core: Core<S, R>,
+) -> (ReadHalf<S, R>, WriteHalf<S, R>) {
     let wakers = Arc::new(Wakers::default());
     let shared = Arc::new(Shared {
         core: Mutex::new(core),
@@ -134,17 +134,17 @@ pub(crate) fn split<S: AsyncRead + AsyncWrite + Unpin>(
 /// Pongs and close replies, fires timers and finishes the connection, so keep a task
 /// reading it. Its futures are cancel-safe, as [`WebSocket::recv`]'s are.
 #[derive(Debug)]
-pub struct ReadHalf<S> {
-    shared: Arc<Shared<S>>,
+pub struct ReadHalf<S, R: Runtime> {
+    shared: Arc<Shared<S, R>>,
 }
 
 /// The sending half of a [`WebSocket::split`] connection.
 #[derive(Debug)]
-pub struct WriteHalf<S> {
-    shared: Arc<Shared<S>>,
+pub struct WriteHalf<S, R: Runtime> {
+    shared: Arc<Shared<S, R>>,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
+impl<S: Transport<R>, R: Runtime> ReadHalf<S, R> {
     /// The next message, or `None` once the connection is over (see
     /// [`WebSocket::recv`]).
     pub async fn recv(&mut self) -> Option<Message> {
@@ -156,7 +156,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
     }
 
     /// The next raw event, borrowed (see [`WebSocket::recv_with`]).
-    pub async fn recv_with<R>(&mut self, f: impl FnOnce(Event<'_>) -> R) -> Option<R> {
+    pub async fn recv_with<T>(&mut self, f: impl FnOnce(Event<'_>) -> T) -> Option<T> {
         let mut f = Some(f);
         poll_fn(|cx| {
             self.shared.poll(Half::Reader, cx, |core, cx| {
@@ -174,8 +174,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
     /// Puts the halves back together (`Err` gives them back if they are not a pair).
     pub fn reunite(
         self,
-        writer: WriteHalf<S>,
-    ) -> Result<WebSocket<S>, (ReadHalf<S>, WriteHalf<S>)> {
+        writer: WriteHalf<S, R>,
+    ) -> Result<WebSocket<S, R>, (ReadHalf<S, R>, WriteHalf<S, R>)> {
         if !Arc::ptr_eq(&self.shared, &writer.shared) {
             return Err((self, writer));
         }
@@ -198,7 +198,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
+impl<S: Transport<R>, R: Runtime> WriteHalf<S, R> {
     /// Queues `message` and waits until everything queued is written (see
     /// [`WebSocket::send`]).
     pub async fn send(&mut self, message: Message) -> Result<(), Error> {
@@ -248,9 +248,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
         self.shared.call(|core| core.start_close(code, reason))?;
         self.flush().await
     }
+
+    /// Queues `message` if the send queue has room, without waiting (see
+    /// [`WebSocket::try_feed`]).
+    pub fn try_feed(&mut self, message: Message) -> Result<(), crate::TrySendError> {
+        self.shared.call(|core| {
+            if core.is_full() {
+                return Err(crate::TrySendError::Full(message));
+            }
+            core.start_send(message)
+                .map_err(crate::TrySendError::Failed)
+        })
+    }
+
+    /// Whether a [`feed`](Self::feed) would wait now: the send queue is over its bound.
+    pub fn is_full(&self) -> bool {
+        self.shared.lock().is_full()
+    }
+
+    /// How the connection ended, once it has.
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.shared.lock().outcome().cloned()
+    }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Stream for ReadHalf<S> {
+impl<S: Transport<R>, R: Runtime> Stream for ReadHalf<S, R> {
     type Item = Message;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
@@ -259,7 +281,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for ReadHalf<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WriteHalf<S> {
+impl<S: Transport<R>, R: Runtime> Sink<Message> for WriteHalf<S, R> {
     type Error = Error;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
