@@ -3,9 +3,9 @@
 //! same bytes (a differential target), and never panic.
 
 use arbitrary::{Arbitrary, Unstructured};
-use sockeye_engine::{Driver, DriverConfig, Received};
+use sockeye_engine::{Driver, DriverConfig, Message, Outcome};
 use sockeye_proto::frame::apply_mask;
-use sockeye_proto::{Config, Connection, Instant, ProtocolError, MIN_INPUT_BUFFER};
+use sockeye_proto::{Config, Connection, Instant, MIN_INPUT_BUFFER};
 use std::task::Poll;
 
 /// What the client sends: mostly well-formed masked frames (so the fuzzer reaches deep
@@ -114,7 +114,8 @@ fn wire(pieces: &[Piece]) -> Vec<u8> {
 
 /// Everything the driver hands out for `wire`, read in pieces of the `reads` sizes
 /// (cycled), then end of stream.
-fn run(wire: &[u8], config: DriverConfig, reads: &[u32]) -> Vec<Result<Received, ProtocolError>> {
+/// The messages, then the end (as `Err`) if the connection ended.
+fn run(wire: &[u8], config: DriverConfig, reads: &[u32]) -> Vec<Result<Message, Outcome>> {
     let now = Instant::ZERO;
     let mut driver = Driver::new(Connection::server(Config::default(), now), config);
     let mut out = Vec::new();
@@ -122,20 +123,13 @@ fn run(wire: &[u8], config: DriverConfig, reads: &[u32]) -> Vec<Result<Received,
     let mut turn = 0;
     // Every turn reads at least one byte, reaches the end of stream, or ends.
     for _ in 0..2 * wire.len() + 64 {
-        match driver.poll_message(now) {
-            Ok(Some(Received::Closed(closed))) => {
-                out.push(Ok(Received::Closed(closed)));
-                return out;
-            }
-            Ok(Some(received)) => {
-                out.push(Ok(received));
-                continue;
-            }
-            Err(error) => {
-                out.push(Err(error));
-                return out;
-            }
-            Ok(None) => {}
+        if let Some(message) = driver.poll_message(now) {
+            out.push(Ok(message));
+            continue;
+        }
+        if let Some(outcome) = driver.outcome() {
+            out.push(Err(outcome.clone()));
+            return out;
         }
         let limit = reads
             .get(turn % reads.len().max(1))

@@ -81,22 +81,30 @@ fn server_upgrade(data: &[u8]) {
     for which in 0..2 {
         let mut now = ServerUpgrade::new(HeadLimits::DEFAULT);
         read_all(&mut now);
-        let mut seen = None;
-        let mut decide = Some(|request: &UpgradeRequest<'_, '_>| {
-            let first = request.protocols().next().map(String::from);
-            seen = Some((
+        // The borrowed request, as the core parses it: what the owned one must match.
+        let mut headers = [sockeye_proto::handshake::EMPTY_HEADER; 64];
+        let mut seen = match sockeye_proto::parse_request_with(
+            data,
+            &mut headers,
+            HeadLimits::DEFAULT,
+        ) {
+            Ok(sockeye_proto::Status::Complete(request)) => Some((
                 request.path().to_owned(),
                 request.host().to_owned(),
-                first.clone(),
-            ));
-            let [accept, reject] = verdicts(first);
-            if which == 0 {
-                accept
-            } else {
-                reject
+                request.protocols().next().map(String::from),
+            )),
+            _ => None,
+        };
+        // Deciding twice on the same bytes gives the same answer, byte for byte.
+        let at_once = match now.poll_head() {
+            None => None,
+            Some(Err(refusal)) => Some(refusal),
+            Some(Ok(head)) => {
+                let [accept, reject] = verdicts(head.protocols().first().cloned());
+                now.answer(if which == 0 { accept } else { reject })
             }
-        });
-        let at_once = now.poll(&mut decide);
+        };
+
 
         let mut later = ServerUpgrade::new(HeadLimits::DEFAULT);
         read_all(&mut later);
@@ -325,7 +333,7 @@ fn upgrade_in_reads(wire: &[u8], piece: usize, limits: HeadLimits) -> Answer {
         let Poll::Ready(Ok(n)) = read else {
             unreachable!()
         };
-        match upgrade.poll(&REQUEST) {
+        match upgrade.poll() {
             Ok(None) if n > 0 => continue,
             Ok(None) => {
                 // End of stream with no answer: the head never ended, so there is no

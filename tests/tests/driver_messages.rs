@@ -3,7 +3,7 @@
 //! rest goes through the read buffer; both must give the same messages.
 
 use proptest::prelude::*;
-use sockeye_engine::{Driver, DriverConfig, Message, Received};
+use sockeye_engine::{Abnormal, Driver, DriverConfig, Message, Outcome};
 use sockeye_proto::{Config, Connection, Instant, ProtocolError};
 use sockeye_tests::{write_all_queued, Frame};
 use std::task::Poll;
@@ -110,8 +110,8 @@ fn receive(
     let mut turn = 0;
     // Bounded: every turn either reads at least one byte or ends.
     for _ in 0..(wire.len() + 16) * 2 {
-        match driver.poll_message(at(1))? {
-            Some(Received::Message(message)) => {
+        match driver.poll_message(at(1)) {
+            Some(message) => {
                 if message.is_data() {
                     // Echo it: once written, its buffer goes back to the per-thread pool
                     // (old bytes and all) and later messages are assembled in it.
@@ -121,8 +121,11 @@ fn receive(
                 messages.push(message);
                 continue;
             }
-            Some(Received::Closed(_)) => break,
-            None => {}
+            None => match driver.outcome() {
+                Some(Outcome::Abnormal(Abnormal::Protocol(error))) => return Err(*error),
+                Some(_) => break,
+                None => {}
+            },
         }
         if offset == wire.len() {
             break;

@@ -132,7 +132,7 @@ async fn our_client_with_a_python_server() {
         ws.close(CloseCode::NORMAL, "bye").await.unwrap();
         assert!(matches!(ws.recv().await, Some(Message::Close(_))));
         assert_eq!(ws.recv().await, None);
-        ws.outcome().cloned().unwrap()
+        ws.outcome().unwrap()
     };
     let outcome = tokio::time::timeout(LIMIT, test).await.unwrap();
     assert!(
@@ -163,7 +163,7 @@ async fn our_server_with_a_python_client() {
                 ws.send(message).await.unwrap();
             }
         }
-        (data, ws.outcome().cloned())
+        (data, ws.outcome())
     });
     let client = Peer::spawn(&python, CLIENT, &[&url]);
     let (ok, out) = tokio::task::spawn_blocking(move || client.finish())

@@ -26,7 +26,7 @@ async fn our_server_with_a_tungstenite_client() {
             }
             seen.push(message);
         }
-        (seen, ws.outcome().cloned())
+        (seen, ws.outcome())
     });
 
     let test = async {
@@ -104,7 +104,7 @@ async fn our_client_with_a_tungstenite_server() {
         assert!(matches!(ws.recv().await, Some(Message::Close(_))));
         assert_eq!(ws.recv().await, None);
         server.await.unwrap();
-        ws.outcome().cloned()
+        ws.outcome()
     };
     let outcome = tokio::time::timeout(LIMIT, test).await.unwrap().unwrap();
     assert!(

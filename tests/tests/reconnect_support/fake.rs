@@ -27,7 +27,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use sockeye_engine::{
-    Driver, DriverConfig, Message, Received, ServerAnswer, ServerUpgrade, Verdict,
+    Driver, DriverConfig, Io, Message, Next, ServerAnswer, ServerUpgrade, Verdict,
 };
 use sockeye_proto::handshake::HeadLimits;
 use sockeye_proto::{CloseCode, Config, Connection, StdClock};
@@ -245,12 +245,12 @@ fn serve(mut stream: TcpStream, mode: Mode, stop: &AtomicBool, requests: &Reques
 
     // The opening handshake.
     let mut upgrade = ServerUpgrade::new(HeadLimits::DEFAULT);
-    let mut decide = Some(move |request: &sockeye_proto::UpgradeRequest<'_, '_>| {
+    let decide = move |request: &sockeye_engine::RequestHead| {
         requests.lock().unwrap().push(SeenRequest {
             authorization: request
                 .header("Authorization")
                 .map(|value| String::from_utf8_lossy(value).into_owned()),
-            protocols: request.protocols().map(String::from).collect(),
+            protocols: request.protocols().to_vec(),
         });
         match mode {
             Mode::Reject(status) => Verdict::reject(status, "Forbidden"),
@@ -262,7 +262,8 @@ fn serve(mut stream: TcpStream, mode: Mode, stop: &AtomicBool, requests: &Reques
                 None => Verdict::accept(),
             },
         }
-    });
+    };
+    let mut decide = Some(decide);
     let answer = loop {
         if !alive() {
             return;
@@ -271,7 +272,15 @@ fn serve(mut stream: TcpStream, mode: Mode, stop: &AtomicBool, requests: &Reques
             Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return,
             Poll::Ready(Ok(_)) | Poll::Pending => {}
         }
-        if let Some(answer) = upgrade.poll(&mut decide) {
+        let answer = match upgrade.poll_head() {
+            None => None,
+            Some(Err(refusal)) => Some(refusal),
+            Some(Ok(head)) => {
+                let verdict = decide.take().map_or_else(Verdict::accept, |decide| decide(&head));
+                upgrade.answer(verdict)
+            }
+        };
+        if let Some(answer) = answer {
             break answer;
         }
     };
@@ -322,24 +331,23 @@ fn serve(mut stream: TcpStream, mode: Mode, stop: &AtomicBool, requests: &Reques
     }
     while alive() {
         // Everything already read.
-        loop {
-            match driver.poll_message(clock.now()) {
-                Ok(Some(Received::Message(message))) => {
-                    if matches!(message, Message::Text(_) | Message::Binary(_)) {
-                        let _ = driver.send(message, clock.now());
-                    }
-                }
-                Ok(Some(Received::Closed(_))) | Err(_) => break,
-                Ok(None) => break,
+        while let Some(message) = driver.poll_message(clock.now()) {
+            if matches!(message, Message::Text(_) | Message::Binary(_)) {
+                let _ = driver.send(message, clock.now());
             }
         }
-        if let Some(deadline) = driver.poll_timeout() {
+        let next = driver.poll_io(clock.now());
+        if let Next::Io(Io {
+            deadline: Some(deadline),
+            ..
+        }) = next
+        {
             if deadline <= clock.now() {
-                driver.handle_timeout(clock.now());
+                driver.handle_deadline(clock.now());
             }
         }
         // Write what is queued.
-        while driver.wants_write() {
+        while driver.pending_bytes() > 0 && !driver.is_write_closed() {
             let mut slices = [IoSlice::new(&[]); 16];
             let count = driver.write_slices(&mut slices);
             match stream.write_vectored(&slices[..count]) {
@@ -347,10 +355,11 @@ fn serve(mut stream: TcpStream, mode: Mode, stop: &AtomicBool, requests: &Reques
                 Ok(n) => driver.advance(n),
             }
         }
-        if driver.wants_shutdown() {
+        if driver.poll_io(clock.now()) == Next::Shutdown {
             let _ = stream.shutdown(Shutdown::Write);
+            driver.shutdown_done();
         }
-        if driver.is_done() {
+        if driver.poll_io(clock.now()) == Next::Done {
             // Give the client a moment to read our last bytes and close its side.
             let mut sink = [0u8; 1024];
             let until = Instant::now() + Duration::from_secs(1);

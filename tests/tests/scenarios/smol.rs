@@ -87,7 +87,7 @@ where
     if !future::or(work, limit).await {
         run.errors.push("the run limit passed".to_owned());
     }
-    run.outcome = ws.outcome().cloned();
+    run.outcome = ws.outcome();
     run
 }
 

@@ -85,7 +85,7 @@ where
     if tokio::time::timeout(RUN_LIMIT, work).await.is_err() {
         run.errors.push("the run limit passed".to_owned());
     }
-    run.outcome = ws.outcome().cloned();
+    run.outcome = ws.outcome();
     run
 }
 
