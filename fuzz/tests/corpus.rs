@@ -6,12 +6,13 @@ use std::path::Path;
 #[test]
 fn replay_every_corpus() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    let mut replayed = 0usize;
+    let mut total = 0usize;
     for (name, target) in sockeye_fuzz::TARGETS {
         let dir = root.join(name);
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
+        // A target whose corpus folder went missing would replay nothing and pass.
+        let entries = std::fs::read_dir(&dir)
+            .unwrap_or_else(|error| panic!("no corpus for target {name} at {dir:?}: {error}"));
+        let mut replayed = 0usize;
         for entry in entries {
             let path = entry.expect("corpus entry").path();
             if path.is_file() {
@@ -20,6 +21,8 @@ fn replay_every_corpus() {
                 replayed += 1;
             }
         }
+        assert!(replayed > 0, "the corpus of target {name} is empty ({dir:?})");
+        total += replayed;
     }
-    eprintln!("replayed {replayed} corpus inputs");
+    eprintln!("replayed {total} corpus inputs");
 }

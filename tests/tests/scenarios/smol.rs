@@ -37,7 +37,10 @@ where
                     }
                 }
                 Step::Feed(message) => match ws.feed(message.clone()).await {
-                    Ok(()) => script.note_fed(),
+                    Ok(()) => {
+                        run.max_pending = run.max_pending.max(ws.pending_bytes());
+                        script.note_fed()
+                    }
                     Err(error) => run.errors.push(format!("feed: {error}")),
                 },
                 Step::Fragments(kind, parts) => {
@@ -57,11 +60,13 @@ where
                 },
                 Step::Echo => {
                     while let Some(message) = ws.recv().await {
+                        run.max_pending = run.max_pending.max(ws.pending_bytes());
                         run.received.push(message.clone());
                         if message.is_data() {
                             if let Err(error) = ws.feed(message).await {
                                 run.errors.push(format!("echo: {error}"));
                             }
+                            run.max_pending = run.max_pending.max(ws.pending_bytes());
                         }
                     }
                 }
@@ -76,6 +81,7 @@ where
             }
         }
         while let Some(message) = ws.recv().await {
+            run.max_pending = run.max_pending.max(ws.pending_bytes());
             run.received.push(message);
         }
         true

@@ -136,6 +136,9 @@ pub struct Run {
     pub outcome: Option<Outcome>,
     /// Send failures and the like, as text.
     pub errors: Vec<String>,
+    /// The most bytes the connection's send queue held, as the engine counts them,
+    /// seen after each message received and each send.
+    pub max_pending: usize,
 }
 
 impl Run {
@@ -574,6 +577,8 @@ macro_rules! scenarios {
             client_protocol_error,
             client_keepalive_silent_peer,
             client_backpressure_slow_reader,
+            server_ping_flood_from_a_peer_that_never_reads,
+            server_data_flood_from_a_peer_that_never_reads,
         );
     };
 }
@@ -1146,4 +1151,81 @@ pub fn client_backpressure_slow_reader(adapter: &impl Adapter) {
     let run = client.join().unwrap().expect("connected");
     assert_clean(&run, Some((CloseCode::NORMAL, "")), true);
     assert!(run.errors.is_empty(), "{run:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Hostile peers: the memory a connection may take is bounded by its settings.
+
+/// The send queue's bound in the flood scenarios.
+const FLOOD_QUEUE: usize = 64 * 1024;
+
+fn flood_settings() -> Settings {
+    Settings::default().with_buffers(
+        DriverConfig::default()
+            .with_max_pending_bytes(FLOOD_QUEUE)
+            .with_write_stall_timeout(Some(Duration::from_secs(1))),
+    )
+}
+
+/// Writes `frame` over and over without ever reading, until the server stops taking
+/// bytes (a write blocks for 500 ms) or `most` frames went out. Returns how many did.
+fn flood(raw: &mut Raw, frame: Frame, most: usize) -> usize {
+    raw.stream
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let batch: Vec<u8> = (0..64).flat_map(|_| frame.clone().from_role(Role::Client).encode()).collect();
+    let mut sent = 0;
+    while sent < most {
+        if raw.stream.write_all(&batch).is_err() {
+            break;
+        }
+        sent += 64;
+    }
+    sent
+}
+
+/// The flooded connection ends by the write-stall timeout, its queue never past the
+/// bound (plus the one frame that may cross it), while another connection on the same
+/// server is served.
+fn check_flood(adapter: &impl Adapter, frame: Frame, slack: usize) {
+    let server = adapter.start_server(flood_settings(), Script::echo());
+    let mut flooder = Raw::client(server.addr, "/flood");
+    let sent = flood(&mut flooder, frame, 2_000_000);
+    assert!(sent < 2_000_000, "the server never stopped reading ({sent} frames)");
+    // Someone else is served meanwhile.
+    let mut other = Raw::client(server.addr, "/other");
+    other.send(Frame::text("still here"));
+    assert_eq!(other.expect(OpCode::Text), b"still here");
+    other.send(Frame::close(1000, "bye"));
+    assert_eq!(other.expect_close(CloseCode::NORMAL), "");
+    let mut runs = [server.next_run(), server.next_run()];
+    runs.sort_by_key(|run| run.outcome().is_clean());
+    let [flooded, served] = runs;
+    assert_clean(&served, Some((CloseCode::NORMAL, "bye")), false);
+    assert_eq!(
+        flooded.outcome(),
+        &Outcome::TimedOut(Timeout::WriteStall),
+        "sent {sent} frames"
+    );
+    assert!(
+        flooded.max_pending <= FLOOD_QUEUE + slack,
+        "the queue held {} bytes (bound {FLOOD_QUEUE})",
+        flooded.max_pending
+    );
+    assert!(flooded.max_pending > 0, "nothing was ever queued: {sent} frames");
+    drop(flooder);
+}
+
+/// A peer that pings as fast as it can and never reads: Pongs wait in the core's slot
+/// (a newer Ping replaces the one waiting) once the queue is full, reading stops, and
+/// the write-stall timeout ends the connection.
+pub fn server_ping_flood_from_a_peer_that_never_reads(adapter: &impl Adapter) {
+    check_flood(adapter, Frame::ping(&[0x5A; 125]), 256);
+}
+
+/// A peer that sends data to an echo and never reads: the echo's sends wait once the
+/// queue is full (one message may cross the bound), reading stops, and the write-stall
+/// timeout ends the connection.
+pub fn server_data_flood_from_a_peer_that_never_reads(adapter: &impl Adapter) {
+    check_flood(adapter, Frame::binary(&[0xA5; 16 * 1024]), 16 * 1024 + 256);
 }
