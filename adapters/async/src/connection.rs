@@ -128,8 +128,10 @@ impl<S: Transport<R>, R: Runtime> Core<S, R> {
 
     /// One round of I/O as the driver asks: fire a due deadline, read, and write out
     /// what is queued once the read would block (so the replies to a whole burst of
-    /// input leave in one vectored write).
-    fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<Step> {
+    /// input leave in one vectored write). Only the receiving side reads (`reading`):
+    /// a sender waiting for room or a flush moves bytes out and keeps the deadlines
+    /// (a peer that stops reading is ended by the write-stall timeout, not waited for).
+    fn poll_io(&mut self, cx: &mut Context<'_>, reading: bool) -> Poll<Step> {
         loop {
             let io = match self.driver.poll_io(self.now) {
                 Next::Done => return Poll::Ready(Step::Done),
@@ -149,7 +151,7 @@ impl<S: Transport<R>, R: Runtime> Core<S, R> {
                     return Poll::Ready(Step::Progress);
                 }
             }
-            if io.read {
+            if io.read && reading {
                 let stream = &mut self.stream;
                 match self.driver.read_with(|buf| stream.poll_read(cx, buf)) {
                     Poll::Ready(Ok(_)) => {
@@ -192,7 +194,7 @@ impl<S: Transport<R>, R: Runtime> Core<S, R> {
                 }
                 return Poll::Ready(Some(message));
             }
-            if let Step::Done = ready!(self.poll_io(cx)) {
+            if let Step::Done = ready!(self.poll_io(cx, true)) {
                 return Poll::Ready(None);
             }
         }
@@ -227,7 +229,7 @@ impl<S: Transport<R>, R: Runtime> Core<S, R> {
                 }
                 return Poll::Ready(result);
             }
-            if let Step::Done = ready!(self.poll_io(cx)) {
+            if let Step::Done = ready!(self.poll_io(cx, true)) {
                 return Poll::Ready(None);
             }
         }
@@ -238,13 +240,13 @@ impl<S: Transport<R>, R: Runtime> Core<S, R> {
     /// Waits until the send queue has room (writing meanwhile).
     pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         loop {
-            if self.driver.is_finished() || self.driver.is_write_closed() {
-                return Poll::Ready(Err(Error::Closed));
-            }
+            self.check_open()?;
             if self.driver.is_writable() {
                 return Poll::Ready(Ok(()));
             }
-            ready!(self.poll_write_out(cx))?;
+            if let Step::Done = ready!(self.poll_io(cx, false)) {
+                return Poll::Ready(Err(Error::Closed));
+            }
         }
     }
 
@@ -292,10 +294,21 @@ impl<S: Transport<R>, R: Runtime> Core<S, R> {
         self.driver.close(code, reason, now).map_err(Error::from)
     }
 
-    /// Writes everything queued.
+    /// Writes everything queued (ending the connection if the peer stops reading for
+    /// the write-stall timeout).
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        ready!(self.poll_write_out(cx))?;
-        Poll::Ready(Ok(()))
+        loop {
+            if self.driver.pending_bytes() == 0 || self.driver.is_write_closed() {
+                ready!(self.poll_write_out(cx))?;
+                return Poll::Ready(Ok(()));
+            }
+            if let Step::Done = ready!(self.poll_io(cx, false)) {
+                return match self.driver.outcome() {
+                    Some(outcome) if outcome.is_clean() => Poll::Ready(Ok(())),
+                    _ => Poll::Ready(Err(Error::Closed)),
+                };
+            }
+        }
     }
 
     /// `Sink::poll_close`: sends a Close (1000) unless closing already, and flushes.

@@ -1,6 +1,9 @@
-//! The tokio adapter's own API: cancel safety, split halves, timers on tokio's paused
-//! clock, the handshake callback, `Stream`/`Sink`, the streaming API. Connections run
-//! over in-memory duplex pipes or loopback TCP.
+//! The one async implementation's API, tested once (through the tokio facade, so that
+//! tokio's paused clock drives the timers): cancel safety, split halves, timers, the
+//! handshake callback and async verdicts, rejections and their bodies, `Stream`/`Sink`,
+//! the streaming API, backpressure and `try_feed`. Connections run over in-memory
+//! duplex pipes or loopback TCP. What is runtime-specific stays with the facades, and
+//! every adapter runs the scenario suite (`tests/tests/scenarios`).
 
 use std::time::Duration;
 
