@@ -1173,7 +1173,9 @@ fn flood(raw: &mut Raw, frame: Frame, most: usize) -> usize {
     raw.stream
         .set_write_timeout(Some(Duration::from_millis(500)))
         .unwrap();
-    let batch: Vec<u8> = (0..64).flat_map(|_| frame.clone().from_role(Role::Client).encode()).collect();
+    let batch: Vec<u8> = (0..64)
+        .flat_map(|_| frame.clone().from_role(Role::Client).encode())
+        .collect();
     let mut sent = 0;
     while sent < most {
         if raw.stream.write_all(&batch).is_err() {
@@ -1191,7 +1193,10 @@ fn check_flood(adapter: &impl Adapter, frame: Frame, slack: usize) {
     let server = adapter.start_server(flood_settings(), Script::echo());
     let mut flooder = Raw::client(server.addr, "/flood");
     let sent = flood(&mut flooder, frame, 2_000_000);
-    assert!(sent < 2_000_000, "the server never stopped reading ({sent} frames)");
+    assert!(
+        sent < 2_000_000,
+        "the server never stopped reading ({sent} frames)"
+    );
     // Someone else is served meanwhile.
     let mut other = Raw::client(server.addr, "/other");
     other.send(Frame::text("still here"));
@@ -1212,7 +1217,10 @@ fn check_flood(adapter: &impl Adapter, frame: Frame, slack: usize) {
         "the queue held {} bytes (bound {FLOOD_QUEUE})",
         flooded.max_pending
     );
-    assert!(flooded.max_pending > 0, "nothing was ever queued: {sent} frames");
+    assert!(
+        flooded.max_pending > 0,
+        "nothing was ever queued: {sent} frames"
+    );
     drop(flooder);
 }
 

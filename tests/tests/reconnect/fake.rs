@@ -276,7 +276,9 @@ fn serve(mut stream: TcpStream, mode: Mode, stop: &AtomicBool, requests: &Reques
             None => None,
             Some(Err(refusal)) => Some(refusal),
             Some(Ok(head)) => {
-                let verdict = decide.take().map_or_else(Verdict::accept, |decide| decide(&head));
+                let verdict = decide
+                    .take()
+                    .map_or_else(Verdict::accept, |decide| decide(&head));
                 upgrade.answer(verdict)
             }
         };

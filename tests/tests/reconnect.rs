@@ -1,9 +1,10 @@
-//! `sockeye_tokio::ReconnectingClient` over loopback against the fake server: restarts,
-//! a silent server, fatal rejections and closes, the attempt limit, offline sends, the
-//! on-connect hook, request extras and a connector (the scenarios are in
-//! `reconnect_support/scenarios.rs`).
+//! The reconnecting client over loopback against a fake server: restarts, a silent
+//! server, fatal rejections and closes, the attempt limit, offline sends, the on-connect
+//! hook, request extras and a connector (the scenarios are in `reconnect/scenarios.rs`,
+//! the fake server in `reconnect/fake.rs`).
 
-mod reconnect_support;
+mod fake;
+mod scenarios;
 
 use sockeye_tokio as adapter;
 
@@ -31,5 +32,3 @@ type Tcp = tokio::net::TcpStream;
 async fn tcp_connect(addr: std::net::SocketAddr) -> std::io::Result<Tcp> {
     tokio::net::TcpStream::connect(addr).await
 }
-
-include!("reconnect_support/scenarios.rs");

@@ -1,17 +1,19 @@
-// The reconnect scenarios, shared by `reconnect_tokio.rs` and `reconnect_smol.rs`: each
-// includes this file after naming its crate `adapter` and defining `run` (block on a future,
-// bounded by `TEST_LIMIT`). Short configured intervals and generous bounds throughout.
+//! The reconnect scenarios. The reconnecting client is one implementation
+//! (`sockeye-async`), so they run once, through the tokio facade (`super::adapter`);
+//! what is smol's own (its timers and TCP) has a smoke test in `sockeye-smol`'s tests.
+//! Short configured intervals and generous bounds throughout.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::fake::{FakeServer, Mode};
+use super::{adapter, run, tcp_connect, Tcp};
 use adapter::reconnect::{
     Backoff, ClientEvent, GiveUp, NotSent, OfflineSends, ReconnectOptions, ReconnectPolicy,
     ReconnectingClient, SendError, Sent, StateChange,
 };
 use adapter::{CloseCode, Error, KeepAlive, Message, Outcome, Settings, Timeout};
-use reconnect_support::fake::{FakeServer, Mode};
 use sockeye_proto::reconnect_policy::Failure;
 use std::time::Instant;
 
@@ -322,8 +324,8 @@ fn rejection_503_waits_for_retry_after() {
                 .unwrap_or_else(|| panic!("no {wanted:?} #{nth}: {shown:#?}"))
         };
         for attempt in 1..=2 {
-            let waited = at(&format!("connecting (attempt {attempt})"), 0)
-                - at(rejected, attempt - 1);
+            let waited =
+                at(&format!("connecting (attempt {attempt})"), 0) - at(rejected, attempt - 1);
             assert!(
                 waited >= Duration::from_millis(990) && waited < Duration::from_secs(10),
                 "attempt {attempt} after {waited:?}"
@@ -568,7 +570,10 @@ fn every_attempt_sends_the_request_extras_the_hook_refreshed() {
         // The server goes away and comes back: the next connection has a new token.
         server.stop();
         server.start();
-        until(&mut reconnecting, |e| is_state(e, |c| !matches!(c, StateChange::Open))).await;
+        until(&mut reconnecting, |e| {
+            is_state(e, |c| !matches!(c, StateChange::Open))
+        })
+        .await;
         assert_eq!(reconnecting.protocol(), None);
         until(&mut reconnecting, is_open).await;
         assert_eq!(reconnecting.protocol(), Some("chat"));
@@ -588,7 +593,10 @@ fn every_attempt_sends_the_request_extras_the_hook_refreshed() {
         let mut refused = client(&server, options()).with_request(reserved);
         let log = to_end(&mut refused).await;
         assert!(
-            matches!(states(&log).last(), Some(StateChange::GaveUp(GiveUp::Fatal(_)))),
+            matches!(
+                states(&log).last(),
+                Some(StateChange::GaveUp(GiveUp::Fatal(_)))
+            ),
             "{log:#?}"
         );
         assert!(
@@ -633,10 +641,15 @@ fn a_connector_opens_every_attempts_stream() {
         let log = until(&mut client, is_open).await;
         assert_eq!(
             states(&log)[1],
-            StateChange::Failed(Failure::ConnectFailed(sockeye_proto::reconnect_policy::IoKind::Refused))
+            StateChange::Failed(Failure::ConnectFailed(
+                sockeye_proto::reconnect_policy::IoKind::Refused
+            ))
         );
         assert_eq!(
-            client.send(Message::text("over the connector")).await.unwrap(),
+            client
+                .send(Message::text("over the connector"))
+                .await
+                .unwrap(),
             Sent::Written
         );
         let log = until(&mut client, |e| matches!(e, ClientEvent::Message(_))).await;
@@ -644,7 +657,10 @@ fn a_connector_opens_every_attempts_stream() {
 
         server.stop();
         server.start();
-        until(&mut client, |e| is_state(e, |c| !matches!(c, StateChange::Open))).await;
+        until(&mut client, |e| {
+            is_state(e, |c| !matches!(c, StateChange::Open))
+        })
+        .await;
         until(&mut client, is_open).await;
         let calls = calls.lock().unwrap().clone();
         assert!(calls.len() >= 3, "{calls:?}");
