@@ -81,3 +81,66 @@ fn split_halves_wait_on_the_same_stream() {
         assert!(client.outcome().unwrap().is_clean());
     });
 }
+
+/// The reconnecting client on smol's timers and TCP (its behaviour is tested once, in
+/// the workspace's reconnect scenarios): the server drops the first connection, the
+/// client comes back after its backoff, and a message goes through the new one.
+#[test]
+fn the_reconnecting_client_comes_back_on_smols_timers() {
+    use sockeye_smol::reconnect::{
+        Backoff, ClientEvent, ReconnectOptions, ReconnectPolicy, ReconnectingClient, StateChange,
+    };
+    run(async {
+        let listener = smol::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = smol::spawn(async move {
+            let (first, _) = listener.accept().await.unwrap();
+            let mut ws = accept(first, Settings::default()).await.unwrap();
+            drop(ws.get_mut().shutdown(std::net::Shutdown::Both));
+            drop(ws);
+            let (second, _) = listener.accept().await.unwrap();
+            let mut ws = accept(second, Settings::default()).await.unwrap();
+            while let Some(message) = ws.recv().await {
+                if message.is_data() {
+                    ws.send(message).await.unwrap();
+                }
+            }
+        });
+        let backoff = Backoff::DEFAULT
+            .with_initial(Duration::from_millis(50))
+            .with_cap(Duration::from_millis(100));
+        let options =
+            ReconnectOptions::default().with_policy(ReconnectPolicy::DEFAULT.with_backoff(backoff));
+        let mut client =
+            ReconnectingClient::new(format!("ws://{addr}/"), Settings::default(), options).unwrap();
+        let mut changes = Vec::new();
+        let mut opened = 0;
+        while opened < 2 {
+            match client.next_event().await.expect("the client runs") {
+                ClientEvent::State(change) => {
+                    opened += usize::from(change == StateChange::Open);
+                    changes.push(change.to_string());
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(
+            changes.iter().any(|c| c.starts_with("reconnecting in")),
+            "{changes:?}"
+        );
+        client.send(Message::text("again")).await.unwrap();
+        loop {
+            match client.next_event().await.expect("the client runs") {
+                ClientEvent::Message(Message::Text(text)) => {
+                    assert_eq!(text, "again");
+                    break;
+                }
+                ClientEvent::State(change) => panic!("{change}"),
+                _ => {}
+            }
+        }
+        client.close(CloseCode::NORMAL, "done").unwrap();
+        while client.next_event().await.is_some() {}
+        server.await;
+    });
+}
