@@ -18,11 +18,12 @@ use std::string::String;
 use std::task::Poll;
 use std::vec::Vec;
 
+use crate::verdict::{Reject, Verdict};
 use crate::Error;
 
 use sockeye_proto::handshake::body::{BodyLength, ChunkedDecoder};
 use sockeye_proto::handshake::{
-    parse_request_with, Accept, ClientHandshake, ClientRequest, HeadLimits, Header, Rejection,
+    parse_request_with, ClientHandshake, ClientRequest, HeadLimits, Header, Rejection,
     RequestError, Response, ResponseError, UpgradeRequest, Url, WriteError, EMPTY_HEADER,
 };
 use sockeye_proto::Status;
@@ -127,96 +128,6 @@ fn borrowed_headers(headers: &[(String, Vec<u8>)]) -> Vec<(&str, &[u8])> {
         .collect()
 }
 
-/// The application's answer to a valid upgrade request (see [`ServerUpgrade::poll`]).
-///
-/// ```
-/// use sockeye_engine::Verdict;
-///
-/// let yes = Verdict::accept().with_protocol("chat").with_header("Server", "sockeye");
-/// let no = Verdict::reject(403, "Forbidden");
-/// assert!(matches!(no, Verdict::Reject { status: 403, .. }));
-/// # let _ = yes;
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Accept, with a subprotocol the client offered (or none) and extra response headers.
-    Accept {
-        /// The chosen subprotocol.
-        protocol: Option<String>,
-        /// Extra response headers (`Server`, `Set-Cookie` ...).
-        headers: OwnedHeaders,
-    },
-    /// Turn the request down with this HTTP status (401, 403, 404 ...).
-    Reject {
-        /// The status code (200..=999).
-        status: u16,
-        /// The reason phrase.
-        reason: String,
-        /// Extra response headers (`WWW-Authenticate` ...).
-        headers: OwnedHeaders,
-        /// The response body (empty: none).
-        body: Vec<u8>,
-    },
-}
-
-impl Verdict {
-    /// Accept without a subprotocol or extra headers.
-    pub fn accept() -> Self {
-        Verdict::Accept {
-            protocol: None,
-            headers: Vec::new(),
-        }
-    }
-
-    /// Reject with `status` and `reason`.
-    pub fn reject(status: u16, reason: impl Into<String>) -> Self {
-        Verdict::Reject {
-            status,
-            reason: reason.into(),
-            headers: Vec::new(),
-            body: Vec::new(),
-        }
-    }
-
-    /// Sets the subprotocol (an [`Accept`](Verdict::Accept) only).
-    pub fn with_protocol(mut self, chosen: impl Into<String>) -> Self {
-        if let Verdict::Accept { protocol, .. } = &mut self {
-            *protocol = Some(chosen.into());
-        }
-        self
-    }
-
-    /// Sets the response body (a [`Reject`](Verdict::Reject) only; an accepted upgrade has
-    /// none). Give its `Content-Type` with [`with_header`](Self::with_header);
-    /// `Content-Length` is written for it.
-    ///
-    /// ```
-    /// use sockeye_engine::Verdict;
-    ///
-    /// let no = Verdict::reject(401, "Unauthorized")
-    ///     .with_header("WWW-Authenticate", "Bearer")
-    ///     .with_header("Content-Type", "text/plain")
-    ///     .with_body("log in first");
-    /// assert!(matches!(&no, Verdict::Reject { body, .. } if body.as_slice() == b"log in first"));
-    /// ```
-    pub fn with_body(mut self, content: impl Into<Vec<u8>>) -> Self {
-        if let Verdict::Reject { body, .. } = &mut self {
-            *body = content.into();
-        }
-        self
-    }
-
-    /// Adds a response header.
-    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
-        match &mut self {
-            Verdict::Accept { headers, .. } | Verdict::Reject { headers, .. } => {
-                headers.push((name.into(), value.into()));
-            }
-        }
-        self
-    }
-}
-
 /// Why the server turned a handshake down (the response is in [`ServerAnswer::Refuse`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
@@ -253,7 +164,7 @@ impl fmt::Display for Refusal {
 
 /// What the server answers, once the request head is complete.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ServerAnswer {
+pub enum ServerAnswer<T = ()> {
     /// Write `response` (the `101`), then run the connection; `early` holds frames the
     /// client sent right after its request (pass them to
     /// [`Driver::push_bytes`](crate::Driver::push_bytes)).
@@ -264,6 +175,8 @@ pub enum ServerAnswer {
         protocol: Option<String>,
         /// Bytes after the request head.
         early: Vec<u8>,
+        /// The application's data from its [`Accept`](crate::verdict::Accept).
+        data: T,
     },
     /// Write `response`, flush, close the connection, and report `refusal`.
     Refuse {
@@ -351,22 +264,35 @@ impl ServerUpgrade {
     /// ```
     pub fn poll_head(&mut self) -> Option<Result<RequestHead, ServerAnswer>> {
         let mut headers = [EMPTY_HEADER; MAX_HEADERS];
-        match parse_request_with(self.head.bytes(), &mut headers, self.limits) {
+        let bytes = self.head.bytes();
+        match parse_request_with(bytes, &mut headers, self.limits) {
             Ok(Status::Partial) => None,
             Ok(Status::Complete(request)) => Some(Ok(RequestHead::of(&request))),
+            Err(error) if is_plain(error) => match RequestHead::plain(bytes) {
+                Some(head) => Some(Ok(head)),
+                None => Some(Err(invalid(error))),
+            },
             Err(error) => Some(Err(invalid(error))),
         }
     }
 
     /// The answer to write for the request [`poll_head`](Self::poll_head) returned, with
     /// `verdict`. `None` if the head is not complete yet.
-    pub fn answer(&mut self, verdict: Verdict) -> Option<ServerAnswer> {
+    ///
+    /// A request that is not an upgrade (see [`RequestHead::is_upgrade`]) cannot be
+    /// accepted: an acceptance gets the `400` it would have had; a rejection is written
+    /// as given (a 404, a health check's 200, a redirect).
+    pub fn answer<T>(&mut self, verdict: impl Into<Verdict<T>>) -> Option<ServerAnswer<T>> {
         let mut headers = [EMPTY_HEADER; MAX_HEADERS];
         let bytes = self.head.bytes();
-        match parse_request_with(bytes, &mut headers, self.limits) {
-            Ok(Status::Partial) => None,
-            Ok(Status::Complete(request)) => Some(respond(&request, bytes, verdict)),
-            Err(error) => Some(invalid(error)),
+        match (
+            parse_request_with(bytes, &mut headers, self.limits),
+            verdict.into(),
+        ) {
+            (Ok(Status::Partial), _) => None,
+            (Ok(Status::Complete(request)), verdict) => Some(respond(&request, bytes, verdict)),
+            (Err(error), Verdict::Reject(reject)) if is_plain(error) => Some(reject_with(reject)),
+            (Err(error), _) => Some(invalid(error)),
         }
     }
 }
@@ -375,7 +301,9 @@ impl ServerUpgrade {
 /// [`ServerUpgrade::poll_head`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestHead {
-    path: String,
+    method: String,
+    upgrade: bool,
+    target: String,
     host: String,
     origin: Option<String>,
     protocols: Vec<String>,
@@ -385,7 +313,9 @@ pub struct RequestHead {
 impl RequestHead {
     fn of(request: &UpgradeRequest<'_, '_>) -> Self {
         RequestHead {
-            path: String::from(request.path()),
+            method: String::from("GET"),
+            upgrade: true,
+            target: String::from(request.path()),
             host: String::from(request.host()),
             origin: request.origin().map(String::from),
             protocols: request.protocols().map(String::from).collect(),
@@ -393,14 +323,65 @@ impl RequestHead {
         }
     }
 
-    /// The request target as sent: the resource with its query (`/chat?room=1`).
-    pub fn path(&self) -> &str {
-        &self.path
+    /// A well-formed HTTP request that is not an upgrade (`None` if `bytes` do not hold
+    /// one).
+    fn plain(bytes: &[u8]) -> Option<Self> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut request = httparse::Request::new(&mut headers);
+        request.parse(bytes).ok()?.is_complete().then_some(())?;
+        let trimmed = |name: &str| {
+            let value = request
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))?
+                .value;
+            core::str::from_utf8(value)
+                .ok()
+                .map(|v| String::from(v.trim()))
+        };
+        Some(RequestHead {
+            method: String::from(request.method?),
+            upgrade: false,
+            target: String::from(request.path?),
+            host: trimmed("host").unwrap_or_default(),
+            origin: trimmed("origin"),
+            protocols: Vec::new(),
+            headers: request
+                .headers
+                .iter()
+                .map(|h| (String::from(h.name), h.value.to_vec()))
+                .collect(),
+        })
     }
 
-    /// The query of [`path`](Self::path), after the first `?`, if any.
+    /// Whether this is a WebSocket upgrade. A plain HTTP request (a browser tab, a health
+    /// check, a scanner) is `false`: answer it with a
+    /// [`Verdict::reject`](crate::Verdict::reject) of any status (404, 200 with a body, a
+    /// redirect); accepting it answers `400`.
+    pub fn is_upgrade(&self) -> bool {
+        self.upgrade
+    }
+
+    /// The method (`GET` for every upgrade).
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The path, without the query (`/chat` for `/chat?room=1`).
+    pub fn path(&self) -> &str {
+        self.target
+            .split_once('?')
+            .map_or(&self.target, |(path, _)| path)
+    }
+
+    /// The query, after the first `?`, if any (`room=1` for `/chat?room=1`).
     pub fn query(&self) -> Option<&str> {
-        self.path.split_once('?').map(|(_, query)| query)
+        self.target.split_once('?').map(|(_, query)| query)
+    }
+
+    /// The request target as sent: the path with its query (`/chat?room=1`).
+    pub fn target(&self) -> &str {
+        &self.target
     }
 
     /// The `Host` header value (trimmed; may include a port).
@@ -438,24 +419,38 @@ impl RequestHead {
     }
 }
 
+/// Whether `error` means a well-formed HTTP request that is simply not an upgrade (a
+/// browser tab, a health check, a scanner): the application may answer it.
+fn is_plain(error: RequestError) -> bool {
+    matches!(
+        error,
+        RequestError::NotUpgrade | RequestError::ConnectionNotUpgrade | RequestError::MethodNotGet
+    )
+}
+
 /// The refusal of a request that is not a valid upgrade.
-fn invalid(error: RequestError) -> ServerAnswer {
+fn invalid<T>(error: RequestError) -> ServerAnswer<T> {
     refuse(|out| error.rejection().write(out), Refusal::Invalid(error))
 }
 
 /// The answer to a valid `request` (read from `bytes`) with `verdict`.
-fn respond(request: &UpgradeRequest<'_, '_>, bytes: &[u8], verdict: Verdict) -> ServerAnswer {
+fn respond<T>(
+    request: &UpgradeRequest<'_, '_>,
+    bytes: &[u8],
+    verdict: Verdict<T>,
+) -> ServerAnswer<T> {
     match verdict {
-        Verdict::Accept { protocol, headers } => {
-            let extra = borrowed_headers(&headers);
-            let accept = Accept::new()
-                .with_protocol(protocol.as_deref())
+        Verdict::Accept(accept) => {
+            let extra = borrowed_headers(&accept.headers);
+            let params = sockeye_proto::Accept::new()
+                .with_protocol(accept.protocol.as_deref())
                 .with_headers(&extra);
-            match write_grown(|out| request.accept(&accept, out)) {
+            match write_grown(|out| request.accept(&params, out)) {
                 Ok(response) => ServerAnswer::Accept {
                     response,
-                    protocol,
+                    protocol: accept.protocol,
                     early: bytes[request.head_len()..].to_vec(),
+                    data: accept.data,
                 },
                 Err(error) => refuse(
                     |out| Rejection::custom(500, "Internal Server Error", &[]).write(out),
@@ -463,32 +458,31 @@ fn respond(request: &UpgradeRequest<'_, '_>, bytes: &[u8], verdict: Verdict) -> 
                 ),
             }
         }
-        Verdict::Reject {
-            status,
-            reason,
-            headers,
-            body,
-        } => {
-            let extra = borrowed_headers(&headers);
-            let rejection = Rejection::custom(status, &reason, &extra).with_body(&body);
-            match write_grown(|out| rejection.write(out)) {
-                Ok(response) => ServerAnswer::Refuse {
-                    response,
-                    refusal: Refusal::Rejected(status),
-                },
-                Err(error) => refuse(
-                    |out| Rejection::custom(500, "Internal Server Error", &[]).write(out),
-                    Refusal::BadVerdict(error),
-                ),
-            }
-        }
+        Verdict::Reject(reject) => reject_with(reject),
     }
 }
 
-fn refuse(
+/// The application's own status, headers and body.
+fn reject_with<T>(reject: Reject) -> ServerAnswer<T> {
+    let extra = borrowed_headers(&reject.headers);
+    let rejection =
+        Rejection::custom(reject.status, &reject.reason, &extra).with_body(&reject.body);
+    match write_grown(|out| rejection.write(out)) {
+        Ok(response) => ServerAnswer::Refuse {
+            response,
+            refusal: Refusal::Rejected(reject.status),
+        },
+        Err(error) => refuse(
+            |out| Rejection::custom(500, "Internal Server Error", &[]).write(out),
+            Refusal::BadVerdict(error),
+        ),
+    }
+}
+
+fn refuse<T>(
     write: impl FnMut(&mut [u8]) -> Result<usize, WriteError>,
     refusal: Refusal,
-) -> ServerAnswer {
+) -> ServerAnswer<T> {
     // The constant rejections always fit and are always valid.
     let response = write_grown(write).unwrap_or_default();
     ServerAnswer::Refuse { response, refusal }
@@ -934,7 +928,7 @@ mod tests {
         match upgrade.poll_head().expect("complete") {
             Err(refusal) => refusal,
             Ok(_) => upgrade
-                .answer(verdict.unwrap_or_else(Verdict::accept))
+                .answer(verdict.unwrap_or_else(|| Verdict::accept().into()))
                 .expect("complete"),
         }
     }
@@ -952,6 +946,7 @@ mod tests {
                 response,
                 protocol,
                 early,
+                ..
             } => {
                 assert!(response.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
                 assert_eq!(protocol, None);
@@ -971,16 +966,17 @@ mod tests {
         assert!(response.starts_with(b"HTTP/1.1 400 Bad Request\r\n"));
 
         let ServerAnswer::Refuse { response, refusal } =
-            server_answer(REQUEST, Some(Verdict::reject(403, "Forbidden")))
+            server_answer(REQUEST, Some(Verdict::reject(403, "Forbidden").into()))
         else {
             panic!()
         };
         assert_eq!((refusal, refusal.status()), (Refusal::Rejected(403), 403));
         assert!(response.starts_with(b"HTTP/1.1 403 Forbidden\r\n"));
 
-        let ServerAnswer::Refuse { response, refusal } =
-            server_answer(REQUEST, Some(Verdict::accept().with_protocol("nope")))
-        else {
+        let ServerAnswer::Refuse { response, refusal } = server_answer(
+            REQUEST,
+            Some(Verdict::accept().with_protocol("nope").into()),
+        ) else {
             panic!()
         };
         assert_eq!(refusal, Refusal::BadVerdict(WriteError::ProtocolNotOffered));
@@ -1056,7 +1052,8 @@ mod tests {
             Some(
                 Verdict::accept()
                     .with_protocol("chat")
-                    .with_header("X-A", "1"),
+                    .with_header("X-A", "1")
+                    .into(),
             ),
         );
         let ServerAnswer::Accept { response, .. } = answer else {

@@ -50,15 +50,17 @@ mod message;
 mod outcome;
 mod settings;
 pub mod supervisor;
+pub mod verdict;
 
 pub use config::DriverConfig;
 pub use driver::Driver;
 pub use error::Error;
 pub use handshake::{
     ClientAnswer, ClientUpgrade, IntoRequest, Refusal, RejectedResponse, RequestExtras,
-    RequestHead, ServerAnswer, ServerUpgrade, Verdict,
+    RequestHead, ServerAnswer, ServerUpgrade,
 };
 pub use lifecycle::{Io, Next, DEFAULT_LINGER};
 pub use message::{CloseReason, Message};
 pub use outcome::{Abnormal, Outcome};
 pub use settings::Settings;
+pub use verdict::Verdict;

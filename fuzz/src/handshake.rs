@@ -76,25 +76,26 @@ fn server_upgrade(data: &[u8]) {
             Some(protocol) => Verdict::accept().with_protocol(protocol),
             None => Verdict::accept(),
         };
-        [accept, Verdict::reject(403, "Forbidden").with_body("no")]
+        let accept: Verdict = accept.into();
+        [
+            accept,
+            Verdict::reject(403, "Forbidden").with_body("no").into(),
+        ]
     };
     for which in 0..2 {
         let mut now = ServerUpgrade::new(HeadLimits::DEFAULT);
         read_all(&mut now);
         // The borrowed request, as the core parses it: what the owned one must match.
         let mut headers = [sockeye_proto::handshake::EMPTY_HEADER; 64];
-        let mut seen = match sockeye_proto::parse_request_with(
-            data,
-            &mut headers,
-            HeadLimits::DEFAULT,
-        ) {
-            Ok(sockeye_proto::Status::Complete(request)) => Some((
-                request.path().to_owned(),
-                request.host().to_owned(),
-                request.protocols().next().map(String::from),
-            )),
-            _ => None,
-        };
+        let mut seen =
+            match sockeye_proto::parse_request_with(data, &mut headers, HeadLimits::DEFAULT) {
+                Ok(sockeye_proto::Status::Complete(request)) => Some((
+                    request.path().to_owned(),
+                    request.host().to_owned(),
+                    request.protocols().next().map(String::from),
+                )),
+                _ => None,
+            };
         // Deciding twice on the same bytes gives the same answer, byte for byte.
         let at_once = match now.poll_head() {
             None => None,
@@ -104,7 +105,6 @@ fn server_upgrade(data: &[u8]) {
                 now.answer(if which == 0 { accept } else { reject })
             }
         };
-
 
         let mut later = ServerUpgrade::new(HeadLimits::DEFAULT);
         read_all(&mut later);

@@ -21,7 +21,10 @@ fn replay_every_corpus() {
                 replayed += 1;
             }
         }
-        assert!(replayed > 0, "the corpus of target {name} is empty ({dir:?})");
+        assert!(
+            replayed > 0,
+            "the corpus of target {name} is empty ({dir:?})"
+        );
         total += replayed;
     }
     eprintln!("replayed {total} corpus inputs");

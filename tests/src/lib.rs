@@ -11,6 +11,9 @@
 //! - [`endpoint`]: one [`Connection`](sockeye_proto::Connection) with a fixed read buffer,
 //!   an outbound pipe and a recorder, driven like an adapter drives it: after every call
 //!   the transmit queue is drained.
+//! - [`faulty`]: [`Faulty`], a stream wrapper (tokio and futures-io) that returns short
+//!   reads and writes, `Pending` and interrupted calls at seeded random points, and can
+//!   cut the stream (end of stream or an error) in the middle of a frame.
 //! - [`pair`]: a client and a server [`Endpoint`] joined by in-memory pipes, with a
 //!   virtual clock, per-direction [`Chunking`] of the byte stream, pausing, and
 //!   `Transmit::Shutdown` delivered to the peer as end of stream.
@@ -29,11 +32,13 @@
 //! ```
 
 pub mod endpoint;
+pub mod faulty;
 pub mod pair;
 pub mod transcript;
 pub mod wire;
 
 pub use endpoint::{Endpoint, Pipe};
+pub use faulty::{Faults, Faulty};
 pub use pair::{Chunking, Pair, PairBuilder, Side};
 pub use transcript::{Entry, Recorder, Tally, Transcript};
 pub use wire::{parse_frames, Frame, Length, WireFrame};

@@ -107,10 +107,16 @@ impl<S: Transport<R>, R: Runtime> Core<S, R> {
             match ready!(self.stream.poll_write_vectored(cx, &slices[..count])) {
                 Ok(0) => return Poll::Ready(Err(self.fail(io::ErrorKind::WriteZero.into()))),
                 Ok(n) => self.driver.advance(n),
+                // A signal cut the call short: try again (std's convention).
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => return Poll::Ready(Err(self.fail(error))),
             }
         }
         if let Err(error) = ready!(self.stream.poll_flush(cx)) {
+            if error.kind() == io::ErrorKind::Interrupted {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             return Poll::Ready(Err(self.fail(error)));
         }
         if self.driver.poll_io(self.now) == Next::Shutdown {
@@ -156,6 +162,9 @@ impl<S: Transport<R>, R: Runtime> Core<S, R> {
                 match self.driver.read_with(|buf| stream.poll_read(cx, buf)) {
                     Poll::Ready(Ok(_)) => {
                         self.read_clock();
+                        return Poll::Ready(Step::Progress);
+                    }
+                    Poll::Ready(Err(error)) if error.kind() == io::ErrorKind::Interrupted => {
                         return Poll::Ready(Step::Progress);
                     }
                     Poll::Ready(Err(error)) => {

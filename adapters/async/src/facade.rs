@@ -27,18 +27,38 @@ macro_rules! facade {
         }
 
         /// [`accept`], with `decide` looking at the request first (path, query,
-        /// headers, offered subprotocols): accept with a subprotocol, or reject with a
-        /// status, headers and a body. An invalid request is refused without asking.
-        pub fn accept_with<S, F>(
+        /// headers, offered subprotocols): accept with a subprotocol, or answer with
+        /// another status, headers and a body. Plain HTTP requests are shown too
+        /// ([`RequestHead::is_upgrade`] is false): answer them with a 404, a health
+        /// check's 200, a redirect (accepting one answers 400). An invalid upgrade is
+        /// refused without asking.
+        pub fn accept_with<S, F, V>(
             stream: S,
             settings: impl Into<Settings>,
             decide: F,
         ) -> impl ::std::future::Future<Output = Result<WebSocket<S>, Error>>
         where
             S: $crate::Transport<$rt>,
-            F: FnOnce(&RequestHead) -> Verdict,
+            F: FnOnce(&RequestHead) -> V,
+            V: Into<Verdict>,
         {
-            $crate::accept_with::<S, $rt, F>(stream, settings, decide)
+            $crate::accept_with::<S, $rt, F, V>(stream, settings, decide)
+        }
+
+        /// [`accept_with`], also handing back the data the acceptance carried
+        /// (`Verdict::accept().with_data(room)`): what was decided from the request, for
+        /// the connection's task.
+        pub fn accept_with_data<S, F, V, T>(
+            stream: S,
+            settings: impl Into<Settings>,
+            decide: F,
+        ) -> impl ::std::future::Future<Output = Result<(WebSocket<S>, T), Error>>
+        where
+            S: $crate::Transport<$rt>,
+            F: FnOnce(&RequestHead) -> V,
+            V: Into<Verdict<T>>,
+        {
+            $crate::accept_with_data::<S, $rt, F, V, T>(stream, settings, decide)
         }
 
         /// [`accept_with`] for a decision that has to wait (a session looked up, an
@@ -52,9 +72,25 @@ macro_rules! facade {
         where
             S: $crate::Transport<$rt>,
             F: FnOnce(RequestHead) -> Fut,
-            Fut: ::std::future::Future<Output = Verdict>,
+            Fut: ::std::future::Future,
+            Fut::Output: Into<Verdict>,
         {
             $crate::accept_with_async::<S, $rt, F, Fut>(stream, settings, decide)
+        }
+
+        /// [`accept_with_async`], also handing back the data the acceptance carried.
+        pub fn accept_with_data_async<S, F, Fut, T>(
+            stream: S,
+            settings: impl Into<Settings>,
+            decide: F,
+        ) -> impl ::std::future::Future<Output = Result<(WebSocket<S>, T), Error>>
+        where
+            S: $crate::Transport<$rt>,
+            F: FnOnce(RequestHead) -> Fut,
+            Fut: ::std::future::Future,
+            Fut::Output: Into<Verdict<T>>,
+        {
+            $crate::accept_with_data_async::<S, $rt, F, Fut, T>(stream, settings, decide)
         }
 
         /// Opens a WebSocket over `stream` (client side; TLS is your stream):

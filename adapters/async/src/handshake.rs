@@ -50,21 +50,33 @@ async fn write_all<S: Transport<R>, R: Runtime>(
     mut bytes: &[u8],
 ) -> io::Result<()> {
     while !bytes.is_empty() {
-        let n = poll_fn(|cx| stream.poll_write_vectored(cx, &[IoSlice::new(bytes)])).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
+        match poll_fn(|cx| stream.poll_write_vectored(cx, &[IoSlice::new(bytes)])).await {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
         }
-        bytes = &bytes[n..];
     }
-    poll_fn(|cx| stream.poll_flush(cx)).await
+    loop {
+        match poll_fn(|cx| stream.poll_flush(cx)).await {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
 }
 
+/// One read, retried while a signal cuts it short (std's convention).
 fn poll_read<S: Transport<R>, R: Runtime>(
     stream: &mut S,
     cx: &mut Context<'_>,
     buf: &mut [u8],
 ) -> Poll<io::Result<usize>> {
-    stream.poll_read(cx, buf)
+    loop {
+        match ready!(stream.poll_read(cx, buf)) {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            other => return Poll::Ready(other),
+        }
+    }
 }
 
 /// Accepts a WebSocket on `stream` (server side), whatever the path and subprotocols.
@@ -79,8 +91,10 @@ pub fn accept<S: Transport<R>, R: Runtime>(
 }
 
 /// [`accept`], with `decide` looking at the request first: pick a subprotocol, or
-/// reject with a status (and a body). An invalid request is refused without asking.
-pub fn accept_with<S, R, F>(
+/// answer with any other status (and a body). A plain HTTP request (not an upgrade:
+/// [`RequestHead::is_upgrade`]) is shown too, so a 404 or a health check's 200 can
+/// answer it; accepting it answers `400`. An invalid upgrade is refused without asking.
+pub fn accept_with<S, R, F, V>(
     stream: S,
     settings: impl Into<Settings>,
     decide: F,
@@ -88,9 +102,29 @@ pub fn accept_with<S, R, F>(
 where
     S: Transport<R>,
     R: Runtime,
-    F: FnOnce(&RequestHead) -> Verdict,
+    F: FnOnce(&RequestHead) -> V,
+    V: Into<Verdict>,
 {
-    accept_with_async(stream, settings, move |head: RequestHead| {
+    let accepting = accept_with_data(stream, settings, decide);
+    async move { accepting.await.map(|(ws, ())| ws) }
+}
+
+/// [`accept_with`], handing back the data the acceptance carried
+/// ([`Accept::with_data`](sockeye_engine::verdict::Accept::with_data)): what was decided
+/// from the request (a room from the path, a user from a cookie) for the connection's
+/// task.
+pub fn accept_with_data<S, R, F, V, T>(
+    stream: S,
+    settings: impl Into<Settings>,
+    decide: F,
+) -> impl Future<Output = Result<(WebSocket<S, R>, T), Error>>
+where
+    S: Transport<R>,
+    R: Runtime,
+    F: FnOnce(&RequestHead) -> V,
+    V: Into<Verdict<T>>,
+{
+    accept_with_data_async(stream, settings, move |head: RequestHead| {
         std::future::ready(decide(&head))
     })
 }
@@ -107,7 +141,25 @@ where
     S: Transport<R>,
     R: Runtime,
     F: FnOnce(RequestHead) -> Fut,
-    Fut: Future<Output = Verdict>,
+    Fut: Future,
+    Fut::Output: Into<Verdict>,
+{
+    let accepting = accept_with_data_async(stream, settings, decide);
+    async move { accepting.await.map(|(ws, ())| ws) }
+}
+
+/// [`accept_with_async`], handing back the data the acceptance carried.
+pub fn accept_with_data_async<S, R, F, Fut, T>(
+    stream: S,
+    settings: impl Into<Settings>,
+    decide: F,
+) -> impl Future<Output = Result<(WebSocket<S, R>, T), Error>>
+where
+    S: Transport<R>,
+    R: Runtime,
+    F: FnOnce(RequestHead) -> Fut,
+    Fut: Future,
+    Fut::Output: Into<Verdict<T>>,
 {
     // Boxed, and returned as it is rather than awaited in an `async fn` (whose future
     // would keep the stream and the settings besides the box): the handshake's state
@@ -116,16 +168,17 @@ where
     Box::pin(server_handshake(stream, settings.into(), decide))
 }
 
-async fn server_handshake<S, R, F, Fut>(
+async fn server_handshake<S, R, F, Fut, T>(
     mut stream: S,
     settings: Settings,
     decide: F,
-) -> Result<WebSocket<S, R>, Error>
+) -> Result<(WebSocket<S, R>, T), Error>
 where
     S: Transport<R>,
     R: Runtime,
     F: FnOnce(RequestHead) -> Fut,
-    Fut: Future<Output = Verdict>,
+    Fut: Future,
+    Fut::Output: Into<Verdict<T>>,
 {
     let handshake = async {
         let mut upgrade = ServerUpgrade::new(settings.head_limits);
@@ -133,15 +186,20 @@ where
         let answer = loop {
             let n = poll_fn(|cx| upgrade.read_with(|buf| poll_read(&mut stream, cx, buf))).await?;
             match upgrade.poll_head() {
-                Some(Err(refusal)) => break refusal,
+                Some(Err(ServerAnswer::Refuse { response, refusal })) => {
+                    break ServerAnswer::Refuse { response, refusal }
+                }
+                // `poll_head` only ever refuses.
+                Some(Err(ServerAnswer::Accept { .. })) => return Err(Error::Closed),
                 Some(Ok(head)) => {
-                    let verdict = match decide.take() {
-                        Some(decide) => decide(head).await,
-                        None => Verdict::accept(),
+                    let Some(decide) = decide.take() else {
+                        return Err(Error::Closed);
                     };
+                    let verdict = decide(head).await.into();
                     if let Some(answer) = upgrade.answer(verdict) {
                         break answer;
                     }
+                    return Err(Error::Closed);
                 }
                 None if n == 0 => return Err(Error::Io(io::ErrorKind::UnexpectedEof.into())),
                 None => {}
@@ -152,9 +210,10 @@ where
                 response,
                 protocol,
                 early,
+                data,
             } => {
                 write_all(&mut stream, &response).await?;
-                Ok(Ok((protocol, early)))
+                Ok(Ok((protocol, early, data)))
             }
             ServerAnswer::Refuse { response, refusal } => {
                 // The refusal was decided: whether the peer stayed to read it or not,
@@ -171,13 +230,16 @@ where
     )
     .await?;
     match answer {
-        Ok((protocol, early)) => Ok(WebSocket::from_core(Core::new(
-            stream,
-            Role::Server,
-            &settings,
-            protocol,
-            &early,
-        )?)),
+        Ok((protocol, early, data)) => Ok((
+            WebSocket::from_core(Core::new(
+                stream,
+                Role::Server,
+                &settings,
+                protocol,
+                &early,
+            )?),
+            data,
+        )),
         Err(refusal) => {
             let _ = poll_fn(|cx| stream.poll_shutdown(cx)).await;
             // Read what the client still sends until it closes, briefly, so that
@@ -187,7 +249,7 @@ where
                 let mut sink = [0u8; 1024];
                 let mut left = LINGER_BYTES;
                 while left > 0 {
-                    match poll_fn(|cx| stream.poll_read(cx, &mut sink)).await {
+                    match poll_fn(|cx| poll_read(&mut stream, cx, &mut sink)).await {
                         Ok(0) | Err(_) => break,
                         Ok(n) => left = left.saturating_sub(n),
                     }

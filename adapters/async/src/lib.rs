@@ -25,7 +25,8 @@ mod split;
 mod websocket;
 
 pub use handshake::{
-    accept, accept_with, accept_with_async, connect, connect_url, connect_url_with,
+    accept, accept_with, accept_with_async, accept_with_data, accept_with_data_async, connect,
+    connect_url, connect_url_with,
 };
 pub use reconnecting_client::ReconnectingClient;
 #[cfg(feature = "smol")]

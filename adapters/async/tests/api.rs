@@ -293,12 +293,16 @@ async fn accept_with_subprotocols_and_rejection() {
             let result = accept_with(tcp, Settings::default(), |request| {
                 assert_eq!(request.protocols(), ["v1", "v2"]);
                 if request.path() == "/private" {
-                    return Verdict::reject(401, "Unauthorized")
-                        .with_header("WWW-Authenticate", "Bearer");
+                    return Verdict::from(
+                        Verdict::reject(401, "Unauthorized")
+                            .with_header("WWW-Authenticate", "Bearer"),
+                    );
                 }
-                Verdict::accept()
-                    .with_protocol(request.select_protocol(&["v2", "v3"]).unwrap())
-                    .with_header("X-Served-By", "sockeye")
+                Verdict::from(
+                    Verdict::accept()
+                        .with_protocol(request.select_protocol(&["v2", "v3"]).unwrap())
+                        .with_header("X-Served-By", "sockeye"),
+                )
             })
             .await;
             results.push(result.map(|ws| ws.protocol().map(str::to_owned)));
@@ -415,10 +419,10 @@ async fn an_async_verdict_accepts_or_rejects_after_waiting() {
         tokio::time::sleep(Duration::from_secs(2)).await;
         match request.header("Authorization") {
             Some(b"Bearer good") => match request.select_protocol(&["chat"]) {
-                Some(protocol) => Verdict::accept().with_protocol(protocol),
-                None => Verdict::accept(),
+                Some(protocol) => Verdict::from(Verdict::accept().with_protocol(protocol)),
+                None => Verdict::from(Verdict::accept()),
             },
-            _ => Verdict::reject(401, "Unauthorized").with_body("token expired"),
+            _ => Verdict::from(Verdict::reject(401, "Unauthorized").with_body("token expired")),
         }
     };
     for (token, accepted) in [("Bearer good", true), ("Bearer old", false)] {
@@ -628,4 +632,101 @@ async fn the_idle_timer_counts_from_the_read_that_brought_the_message() {
         "{ended:?}"
     );
     answering.await.unwrap();
+}
+
+/// Sends `request` on a fresh connection to `addr` and returns the whole response.
+async fn http(addr: std::net::SocketAddr, request: &str) -> String {
+    let mut raw = tokio::net::TcpStream::connect(addr).await.unwrap();
+    raw.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    raw.read_to_end(&mut response).await.unwrap();
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+/// Plain HTTP requests reach the application's decision (`is_upgrade() == false`): a
+/// health check gets 200 with a body, an unknown path 404, on the same port as the
+/// WebSockets; a plain request the application accepts gets the 400 it always got.
+#[tokio::test]
+async fn plain_requests_get_the_applications_answer() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let mut refusals = Vec::new();
+        for _ in 0..3 {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let result = accept_with(tcp, Settings::default(), |request| {
+                if request.is_upgrade() {
+                    return Verdict::from(Verdict::accept());
+                }
+                assert_eq!(request.method(), "GET");
+                match request.path() {
+                    "/health" => Verdict::from(Verdict::reject(200, "OK").with_body("ok")),
+                    "/anything" => Verdict::from(Verdict::accept()),
+                    _ => Verdict::from(Verdict::reject(404, "Not Found")),
+                }
+            })
+            .await;
+            refusals.push(result.err().and_then(|error| error.status()));
+        }
+        refusals
+    });
+    let health = http(addr, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(health.starts_with("HTTP/1.1 200 OK\r\n"), "{health:?}");
+    assert!(health.ends_with("\r\n\r\nok"), "{health:?}");
+    let missing = http(addr, "GET /nope?x=1 HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(
+        missing.starts_with("HTTP/1.1 404 Not Found\r\n"),
+        "{missing:?}"
+    );
+    let accepted = http(addr, "GET /anything HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(accepted.starts_with("HTTP/1.1 400 "), "{accepted:?}");
+    assert_eq!(server.await.unwrap(), [Some(200), Some(404), Some(400)]);
+}
+
+/// What the decision found in the request rides into the connection's task.
+#[tokio::test]
+async fn the_verdict_carries_data_into_the_connection() {
+    let (a, b) = duplex(64 * 1024);
+    let accepted = tokio::spawn(async move {
+        sockeye_tokio::accept_with_data(a, Settings::default(), |request| {
+            assert_eq!(request.target(), "/room/lobby?nick=ann");
+            assert_eq!(request.query(), Some("nick=ann"));
+            let room = request.path().strip_prefix("/room/").map(str::to_owned);
+            Verdict::accept().with_data(room)
+        })
+        .await
+        .unwrap()
+    });
+    let mut client = connect(b, "ws://localhost/room/lobby?nick=ann", Settings::default())
+        .await
+        .unwrap();
+    let (mut server, room) = accepted.await.unwrap();
+    assert_eq!(room.as_deref(), Some("lobby"));
+    client.send(Message::text("hi")).await.unwrap();
+    assert_eq!(server.recv().await, Some(Message::text("hi")));
+}
+
+/// `try_feed` never waits: with the queue over its bound it hands the message back.
+#[tokio::test]
+async fn try_feed_hands_the_message_back_when_the_queue_is_full() {
+    let bound = 16 * 1024;
+    let settings =
+        Settings::default().with_buffers(DriverConfig::default().with_max_pending_bytes(bound));
+    let (mut client, _server) = pair(settings).await;
+    let mut queued = 0;
+    let handed_back = loop {
+        match client.try_feed(Message::binary(vec![7; 8 * 1024])) {
+            Ok(()) => queued += 1,
+            Err(sockeye_tokio::TrySendError::Full(message)) => break message,
+            Err(other) => panic!("{other}"),
+        }
+        assert!(queued < 100, "never full");
+    };
+    assert_eq!(handed_back, Message::binary(vec![7; 8 * 1024]));
+    assert!(client.is_full());
+    assert!(client.pending_bytes() > bound && client.pending_bytes() <= bound + 8 * 1024 + 64);
+    // Once written out, there is room again.
+    client.flush().await.unwrap();
+    assert!(!client.is_full());
+    client.try_feed(Message::text("room again")).unwrap();
 }

@@ -253,13 +253,13 @@ fn serve(mut stream: TcpStream, mode: Mode, stop: &AtomicBool, requests: &Reques
             protocols: request.protocols().to_vec(),
         });
         match mode {
-            Mode::Reject(status) => Verdict::reject(status, "Forbidden"),
-            Mode::Unavailable(retry_after) => {
-                Verdict::reject(503, "Service Unavailable").with_header("Retry-After", retry_after)
-            }
+            Mode::Reject(status) => Verdict::from(Verdict::reject(status, "Forbidden")),
+            Mode::Unavailable(retry_after) => Verdict::from(
+                Verdict::reject(503, "Service Unavailable").with_header("Retry-After", retry_after),
+            ),
             _ => match request.select_protocol(&["chat"]) {
-                Some(protocol) => Verdict::accept().with_protocol(protocol),
-                None => Verdict::accept(),
+                Some(protocol) => Verdict::from(Verdict::accept().with_protocol(protocol)),
+                None => Verdict::from(Verdict::accept()),
             },
         }
     };
