@@ -28,7 +28,10 @@ pub struct Config {
     /// and for a client, for the server to close TCP afterwards. Default 30 s.
     pub close_timeout: Option<Duration>,
     /// Ping after a quiet interval and fail the connection if nothing comes back in
-    /// time. Default off (the reconnecting clients in the adapters turn it on).
+    /// time: how a connection behind a proxy or a load balancer notices that it died
+    /// silently, and keeps idle ones from being cut (most cut after 60 s of silence).
+    /// Default on, both roles: a Ping after 30 s without input, and 30 s for an answer
+    /// ([`KeepAlive::DEFAULT`]); `None` turns it off.
     pub keepalive: Option<KeepAlive>,
     /// End the connection (close 1001, then shut down) when no message arrives for this
     /// long. Default off.
@@ -41,7 +44,7 @@ impl Config {
         max_frame_size: 16 << 20,
         max_message_size: 64 << 20,
         close_timeout: Some(Duration::from_secs(30)),
-        keepalive: None,
+        keepalive: Some(KeepAlive::DEFAULT),
         idle_timeout: None,
     };
 
@@ -93,6 +96,11 @@ pub struct KeepAlive {
 }
 
 impl KeepAlive {
+    /// A Ping after 30 s without input, and 30 s for anything to come back: under the
+    /// 60 s idle cut of the common proxies and load balancers (nginx, AWS ALB), and a
+    /// dead link noticed within a minute.
+    pub const DEFAULT: KeepAlive = KeepAlive::new(Duration::from_secs(30), Duration::from_secs(30));
+
     /// A keepalive with the given ping interval and pong timeout.
     pub const fn new(interval: Duration, timeout: Duration) -> Self {
         KeepAlive { interval, timeout }

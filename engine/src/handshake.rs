@@ -256,7 +256,7 @@ impl ServerUpgrade {
     /// let Some(Ok(head)) = upgrade.poll_head() else { panic!() };
     /// // ... later, once the session store has answered:
     /// assert_eq!((head.path(), head.header("cookie")), ("/room/7", Some(&b"session=x"[..])));
-    /// let verdict = Verdict::reject(401, "Unauthorized").with_body("session expired");
+    /// let verdict: Verdict = Verdict::reject(401, "Unauthorized").with_body("session expired").into();
     /// let Some(ServerAnswer::Refuse { response, .. }) = upgrade.answer(verdict) else {
     ///     panic!()
     /// };
@@ -1030,16 +1030,42 @@ mod tests {
             (Some("v2"), &b"\x81\x80abcd"[..])
         );
 
-        // An invalid request is refused without asking anyone.
+        // An invalid upgrade is refused without asking anyone.
         let mut upgrade = ServerUpgrade::new(HeadLimits::DEFAULT);
         feed(
             &mut |f| upgrade.read_with(f),
-            b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Version: 13\r\n\r\n",
         );
         let Some(Err(ServerAnswer::Refuse { refusal, .. })) = upgrade.poll_head() else {
             panic!()
         };
         assert_eq!(refusal.status(), 400);
+
+        // A plain HTTP request is shown, as such; accepting it answers 400, and any
+        // other answer is written as given.
+        for (verdict, status) in [
+            (Verdict::from(Verdict::accept()), 400),
+            (Verdict::from(Verdict::reject(404, "Not Found")), 404),
+        ] {
+            let mut upgrade = ServerUpgrade::new(HeadLimits::DEFAULT);
+            feed(
+                &mut |f| upgrade.read_with(f),
+                b"POST /form?a=1 HTTP/1.1\r\nHost: a\r\n\r\n",
+            );
+            let Some(Ok(head)) = upgrade.poll_head() else {
+                panic!()
+            };
+            assert!(!head.is_upgrade());
+            assert_eq!(
+                (head.method(), head.path(), head.query()),
+                ("POST", "/form", Some("a=1"))
+            );
+            let Some(ServerAnswer::Refuse { refusal, .. }) = upgrade.answer(verdict) else {
+                panic!()
+            };
+            assert_eq!(refusal.status(), status);
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use core::time::Duration;
 
 use sockeye_proto::handshake::HeadLimits;
-use sockeye_proto::Config;
+use sockeye_proto::{Config, KeepAlive};
 
 use crate::config::DriverConfig;
 
@@ -11,15 +11,22 @@ use crate::config::DriverConfig;
 /// handshake's timeouts and limits. Every field has a safe default; a core [`Config`]
 /// converts into `Settings` with the other defaults.
 ///
-/// ```
-/// use core::time::Duration;
-/// use sockeye_engine::Settings;
-/// use sockeye_proto::Config;
+/// The common settings have their own setters (the same names on every adapter's
+/// re-export of this type):
 ///
-/// let settings = Settings::from(Config::default().with_max_message_size(1 << 20))
+/// ```
+/// # use sockeye_engine::Settings;
+/// # use sockeye_proto::KeepAlive;
+/// use std::time::Duration;
+///
+/// let settings = Settings::default()
+///     .with_keepalive(Some(KeepAlive::new(Duration::from_secs(20), Duration::from_secs(10))))
+///     .with_max_message_size(1 << 20)
 ///     .with_handshake_timeout(Some(Duration::from_secs(5)));
 /// assert_eq!(settings.protocol.max_message_size, 1 << 20);
 /// assert_eq!(settings.connect_timeout, Some(Duration::from_secs(10)));
+/// // Keepalive is on by default: a Ping after 30 s without input, 30 s for an answer.
+/// assert_eq!(Settings::default().protocol.keepalive, Some(KeepAlive::DEFAULT));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -52,6 +59,43 @@ impl Settings {
         head_limits: HeadLimits::DEFAULT,
         refusal_linger: Duration::from_secs(1),
     };
+
+    /// Sets the keepalive ([`Config::keepalive`]: on by default, a Ping after 30 s
+    /// without input and 30 s for an answer; `None` turns it off).
+    pub fn with_keepalive(mut self, keepalive: Option<KeepAlive>) -> Self {
+        self.protocol.keepalive = keepalive;
+        self
+    }
+
+    /// Sets the largest message accepted ([`Config::max_message_size`], 64 MiB).
+    pub fn with_max_message_size(mut self, bytes: u64) -> Self {
+        self.protocol.max_message_size = bytes;
+        self
+    }
+
+    /// Sets the close handshake's timeout ([`Config::close_timeout`], 30 s).
+    pub fn with_close_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.protocol.close_timeout = timeout;
+        self
+    }
+
+    /// Sets the idle timeout ([`Config::idle_timeout`], off).
+    pub fn with_idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.protocol.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets the send queue's bound ([`DriverConfig::max_pending_bytes`], 1 MiB).
+    pub fn with_max_pending_bytes(mut self, bytes: usize) -> Self {
+        self.buffers.max_pending_bytes = bytes;
+        self
+    }
+
+    /// Sets the write-stall timeout ([`DriverConfig::write_stall_timeout`], 30 s).
+    pub fn with_write_stall_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.buffers.write_stall_timeout = timeout;
+        self
+    }
 
     /// Sets [`Settings::protocol`].
     pub fn with_protocol(mut self, config: Config) -> Self {
