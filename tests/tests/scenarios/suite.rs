@@ -62,7 +62,7 @@ pub use sockeye_proto::{CloseCode, Config, DataKind, KeepAlive, Role, Timeout};
 use sockeye_proto::frame::{apply_mask, Header, OpCode};
 use sockeye_proto::handshake::AcceptKey;
 use sockeye_proto::{ProtocolError, Status};
-use sockeye_tests::{Frame, WireFrame};
+use sockeye_tests::{Frame, Length, WireFrame};
 
 /// The longest any run (or any wait in a scenario) may take.
 pub const RUN_LIMIT: Duration = Duration::from_secs(30);
@@ -579,6 +579,11 @@ macro_rules! scenarios {
             client_backpressure_slow_reader,
             server_ping_flood_from_a_peer_that_never_reads,
             server_data_flood_from_a_peer_that_never_reads,
+            server_frames_after_the_peers_close_are_dropped,
+            server_tiny_fragments_hit_the_message_limit,
+            server_empty_continuations_hold_nothing,
+            server_an_announced_giant_frame_is_refused_from_its_header,
+            server_a_frame_that_never_completes_is_timed_out,
         );
     };
 }
@@ -1236,4 +1241,103 @@ pub fn server_ping_flood_from_a_peer_that_never_reads(adapter: &impl Adapter) {
 /// timeout ends the connection.
 pub fn server_data_flood_from_a_peer_that_never_reads(adapter: &impl Adapter) {
     check_flood(adapter, Frame::binary(&[0xA5; 16 * 1024]), 16 * 1024 + 256);
+}
+
+/// Frames after the peer's Close (more Closes, data) are not messages: the close
+/// handshake completes once, nothing after the Close is delivered or answered.
+pub fn server_frames_after_the_peers_close_are_dropped(adapter: &impl Adapter) {
+    let server = adapter.start_server(Settings::default(), Script::listen());
+    let mut raw = Raw::client(server.addr, "/");
+    let mut burst = Frame::close(1000, "first").from_role(Role::Client).encode();
+    for i in 0..200 {
+        let frame = if i % 2 == 0 {
+            Frame::close(1001, "again")
+        } else {
+            Frame::text("after the close")
+        };
+        frame.from_role(Role::Client).encode_into(&mut burst);
+    }
+    let _ = raw.stream.write_all(&burst);
+    assert_eq!(raw.expect_close(CloseCode::NORMAL), "");
+    raw.expect_eof();
+    let run = server.next_run();
+    assert_clean(&run, Some((CloseCode::NORMAL, "first")), false);
+    assert_eq!(run.received.len(), 1, "{:?}", &run.received[..run.received.len().min(4)]);
+}
+
+/// A message sent as many one-byte fragments is bounded by the message limit like any
+/// other: past it, 1009 and the end.
+pub fn server_tiny_fragments_hit_the_message_limit(adapter: &impl Adapter) {
+    let settings = Settings::default().with_max_message_size(4096);
+    let server = adapter.start_server(settings, Script::listen());
+    let mut raw = Raw::client(server.addr, "/");
+    let mut burst = Frame::binary(b"x").fin(false).from_role(Role::Client).encode();
+    for _ in 0..5000 {
+        Frame::continuation(b"x")
+            .fin(false)
+            .from_role(Role::Client)
+            .encode_into(&mut burst);
+    }
+    let _ = raw.stream.write_all(&burst);
+    raw.expect_close(CloseCode::TOO_BIG);
+    let run = server.next_run();
+    assert_eq!(
+        run.outcome(),
+        &Outcome::Abnormal(Abnormal::Protocol(ProtocolError::MessageTooLarge))
+    );
+    assert!(run.data().is_empty());
+}
+
+/// A flood of empty continuation frames costs no memory: the message stays empty, and
+/// arrives whole once it ends.
+pub fn server_empty_continuations_hold_nothing(adapter: &impl Adapter) {
+    let server = adapter.start_server(Settings::default(), Script::echo());
+    let mut raw = Raw::client(server.addr, "/");
+    let mut burst = Frame::binary(b"").fin(false).from_role(Role::Client).encode();
+    for _ in 0..50_000 {
+        Frame::continuation(b"")
+            .fin(false)
+            .from_role(Role::Client)
+            .encode_into(&mut burst);
+    }
+    Frame::continuation(b"end")
+        .from_role(Role::Client)
+        .encode_into(&mut burst);
+    raw.send_bytes(&burst);
+    assert_eq!(raw.expect(OpCode::Binary), b"end");
+    raw.send(Frame::close(1000, ""));
+    raw.expect_close(CloseCode::NORMAL);
+    let run = server.next_run();
+    assert_eq!(run.data(), [&Message::binary(b"end".to_vec())]);
+    assert!(run.max_pending < 1024, "{}", run.max_pending);
+}
+
+/// A header announcing 48 MiB (over the 16 MiB frame limit) is refused from the header,
+/// before any payload is read or any memory committed: 1009.
+pub fn server_an_announced_giant_frame_is_refused_from_its_header(adapter: &impl Adapter) {
+    let server = adapter.start_server(Settings::default(), Script::listen());
+    let mut raw = Raw::client(server.addr, "/");
+    let frame = Frame::binary(b"").length(Length::Raw64(48 << 20)).from_role(Role::Client);
+    raw.send_bytes(&frame.encode());
+    raw.expect_close(CloseCode::TOO_BIG);
+    let run = server.next_run();
+    assert_eq!(
+        run.outcome(),
+        &Outcome::Abnormal(Abnormal::Protocol(ProtocolError::FrameTooLarge))
+    );
+}
+
+/// A peer that starts a frame and never finishes it is pinged, and timed out when
+/// nothing more comes (keepalive, on by default; short here).
+pub fn server_a_frame_that_never_completes_is_timed_out(adapter: &impl Adapter) {
+    let server = adapter.start_server(keepalive(), Script::listen());
+    let mut raw = Raw::client(server.addr, "/");
+    let frame = Frame::binary(&[7; 100]).from_role(Role::Client).encode();
+    raw.send_bytes(&frame[..60]);
+    let started = Instant::now();
+    raw.expect(OpCode::Ping);
+    raw.expect_eof();
+    within(Duration::from_secs(5), started, "the keepalive timeout");
+    let run = server.next_run();
+    assert_eq!(run.outcome(), &Outcome::TimedOut(Timeout::KeepAlive));
 }
