@@ -86,8 +86,15 @@
 //! With no features the crate needs no allocator and builds for bare-metal targets such
 //! as `thumbv7em-none-eabihf`.
 #![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+// The README's examples are compiled (and the core's run) as doc tests, so the
+// snippet shown on crates.io stays correct.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
@@ -100,12 +107,14 @@ pub mod connection;
 #[cfg(feature = "alloc")]
 mod copy;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub mod driver;
 pub mod error;
 pub mod frame;
 pub mod handshake;
 pub mod machine;
 #[cfg(feature = "alloc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "alloc")))]
 pub mod message;
 pub mod reconnect;
 pub mod time;
@@ -125,6 +134,7 @@ pub use handshake::{
 pub use machine::State;
 pub use time::Instant;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use time::StdClock;
 
 /// The result of parsing input that may not be complete yet (as in `httparse`).
