@@ -220,7 +220,11 @@ for v in "${VERSIONS[@]}"; do
   fi
   if ! rustup run "$v" rustc -V >/dev/null 2>&1 &&
      ! run msrv 240 rustup toolchain install "$v" --profile minimal; then
-    report SKIPPED "msrv $v" "toolchain $v could not be installed (see $LOGS/msrv.log): NOT checked"
+    if grep -q "nonexistent rust version" "$LOGS/msrv.log"; then
+      report FAILED "msrv $v" "rust-version $v is not a Rust release"
+    else
+      report SKIPPED "msrv $v" "toolchain $v could not be installed (see $LOGS/msrv.log): NOT checked"
+    fi
     continue
   fi
   sel=()
@@ -242,8 +246,11 @@ if ! cargo "+$NIGHTLY" -V >/dev/null 2>&1; then
 else
   copy=$(mktemp -d "${TMPDIR:-/tmp}/sockeye-minimal.XXXXXX")
   trap 'rm -rf "$copy"' EXIT
-  # The sources as they are (tracked and untracked, not ignored), links kept.
-  git ls-files -co --exclude-standard -z | xargs -0 cp -P --parents -t "$copy"
+  # The sources as they are (tracked and untracked, not ignored; not deleted ones),
+  # links kept.
+  git ls-files -co --exclude-standard -z |
+    while IFS= read -r -d '' f; do [[ -e $f || -L $f ]] && printf '%s\0' "$f"; done |
+    xargs -0 cp -P --parents -t "$copy"
   dirs=()
   for line in "${CRATES[@]}"; do read -r _ _ dir _ _ <<<"$line"; dirs+=("$dir"); done
   python3 - "$copy" "${dirs[@]}" <<'EOF'
