@@ -7,7 +7,8 @@
 # not false (cargo metadata), ordered so that each comes after the workspace crates it
 # depends on. Checks, in order (one line each: ok / FAILED / SKIPPED):
 #   metadata   each crate declares description, license, rust-version, readme,
-#              keywords (<= 5), categories (<= 5) and documentation/homepage/repository;
+#              keywords (<= 5, each as crates.io accepts), categories (<= 5) and
+#              documentation/homepage/repository;
 #              LICENSE-MIT and LICENSE-APACHE sit in its directory (same text as the
 #              root's); its README starts with a title, closes its code fences and,
 #              while no `repository` is set, has no relative links (crates.io could not
@@ -20,12 +21,15 @@
 #              needed (minimal profile, bounded) and runs `cargo check --locked` of the
 #              crates with all features, and with no default features where they have
 #              a default. If the toolchain cannot be installed (no network) the check
-#              is SKIPPED and reported as such.
+#              is SKIPPED and reported as such; a rust-version that is no Rust release
+#              fails.
 #   minimal-versions
 #              in a temporary copy whose workspace holds only these crates, without
 #              their dev-dependencies (so other members and test-only dependencies
-#              cannot raise the floor): `cargo +nightly update -Z minimal-versions`,
-#              then `cargo check` as above. The repository's Cargo.lock is not touched.
+#              cannot raise the floor): `cargo +nightly update -Z minimal-versions`
+#              (every dependency, transitive ones too, at its lowest allowed version),
+#              then `cargo check` as above (stable). The repository's Cargo.lock is not
+#              touched.
 #   docs       `RUSTDOCFLAGS="-D warnings" cargo doc --no-deps` of the crates (stable).
 #   docs.rs    each crate documented as docs.rs will: nightly, the features and
 #              rustdoc-args of its [package.metadata.docs.rs], `--cfg docsrs`,
@@ -142,6 +146,9 @@ for name in sys.argv[2:]:
     for field in ("keywords", "categories"):
         if not 1 <= len(p.get(field) or []) <= 5:
             bad.append(f"{name}: {field} must list 1 to 5 entries")
+    for k in p.get("keywords") or []:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_+-]{0,19}", k):
+            bad.append(f"{name}: keyword {k!r} is not one crates.io accepts (20 characters: letters, digits, _ - +)")
     for f in ("LICENSE-MIT", "LICENSE-APACHE"):
         here, top = os.path.join(d, f), os.path.join(root, f)
         if not os.path.isfile(here):
