@@ -92,8 +92,15 @@
 //! `std` adapter drives; a `no_std` application drives [`Connection`] directly with
 //! buffers of its own.
 #![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+// The README's examples are compiled (and the core's run) as doc tests, so the
+// snippet shown on crates.io stays correct.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 #[cfg(feature = "std")]
 extern crate std;
@@ -123,6 +130,7 @@ pub use handshake::{
 pub use machine::State;
 pub use time::Instant;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use time::StdClock;
 
 /// The result of parsing input that may not be complete yet (as in `httparse`).

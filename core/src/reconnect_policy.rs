@@ -312,6 +312,7 @@ impl fmt::Display for IoKind {
 }
 
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 impl From<std::io::ErrorKind> for IoKind {
     /// `ConnectionRefused` → `Refused`; `ConnectionReset`, `ConnectionAborted`, `BrokenPipe`,
     /// `NotConnected`, `UnexpectedEof` → `Reset`; `TimedOut` → `TimedOut`;

@@ -66,6 +66,7 @@ impl core::ops::Add<Duration> for Instant {
 ///
 /// Adapters keep one per connection (or per process) and pass `clock.now()` to the core.
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 #[derive(Clone, Copy, Debug)]
 pub struct StdClock {
     epoch: std::time::Instant,

@@ -36,8 +36,15 @@
 //! performs one non-blocking read into the buffer it is given (returning
 //! `Poll::Pending` when the socket has nothing), and writes [`Driver::write_slices`] with a
 //! vectored write, then reports progress with [`Driver::advance`].
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+// The README's examples are compiled as doc tests, so the snippet shown on crates.io
+// stays correct.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 mod buffers;
 mod config;

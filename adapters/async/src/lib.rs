@@ -13,8 +13,15 @@
 //! `sockeye-smol` (feature `smol`, runtime [`Smol`]), which name these types for their
 //! runtime (`sockeye_tokio::WebSocket<S>` is `WebSocket<S, Tokio>`). A new runtime needs
 //! an implementation of [`Runtime`] and [`Transport`] here, and a facade.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+// The README's examples are compiled as doc tests, so the snippet shown on crates.io
+// stays correct.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 mod connection;
 mod facade;

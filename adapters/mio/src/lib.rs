@@ -61,6 +61,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+// The README's examples are compiled (and the core's run) as doc tests, so the
+// snippet shown on crates.io stays correct.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod server;
 mod session;
 

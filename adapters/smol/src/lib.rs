@@ -92,6 +92,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+// The README's examples are compiled as doc tests, so the snippet shown on crates.io
+// stays correct.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use sockeye_async::Smol;
 
 sockeye_async::facade!(sockeye_async::Smol, async_net::TcpStream);

@@ -58,6 +58,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+// The README's examples are compiled as doc tests, so the snippet shown on crates.io
+// stays correct.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use sockeye_async::Tokio;
 
 sockeye_async::facade!(sockeye_async::Tokio, tokio::net::TcpStream);
