@@ -18,7 +18,6 @@ use std::vec::Vec;
 const PIECE: usize = 2048;
 
 /// `dst.copy_from_slice(src)`, piece by piece.
-
 pub(crate) fn copy(dst: &mut [u8], src: &[u8]) {
     debug_assert_eq!(dst.len(), src.len());
     for (to, from) in dst.chunks_mut(PIECE).zip(src.chunks(PIECE)) {
@@ -53,7 +52,6 @@ pub(crate) fn push_str(string: &mut String, mut text: &str) {
 /// `buf.copy_within(from, 0)`, piece by piece: each piece moves down to where the pieces
 /// before it went, below what is still to move, so nothing is overwritten before it
 /// is read.
-
 pub(crate) fn move_to_front(buf: &mut [u8], from: core::ops::Range<usize>) {
     let mut to = 0;
     let mut at = from.start;

@@ -111,12 +111,18 @@ fn server_upgrade(data: &[u8]) {
         let deferred = match later.poll_head() {
             None => None,
             Some(Err(refusal)) => Some(refusal),
+            Some(Ok(head)) if !head.is_upgrade() => {
+                // A plain request (the core refused it): the application answers it.
+                assert_eq!(seen.take(), None);
+                let [accept, reject] = verdicts(None);
+                later.answer(if which == 0 { accept } else { reject })
+            }
             Some(Ok(head)) => {
                 let first = head.protocols().first().cloned();
                 assert_eq!(
                     seen.take(),
                     Some((
-                        head.path().to_owned(),
+                        head.target().to_owned(),
                         head.host().to_owned(),
                         first.clone()
                     ))

@@ -188,7 +188,9 @@ fn a_custom_close_timeout_and_none() {
         Some(Closed::TimedOut(Timeout::Close))
     );
 
-    let config = Config::default().with_close_timeout(None);
+    let config = Config::default()
+        .with_keepalive(None)
+        .with_close_timeout(None);
     let mut pair = Pair::builder().config(config).build();
     pair.pause(Side::Server);
     pair.close(Side::Client, CloseCode::NORMAL, "").unwrap();

@@ -139,7 +139,9 @@ fn keepalive_stops_once_closing() {
 #[test]
 fn idle_timeout() {
     let idle = Duration::from_secs(60);
-    let config = Config::default().with_idle_timeout(Some(idle));
+    let config = Config::default()
+        .with_keepalive(None)
+        .with_idle_timeout(Some(idle));
     let mut pair = Pair::builder().server_config(config).build();
     // Messages re-arm it; pings and pongs do not.
     pair.advance(Duration::from_secs(59));
@@ -173,7 +175,9 @@ fn idle_timeout() {
 
 #[test]
 fn timers_can_all_be_off() {
-    let config = Config::default().with_close_timeout(None);
+    let config = Config::default()
+        .with_keepalive(None)
+        .with_close_timeout(None);
     let mut conn = Connection::new(Role::Client, config, [1; 32], Instant::ZERO);
     assert_eq!(conn.poll_timeout(), None);
     conn.close(CloseCode::NORMAL, "", Instant::ZERO).unwrap();

@@ -90,23 +90,25 @@ mod over_tokio {
         let mut echoes = Vec::new();
         let client = match connect(Faulty::new(b, client), "ws://localhost/", settings()).await {
             Err(_) => None,
-            Ok(mut ws) => {
-                let mut failed = false;
-                for message in &sent {
-                    if ws.send(message.clone()).await.is_err() {
-                        failed = true;
-                        break;
+            Ok(ws) => {
+                // Read while writing: a peer that only writes while its peer's echo
+                // waits for it to read would deadlock on full socket buffers.
+                let (mut reader, mut writer) = ws.split();
+                let writing = tokio::spawn(async move {
+                    for message in sent {
+                        if writer.send(message).await.is_err() {
+                            return;
+                        }
                     }
-                }
-                if !failed {
-                    let _ = ws.close(CloseCode::NORMAL, "done").await;
-                }
-                while let Some(message) = ws.recv().await {
+                    let _ = writer.close(CloseCode::NORMAL, "done").await;
+                });
+                while let Some(message) = reader.recv().await {
                     if message.is_data() {
                         echoes.push(message);
                     }
                 }
-                ws.outcome()
+                writing.await.expect("the writer did not panic");
+                reader.outcome()
             }
         };
         let server = serving.await.expect("the server task did not panic");
@@ -137,23 +139,25 @@ mod over_smol {
         let mut echoes = Vec::new();
         let client = match connect(Faulty::new(b, client), "ws://localhost/", settings()).await {
             Err(_) => None,
-            Ok(mut ws) => {
-                let mut failed = false;
-                for message in &sent {
-                    if ws.send(message.clone()).await.is_err() {
-                        failed = true;
-                        break;
+            Ok(ws) => {
+                // Read while writing: a peer that only writes while its peer's echo
+                // waits for it to read would deadlock on full socket buffers.
+                let (mut reader, mut writer) = ws.split();
+                let writing = smol::spawn(async move {
+                    for message in sent {
+                        if writer.send(message).await.is_err() {
+                            return;
+                        }
                     }
-                }
-                if !failed {
-                    let _ = ws.close(CloseCode::NORMAL, "done").await;
-                }
-                while let Some(message) = ws.recv().await {
+                    let _ = writer.close(CloseCode::NORMAL, "done").await;
+                });
+                while let Some(message) = reader.recv().await {
                     if message.is_data() {
                         echoes.push(message);
                     }
                 }
-                ws.outcome()
+                writing.await;
+                reader.outcome()
             }
         };
         let server = serving.await;

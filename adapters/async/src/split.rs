@@ -130,6 +130,9 @@ pub(crate) fn split<S: Transport<R>, R: Runtime>(
     )
 }
 
+/// The two halves, handed back by a [`ReadHalf::reunite`] that does not match.
+pub type Halves<S, R> = (ReadHalf<S, R>, WriteHalf<S, R>);
+
 /// The receiving half of a [`WebSocket::split`] connection. Polling it also writes
 /// Pongs and close replies, fires timers and finishes the connection, so keep a task
 /// reading it. Its futures are cancel-safe, as [`WebSocket::recv`]'s are.
@@ -175,7 +178,7 @@ impl<S: Transport<R>, R: Runtime> ReadHalf<S, R> {
     pub fn reunite(
         self,
         writer: WriteHalf<S, R>,
-    ) -> Result<WebSocket<S, R>, (ReadHalf<S, R>, WriteHalf<S, R>)> {
+    ) -> Result<WebSocket<S, R>, Halves<S, R>> {
         if !Arc::ptr_eq(&self.shared, &writer.shared) {
             return Err((self, writer));
         }

@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
-use sockeye_engine::{Message, Settings, Verdict};
-use sockeye_proto::handshake::UpgradeRequest;
+use sockeye_engine::{Message, RequestHead, Settings, Verdict};
 
 use crate::Session;
 
@@ -21,12 +20,14 @@ const LISTENER: Token = Token(0);
 /// What a [`Server`] calls. Only [`on_message`](Handler::on_message) is required, and any
 /// `FnMut(&mut Session, Message)` is a handler.
 pub trait Handler {
-    /// Decides a valid upgrade request (path, headers, offered subprotocols). Default:
-    /// accept without a subprotocol. Invalid requests never get here: they are answered
+    /// Decides a request (path, query, headers, offered subprotocols). Default: accept
+    /// without a subprotocol. Plain HTTP requests come here too
+    /// ([`RequestHead::is_upgrade`] is false): answer them with any status and body
+    /// (accepting one answers 400). Invalid upgrades never get here: they are answered
     /// with their 400 / 426 / 431.
-    fn on_request(&mut self, request: &UpgradeRequest<'_, '_>) -> Verdict {
+    fn on_request(&mut self, request: &RequestHead) -> Verdict {
         let _ = request;
-        Verdict::accept()
+        Verdict::accept().into()
     }
 
     /// A session finished its handshake.
@@ -60,15 +61,17 @@ impl<F: FnMut(&mut Session, Message)> Handler for F {
 /// at again, and the deadlines wait in a heap.
 ///
 /// ```no_run
-/// use sockeye_mio::{Handler, Message, Server, Session, Settings, UpgradeRequest, Verdict};
+/// use sockeye_mio::{Handler, Message, RequestHead, Server, Session, Settings, Verdict};
 ///
 /// struct Chat;
 ///
 /// impl Handler for Chat {
-///     fn on_request(&mut self, request: &UpgradeRequest<'_, '_>) -> Verdict {
+///     fn on_request(&mut self, request: &RequestHead) -> Verdict {
 ///         match request.path() {
-///             "/chat" => Verdict::accept(),
-///             _ => Verdict::reject(404, "Not Found"),
+///             "/chat" => Verdict::accept().into(),
+///             // A plain GET for a health check, on the same port.
+///             "/health" if !request.is_upgrade() => Verdict::reject(200, "OK").with_body("ok").into(),
+///             _ => Verdict::reject(404, "Not Found").into(),
 ///         }
 ///     }
 ///

@@ -1,5 +1,7 @@
 //! [`Session`]: one WebSocket connection over a non-blocking `mio` TCP stream, driven by
-//! readiness events.
+//! readiness events. The handshake is a phase of the session; once open, the session
+//! does what the engine's [`Driver::poll_io`] says (read, write, sleep until, shut down,
+//! done) and holds no lifecycle policy of its own.
 
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
@@ -11,24 +13,16 @@ use mio::event::Event;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use sockeye_engine::{
-    Abnormal, ClientAnswer, ClientUpgrade, Driver, Message, Outcome, Received, RequestExtras,
+    ClientAnswer, ClientUpgrade, Driver, Message, Next, Outcome, RequestExtras, RequestHead,
     ServerAnswer, ServerUpgrade, Settings, Verdict,
 };
-use sockeye_proto::handshake::{ClientRequest, UpgradeRequest, Url};
+use sockeye_proto::handshake::{ClientRequest, Url};
 use sockeye_proto::{CloseCode, Connection, DataKind, Instant, Role, SendError, State, StdClock};
 
 use crate::{Error, Handler};
 
-/// How long a rejected client may take to read the response and close, after which the
-/// socket is closed anyway.
-const REFUSAL_LINGER: Duration = Duration::from_secs(1);
-
-/// How long the last bytes may take to go out once the connection is over, when the
-/// close timeout is off.
-const DEFAULT_LINGER: Duration = Duration::from_secs(30);
-
 /// The application's callback deciding an upgrade request.
-type Decide = Box<dyn FnOnce(&UpgradeRequest<'_, '_>) -> Verdict + Send>;
+type Decide = Box<dyn FnOnce(&RequestHead) -> Verdict + Send>;
 
 /// Where a session stands. Every phase with state keeps it boxed, so a session is small
 /// (an idle server holds many): the handshake's state, with the settings (which only the
@@ -38,11 +32,11 @@ enum Phase {
     Accepting(Box<Accepting>),
     /// Client: waiting for the TCP connect, writing the request, reading the response.
     Connecting(Box<Connecting>),
-    /// The WebSocket connection (also while its last bytes go out after the end).
+    /// The WebSocket connection, its whole life in the engine's driver.
     Open(Box<Driver>),
-    /// Server: writing a rejection, then reading what the client still sends until it
+    /// Server: writing a refusal, then reading what the client still sends until it
     /// closes (so closing does not reset the connection before the response is read).
-    Refusing,
+    Refusing(Duration),
     /// Nothing more to do.
     Closed,
 }
@@ -58,22 +52,8 @@ struct Accepting {
 struct Connecting {
     connected: bool,
     upgrade: ClientUpgrade,
-    /// What the response is checked against (owned copies of the request's lists).
-    protocols: Vec<String>,
-    extensions: Vec<String>,
     seed: [u8; 32],
     settings: Settings,
-}
-
-/// What few sessions need, boxed so that the others do not pay for it.
-#[derive(Default)]
-struct Rare {
-    /// The subprotocol agreed on in the handshake.
-    protocol: Option<String>,
-    /// How the connection ended, once it has.
-    outcome: Option<Outcome>,
-    /// Why the session failed.
-    error: Option<Error>,
 }
 
 /// One WebSocket connection over a [`mio::net::TcpStream`], driven by the caller's own
@@ -100,29 +80,32 @@ struct Rare {
 /// at once; the rest goes out on writable events. Backpressure: while more than
 /// [`DriverConfig::max_pending_bytes`](sockeye_engine::DriverConfig) wait to be
 /// written, [`is_writable`](Self::is_writable) is false and the session stops reading
-/// (so an echoing peer that does not read is slowed down, not buffered without bound);
-/// reading resumes from [`on_writable`](Self::on_writable), which then hands the
-/// messages it reads to its handler.
+/// (so a peer that does not read cannot make it queue Pongs or echoes); reading resumes
+/// from [`on_writable`](Self::on_writable), which then hands the messages it reads to
+/// its handler, and a peer that never drains is ended by the write-stall timeout.
 pub struct Session {
     stream: TcpStream,
     clock: StdClock,
     phase: Phase,
-    /// Handshake bytes (request, `101`, rejection), written before anything else.
+    /// Handshake bytes (request, `101`, refusal), written before anything else.
     head: Vec<u8>,
     head_written: usize,
-    /// The deadline of the handshake phase, or of the last bytes after the end.
+    /// The next deadline: the handshake's, the refusal linger's, or the driver's.
     deadline: Option<Instant>,
     path: Option<Box<str>>,
-    /// The subprotocol, the outcome and the error, once there is any.
-    rare: Option<Box<Rare>>,
-    read_paused: bool,
+    /// Why the session failed, once it has.
+    error: Option<Box<Error>>,
+    /// The driver asked to read (false while its send queue is full, at end of stream,
+    /// after the end).
+    read_wanted: bool,
+    /// The driver (or the handshake) has bytes to write.
+    write_wanted: bool,
     /// An event reported the read side closed (or an error): from then on every read
     /// goes on until `WouldBlock` or end of stream, because no further event may come
     /// for bytes, or an end of stream, that are already waiting.
     hangup_seen: bool,
     /// Inside a handler call: sends are written after it returns.
     dispatching: bool,
-    shut: bool,
     done: bool,
     registered: Option<Interest>,
 }
@@ -186,18 +169,18 @@ impl Session {
             head_written: 0,
             deadline: None,
             path: None,
-            rare: None,
-            read_paused: false,
+            error: None,
+            read_wanted: true,
+            write_wanted: false,
             hangup_seen: false,
             dispatching: false,
-            shut: false,
             done: false,
             registered: None,
         }
     }
 
     /// A server session on a freshly accepted `stream`: reads the request and accepts it
-    /// (no subprotocol) or writes its rejection (400 / 426 / 431) and closes, within
+    /// (no subprotocol) or writes its refusal (400 / 426 / 431) and closes, within
     /// [`Settings::handshake_timeout`].
     pub fn server(
         stream: TcpStream,
@@ -215,13 +198,14 @@ impl Session {
         session
     }
 
-    /// As [`Session::server`], with `decide` seeing the valid request (path, headers,
-    /// offered subprotocols) and answering with a [`Verdict`].
+    /// As [`Session::server`], with `decide` seeing the request (path, query, headers,
+    /// offered subprotocols; plain HTTP requests too, with
+    /// [`RequestHead::is_upgrade`] false) and answering with a [`Verdict`].
     pub fn server_with(
         stream: TcpStream,
         settings: impl Into<Settings>,
         now: std::time::Instant,
-        decide: impl FnOnce(&UpgradeRequest<'_, '_>) -> Verdict + Send + 'static,
+        decide: impl FnOnce(&RequestHead) -> Verdict + Send + 'static,
     ) -> Self {
         let mut session = Session::server(stream, settings, now);
         if let Phase::Accepting(accepting) = &mut session.phase {
@@ -252,13 +236,12 @@ impl Session {
         let phase = Phase::Connecting(Box::new(Connecting {
             connected: false,
             upgrade,
-            protocols: request.protocols.iter().map(|p| (*p).to_owned()).collect(),
-            extensions: request.extensions.iter().map(|e| (*e).to_owned()).collect(),
             seed,
             settings,
         }));
         let mut session = Session::new(stream, now, phase);
         session.head = bytes;
+        session.write_wanted = true;
         session.deadline = settings
             .connect_timeout
             .or(settings.handshake_timeout)
@@ -339,8 +322,7 @@ impl Session {
     /// [`on_writable`](Self::on_writable) with a whole [`Handler`].
     pub fn on_writable_with(&mut self, now: std::time::Instant, handler: &mut dyn Handler) {
         let now = self.clock.at(now);
-        let read = self.read_paused;
-        self.drive(now, read, false, handler);
+        self.drive(now, false, false, handler);
     }
 
     /// Handles one readiness event of this session's socket: what
@@ -378,8 +360,7 @@ impl Session {
             self.drive(now, true, short_read_drains, handler);
         }
         if event.is_writable() || event.is_error() {
-            let read = self.read_paused;
-            self.drive(now, read, short_read_drains, handler);
+            self.drive(now, false, short_read_drains, handler);
         }
     }
 
@@ -387,23 +368,22 @@ impl Session {
     /// writable events).
     pub fn flush(&mut self, now: std::time::Instant) {
         let now = self.clock.at(now);
-        self.write_out(now);
-        self.check_finished(now);
+        self.settle(now);
     }
 
     /// Fires what expired at `now`: the handshake timeout (the session ends with
-    /// [`Error::HandshakeTimeout`]), keepalive Pings and deadlines, the close timeout, the
-    /// time allowed for the last bytes. Harmless when called early.
+    /// [`Error::HandshakeTimeout`]), the driver's deadlines (keepalive, close timeout,
+    /// write stall, the linger after the end), the refusal linger. Harmless when called
+    /// early.
     pub fn on_timeout(&mut self, now: std::time::Instant) {
         let now = self.clock.at(now);
-        if self.done {
+        let expired = self.deadline.is_some_and(|deadline| deadline <= now);
+        if self.done || !expired {
             return;
         }
-        let expired = self.deadline.is_some_and(|deadline| deadline <= now);
-        let ended = self.outcome().is_some();
         match &mut self.phase {
-            Phase::Accepting(_) if expired => self.finish_with(Error::HandshakeTimeout),
-            Phase::Connecting(connecting) if expired => {
+            Phase::Accepting(_) => self.finish_with(Error::HandshakeTimeout),
+            Phase::Connecting(connecting) => {
                 let error = if connecting.connected {
                     // A server that said no but never finished its body still said no.
                     connecting.upgrade.timed_out()
@@ -412,20 +392,12 @@ impl Session {
                 };
                 self.finish_with(error);
             }
-            Phase::Refusing if expired => self.close_now(),
-            // The peer does not take the last bytes: give up on them.
-            Phase::Open(_) if ended && expired => self.close_now(),
-            Phase::Open(driver) if !ended => {
-                let ended = driver
-                    .handle_timeout(now)
-                    .map(|closed| Outcome::from_closed(closed, driver.connection()));
-                if let Some(outcome) = ended {
-                    self.end(outcome, now);
-                }
-                self.write_out(now);
-                self.check_finished(now);
+            Phase::Refusing(_) => self.close_now(),
+            Phase::Open(driver) => {
+                driver.handle_deadline(now);
+                self.settle(now);
             }
-            _ => {}
+            Phase::Closed => {}
         }
     }
 
@@ -442,15 +414,7 @@ impl Session {
         if self.done {
             return None;
         }
-        let timer = match &self.phase {
-            Phase::Open(driver) if self.outcome().is_none() => driver.poll_timeout(),
-            _ => None,
-        };
-        let deadline = match (self.deadline, timer) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        deadline.map(|deadline| self.clock.to_std(deadline))
+        self.deadline.map(|deadline| self.clock.to_std(deadline))
     }
 
     /// Queues a message (text, binary, ping, pong, close) and writes what the socket
@@ -459,12 +423,10 @@ impl Session {
     /// [`is_writable`](Self::is_writable) to apply backpressure.
     pub fn send(&mut self, message: Message) -> Result<(), Error> {
         let now = self.clock.now();
-        let driver = self.open_driver()?;
-        driver.send(message, now).map_err(Error::from)?;
-        if !self.dispatching {
-            // Inside a handler the bytes go out after the handler (one write for many).
-            self.write_out(now);
-        }
+        self.open_driver()?
+            .send(message, now)
+            .map_err(Error::from)?;
+        self.sent(now);
         Ok(())
     }
 
@@ -477,12 +439,18 @@ impl Session {
         payload: Vec<u8>,
     ) -> Result<(), Error> {
         let now = self.clock.now();
-        let driver = self.open_driver()?;
-        driver.send_frame(kind, fin, payload).map_err(Error::from)?;
-        if !self.dispatching {
-            self.write_out(now);
-        }
+        self.open_driver()?
+            .send_frame(kind, fin, payload)
+            .map_err(Error::from)?;
+        self.sent(now);
         Ok(())
+    }
+
+    /// Inside a handler the bytes go out after the handler (one write for many).
+    fn sent(&mut self, now: Instant) {
+        if !self.dispatching {
+            self.settle(now);
+        }
     }
 
     /// Starts the close handshake with `code` and `reason` (at most 123 bytes). The end
@@ -496,17 +464,15 @@ impl Session {
         now: std::time::Instant,
     ) -> Result<(), Error> {
         let now = self.clock.at(now);
-        let ended = self.outcome().is_some();
         match &mut self.phase {
-            Phase::Open(driver) if !ended => {
+            Phase::Open(driver) if !driver.is_finished() => {
                 if driver.connection().state() == State::Open {
                     match driver.close(code, reason, now) {
                         Ok(()) | Err(SendError::Closed) => {}
                         Err(error) => return Err(Error::Send(error)),
                     }
                 }
-                self.write_out(now);
-                self.check_finished(now);
+                self.sent(now);
             }
             Phase::Accepting(_) | Phase::Connecting(_) => self.finish_with(Error::Closed),
             _ => {}
@@ -517,7 +483,7 @@ impl Session {
     /// The interest to register: `READABLE`, plus `WRITABLE` while bytes wait to be
     /// written (or a client's TCP connect is in progress).
     pub fn interest(&self) -> Interest {
-        if self.wants_write() {
+        if self.write_wanted && !self.done {
             Interest::READABLE | Interest::WRITABLE
         } else {
             Interest::READABLE
@@ -552,7 +518,7 @@ impl Session {
 
     /// Whether the handshake is done and the connection has not ended.
     pub fn is_open(&self) -> bool {
-        matches!(self.phase, Phase::Open(_)) && self.outcome().is_none()
+        matches!(&self.phase, Phase::Open(driver) if !driver.is_finished())
     }
 
     /// Whether the session is over: nothing more to read or write. Drop it.
@@ -560,7 +526,7 @@ impl Session {
         self.done
     }
 
-    /// Backpressure: whether the send queue is below its limit.
+    /// Backpressure: whether the send queue is within its bound.
     pub fn is_writable(&self) -> bool {
         match &self.phase {
             Phase::Open(driver) => driver.is_writable(),
@@ -578,25 +544,31 @@ impl Session {
     }
 
     /// How the connection ended, once it has (after the handshake).
-    pub fn outcome(&self) -> Option<&Outcome> {
-        self.rare.as_ref()?.outcome.as_ref()
+    pub fn outcome(&self) -> Option<Outcome> {
+        match &self.phase {
+            Phase::Open(driver) => driver.outcome().cloned(),
+            _ => None,
+        }
     }
 
     /// Why the session failed: the handshake (refused, rejected, timed out, the peer
     /// left), or an I/O error (after the handshake [`outcome`](Self::outcome) says the
     /// same). A protocol error by the peer is in the outcome only.
     pub fn error(&self) -> Option<&Error> {
-        self.rare.as_ref()?.error.as_ref()
+        self.error.as_deref()
     }
 
-    /// The request path (server, once accepted).
+    /// The request path, without the query (server, once accepted).
     pub fn path(&self) -> Option<&str> {
         self.path.as_deref()
     }
 
     /// The subprotocol agreed on in the handshake.
     pub fn protocol(&self) -> Option<&str> {
-        self.rare.as_ref()?.protocol.as_deref()
+        match &self.phase {
+            Phase::Open(driver) => driver.protocol(),
+            _ => None,
+        }
     }
 
     /// The socket.
@@ -604,60 +576,25 @@ impl Session {
         &self.stream
     }
 
-    /// The rarely used state, made if needed.
-    fn rare(&mut self) -> &mut Rare {
-        self.rare.get_or_insert_with(Box::default)
-    }
-
     fn open_driver(&mut self) -> Result<&mut Driver, Error> {
-        let ended = self.outcome().is_some();
         match &mut self.phase {
-            Phase::Open(driver) if !ended => Ok(driver),
+            Phase::Open(driver) if !driver.is_finished() && !driver.is_write_closed() => Ok(driver),
             Phase::Accepting(_) | Phase::Connecting(_) => Err(Error::Handshaking),
             _ => Err(Error::Closed),
         }
     }
 
-    fn wants_write(&self) -> bool {
-        if self.done {
-            return false;
-        }
-        if self.head_written < self.head.len() {
-            return true;
-        }
-        match &self.phase {
-            Phase::Connecting(connecting) => !connecting.connected,
-            Phase::Open(driver) => driver.wants_write() || (driver.wants_shutdown() && !self.shut),
-            _ => false,
-        }
-    }
-
-    /// Records the end of the open connection (once) and allows time for the last bytes.
-    fn end(&mut self, outcome: Outcome, now: Instant) {
-        if self.outcome().is_some() {
-            return;
-        }
-        let close_timeout = match &self.phase {
-            Phase::Open(driver) => driver.connection().config().close_timeout,
-            _ => None,
-        };
-        self.deadline = Some(now + close_timeout.unwrap_or(DEFAULT_LINGER));
-        self.rare().outcome = Some(outcome);
-    }
-
     /// Ends a handshaking session with `error`.
     fn finish_with(&mut self, error: Error) {
-        self.rare().error.get_or_insert(error);
+        self.error.get_or_insert(Box::new(error));
         self.close_now();
     }
 
     fn close_now(&mut self) {
-        if !self.shut {
-            let _ = self.stream.shutdown(Shutdown::Both);
-        }
-        self.shut = true;
+        let _ = self.stream.shutdown(Shutdown::Both);
         self.done = true;
         self.deadline = None;
+        self.write_wanted = false;
         if !matches!(self.phase, Phase::Open(_)) {
             self.phase = Phase::Closed;
         }
@@ -668,87 +605,107 @@ impl Session {
     /// The transport failed.
     fn fail(&mut self, error: io::Error) {
         if let Phase::Open(driver) = &mut self.phase {
-            let outcome = driver.fail_io(error.kind());
-            self.rare().outcome.get_or_insert(outcome);
+            driver.fail_io(error.kind());
         }
         self.finish_with(Error::Io(error));
     }
 
-    /// After the end: done once the last bytes are out (the write side is then shut).
-    fn check_finished(&mut self, _now: Instant) {
-        if self.done || self.outcome().is_none() {
+    /// Writes the handshake bytes until the socket would block. `true` once they are
+    /// all out.
+    fn write_head(&mut self) -> bool {
+        while self.head_written < self.head.len() {
+            match self.stream.write(&self.head[self.head_written..]) {
+                Ok(0) => {
+                    self.fail(io::ErrorKind::WriteZero.into());
+                    return false;
+                }
+                Ok(n) => self.head_written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.fail(e);
+                    return false;
+                }
+            }
+        }
+        self.head = Vec::new();
+        self.head_written = 0;
+        true
+    }
+
+    /// Does what the phase asks for writing: the handshake bytes, then, once open, what
+    /// [`Driver::poll_io`] says (write, shut down, done), until the socket would block;
+    /// then records the interest and the deadline to wait for.
+    fn settle(&mut self, now: Instant) {
+        if self.done {
             return;
         }
-        let Phase::Open(driver) = &self.phase else {
+        let head_out = self.write_head();
+        if self.done {
             return;
-        };
-        if !driver.wants_write() {
-            if !self.shut {
+        }
+        match &mut self.phase {
+            Phase::Refusing(linger) if head_out => {
+                // The refusal is out: shut our side, then read until the client closes
+                // (bounded).
+                let linger = *linger;
                 let _ = self.stream.shutdown(Shutdown::Write);
-                self.shut = true;
+                self.phase = Phase::Refusing(Duration::ZERO);
+                if linger > Duration::ZERO {
+                    self.deadline = Some(now + linger);
+                }
+                self.write_wanted = false;
             }
-            self.done = true;
-            self.deadline = None;
+            Phase::Open(_) if head_out => self.settle_open(now),
+            Phase::Connecting(connecting) => {
+                self.write_wanted = !head_out || !connecting.connected;
+            }
+            _ => self.write_wanted = !head_out,
         }
     }
 
-    /// Writes the handshake bytes, then the send queue, until the socket would block;
-    /// shuts the write side down when the core asks.
-    fn write_out(&mut self, now: Instant) {
-        if self.shut || self.done {
-            return;
-        }
-        loop {
-            if self.head_written < self.head.len() {
-                match self.stream.write(&self.head[self.head_written..]) {
-                    Ok(0) => return self.fail(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => self.head_written += n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return self.fail(e),
-                }
-                if self.head_written == self.head.len() {
-                    self.head = Vec::new();
-                    self.head_written = 0;
-                    if matches!(self.phase, Phase::Refusing) {
-                        // The rejection is out: shut our side, then read until the
-                        // client closes (bounded).
-                        let _ = self.stream.shutdown(Shutdown::Write);
-                        self.shut = true;
-                        self.deadline = Some(now + REFUSAL_LINGER);
-                        return;
-                    }
-                }
-                continue;
-            }
+    fn settle_open(&mut self, now: Instant) {
+        for _ in 0..1024 {
             let Phase::Open(driver) = &mut self.phase else {
                 return;
             };
-            if driver.wants_write() {
-                let result = {
-                    let mut slices = [IoSlice::new(&[]); 32];
-                    let n = driver.write_slices(&mut slices);
-                    self.stream.write_vectored(&slices[..n])
-                };
-                match result {
-                    Ok(0) => return self.fail(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => driver.advance(n),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return self.fail(e),
+            let io = match driver.poll_io(now) {
+                Next::Done => {
+                    self.done = true;
+                    self.deadline = None;
+                    self.write_wanted = false;
+                    return;
                 }
-            } else if driver.wants_shutdown() {
-                let _ = self.stream.shutdown(Shutdown::Write);
-                self.shut = true;
+                Next::Shutdown => {
+                    let _ = self.stream.shutdown(Shutdown::Write);
+                    driver.shutdown_done();
+                    continue;
+                }
+                Next::Io(io) => io,
+            };
+            self.read_wanted = io.read;
+            self.write_wanted = io.write;
+            self.deadline = io.deadline;
+            if !io.write {
                 return;
-            } else {
-                return;
+            }
+            let result = {
+                let mut slices = [IoSlice::new(&[]); 32];
+                let n = driver.write_slices(&mut slices);
+                self.stream.write_vectored(&slices[..n])
+            };
+            match result {
+                Ok(0) => return self.fail(io::ErrorKind::WriteZero.into()),
+                Ok(n) => driver.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.fail(e),
             }
         }
     }
 
-    /// Advances the session: handshake phases, then reading (when `readable`) and
-    /// writing the open connection.
+    /// Advances the session: handshake phases, then reading (when `readable`, or when
+    /// the driver resumes reading after backpressure) and writing the open connection.
     ///
     /// `short_read_drains`: a read that returns less than it asked for ends reading (the
     /// caller knows no end of stream is waiting unannounced; see
@@ -762,6 +719,10 @@ impl Session {
     ) {
         // A handshake read that came back short leaves nothing for the open phase to read.
         let mut drained = false;
+        // A writable event may resume reading that backpressure had paused.
+        let was_paused = !self.read_wanted;
+        self.settle(now);
+        let readable = readable || (was_paused && self.read_wanted);
         // Each turn either moves to the next phase or returns.
         for _ in 0..4 {
             if self.done {
@@ -772,9 +733,9 @@ impl Session {
                     if !readable
                         || !self.accept_request(now, short_read_drains, &mut drained, handler)
                     {
-                        self.write_out(now);
-                        return;
+                        return self.settle(now);
                     }
+                    self.settle(now);
                     if self.is_open() {
                         handler.on_open(self);
                     }
@@ -783,23 +744,19 @@ impl Session {
                     if !self.client_handshake(now, readable, short_read_drains, &mut drained) {
                         return;
                     }
+                    self.settle(now);
                     if self.is_open() {
                         handler.on_open(self);
                     }
                 }
                 Phase::Open(_) => {
                     self.dispatching = true;
-                    if readable || self.read_paused {
-                        self.read_messages(now, short_read_drains, drained, handler);
-                    }
+                    self.read_messages(now, short_read_drains, drained || !readable, handler);
                     self.dispatching = false;
-                    self.write_out(now);
-                    self.check_finished(now);
-                    return;
+                    return self.settle(now);
                 }
-                Phase::Refusing => {
-                    self.write_out(now);
-                    if self.shut && readable {
+                Phase::Refusing(_) => {
+                    if readable && self.head.is_empty() {
                         self.discard_input();
                     }
                     return;
@@ -824,7 +781,7 @@ impl Session {
         };
         let Accepting {
             upgrade,
-            decide: own,
+            decide,
             settings,
         } = &mut **accepting;
         let settings = *settings;
@@ -845,13 +802,18 @@ impl Session {
                 Poll::Pending => return false,
             };
             *drained = short_read_drains && n > 0 && n < asked;
-            let answer = upgrade.poll(&mut Some(|request: &UpgradeRequest<'_, '_>| {
-                path = Some(request.path().to_owned());
-                match own.take() {
-                    Some(own) => own(request),
-                    None => handler.on_request(request),
+            let answer = match upgrade.poll_head() {
+                Some(Err(refusal)) => Some(refusal),
+                Some(Ok(head)) => {
+                    path = Some(head.path().to_owned());
+                    let verdict = match decide.take() {
+                        Some(decide) => decide(&head),
+                        None => handler.on_request(&head),
+                    };
+                    upgrade.answer(verdict)
                 }
-            }));
+                None => None,
+            };
             if let Some(answer) = answer {
                 break answer;
             }
@@ -868,38 +830,35 @@ impl Session {
                 return false;
             }
         };
+        self.head_written = 0;
         match answer {
             ServerAnswer::Accept {
                 response,
                 protocol,
                 early,
+                ..
             } => {
                 let connection = Connection::server(settings.protocol, now);
                 let mut driver = Driver::new(connection, settings.buffers);
                 driver.push_bytes(&early);
+                driver.set_protocol(protocol);
                 self.head = response;
-                self.head_written = 0;
-                if protocol.is_some() {
-                    self.rare().protocol = protocol;
-                }
                 self.path = path.map(String::into_boxed_str);
                 self.deadline = None;
                 self.phase = Phase::Open(Box::new(driver));
             }
             ServerAnswer::Refuse { response, refusal } => {
                 self.head = response;
-                self.head_written = 0;
-                self.rare().error = Some(Error::Refused(refusal));
-                self.phase = Phase::Refusing;
-                self.deadline = Some(now + REFUSAL_LINGER);
+                self.error = Some(Box::new(Error::Refused(refusal)));
+                self.phase = Phase::Refusing(settings.refusal_linger);
+                self.deadline = Some(now + settings.refusal_linger);
             }
         }
         true
     }
 
     /// Client: connect, write the request, read the response; `true` once the phase
-    /// changed.
-    /// `drained`: as for [`accept_request`](Self::accept_request).
+    /// changed. `drained`: as for [`accept_request`](Self::accept_request).
     fn client_handshake(
         &mut self,
         now: Instant,
@@ -931,11 +890,11 @@ impl Session {
                 }
             }
         }
-        self.write_out(now);
+        self.settle(now);
         if self.done {
             return true;
         }
-        if self.head_written < self.head.len() || !readable {
+        if !self.head.is_empty() || !readable {
             return false;
         }
         let Phase::Connecting(connecting) = &mut self.phase else {
@@ -943,19 +902,10 @@ impl Session {
         };
         let Connecting {
             upgrade,
-            protocols,
-            extensions,
             seed,
             settings,
             ..
         } = &mut **connecting;
-        // The response is checked against the request's subprotocols and extensions (the
-        // only parts of the request the check reads).
-        let protocols: Vec<&str> = protocols.iter().map(String::as_str).collect();
-        let extensions: Vec<&str> = extensions.iter().map(String::as_str).collect();
-        let request = ClientRequest::new("", "/")
-            .with_protocols(&protocols)
-            .with_extensions(&extensions);
         let stream = &mut self.stream;
         let answer = loop {
             let mut asked = 0;
@@ -972,7 +922,7 @@ impl Session {
                 Poll::Pending => return false,
             };
             *drained = short_read_drains && n > 0 && n < asked;
-            match upgrade.poll(&request) {
+            match upgrade.poll() {
                 Ok(Some(answer)) => break answer,
                 Ok(None) if n == 0 => {
                     let error = io::Error::new(
@@ -998,9 +948,7 @@ impl Session {
                 let connection = Connection::new(Role::Client, settings.protocol, *seed, now);
                 let mut driver = Driver::new(connection, settings.buffers);
                 driver.push_bytes(&early);
-                if protocol.is_some() {
-                    self.rare().protocol = protocol;
-                }
+                driver.set_protocol(protocol);
                 self.deadline = None;
                 self.phase = Phase::Open(Box::new(driver));
             }
@@ -1009,11 +957,11 @@ impl Session {
         true
     }
 
-    /// Open: processes buffered input and reads until the socket is drained (it would
-    /// block, or with `short_read_drains` a read came back short), the send queue is full
-    /// (backpressure) or the connection ends, handing each message to `handler` before
-    /// the next is parsed. `drained`: the socket is known to be drained already (the
-    /// handshake's last read came back short), so only buffered input is processed.
+    /// Open: processes buffered input and reads while the driver asks to (the socket
+    /// would block, or with `short_read_drains` a read came back short; the send queue is
+    /// full; the connection ended), handing each message to `handler` before the next is
+    /// parsed, and writing between reads when the queue fills. `drained`: the socket is
+    /// known to be drained already, so only buffered input is processed.
     fn read_messages(
         &mut self,
         now: Instant,
@@ -1021,45 +969,36 @@ impl Session {
         mut drained: bool,
         handler: &mut dyn Handler,
     ) {
-        let mut eof = false;
         loop {
-            if self.outcome().is_some() || self.done {
+            if self.done {
                 return;
             }
             let Phase::Open(driver) = &mut self.phase else {
                 return;
             };
-            match driver.poll_message(now) {
-                Ok(Some(Received::Message(message))) => {
-                    handler.on_message(self, message);
-                    continue;
-                }
-                Ok(Some(Received::Closed(closed))) => {
-                    let outcome = Outcome::from_closed(closed, driver.connection());
-                    return self.end(outcome, now);
-                }
-                Err(error) => {
-                    return self.end(Outcome::Abnormal(Abnormal::Protocol(error)), now);
-                }
-                Ok(None) if eof => {
-                    // End of stream the core did not turn into an end (it always does;
-                    // this keeps the loop finite regardless).
-                    let outcome = driver.outcome().unwrap_or(Outcome::Abnormal(Abnormal::Eof));
-                    return self.end(outcome, now);
-                }
-                Ok(None) if drained => return,
-                Ok(None) => {}
-            }
             if !driver.is_writable() {
-                // Backpressure: write first; stop reading while the queue stays full.
-                self.write_out(now);
-                if !self.is_writable() {
-                    self.read_paused = true;
+                // Backpressure: what the handler would send has no room; write first,
+                // and leave the rest of the input for when the queue drains.
+                self.settle(now);
+                if !self.is_writable() || self.done {
                     return;
                 }
                 continue;
             }
-            self.read_paused = false;
+            if let Some(message) = driver.poll_message(now) {
+                handler.on_message(self, message);
+                continue;
+            }
+            if drained {
+                return;
+            }
+            self.settle(now);
+            let Phase::Open(driver) = &mut self.phase else {
+                return;
+            };
+            if self.done || !self.read_wanted {
+                return;
+            }
             let stream = &mut self.stream;
             let mut asked = 0;
             let read = driver.read_with(|buf| {
@@ -1067,7 +1006,7 @@ impl Session {
                 read_once(stream, buf)
             });
             match read {
-                Poll::Ready(Ok(0)) => eof = true,
+                Poll::Ready(Ok(0)) => {}
                 Poll::Ready(Ok(n)) => drained = short_read_drains && n < asked,
                 Poll::Ready(Err(error)) => return self.fail(error),
                 Poll::Pending => return,
@@ -1085,7 +1024,7 @@ impl Session {
                 Poll::Pending => return,
             }
         }
-        // A client that keeps sending after its rejection: stop listening.
+        // A client that keeps sending after its refusal: stop listening.
         self.close_now();
     }
 }

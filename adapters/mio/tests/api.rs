@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token};
 use sockeye_mio::{
     CloseCode, CloseReason, Config, Error, Handler, KeepAlive, Message, Outcome, Refusal,
-    RequestExtras, Server, Session, Settings, Timeout, UpgradeRequest, Verdict,
+    RequestExtras, RequestHead, Server, Session, Settings, Timeout, Verdict,
 };
 
 /// What the test handler saw.
@@ -27,15 +27,17 @@ struct Seen {
 struct Echo(Arc<Mutex<Seen>>);
 
 impl Handler for Echo {
-    fn on_request(&mut self, request: &UpgradeRequest<'_, '_>) -> Verdict {
+    fn on_request(&mut self, request: &RequestHead) -> Verdict {
         match request.path() {
-            "/private" => Verdict::reject(403, "Forbidden").with_body("members only"),
+            "/private" => Verdict::reject(403, "Forbidden")
+                .with_body("members only")
+                .into(),
             "/members" if request.header("Authorization") != Some(&b"Bearer 7"[..]) => {
-                Verdict::reject(401, "Unauthorized")
+                Verdict::reject(401, "Unauthorized").into()
             }
             _ => match request.select_protocol(&["chat"]) {
-                Some(protocol) => Verdict::accept().with_protocol(protocol),
-                None => Verdict::accept(),
+                Some(protocol) => Verdict::accept().with_protocol(protocol).into(),
+                None => Verdict::accept().into(),
             },
         }
     }
@@ -507,7 +509,7 @@ fn keepalive_times_out_a_silent_server() {
     let (session, _) = drive(connect(addr, "/", settings), |_, _| {});
     assert_eq!(
         session.outcome(),
-        Some(&Outcome::TimedOut(Timeout::KeepAlive))
+        Some(Outcome::TimedOut(Timeout::KeepAlive))
     );
     let took = started.elapsed();
     assert!(

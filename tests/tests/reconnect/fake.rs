@@ -276,9 +276,10 @@ fn serve(mut stream: TcpStream, mode: Mode, stop: &AtomicBool, requests: &Reques
             None => None,
             Some(Err(refusal)) => Some(refusal),
             Some(Ok(head)) => {
-                let verdict = decide
-                    .take()
-                    .map_or_else(Verdict::accept, |decide| decide(&head));
+                let verdict = match decide.take() {
+                    Some(decide) => decide(&head),
+                    None => Verdict::from(Verdict::accept()),
+                };
                 upgrade.answer(verdict)
             }
         };

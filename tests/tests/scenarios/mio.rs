@@ -63,7 +63,9 @@ impl Runner {
     /// A message was parsed: the script sees it now (before the next one is parsed).
     fn on_message(&mut self, session: &mut Session, message: Message, now: Instant) {
         self.inbox.push_back(message);
+        self.run.max_pending = self.run.max_pending.max(session.pending_bytes());
         self.advance(session, now);
+        self.run.max_pending = self.run.max_pending.max(session.pending_bytes());
     }
 
     /// Runs steps until one has to wait.

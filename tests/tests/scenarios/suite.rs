@@ -1262,7 +1262,12 @@ pub fn server_frames_after_the_peers_close_are_dropped(adapter: &impl Adapter) {
     raw.expect_eof();
     let run = server.next_run();
     assert_clean(&run, Some((CloseCode::NORMAL, "first")), false);
-    assert_eq!(run.received.len(), 1, "{:?}", &run.received[..run.received.len().min(4)]);
+    assert_eq!(
+        run.received.len(),
+        1,
+        "{:?}",
+        &run.received[..run.received.len().min(4)]
+    );
 }
 
 /// A message sent as many one-byte fragments is bounded by the message limit like any
@@ -1271,7 +1276,10 @@ pub fn server_tiny_fragments_hit_the_message_limit(adapter: &impl Adapter) {
     let settings = Settings::default().with_max_message_size(4096);
     let server = adapter.start_server(settings, Script::listen());
     let mut raw = Raw::client(server.addr, "/");
-    let mut burst = Frame::binary(b"x").fin(false).from_role(Role::Client).encode();
+    let mut burst = Frame::binary(b"x")
+        .fin(false)
+        .from_role(Role::Client)
+        .encode();
     for _ in 0..5000 {
         Frame::continuation(b"x")
             .fin(false)
@@ -1293,7 +1301,10 @@ pub fn server_tiny_fragments_hit_the_message_limit(adapter: &impl Adapter) {
 pub fn server_empty_continuations_hold_nothing(adapter: &impl Adapter) {
     let server = adapter.start_server(Settings::default(), Script::echo());
     let mut raw = Raw::client(server.addr, "/");
-    let mut burst = Frame::binary(b"").fin(false).from_role(Role::Client).encode();
+    let mut burst = Frame::binary(b"")
+        .fin(false)
+        .from_role(Role::Client)
+        .encode();
     for _ in 0..50_000 {
         Frame::continuation(b"")
             .fin(false)
@@ -1317,7 +1328,9 @@ pub fn server_empty_continuations_hold_nothing(adapter: &impl Adapter) {
 pub fn server_an_announced_giant_frame_is_refused_from_its_header(adapter: &impl Adapter) {
     let server = adapter.start_server(Settings::default(), Script::listen());
     let mut raw = Raw::client(server.addr, "/");
-    let frame = Frame::binary(b"").length(Length::Raw64(48 << 20)).from_role(Role::Client);
+    let frame = Frame::binary(b"")
+        .length(Length::Raw64(48 << 20))
+        .from_role(Role::Client);
     raw.send_bytes(&frame.encode());
     raw.expect_close(CloseCode::TOO_BIG);
     let run = server.next_run();
