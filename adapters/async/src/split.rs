@@ -175,10 +175,7 @@ impl<S: Transport<R>, R: Runtime> ReadHalf<S, R> {
     }
 
     /// Puts the halves back together (`Err` gives them back if they are not a pair).
-    pub fn reunite(
-        self,
-        writer: WriteHalf<S, R>,
-    ) -> Result<WebSocket<S, R>, Halves<S, R>> {
+    pub fn reunite(self, writer: WriteHalf<S, R>) -> Result<WebSocket<S, R>, Halves<S, R>> {
         if !Arc::ptr_eq(&self.shared, &writer.shared) {
             return Err((self, writer));
         }
