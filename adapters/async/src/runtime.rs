@@ -139,10 +139,9 @@ mod smol_runtime {
     #[derive(Clone, Copy, Debug, Default)]
     pub struct Smol;
 
-    /// An async-io timer with the deadline it is set to.
+    /// An async-io timer.
     #[derive(Debug)]
     pub struct SmolTimer {
-        deadline: StdInstant,
         timer: async_io::Timer,
     }
 
@@ -156,7 +155,6 @@ mod smol_runtime {
 
         fn timer(deadline: StdInstant) -> Self::Timer {
             SmolTimer {
-                deadline,
                 timer: async_io::Timer::at(deadline),
             }
         }
@@ -170,10 +168,8 @@ mod smol_runtime {
 
     impl Timer for SmolTimer {
         fn reset(&mut self, deadline: StdInstant) {
-            if self.deadline != deadline {
-                self.deadline = deadline;
-                self.timer.set_at(deadline);
-            }
+            // Always: a timer that fired is spent until it is set again.
+            self.timer.set_at(deadline);
         }
 
         fn poll_fire(&mut self, cx: &mut Context<'_>) -> Poll<()> {
