@@ -47,7 +47,10 @@
 //! is generic over those traits, so it compiles without embassy:
 //!
 //! ```
-//! use sockeye_embedded_io::{accept, Buffers, Clock, Event, Instant, Options};
+//! use core::time::Duration;
+//! use sockeye_embedded_io::{
+//!     accept, Buffers, Clock, Config, DataKind, Error, Event, Instant, KeepAlive, Options,
+//! };
 //! use embedded_io_async::{Read, Write};
 //!
 //! /// With embassy: `Instant::from_nanos(embassy_time::Instant::now().as_micros() * 1000)`
@@ -58,25 +61,30 @@
 //! #     async fn sleep_until(&mut self, _deadline: Instant) { core::future::pending().await }
 //! # }
 //!
-//! /// Echo every message back, one chunk at a time, until the client closes.
-//! async fn echo<T: Read + Write>(socket: T) -> Result<(), sockeye_embedded_io::Error<T::Error>> {
+//! /// Echo every message back, chunk by chunk (a chunk ends where `end` says), until the
+//! /// client closes; then give the socket back to be closed (embassy: `socket.close()`).
+//! async fn echo<T: Read + Write>(socket: T) -> Result<T, Error<T::Error>> {
 //!     let (mut input, mut output) = ([0u8; 1024], [0u8; 512]);
 //!     let buffers = Buffers::new(&mut input, &mut output);
-//!     let mut ws = accept(socket, EmbassyClock, buffers, &Options::DEFAULT).await?;
+//!     let options = Options::DEFAULT.with_config(
+//!         Config::DEFAULT.with_keepalive(Some(KeepAlive::new(Duration::from_secs(20), Duration::from_secs(10)))),
+//!     );
+//!     let mut ws = accept(socket, EmbassyClock, buffers, &options).await?;
+//!     let mut echo = [0u8; 1024];
 //!     loop {
-//!         match ws.next().await? {
-//!             Event::Text { text, end } => {
-//!                 let mut chunk = [0u8; 1024];
-//!                 let chunk = &mut chunk[..text.len()];
-//!                 chunk.copy_from_slice(text.as_bytes());
-//!                 ws.send_chunk(sockeye_embedded_io::DataKind::Text, end.is_message_end(), chunk).await?;
-//!             }
-//!             Event::Closed(_) => return Ok(()), // then `socket.close()` (see `into_inner`)
-//!             _ => {}
-//!         }
+//!         // The event borrows the input buffer: copy it out before sending.
+//!         let (kind, bytes, end) = match ws.next().await? {
+//!             Event::Text { text, end } => (DataKind::Text, text.as_bytes(), end),
+//!             Event::Binary { bytes, end } => (DataKind::Binary, bytes, end),
+//!             Event::Closed(_) => break,
+//!             _ => continue, // pings are answered already
+//!         };
+//!         let len = bytes.len();
+//!         echo[..len].copy_from_slice(bytes);
+//!         ws.send_chunk(kind, end.is_message_end(), &mut echo[..len]).await?;
 //!     }
+//!     Ok(ws.into_inner().0)
 //! }
-//! # let _ = echo::<&mut [u8]>;
 //! ```
 #![no_std]
 #![forbid(unsafe_code)]
@@ -464,12 +472,7 @@ pub async fn connect<'b, T: Read + Write, C: Clock>(
         read_head(&mut io, &mut clock, input, &mut len, deadline).await?;
     };
     let now = clock.now();
-    let connection = Connection::new(
-        sockeye_proto::Role::Client,
-        options.config,
-        mask_seed,
-        now,
-    );
+    let connection = Connection::new(sockeye_proto::Role::Client, options.config, mask_seed, now);
     Ok(WebSocket::new(
         io,
         clock,
