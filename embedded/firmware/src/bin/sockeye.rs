@@ -9,7 +9,6 @@ use core::future::Future;
 
 use cortex_m_rt::entry;
 use cortex_m_semihosting::hprintln;
-use panic_semihosting as _;
 use smoltcp::iface::{SocketSet, SocketStorage};
 use sockeye_embedded_io::{
     accept_with, connect, Buffers, ClientRequest, Clock, CloseCode, Closed, Connection, Event,
