@@ -13,8 +13,8 @@
 //!   hardware timer or a tick counter plugs in. The keepalive, idle and close timers of the
 //!   [`Config`] are honoured while waiting for input, and the handshake has its own timeout
 //!   ([`Options::handshake_timeout`]).
-//! - **Randomness is the caller's**: a client takes a 32-byte seed ([`connect`]) from which
-//!   its key nonce and masking keys are derived; a server needs none.
+//! - **Randomness is the caller's**: a client takes the application's [`RngCore`]
+//!   ([`connect`]) for its key nonce and the seed of its masking keys; a server needs none.
 //!
 //! Both roles: [`accept`] / [`accept_with`] run the server's handshake (a bad request is
 //! answered with its HTTP error, 400 and so on), [`connect`] the client's. Both return a
@@ -98,8 +98,7 @@ use core::task::Poll;
 use core::time::Duration;
 
 use embedded_io_async::{Read, Write};
-use rand_chacha::rand_core::{RngCore, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+pub use rand_core::RngCore;
 use sockeye_proto::handshake::{Accept, Response, UpgradeRequest, EMPTY_HEADER};
 use sockeye_proto::{parse_request, RequestError, ResponseError, Status, Transmit, WriteError};
 
@@ -294,11 +293,13 @@ async fn race<F: Future, C: Clock>(
     clock: &mut C,
     deadline: Option<Instant>,
 ) -> Option<F::Output> {
-    let Some(deadline) = deadline else {
-        return Some(future.await);
-    };
     let mut future = pin!(future);
-    let mut sleep = pin!(clock.sleep_until(deadline));
+    let mut sleep = pin!(async {
+        match deadline {
+            Some(deadline) => clock.sleep_until(deadline).await,
+            None => core::future::pending().await,
+        }
+    });
     poll_fn(|cx| {
         if let Poll::Ready(output) = future.as_mut().poll(cx) {
             return Poll::Ready(Some(output));
@@ -389,32 +390,33 @@ where
     let Buffers { input, output } = buffers;
     let deadline = options.handshake_timeout.map(|t| clock.now() + t);
     let mut len = 0;
-    let (head_len, protocol) = loop {
+    // What to answer (its length in `output`), and what then: the connection (head
+    // length, subprotocol) or the error. One write for every answer keeps the code small.
+    let (n, outcome) = loop {
         let mut headers = [EMPTY_HEADER; MAX_HEADERS];
         let error = match parse_request(&input[..len], &mut headers) {
-            Ok(Status::Complete(request)) => {
-                if let Err(rejection) = check(&request) {
-                    let n = rejection.write(output)?;
-                    send_head(&mut io, &output[..n]).await?;
-                    return Err(Error::Refused(rejection.status()));
+            Ok(Status::Complete(request)) => match check(&request) {
+                Err(rejection) => {
+                    break (rejection.write(output)?, Err(Error::Refused(rejection.status())))
                 }
-                let protocol = request.select_protocol(options.protocols);
-                let n = request.accept(&Accept::new().with_protocol(protocol), output)?;
-                send_head(&mut io, &output[..n]).await?;
-                break (request.head_len(), protocol);
-            }
+                Ok(()) => {
+                    let protocol = request.select_protocol(options.protocols);
+                    let n = request.accept(&Accept::new().with_protocol(protocol), output)?;
+                    break (n, Ok((request.head_len(), protocol)));
+                }
+            },
             Ok(Status::Partial) if len < input.len() => None,
             // The head fills the buffer and has not ended.
             Ok(Status::Partial) => Some(RequestError::HeadTooLarge),
             Err(error) => Some(error),
         };
         if let Some(error) = error {
-            let n = error.rejection().write(output)?;
-            send_head(&mut io, &output[..n]).await?;
-            return Err(Error::Request(error));
+            break (error.rejection().write(output)?, Err(Error::Request(error)));
         }
         read_head(&mut io, &mut clock, input, &mut len, deadline).await?;
     };
+    send_head(&mut io, &output[..n]).await?;
+    let (head_len, protocol) = outcome?;
     let now = clock.now();
     Ok(WebSocket::new(
         io,
@@ -428,25 +430,24 @@ where
 }
 
 /// Client: sends the upgrade `request`, checks the server's `101` and returns the
-/// connection. `seed` must be 32 fresh random bytes (from the chip's RNG, for example
-/// `rng.fill_bytes(&mut seed)` with any `rand_core::RngCore`); the key nonce and the
-/// masking keys are derived from it with ChaCha8. A server that answers with another
-/// status is [`Error::Rejected`].
+/// connection. `rng` is the application's random number generator (a chip's TRNG driver,
+/// or a CSPRNG seeded from it): 16 bytes of it make the `Sec-WebSocket-Key` nonce and 32
+/// seed the core's ChaCha8 masking keys; nothing else draws from it. A server that answers
+/// with another status is [`Error::Rejected`].
 pub async fn connect<'b, T: Read + Write, C: Clock>(
     mut io: T,
     mut clock: C,
     buffers: Buffers<'b>,
     request: &ClientRequest<'b>,
-    seed: [u8; 32],
+    rng: &mut impl RngCore,
     options: &Options<'_>,
 ) -> Result<WebSocket<'b, T, C>, Error<T::Error>> {
     check_buffers(&buffers)?;
     let Buffers { input, output } = buffers;
     let deadline = options.handshake_timeout.map(|t| clock.now() + t);
-    let mut rng = ChaCha8Rng::from_seed(seed);
     let mut nonce = [0u8; 16];
-    rng.fill_bytes(&mut nonce);
     let mut mask_seed = [0u8; 32];
+    rng.fill_bytes(&mut nonce);
     rng.fill_bytes(&mut mask_seed);
     let handshake = sockeye_proto::ClientHandshake::new(nonce);
     let n = handshake.write_request(request, output)?;

@@ -6,6 +6,8 @@
 use std::time::Duration;
 
 use embedded_io_adapters::tokio_1::FromTokio;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use sockeye_embedded_io::{
     accept, accept_with, connect, Boundary, Buffers, ClientRequest, Clock, CloseCode, Closed,
     Config, DataKind, Error, Event, Instant, KeepAlive, Options, ProtocolError, Rejection,
@@ -41,7 +43,10 @@ fn pipe() -> (Io, Io) {
     (FromTokio::new(a), FromTokio::new(b))
 }
 
-const SEED: [u8; 32] = [42; 32];
+/// The client's RNG (a device would use its TRNG).
+fn rng() -> ChaCha8Rng {
+    ChaCha8Rng::from_seed([42; 32])
+}
 
 fn request() -> ClientRequest<'static> {
     ClientRequest::new("device.local", "/ws")
@@ -57,8 +62,9 @@ async fn pair<'b>(
 ) -> (WebSocket<'b, Io, TokioClock>, WebSocket<'b, Io, TokioClock>) {
     let (a, b) = pipe();
     let clock = TokioClock::new();
+    let mut rng = rng();
     let (client, server) = tokio::join!(
-        connect(a, clock, client_buffers, request, SEED, client_options),
+        connect(a, clock, client_buffers, request, &mut rng, client_options),
         accept(b, clock, server_buffers, server_options),
     );
     (client.unwrap(), server.unwrap())
@@ -321,6 +327,7 @@ async fn send_chunk_sends_fragments_without_a_copy() {
 
 #[tokio::test(start_paused = true)]
 async fn keepalive_pings_and_times_out_a_silent_peer() {
+    let mut rng = rng();
     let (a, mut raw) = tokio::io::duplex(4096);
     let mut raw_head = [0u8; 1024];
     let config = Config::DEFAULT.with_keepalive(Some(KeepAlive::new(
@@ -337,7 +344,7 @@ async fn keepalive_pings_and_times_out_a_silent_peer() {
             TokioClock::new(),
             Buffers::new(&mut ci, &mut co),
             &req,
-            SEED,
+            &mut rng,
             &options,
         )
         .await
@@ -374,6 +381,7 @@ async fn keepalive_pings_and_times_out_a_silent_peer() {
 
 #[tokio::test(start_paused = true)]
 async fn close_timeout_ends_a_close_handshake_the_peer_ignores() {
+    let mut rng = rng();
     let (a, b) = pipe();
     let (mut ci, mut co, mut si, mut so) = ([0u8; 512], [0u8; 256], [0u8; 512], [0u8; 256]);
     let config = Config::DEFAULT.with_close_timeout(Some(Duration::from_secs(2)));
@@ -386,7 +394,7 @@ async fn close_timeout_ends_a_close_handshake_the_peer_ignores() {
             clock,
             Buffers::new(&mut ci, &mut co),
             &req,
-            SEED,
+            &mut rng,
             &options
         ),
         accept(b, clock, Buffers::new(&mut si, &mut so), &options),
@@ -463,6 +471,7 @@ async fn a_head_larger_than_the_input_buffer_is_answered_431() {
 
 #[tokio::test(start_paused = true)]
 async fn the_application_refuses_and_the_client_sees_the_status() {
+    let mut rng = rng();
     let (a, b) = pipe();
     let (mut ci, mut co, mut si, mut so) = ([0u8; 512], [0u8; 256], [0u8; 512], [0u8; 256]);
     let clock = TokioClock::new();
@@ -473,7 +482,7 @@ async fn the_application_refuses_and_the_client_sees_the_status() {
             clock,
             Buffers::new(&mut ci, &mut co),
             &req,
-            SEED,
+            &mut rng,
             &Options::DEFAULT
         ),
         accept_with(

@@ -347,6 +347,37 @@ pub fn run<A: Future, B: Future>(
     None
 }
 
+/// The clients' RNG (for the handshake key and the masks) in both WebSocket images:
+/// xorshift32, seeded as a real device would seed from its hardware RNG.
+pub struct XorShift(pub u32);
+
+impl rand_core::RngCore for XorShift {
+    fn next_u32(&mut self) -> u32 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.0 = x;
+        x
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        (u64::from(self.next_u32()) << 32) | u64::from(self.next_u32())
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for chunk in dest.chunks_mut(4) {
+            let word = self.next_u32().to_le_bytes();
+            chunk.copy_from_slice(&word[..chunk.len()]);
+        }
+    }
+
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
 /// The stack-painting pattern.
 const PAINT: u32 = 0x5A5A_A5A5;
 

@@ -16,37 +16,9 @@ use embedded_websocket::{
     WebSocketReceiveMessageType as Rx, WebSocketSendMessageType as Tx, WebSocketType,
 };
 use smoltcp::iface::{SocketSet, SocketStorage};
-use sockeye_firmware::{fail, pass, report, Loopback, Net, Tcp, Tick, PORT};
+use sockeye_firmware::{fail, pass, report, Loopback, Net, Tcp, Tick, XorShift, PORT};
 
 const BINARY_LEN: usize = 200;
-
-/// The client's RNG (for the key and the masks): xorshift, seeded as a real device would
-/// seed from its hardware RNG.
-struct XorShift(u32);
-
-impl rand_core::RngCore for XorShift {
-    fn next_u32(&mut self) -> u32 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        self.0 = x;
-        x
-    }
-    fn next_u64(&mut self) -> u64 {
-        (u64::from(self.next_u32()) << 32) | u64::from(self.next_u32())
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        for chunk in dest.chunks_mut(4) {
-            let word = self.next_u32().to_le_bytes();
-            chunk.copy_from_slice(&word[..chunk.len()]);
-        }
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
 
 async fn write_all(tcp: &mut Tcp<'_, '_>, mut bytes: &[u8]) -> bool {
     while !bytes.is_empty() {

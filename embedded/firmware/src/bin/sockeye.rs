@@ -14,7 +14,7 @@ use sockeye_embedded_io::{
     accept_with, connect, Buffers, ClientRequest, Clock, CloseCode, Closed, Connection, Event,
     Instant, Options, Rejection, WebSocket,
 };
-use sockeye_firmware::{fail, pass, report, Loopback, Net, Tcp, Tick, PORT};
+use sockeye_firmware::{fail, pass, report, Loopback, Net, Tcp, Tick, XorShift, PORT};
 
 /// Sockeye's clock: the tick counter, in nanoseconds.
 #[derive(Clone, Copy)]
@@ -26,7 +26,15 @@ impl Clock for TickClock<'_> {
     }
 
     fn sleep_until(&mut self, deadline: Instant) -> impl Future<Output = ()> {
-        self.0.until(deadline.as_nanos().div_ceil(1_000_000))
+        // Compared in nanoseconds: no 64-bit division.
+        let tick = self.0;
+        core::future::poll_fn(move |_| {
+            if Instant::from_millis(tick.ms()) >= deadline {
+                core::task::Poll::Ready(())
+            } else {
+                core::task::Poll::Pending
+            }
+        })
     }
 }
 
@@ -36,7 +44,7 @@ async fn server(mut tcp: Tcp<'_, '_>, tick: &Tick) -> bool {
     tcp.established().await;
     let (mut input, mut output) = ([0u8; 512], [0u8; 256]);
     let buffers = Buffers::new(&mut input, &mut output);
-    let ws = accept_with(&mut tcp, TickClock(tick), buffers, &Options::DEFAULT, |request| {
+    let ws = accept_with(tcp, TickClock(tick), buffers, &Options::DEFAULT, |request| {
         match request.path() {
             "/ws" => Ok(()),
             _ => Err(Rejection::custom(404, "Not Found", &[])),
@@ -88,7 +96,7 @@ async fn server(mut tcp: Tcp<'_, '_>, tick: &Tick) -> bool {
         hprintln!("server: echoed {} bytes", len);
     };
     let wants_shutdown = ws.wants_shutdown();
-    drop(ws);
+    let (mut tcp, _) = ws.into_inner();
     tcp.close().await;
     hprintln!("server: closed cleanly: {}", clean && wants_shutdown);
     clean && wants_shutdown
@@ -111,9 +119,9 @@ async fn client(mut tcp: Tcp<'_, '_>, tick: &Tick) -> bool {
     let (mut input, mut output) = ([0u8; 512], [0u8; 256]);
     let buffers = Buffers::new(&mut input, &mut output);
     let request = ClientRequest::new("127.0.0.1", "/ws").with_port(Some(PORT));
-    // A real device takes these 32 bytes from its hardware RNG.
-    let seed = [0x5e; 32];
-    let Ok(mut ws) = connect(&mut tcp, TickClock(tick), buffers, &request, seed, &Options::DEFAULT).await else {
+    let mut rng = XorShift(0x5e5e_5e5e);
+    let connected = connect(tcp, TickClock(tick), buffers, &request, &mut rng, &Options::DEFAULT).await;
+    let Ok(mut ws) = connected else {
         hprintln!("client: handshake failed");
         return false;
     };
@@ -152,7 +160,7 @@ async fn client(mut tcp: Tcp<'_, '_>, tick: &Tick) -> bool {
         _ => return false,
     }
     let clean = matches!(ws.next().await, Ok(Event::Closed(Closed::Clean(_))));
-    drop(ws);
+    let (mut tcp, _) = ws.into_inner();
     tcp.close().await;
     hprintln!("client: closed cleanly: {}", clean);
     clean
@@ -183,7 +191,7 @@ fn main() -> ! {
     hprintln!(
         "sizes: Connection {} bytes, WebSocket {} bytes, buffers 512 + 256 bytes per connection",
         core::mem::size_of::<Connection>(),
-        core::mem::size_of::<WebSocket<'static, &mut Tcp<'static, 'static>, TickClock<'static>>>()
+        core::mem::size_of::<WebSocket<'static, Tcp<'static, 'static>, TickClock<'static>>>()
     );
     report("sockeye", &tick);
     match outcome {
