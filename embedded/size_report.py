@@ -10,7 +10,9 @@ mark measured in QEMU (from its transcript), then the WebSocket share of flash t
 - by source: the bytes of .text whose debug line information points into the library's
   own crates (Sockeye: sockeye-proto + sockeye-embedded-io; embedded-websocket and its
   heapless), then with their dependencies (httparse, sha1, base64, ...). Code of `core`
-  inlined into them counts as `core`, so this is a lower bound.
+  inlined into a crate counts for that crate; functions of `core` and
+  `compiler_builtins` that stay out of line (memcpy, memmove, 64-bit division,
+  formatting, from_utf8) are shared and count for no one, so this is a lower bound.
 
 Usage: size_report.py FIRMWARE_DIR TRANSCRIPT_DIR [--markdown]
 """
@@ -30,7 +32,7 @@ OWN = {
 DEPS = {
     "sockeye": {"httparse", "sha1", "base64", "rand_chacha", "ppv-lite86", "rand_core",
                 "digest", "block-buffer", "simdutf8", "embedded-io-async"},
-    "ews": {"httparse", "sha1", "base64", "byteorder", "digest", "block-buffer",
+    "ews": {"httparse", "sha1", "base64", "digest", "block-buffer",
             "hash32", "rand_core"},
 }
 
@@ -60,21 +62,28 @@ def crate_of(path):
 
 
 def by_crate(elf):
-    """Bytes of .text per crate, from the line table."""
-    out = subprocess.run(["arm-none-eabi-objdump", "-d", "-l", "--no-show-raw-insn",
-                          "-j", ".text", str(elf)], check=True, capture_output=True,
-                         text=True).stdout
+    """Bytes of .text per crate, from the line table with inlining: code of `core`
+    inlined into a crate counts for the innermost crate it was inlined into."""
+    out = subprocess.run(["arm-none-eabi-objdump", "-d", "-l", "--inlines",
+                          "--no-show-raw-insn", "-j", ".text", str(elf)], check=True,
+                         capture_output=True, text=True).stdout
     instruction = re.compile(r"^\s+([0-9a-f]+):\s")
-    crate, previous, sizes = "core", None, collections.Counter()
+    chain, previous, sizes = ["core"], None, collections.Counter()
+
+    def owner():
+        return next((crate for crate in chain if crate != "core"), "core")
+
     for line in out.splitlines():
         match = instruction.match(line)
         if match:
             address = int(match.group(1), 16)
             if previous is not None and 0 < address - previous[0] <= 8:
                 sizes[previous[1]] += address - previous[0]
-            previous = (address, crate)
+            previous = (address, owner())
+        elif line.startswith("inlined by /"):
+            chain.append(crate_of(line[len("inlined by "):].split(":")[0]))
         elif line.startswith("/") and re.search(r":\d+", line):
-            crate = crate_of(line.split(":")[0])
+            chain = [crate_of(line.split(":")[0])]
     return sizes
 
 

@@ -82,6 +82,7 @@ expect baseline "client: ping echo ok" "PASS"
 
 step "size report (thumbv7em-none-eabihf, opt-level = \"s\", LTO, one codegen unit)"
 python3 embedded/size_report.py "$firmware" "$logs"
+for name in sockeye ews baseline; do echo "$name: $(grep -h "^tasks:" "$logs/$name.log")"; done
 grep -h "^sizes:" "$logs/sockeye.log" "$logs/ews.log"
 
 echo

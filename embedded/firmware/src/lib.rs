@@ -323,6 +323,11 @@ pub fn run<A: Future, B: Future>(
     b: B,
     limit_ms: u64,
 ) -> Option<(A::Output, B::Output)> {
+    hprintln!(
+        "tasks: server future {} bytes, client future {} bytes",
+        core::mem::size_of_val(&a),
+        core::mem::size_of_val(&b)
+    );
     let mut a = pin!(a);
     let mut b = pin!(b);
     let (mut a_out, mut b_out) = (None, None);
