@@ -397,7 +397,10 @@ where
         let error = match parse_request(&input[..len], &mut headers) {
             Ok(Status::Complete(request)) => match check(&request) {
                 Err(rejection) => {
-                    break (rejection.write(output)?, Err(Error::Refused(rejection.status())))
+                    break (
+                        rejection.write(output)?,
+                        Err(Error::Refused(rejection.status())),
+                    )
                 }
                 Ok(()) => {
                     let protocol = request.select_protocol(options.protocols);

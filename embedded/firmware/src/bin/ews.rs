@@ -115,7 +115,8 @@ async fn server(mut tcp: Tcp<'_, '_>) -> bool {
         match request.parse(&input.buf[..input.end]) {
             Ok(httparse::Status::Complete(len)) => {
                 let path_ok = request.path == Some("/ws");
-                let context = ews::read_http_header(request.headers.iter().map(|h| (h.name, h.value)));
+                let context =
+                    ews::read_http_header(request.headers.iter().map(|h| (h.name, h.value)));
                 input.start = len;
                 match context {
                     Ok(Some(context)) if path_ok => break context.sec_websocket_key,
@@ -141,12 +142,17 @@ async fn server(mut tcp: Tcp<'_, '_>) -> bool {
     }
     hprintln!("server: accepted /ws");
     loop {
-        let Some((kind, len, code)) = read_frame(&mut ws, &mut tcp, &mut input, &mut payload).await else {
+        let Some((kind, len, code)) = read_frame(&mut ws, &mut tcp, &mut input, &mut payload).await
+        else {
             return false;
         };
         let ok = match kind {
             Rx::Text | Rx::Binary => {
-                let kind = if kind == Rx::Text { Tx::Text } else { Tx::Binary };
+                let kind = if kind == Rx::Text {
+                    Tx::Text
+                } else {
+                    Tx::Binary
+                };
                 let ok = send(&mut ws, &mut tcp, kind, &payload[..len], &mut output).await;
                 hprintln!("server: echoed {} bytes", len);
                 ok
@@ -163,7 +169,14 @@ async fn server(mut tcp: Tcp<'_, '_>) -> bool {
                     reason
                 );
                 // Reply with the code, as Sockeye does.
-                let ok = send(&mut ws, &mut tcp, Tx::CloseReply, &payload[..2.min(len)], &mut output).await;
+                let ok = send(
+                    &mut ws,
+                    &mut tcp,
+                    Tx::CloseReply,
+                    &payload[..2.min(len)],
+                    &mut output,
+                )
+                .await;
                 tcp.close().await;
                 hprintln!("server: closed cleanly: {}", ok);
                 return ok;
@@ -261,7 +274,9 @@ async fn client(mut tcp: Tcp<'_, '_>) -> bool {
     }
     let mut payload = [0u8; 512];
     match read_frame(&mut ws, &mut tcp, &mut input, &mut payload).await {
-        Some((Rx::CloseCompleted, _, Some(1000))) => hprintln!("client: close reply received, code 1000"),
+        Some((Rx::CloseCompleted, _, Some(1000))) => {
+            hprintln!("client: close reply received, code 1000")
+        }
         _ => return false,
     }
     // The server closes TCP first; then the end of stream.

@@ -44,12 +44,16 @@ async fn server(mut tcp: Tcp<'_, '_>, tick: &Tick) -> bool {
     tcp.established().await;
     let (mut input, mut output) = ([0u8; 512], [0u8; 256]);
     let buffers = Buffers::new(&mut input, &mut output);
-    let ws = accept_with(tcp, TickClock(tick), buffers, &Options::DEFAULT, |request| {
-        match request.path() {
+    let ws = accept_with(
+        tcp,
+        TickClock(tick),
+        buffers,
+        &Options::DEFAULT,
+        |request| match request.path() {
             "/ws" => Ok(()),
             _ => Err(Rejection::custom(404, "Not Found", &[])),
-        }
-    })
+        },
+    )
     .await;
     let Ok(mut ws) = ws else {
         hprintln!("server: handshake failed");
@@ -108,7 +112,9 @@ where
     C: Clock,
 {
     match ws.next().await {
-        Ok(Event::Text { text: got, end }) => text && end.is_message_end() && got.as_bytes() == want,
+        Ok(Event::Text { text: got, end }) => {
+            text && end.is_message_end() && got.as_bytes() == want
+        }
         Ok(Event::Binary { bytes, end }) => !text && end.is_message_end() && bytes == want,
         _ => false,
     }
@@ -120,7 +126,15 @@ async fn client(mut tcp: Tcp<'_, '_>, tick: &Tick) -> bool {
     let buffers = Buffers::new(&mut input, &mut output);
     let request = ClientRequest::new("127.0.0.1", "/ws").with_port(Some(PORT));
     let mut rng = XorShift(0x5e5e_5e5e);
-    let connected = connect(tcp, TickClock(tick), buffers, &request, &mut rng, &Options::DEFAULT).await;
+    let connected = connect(
+        tcp,
+        TickClock(tick),
+        buffers,
+        &request,
+        &mut rng,
+        &Options::DEFAULT,
+    )
+    .await;
     let Ok(mut ws) = connected else {
         hprintln!("client: handshake failed");
         return false;
@@ -150,7 +164,11 @@ async fn client(mut tcp: Tcp<'_, '_>, tick: &Tick) -> bool {
         _ => return false,
     }
 
-    if ws.close(CloseCode::NORMAL, "bye from the client").await.is_err() {
+    if ws
+        .close(CloseCode::NORMAL, "bye from the client")
+        .await
+        .is_err()
+    {
         return false;
     }
     match ws.next().await {
