@@ -1,6 +1,6 @@
 //! [`Connection`]: one WebSocket connection after the handshake, as a state machine.
 //!
-//! It is a thin shell over the frame decoder, the [close state machine](crate::machine), a
+//! It is a thin shell over the frame decoder, the close state machine, a
 //! fixed table of timers and fixed control-frame slots. Bytes and time go in; events,
 //! bytes to send and the next deadline come out. Nothing here allocates.
 

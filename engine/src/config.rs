@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use sockeye_proto::MIN_INPUT_BUFFER;
 
-/// Buffer and queue settings of a [`Driver`].
+/// Buffer and queue settings of a [`Driver`](crate::Driver).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DriverConfig {
@@ -28,7 +28,7 @@ pub struct DriverConfig {
     /// without one.
     pub linger: Option<Duration>,
     /// Binary frames with at least this many payload bytes are read straight into the
-    /// message being assembled by [`Driver::poll_message`] instead of through the read
+    /// message being assembled by [`Driver::poll_message`](crate::Driver::poll_message) instead of through the read
     /// buffer, which saves copying them. Default 16 KiB; `usize::MAX` turns it off.
     ///
     /// While such frames keep coming, reads into the read buffer (for the next frame's

@@ -4,8 +4,8 @@
 //! and writes what comes out.
 //!
 //! - [`Settings`](crate::Settings): everything an adapter connection is configured with (the core
-//!   [`Config`], buffer sizes, handshake and connect timeouts, head limits).
-//! - [`ServerUpgrade`]: reads the request head; [`ServerUpgrade::poll`] validates it, asks
+//!   [`Config`](sockeye_proto::Config), buffer sizes, handshake and connect timeouts, head limits).
+//! - [`ServerUpgrade`]: reads the request head; [`ServerUpgrade::poll_head`] validates it, asks
 //!   the application's [`Verdict`], and returns a [`ServerAnswer`]: the `101` response
 //!   (plus any frames the client sent early) or the refusal to write before closing.
 //! - [`ClientUpgrade`]: writes the request for a nonce; [`ClientUpgrade::poll`] checks the

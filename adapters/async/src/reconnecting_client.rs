@@ -163,7 +163,7 @@ impl<S, R: Runtime> fmt::Debug for ReconnectingClient<S, R> {
 
 impl<R: Runtime> ReconnectingClient<R::TcpStream, R> {
     /// A client for the `ws://` `url` over TCP (`TCP_NODELAY` set), opening each
-    /// connection with `settings` (a [`Settings`] or a [`Config`](crate::Config)) and
+    /// connection with `settings` (a [`Settings`] or a [`Config`](sockeye_proto::Config)) and
     /// `options`'s keepalive. Nothing happens until the first
     /// [`next_event`](Self::next_event), which connects.
     ///

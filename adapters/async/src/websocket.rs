@@ -71,7 +71,7 @@ impl<S: Transport<R>, R: Runtime> WebSocket<S, R> {
     }
 
     /// The next raw event, passed to `f` while it borrows the read buffer: chunks of text
-    /// (always whole characters) and binary data with their [`Boundary`](crate::Boundary),
+    /// (always whole characters) and binary data with their [`Boundary`](sockeye_proto::Boundary),
     /// pings, pongs and the peer's close. A message larger than the read buffer comes in
     /// several chunks and is never held whole. Returns `None` (without calling `f`) once
     /// the connection is over. Cancel-safe. Do not switch between `recv` and `recv_with`
@@ -114,7 +114,7 @@ impl<S: Transport<R>, R: Runtime> WebSocket<S, R> {
     }
 
     /// Queues `message`, waiting first while the send queue is over
-    /// [`DriverConfig::max_pending_bytes`](crate::DriverConfig::max_pending_bytes)
+    /// [`DriverConfig::max_pending_bytes`](sockeye_engine::DriverConfig::max_pending_bytes)
     /// (backpressure). The next [`recv`](Self::recv) or [`flush`](Self::flush) writes it.
     /// Cancel-safe: the message is queued when this returns, not before.
     pub fn feed(&mut self, message: Message) -> impl Future<Output = Result<(), Error>> + '_ {
@@ -148,7 +148,7 @@ impl<S: Transport<R>, R: Runtime> WebSocket<S, R> {
     /// Starts the close handshake with `code` and `reason` (at most 123 bytes) and writes
     /// our Close. Keep calling [`recv`](Self::recv) until `None` to see the peer's answer:
     /// the outcome is clean once it arrived, or timed out after
-    /// [`Config::close_timeout`](crate::Config::close_timeout).
+    /// [`Config::close_timeout`](sockeye_proto::Config::close_timeout).
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         self.core.start_close(code, reason)?;
         self.flush().await

@@ -17,8 +17,8 @@
 //! - [`WebSocket`]: [`recv`](WebSocket::recv) whole [`Message`]s or
 //!   [`recv_with`](WebSocket::recv_with) raw chunks; [`send`](WebSocket::send),
 //!   [`feed`](WebSocket::feed) (backpressure), [`feed_frame`](WebSocket::feed_frame)
-//!   (fragments), [`close`](WebSocket::close); [`Stream`](futures_core::Stream) +
-//!   [`Sink`](futures_sink::Sink); [`split`](WebSocket::split) into a reader and a
+//!   (fragments), [`close`](WebSocket::close); `Stream` +
+//!   `Sink`; [`split`](WebSocket::split) into a reader and a
 //!   writer for two tasks. Receives are cancel-safe.
 //!
 //! The surface is the same as `sockeye-tokio`'s, name for name.
