@@ -36,6 +36,11 @@
 //!
 //! ## Driving, timers and memory
 //!
+//! **Keepalive is on by default** in both roles (a Ping after 30 s without input, 30 s
+//! for an answer; `Settings::with_keepalive(None)` turns it off), and a peer that stops
+//! reading is ended by the write-stall timeout (30 s). A client that only sends must
+//! still keep a task receiving (split the connection), as with `sockeye-tokio`.
+//!
 //! Receiving drives the connection: after every call queued control frames are written,
 //! one `async-io` timer sleeps until the core's next deadline (keepalive, close, idle),
 //! and at the end the transport is closed (`poll_close`). Reads are poll-based

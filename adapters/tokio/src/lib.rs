@@ -55,6 +55,37 @@
 //!
 //! The runtime needs its time driver (`Builder::enable_time` or `enable_all`): timers
 //! and the handshake timeout use `tokio::time`, so tests may pause the clock.
+//!
+//! **Keepalive is on by default** in both roles: a Ping after 30 s without input, and
+//! 30 s for an answer, so a connection that died silently behind a proxy ends as
+//! `Outcome::TimedOut(Timeout::KeepAlive)`. Change it with
+//! `Settings::default().with_keepalive(..)` (`None` turns it off). A peer that stops
+//! reading is ended by the write-stall timeout (30 s, [`DriverConfig`]).
+//!
+//! ## Sender-only clients
+//!
+//! Pongs, close replies and timers are driven by receiving. A client that only sends
+//! must still receive, or the server's keepalive ends it: split the connection and keep
+//! a task in `recv`.
+//!
+//! ```no_run
+//! use sockeye_tokio::{connect_url, Message, Settings};
+//!
+//! # async fn run() -> Result<(), sockeye_tokio::Error> {
+//! let ws = connect_url("ws://127.0.0.1:9001/feed", Settings::default()).await?;
+//! let (mut reader, mut writer) = ws.split();
+//! // The reader answers Pings and sees the end; its task ends with the connection.
+//! let reading = tokio::spawn(async move {
+//!     while reader.recv().await.is_some() {}
+//!     reader.outcome()
+//! });
+//! for i in 0..10 {
+//!     writer.send(Message::text(format!("tick {i}"))).await?;
+//! }
+//! writer.close(sockeye_tokio::CloseCode::NORMAL, "done").await?;
+//! println!("# closed {:?}", reading.await);
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
