@@ -187,6 +187,9 @@ fn idle_connections_hold_no_buffers() {
     // steps: the echo example's task (the `WebSocket` and 88 bytes) stays in an 896-byte
     // cell while the `WebSocket` is at most 704 bytes (1.52 KB of RSS per idle
     // connection; the next step up is 1.65 KB).
+    // Debug builds lay the same fields out 8 bytes larger (704 in release, 712 in
+    // debug, measured); the bound that matters is the release one.
     let size = std::mem::size_of::<WebSocket<TcpStream>>();
-    assert!(size <= 704, "WebSocket<TcpStream> grew to {size} bytes");
+    let bound = if cfg!(debug_assertions) { 712 } else { 704 };
+    assert!(size <= bound, "WebSocket<TcpStream> grew to {size} bytes");
 }
