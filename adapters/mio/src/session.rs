@@ -4,12 +4,12 @@
 //! done) and holds no lifecycle policy of its own.
 
 use std::fmt;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, ErrorKind, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use mio::event::Event;
+use mio::event::{Event, Source};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use sockeye_engine::{
@@ -17,43 +17,42 @@ use sockeye_engine::{
     ServerAnswer, ServerUpgrade, Settings, Verdict,
 };
 use sockeye_proto::handshake::{ClientRequest, Url};
-use sockeye_proto::{CloseCode, Connection, DataKind, Instant, Role, SendError, State, StdClock};
+use sockeye_proto::{CloseCode, Connection, DataKind, Role, SendError, StdClock};
 
 use crate::{Error, Handler};
 
+/// The engine's time: nanoseconds from the session's epoch.
+type At = sockeye_proto::Instant;
+
 /// The application's callback deciding an upgrade request.
 type Decide = Box<dyn FnOnce(&RequestHead) -> Verdict + Send>;
+
+/// How much of what a refused client still sends is read (and dropped) before closing.
+const REFUSAL_DRAIN: usize = 64 * 1024;
 
 /// Where a session stands. Every phase with state keeps it boxed, so a session is small
 /// (an idle server holds many): the handshake's state, with the settings (which only the
 /// handshake needs), is freed once the connection is open.
 enum Phase {
-    /// Server: reading the request head.
-    Accepting(Box<Accepting>),
-    /// Client: waiting for the TCP connect, writing the request, reading the response.
-    Connecting(Box<Connecting>),
+    /// Server: reading the request head; client: waiting for the TCP connect, writing
+    /// the request, reading the response.
+    Handshake(Box<(Side, Settings)>),
     /// The WebSocket connection, its whole life in the engine's driver.
     Open(Box<Driver>),
-    /// Server: writing a refusal, then reading what the client still sends until it
-    /// closes (so closing does not reset the connection before the response is read).
-    Refusing(Duration),
+    /// Server: writing a refusal (the linger is `Some` until it is out and the write side
+    /// shut), then reading and dropping what the client still sends (at most the count)
+    /// until it closes, so that closing does not reset the connection before the
+    /// response is read.
+    Refusing(Option<Duration>, usize),
     /// Nothing more to do.
     Closed,
 }
 
-/// A server's handshake.
-struct Accepting {
-    upgrade: ServerUpgrade,
-    decide: Option<Decide>,
-    settings: Settings,
-}
-
-/// A client's handshake.
-struct Connecting {
-    connected: bool,
-    upgrade: ClientUpgrade,
-    seed: [u8; 32],
-    settings: Settings,
+/// The handshake's side (boxed as a whole, so the sizes of its variants matter little).
+#[allow(clippy::large_enum_variant)]
+enum Side {
+    Server(ServerUpgrade, Option<Decide>),
+    Client(ClientUpgrade, [u8; 32], bool),
 }
 
 /// One WebSocket connection over a [`mio::net::TcpStream`], driven by the caller's own
@@ -89,21 +88,19 @@ pub struct Session {
     phase: Phase,
     /// Handshake bytes (request, `101`, refusal), written before anything else.
     head: Vec<u8>,
-    head_written: usize,
     /// The next deadline: the handshake's, the refusal linger's, or the driver's.
-    deadline: Option<Instant>,
+    deadline: Option<At>,
     path: Option<Box<str>>,
     /// Why the session failed, once it has.
     error: Option<Box<Error>>,
-    /// The driver asked to read (false while its send queue is full, at end of stream,
-    /// after the end).
-    read_wanted: bool,
-    /// The driver (or the handshake) has bytes to write.
-    write_wanted: bool,
+    /// What the driver asks for: to read (false while its send queue is full, at end of
+    /// stream, after the end), and to write (or the handshake has bytes to write).
+    read: bool,
+    write: bool,
     /// An event reported the read side closed (or an error): from then on every read
     /// goes on until `WouldBlock` or end of stream, because no further event may come
     /// for bytes, or an end of stream, that are already waiting.
-    hangup_seen: bool,
+    hangup: bool,
     /// Inside a handler call: sends are written after it returns.
     dispatching: bool,
     done: bool,
@@ -141,38 +138,42 @@ const SHORT_READ_DRAINS: bool = cfg!(any(
     target_os = "watchos",
 ));
 
-/// One non-blocking read: `Pending` when the socket would block.
-fn read_once(stream: &mut TcpStream, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-    loop {
+/// One non-blocking read for a `read_with`: `Pending` when the socket would block;
+/// `short` says whether it brought fewer bytes than asked for (but some).
+fn reader<'a>(
+    stream: &'a mut TcpStream,
+    short: &'a mut bool,
+) -> impl FnOnce(&mut [u8]) -> Poll<io::Result<usize>> + 'a {
+    move |buf| loop {
         return match stream.read(buf) {
-            Ok(n) => Poll::Ready(Ok(n)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Ok(n) => {
+                *short = n > 0 && n < buf.len();
+                Poll::Ready(Ok(n))
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => Poll::Pending,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => Poll::Ready(Err(e)),
         };
     }
 }
 
-fn random_bytes() -> Result<[u8; 48], Error> {
-    let mut random = [0u8; 48];
-    getrandom::getrandom(&mut random).map_err(|e| Error::Io(io::Error::other(e.to_string())))?;
-    Ok(random)
-}
-
 impl Session {
-    fn new(stream: TcpStream, now: std::time::Instant, phase: Phase) -> Self {
+    fn new(stream: TcpStream, now: Instant, side: Side, settings: Settings, head: Vec<u8>) -> Self {
+        let timeout = match side {
+            Side::Server(..) => settings.handshake_timeout,
+            Side::Client(..) => settings.connect_timeout.or(settings.handshake_timeout),
+        };
         Session {
             stream,
             clock: StdClock::with_epoch(now),
-            phase,
-            head: Vec::new(),
-            head_written: 0,
-            deadline: None,
+            phase: Phase::Handshake(Box::new((side, settings))),
+            write: !head.is_empty(),
+            head,
+            deadline: timeout.map(|t| At::ZERO + t),
             path: None,
             error: None,
-            read_wanted: true,
-            write_wanted: false,
-            hangup_seen: false,
+            read: true,
+            hangup: false,
             dispatching: false,
             done: false,
             registered: None,
@@ -182,20 +183,10 @@ impl Session {
     /// A server session on a freshly accepted `stream`: reads the request and accepts it
     /// (no subprotocol) or writes its refusal (400 / 426 / 431) and closes, within
     /// [`Settings::handshake_timeout`].
-    pub fn server(
-        stream: TcpStream,
-        settings: impl Into<Settings>,
-        now: std::time::Instant,
-    ) -> Self {
+    pub fn server(stream: TcpStream, settings: impl Into<Settings>, now: Instant) -> Self {
         let settings = settings.into();
-        let phase = Phase::Accepting(Box::new(Accepting {
-            upgrade: ServerUpgrade::new(settings.head_limits),
-            decide: None,
-            settings,
-        }));
-        let mut session = Session::new(stream, now, phase);
-        session.deadline = settings.handshake_timeout.map(|t| Instant::ZERO + t);
-        session
+        let side = Side::Server(ServerUpgrade::new(settings.head_limits), None);
+        Session::new(stream, now, side, settings, Vec::new())
     }
 
     /// As [`Session::server`], with `decide` seeing the request (path, query, headers,
@@ -204,12 +195,14 @@ impl Session {
     pub fn server_with(
         stream: TcpStream,
         settings: impl Into<Settings>,
-        now: std::time::Instant,
+        now: Instant,
         decide: impl FnOnce(&RequestHead) -> Verdict + Send + 'static,
     ) -> Self {
         let mut session = Session::server(stream, settings, now);
-        if let Phase::Accepting(accepting) = &mut session.phase {
-            accepting.decide = Some(Box::new(decide));
+        if let Phase::Handshake(handshake) = &mut session.phase {
+            if let Side::Server(_, slot) = &mut handshake.0 {
+                *slot = Some(Box::new(decide));
+            }
         }
         session
     }
@@ -223,30 +216,17 @@ impl Session {
         stream: TcpStream,
         request: &ClientRequest<'_>,
         settings: impl Into<Settings>,
-        now: std::time::Instant,
+        now: Instant,
     ) -> Result<Self, Error> {
         let settings = settings.into();
-        let random = random_bytes()?;
-        let mut nonce = [0u8; 16];
-        let mut seed = [0u8; 32];
-        nonce.copy_from_slice(&random[..16]);
-        seed.copy_from_slice(&random[16..]);
+        let (mut nonce, mut seed) = ([0u8; 16], [0u8; 32]);
+        for buf in [&mut nonce[..], &mut seed[..]] {
+            getrandom::getrandom(buf).map_err(|e| io::Error::other(e.to_string()))?;
+        }
         let (upgrade, bytes) =
             ClientUpgrade::new(nonce, request, settings.head_limits).map_err(Error::Request)?;
-        let phase = Phase::Connecting(Box::new(Connecting {
-            connected: false,
-            upgrade,
-            seed,
-            settings,
-        }));
-        let mut session = Session::new(stream, now, phase);
-        session.head = bytes;
-        session.write_wanted = true;
-        session.deadline = settings
-            .connect_timeout
-            .or(settings.handshake_timeout)
-            .map(|t| Instant::ZERO + t);
-        Ok(session)
+        let side = Side::Client(upgrade, seed, false);
+        Ok(Session::new(stream, now, side, settings, bytes))
     }
 
     /// Starts a client session for a `ws://host[:port]/path` URL: resolves the host (a
@@ -256,7 +236,7 @@ impl Session {
     pub fn connect_url(
         url: &str,
         settings: impl Into<Settings>,
-        now: std::time::Instant,
+        now: Instant,
     ) -> Result<Self, Error> {
         Session::connect_url_with(url, &RequestExtras::new(), settings, now)
     }
@@ -267,7 +247,7 @@ impl Session {
         url: &str,
         extras: &RequestExtras,
         settings: impl Into<Settings>,
-        now: std::time::Instant,
+        now: Instant,
     ) -> Result<Self, Error> {
         let url = Url::parse(url)?;
         if url.is_tls() {
@@ -276,15 +256,12 @@ impl Session {
         let addr: SocketAddr = (url.host(), url.port())
             .to_socket_addrs()?
             .next()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "host has no address"))?;
+            .ok_or_else(|| io::Error::new(ErrorKind::NotFound, "host has no address"))?;
         let stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
         let (protocols, headers) = extras.borrowed();
-        let request = url
-            .request()
-            .with_protocols(&protocols)
-            .with_headers(&headers);
-        Session::client(stream, &request, settings, now)
+        let request = url.request().with_protocols(&protocols);
+        Session::client(stream, &request.with_headers(&headers), settings, now)
     }
 
     /// Reads until the socket would block (or the send queue is full), calling `handle`
@@ -293,35 +270,25 @@ impl Session {
     /// the protocol). Handshake phases advance here too: a server answers the request
     /// once it is complete, a client checks the response. Pongs and Close replies are
     /// queued and written here.
-    pub fn on_readable(
-        &mut self,
-        now: std::time::Instant,
-        mut handle: impl FnMut(&mut Session, Message),
-    ) {
-        self.on_readable_with(now, &mut handle);
+    pub fn on_readable(&mut self, now: Instant, mut handle: impl FnMut(&mut Session, Message)) {
+        self.drive(now, true, false, &mut handle);
     }
 
     /// [`on_readable`](Self::on_readable) with a whole [`Handler`] (requests for a
     /// session without its own callback, opening, messages).
-    pub fn on_readable_with(&mut self, now: std::time::Instant, handler: &mut dyn Handler) {
-        let now = self.clock.at(now);
+    pub fn on_readable_with(&mut self, now: Instant, handler: &mut dyn Handler) {
         self.drive(now, true, false, handler);
     }
 
     /// Writes what is queued (and, for a client, completes the TCP connect and writes
     /// the request). If reading had stopped for backpressure and the queue drained,
     /// reading resumes, calling `handle` for each message read.
-    pub fn on_writable(
-        &mut self,
-        now: std::time::Instant,
-        mut handle: impl FnMut(&mut Session, Message),
-    ) {
-        self.on_writable_with(now, &mut handle);
+    pub fn on_writable(&mut self, now: Instant, mut handle: impl FnMut(&mut Session, Message)) {
+        self.drive(now, false, false, &mut handle);
     }
 
     /// [`on_writable`](Self::on_writable) with a whole [`Handler`].
-    pub fn on_writable_with(&mut self, now: std::time::Instant, handler: &mut dyn Handler) {
-        let now = self.clock.at(now);
+    pub fn on_writable_with(&mut self, now: Instant, handler: &mut dyn Handler) {
         self.drive(now, false, false, handler);
     }
 
@@ -339,23 +306,17 @@ impl Session {
     pub fn on_event(
         &mut self,
         event: &Event,
-        now: std::time::Instant,
+        now: Instant,
         mut handle: impl FnMut(&mut Session, Message),
     ) {
         self.on_event_with(event, now, &mut handle);
     }
 
     /// [`on_event`](Self::on_event) with a whole [`Handler`].
-    pub fn on_event_with(
-        &mut self,
-        event: &Event,
-        now: std::time::Instant,
-        handler: &mut dyn Handler,
-    ) {
+    pub fn on_event_with(&mut self, event: &Event, now: Instant, handler: &mut dyn Handler) {
         let hangup = event.is_read_closed() || event.is_error();
-        self.hangup_seen |= hangup;
-        let short_read_drains = SHORT_READ_DRAINS && !self.hangup_seen;
-        let now = self.clock.at(now);
+        self.hangup |= hangup;
+        let short_read_drains = SHORT_READ_DRAINS && !self.hangup;
         if event.is_readable() || hangup {
             self.drive(now, true, short_read_drains, handler);
         }
@@ -366,55 +327,45 @@ impl Session {
 
     /// Writes what is queued now, as far as the socket takes it (the rest goes out on
     /// writable events).
-    pub fn flush(&mut self, now: std::time::Instant) {
-        let now = self.clock.at(now);
-        self.settle(now);
+    pub fn flush(&mut self, now: Instant) {
+        self.settle(self.clock.at(now));
     }
 
     /// Fires what expired at `now`: the handshake timeout (the session ends with
     /// [`Error::HandshakeTimeout`]), the driver's deadlines (keepalive, close timeout,
     /// write stall, the linger after the end), the refusal linger. Harmless when called
     /// early.
-    pub fn on_timeout(&mut self, now: std::time::Instant) {
+    pub fn on_timeout(&mut self, now: Instant) {
         let now = self.clock.at(now);
-        let expired = self.deadline.is_some_and(|deadline| deadline <= now);
-        if self.done || !expired {
+        if self.done || self.deadline.is_none_or(|deadline| deadline > now) {
             return;
         }
-        match &mut self.phase {
-            Phase::Accepting(_) => self.finish_with(Error::HandshakeTimeout),
-            Phase::Connecting(connecting) => {
-                let error = if connecting.connected {
-                    // A server that said no but never finished its body still said no.
-                    connecting.upgrade.timed_out()
-                } else {
-                    Error::ConnectTimeout
-                };
-                self.finish_with(error);
-            }
-            Phase::Refusing(_) => self.close_now(),
+        let error = match &mut self.phase {
             Phase::Open(driver) => {
                 driver.handle_deadline(now);
-                self.settle(now);
+                return self.settle(now);
             }
-            Phase::Closed => {}
-        }
+            Phase::Handshake(handshake) => match &mut handshake.0 {
+                Side::Server(..) => Error::HandshakeTimeout,
+                Side::Client(_, _, false) => Error::ConnectTimeout,
+                // A server that said no but never finished its body still said no.
+                Side::Client(upgrade, _, true) => upgrade.timed_out(),
+            },
+            _ => return self.close_now(),
+        };
+        self.finish_with(error);
     }
 
     /// The next deadline as a time to wait from `now` (zero if it passed): pass the
     /// smallest over all sessions to [`mio::Poll::poll`], then call
     /// [`on_timeout`](Self::on_timeout).
-    pub fn next_timeout(&self, now: std::time::Instant) -> Option<Duration> {
-        self.deadline_std()
-            .map(|deadline| deadline.saturating_duration_since(now))
+    pub fn next_timeout(&self, now: Instant) -> Option<Duration> {
+        Some(self.deadline_std()?.saturating_duration_since(now))
     }
 
     /// The next deadline, as a `std::time::Instant`.
-    pub fn deadline_std(&self) -> Option<std::time::Instant> {
-        if self.done {
-            return None;
-        }
-        self.deadline.map(|deadline| self.clock.to_std(deadline))
+    pub fn deadline_std(&self) -> Option<Instant> {
+        Some(self.clock.to_std(self.deadline.filter(|_| !self.done)?))
     }
 
     /// Queues a message (text, binary, ping, pong, close) and writes what the socket
@@ -422,12 +373,7 @@ impl Session {
     /// end ([`Error::Closed`]). The queue is not bounded here: check
     /// [`is_writable`](Self::is_writable) to apply backpressure.
     pub fn send(&mut self, message: Message) -> Result<(), Error> {
-        let now = self.clock.now();
-        self.open_driver()?
-            .send(message, now)
-            .map_err(Error::from)?;
-        self.sent(now);
-        Ok(())
+        self.queue(self.clock.now(), |driver, now| driver.send(message, now))
     }
 
     /// Queues one frame of a fragmented message (`fin == false` continues it), and
@@ -436,46 +382,45 @@ impl Session {
         &mut self,
         kind: DataKind,
         fin: bool,
-        payload: Vec<u8>,
+        bytes: Vec<u8>,
     ) -> Result<(), Error> {
-        let now = self.clock.now();
-        self.open_driver()?
-            .send_frame(kind, fin, payload)
-            .map_err(Error::from)?;
-        self.sent(now);
-        Ok(())
-    }
-
-    /// Inside a handler the bytes go out after the handler (one write for many).
-    fn sent(&mut self, now: Instant) {
-        if !self.dispatching {
-            self.settle(now);
-        }
+        self.queue(self.clock.now(), |driver, _| {
+            driver.send_frame(kind, fin, bytes)
+        })
     }
 
     /// Starts the close handshake with `code` and `reason` (at most 123 bytes). The end
     /// comes with the peer's answer (or the close timeout): keep driving the session
     /// until [`is_done`](Self::is_done). Does nothing if the close handshake already
     /// started; ends a handshaking session at once.
-    pub fn close(
+    pub fn close(&mut self, code: CloseCode, reason: &str, now: Instant) -> Result<(), Error> {
+        if let Phase::Handshake(_) = self.phase {
+            self.finish_with(Error::Closed);
+        }
+        match self.queue(self.clock.at(now), |driver, now| {
+            driver.close(code, reason, now)
+        }) {
+            Err(Error::Closed) => Ok(()),
+            result => result,
+        }
+    }
+
+    /// Runs `f` on the open driver, then writes (inside a handler, after it returns: one
+    /// write for many).
+    fn queue(
         &mut self,
-        code: CloseCode,
-        reason: &str,
-        now: std::time::Instant,
+        now: At,
+        f: impl FnOnce(&mut Driver, At) -> Result<(), SendError>,
     ) -> Result<(), Error> {
-        let now = self.clock.at(now);
         match &mut self.phase {
-            Phase::Open(driver) if !driver.is_finished() => {
-                if driver.connection().state() == State::Open {
-                    match driver.close(code, reason, now) {
-                        Ok(()) | Err(SendError::Closed) => {}
-                        Err(error) => return Err(Error::Send(error)),
-                    }
-                }
-                self.sent(now);
+            Phase::Open(driver) if !driver.is_finished() && !driver.is_write_closed() => {
+                f(driver, now)?;
             }
-            Phase::Accepting(_) | Phase::Connecting(_) => self.finish_with(Error::Closed),
-            _ => {}
+            Phase::Handshake(_) => return Err(Error::Handshaking),
+            _ => return Err(Error::Closed),
+        }
+        if !self.dispatching {
+            self.settle(now);
         }
         Ok(())
     }
@@ -483,7 +428,7 @@ impl Session {
     /// The interest to register: `READABLE`, plus `WRITABLE` while bytes wait to be
     /// written (or a client's TCP connect is in progress).
     pub fn interest(&self) -> Interest {
-        if self.write_wanted && !self.done {
+        if self.write && !self.done {
             Interest::READABLE | Interest::WRITABLE
         } else {
             Interest::READABLE
@@ -493,9 +438,7 @@ impl Session {
     /// Registers the session's socket with its [`interest`](Self::interest).
     pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
         let interest = self.interest();
-        registry.register(&mut self.stream, token, interest)?;
-        self.registered = Some(interest);
-        Ok(())
+        Source::register(self, registry, token, interest)
     }
 
     /// Re-registers the socket if its [`interest`](Self::interest) changed since the
@@ -505,20 +448,24 @@ impl Session {
         if self.done || self.registered == Some(interest) {
             return Ok(());
         }
-        registry.reregister(&mut self.stream, token, interest)?;
-        self.registered = Some(interest);
-        Ok(())
+        self.reregister(registry, token, interest)
     }
 
     /// Removes the socket from `registry`.
     pub fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        self.registered = None;
-        registry.deregister(&mut self.stream)
+        Source::deregister(self, registry)
+    }
+
+    fn driver(&self) -> Option<&Driver> {
+        match &self.phase {
+            Phase::Open(driver) => Some(driver),
+            _ => None,
+        }
     }
 
     /// Whether the handshake is done and the connection has not ended.
     pub fn is_open(&self) -> bool {
-        matches!(&self.phase, Phase::Open(driver) if !driver.is_finished())
+        self.driver().is_some_and(|driver| !driver.is_finished())
     }
 
     /// Whether the session is over: nothing more to read or write. Drop it.
@@ -528,27 +475,17 @@ impl Session {
 
     /// Backpressure: whether the send queue is within its bound.
     pub fn is_writable(&self) -> bool {
-        match &self.phase {
-            Phase::Open(driver) => driver.is_writable(),
-            _ => true,
-        }
+        self.driver().is_none_or(Driver::is_writable)
     }
 
     /// Bytes queued but not written yet.
     pub fn pending_bytes(&self) -> usize {
-        let queued = match &self.phase {
-            Phase::Open(driver) => driver.pending_bytes(),
-            _ => 0,
-        };
-        queued + self.head.len() - self.head_written
+        self.driver().map_or(0, Driver::pending_bytes) + self.head.len()
     }
 
     /// How the connection ended, once it has (after the handshake).
     pub fn outcome(&self) -> Option<Outcome> {
-        match &self.phase {
-            Phase::Open(driver) => driver.outcome().cloned(),
-            _ => None,
-        }
+        self.driver()?.outcome().cloned()
     }
 
     /// Why the session failed: the handshake (refused, rejected, timed out, the peer
@@ -565,10 +502,7 @@ impl Session {
 
     /// The subprotocol agreed on in the handshake.
     pub fn protocol(&self) -> Option<&str> {
-        match &self.phase {
-            Phase::Open(driver) => driver.protocol(),
-            _ => None,
-        }
+        self.driver()?.protocol()
     }
 
     /// The socket.
@@ -576,15 +510,7 @@ impl Session {
         &self.stream
     }
 
-    fn open_driver(&mut self) -> Result<&mut Driver, Error> {
-        match &mut self.phase {
-            Phase::Open(driver) if !driver.is_finished() && !driver.is_write_closed() => Ok(driver),
-            Phase::Accepting(_) | Phase::Connecting(_) => Err(Error::Handshaking),
-            _ => Err(Error::Closed),
-        }
-    }
-
-    /// Ends a handshaking session with `error`.
+    /// Ends the session with `error` (the first one counts).
     fn finish_with(&mut self, error: Error) {
         self.error.get_or_insert(Box::new(error));
         self.close_now();
@@ -592,14 +518,10 @@ impl Session {
 
     fn close_now(&mut self) {
         let _ = self.stream.shutdown(Shutdown::Both);
-        self.done = true;
-        self.deadline = None;
-        self.write_wanted = false;
+        (self.done, self.deadline, self.write, self.head) = (true, None, false, Vec::new());
         if !matches!(self.phase, Phase::Open(_)) {
             self.phase = Phase::Closed;
         }
-        self.head = Vec::new();
-        self.head_written = 0;
     }
 
     /// The transport failed.
@@ -610,95 +532,56 @@ impl Session {
         self.finish_with(Error::Io(error));
     }
 
-    /// Writes the handshake bytes until the socket would block. `true` once they are
-    /// all out.
-    fn write_head(&mut self) -> bool {
-        while self.head_written < self.head.len() {
-            match self.stream.write(&self.head[self.head_written..]) {
-                Ok(0) => {
-                    self.fail(io::ErrorKind::WriteZero.into());
-                    return false;
-                }
-                Ok(n) => self.head_written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.fail(e);
-                    return false;
-                }
+    /// Writes until the socket would block: the handshake bytes, then what the phase
+    /// asks for (the refusal's shutdown and linger; once open, what [`Driver::poll_io`]
+    /// says: write, shut down, done); then records the interest and the deadline.
+    fn settle(&mut self, now: At) {
+        while !self.head.is_empty() && !self.done {
+            match self.stream.write(&self.head) {
+                Ok(0) => self.fail(ErrorKind::WriteZero.into()),
+                Ok(n) => drop(self.head.drain(..n)),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return self.write = true,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => self.fail(e),
             }
         }
-        self.head = Vec::new();
-        self.head_written = 0;
-        true
-    }
-
-    /// Does what the phase asks for writing: the handshake bytes, then, once open, what
-    /// [`Driver::poll_io`] says (write, shut down, done), until the socket would block;
-    /// then records the interest and the deadline to wait for.
-    fn settle(&mut self, now: Instant) {
         if self.done {
             return;
         }
-        let head_out = self.write_head();
-        if self.done {
-            return;
-        }
-        match &mut self.phase {
-            Phase::Refusing(linger) if head_out => {
-                // The refusal is out: shut our side, then read until the client closes
-                // (bounded).
-                let linger = *linger;
+        let driver = match &mut self.phase {
+            Phase::Open(driver) => driver,
+            Phase::Refusing(linger @ Some(_), _) => {
+                // The refusal is out: shut our side, then read until the client closes.
                 let _ = self.stream.shutdown(Shutdown::Write);
-                self.phase = Phase::Refusing(Duration::ZERO);
-                if linger > Duration::ZERO {
-                    self.deadline = Some(now + linger);
-                }
-                self.write_wanted = false;
+                self.deadline = linger.take().map(|linger| now + linger);
+                return self.write = false;
             }
-            Phase::Open(_) if head_out => self.settle_open(now),
-            Phase::Connecting(connecting) => {
-                self.write_wanted = !head_out || !connecting.connected;
+            Phase::Handshake(handshake) => {
+                return self.write = matches!(handshake.0, Side::Client(_, _, false));
             }
-            _ => self.write_wanted = !head_out,
-        }
-    }
-
-    fn settle_open(&mut self, now: Instant) {
-        for _ in 0..1024 {
-            let Phase::Open(driver) = &mut self.phase else {
-                return;
-            };
+            _ => return self.write = false,
+        };
+        loop {
             let io = match driver.poll_io(now) {
-                Next::Done => {
-                    self.done = true;
-                    self.deadline = None;
-                    self.write_wanted = false;
-                    return;
-                }
+                Next::Io(io) => io,
                 Next::Shutdown => {
                     let _ = self.stream.shutdown(Shutdown::Write);
                     driver.shutdown_done();
                     continue;
                 }
-                Next::Io(io) => io,
+                Next::Done => return (self.done, self.deadline, self.write) = (true, None, false),
             };
-            self.read_wanted = io.read;
-            self.write_wanted = io.write;
-            self.deadline = io.deadline;
+            (self.read, self.write, self.deadline) = (io.read, io.write, io.deadline);
             if !io.write {
                 return;
             }
-            let result = {
-                let mut slices = [IoSlice::new(&[]); 32];
-                let n = driver.write_slices(&mut slices);
-                self.stream.write_vectored(&slices[..n])
-            };
-            match result {
-                Ok(0) => return self.fail(io::ErrorKind::WriteZero.into()),
+            let mut slices = [IoSlice::new(&[]); 32];
+            let n = driver.write_slices(&mut slices);
+            match self.stream.write_vectored(&slices[..n]) {
+                Ok(0) => return self.fail(ErrorKind::WriteZero.into()),
                 Ok(n) => driver.advance(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return self.fail(e),
             }
         }
@@ -710,39 +593,21 @@ impl Session {
     /// `short_read_drains`: a read that returns less than it asked for ends reading (the
     /// caller knows no end of stream is waiting unannounced; see
     /// [`on_event`](Self::on_event)).
-    fn drive(
-        &mut self,
-        now: Instant,
-        readable: bool,
-        short_read_drains: bool,
-        handler: &mut dyn Handler,
-    ) {
+    fn drive(&mut self, now: Instant, readable: bool, short: bool, handler: &mut dyn Handler) {
+        let now = self.clock.at(now);
+        // A writable event may resume reading that backpressure had paused.
+        let paused = !self.read;
+        self.settle(now);
+        let readable = readable || (paused && self.read);
         // A handshake read that came back short leaves nothing for the open phase to read.
         let mut drained = false;
-        // A writable event may resume reading that backpressure had paused.
-        let was_paused = !self.read_wanted;
-        self.settle(now);
-        let readable = readable || (was_paused && self.read_wanted);
         // Each turn either moves to the next phase or returns.
         for _ in 0..4 {
-            if self.done {
-                return;
-            }
             match self.phase {
-                Phase::Accepting(_) => {
-                    if !readable
-                        || !self.accept_request(now, short_read_drains, &mut drained, handler)
-                    {
+                _ if self.done => return,
+                Phase::Handshake(_) => {
+                    if !self.handshake(now, readable, short, &mut drained, handler) {
                         return self.settle(now);
-                    }
-                    self.settle(now);
-                    if self.is_open() {
-                        handler.on_open(self);
-                    }
-                }
-                Phase::Connecting(_) => {
-                    if !self.client_handshake(now, readable, short_read_drains, &mut drained) {
-                        return;
                     }
                     self.settle(now);
                     if self.is_open() {
@@ -751,48 +616,59 @@ impl Session {
                 }
                 Phase::Open(_) => {
                     self.dispatching = true;
-                    self.read_messages(now, short_read_drains, drained || !readable, handler);
+                    self.read_messages(now, short, drained || !readable, handler);
                     self.dispatching = false;
                     return self.settle(now);
                 }
-                Phase::Refusing(_) => {
-                    if readable && self.head.is_empty() {
-                        self.discard_input();
-                    }
-                    return;
-                }
-                Phase::Closed => return,
+                Phase::Refusing(None, _) if readable => return self.discard_input(),
+                _ => return,
             }
         }
     }
 
-    /// Server: reads the request; `true` once the phase changed.
-    ///
-    /// `drained`: set when the last read came back short and `short_read_drains`.
-    fn accept_request(
+    /// The opening handshake: a client's TCP connect, then the head (written by
+    /// [`settle`](Self::settle)), then reading the other side's; `true` once the phase
+    /// changed. `drained`: set when the last read came back short and `short`.
+    fn handshake(
         &mut self,
-        now: Instant,
-        short_read_drains: bool,
+        now: At,
+        readable: bool,
+        short: bool,
         drained: &mut bool,
         handler: &mut dyn Handler,
     ) -> bool {
-        let Phase::Accepting(accepting) = &mut self.phase else {
-            return false;
-        };
-        let Accepting {
-            upgrade,
-            decide,
-            settings,
-        } = &mut **accepting;
-        let settings = *settings;
-        let stream = &mut self.stream;
-        let mut path = None;
-        let answer = loop {
-            let mut asked = 0;
-            let read = upgrade.read_with(|buf| {
-                asked = buf.len();
-                read_once(stream, buf)
-            });
+        if let Phase::Handshake(handshake) = &mut self.phase {
+            if let (Side::Client(_, _, connected @ false), settings) = &mut **handshake {
+                let status = match self.stream.take_error() {
+                    Ok(Some(error)) | Err(error) => Err(error),
+                    Ok(None) => match self.stream.peer_addr() {
+                        Err(e) if e.kind() == ErrorKind::NotConnected => return false,
+                        result => result,
+                    },
+                };
+                if let Err(error) = status {
+                    self.fail(error);
+                    return true;
+                }
+                *connected = true;
+                self.deadline = settings.handshake_timeout.map(|t| now + t);
+                self.settle(now);
+            }
+        }
+        if !readable || !self.head.is_empty() || self.done {
+            return self.done;
+        }
+        loop {
+            let Phase::Handshake(handshake) = &mut self.phase else {
+                return true;
+            };
+            let (side, settings) = &mut **handshake;
+            let mut was_short = false;
+            let read = reader(&mut self.stream, &mut was_short);
+            let read = match side {
+                Side::Server(upgrade, _) => upgrade.read_with(read),
+                Side::Client(upgrade, ..) => upgrade.read_with(read),
+            };
             let n = match read {
                 Poll::Ready(Ok(n)) => n,
                 Poll::Ready(Err(error)) => {
@@ -801,181 +677,100 @@ impl Session {
                 }
                 Poll::Pending => return false,
             };
-            *drained = short_read_drains && n > 0 && n < asked;
-            let answer = match upgrade.poll_head() {
-                Some(Err(refusal)) => Some(refusal),
-                Some(Ok(head)) => {
-                    path = Some(head.path().to_owned());
-                    let verdict = match decide.take() {
-                        Some(decide) => decide(&head),
-                        None => handler.on_request(&head),
+            *drained = short && was_short;
+            let settings = *settings;
+            let (connection, response, protocol, early) = match side {
+                Side::Server(upgrade, decide) => {
+                    let mut path = None;
+                    let answer = match upgrade.poll_head() {
+                        None => None,
+                        Some(Err(refusal)) => Some(refusal),
+                        Some(Ok(head)) => {
+                            path = Some(head.path().into());
+                            let verdict = match decide.take() {
+                                Some(decide) => decide(&head),
+                                None => handler.on_request(&head),
+                            };
+                            upgrade.answer(verdict)
+                        }
                     };
-                    upgrade.answer(verdict)
+                    match answer {
+                        Some(ServerAnswer::Accept {
+                            response,
+                            protocol,
+                            early,
+                            ..
+                        }) => {
+                            self.path = path;
+                            let connection = Connection::server(settings.protocol, now);
+                            (connection, response, protocol, early)
+                        }
+                        Some(ServerAnswer::Refuse { response, refusal }) => {
+                            self.head = response;
+                            self.error = Some(Box::new(Error::Refused(refusal)));
+                            let linger = settings.refusal_linger;
+                            self.phase = Phase::Refusing(Some(linger), REFUSAL_DRAIN);
+                            self.deadline = Some(now + linger);
+                            return true;
+                        }
+                        None if n == 0 => break,
+                        None if *drained => return false,
+                        None => continue,
+                    }
                 }
-                None => None,
-            };
-            if let Some(answer) = answer {
-                break answer;
-            }
-            if n == 0 {
-                let error = io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "peer left during the handshake",
-                );
-                self.finish_with(Error::Io(error));
-                return true;
-            }
-            if *drained {
-                // The rest of the request comes with a later event.
-                return false;
-            }
-        };
-        self.head_written = 0;
-        match answer {
-            ServerAnswer::Accept {
-                response,
-                protocol,
-                early,
-                ..
-            } => {
-                let connection = Connection::server(settings.protocol, now);
-                let mut driver = Driver::new(connection, settings.buffers);
-                driver.push_bytes(&early);
-                driver.set_protocol(protocol);
-                self.head = response;
-                self.path = path.map(String::into_boxed_str);
-                self.deadline = None;
-                self.phase = Phase::Open(Box::new(driver));
-            }
-            ServerAnswer::Refuse { response, refusal } => {
-                self.head = response;
-                self.error = Some(Box::new(Error::Refused(refusal)));
-                self.phase = Phase::Refusing(settings.refusal_linger);
-                self.deadline = Some(now + settings.refusal_linger);
-            }
-        }
-        true
-    }
-
-    /// Client: connect, write the request, read the response; `true` once the phase
-    /// changed. `drained`: as for [`accept_request`](Self::accept_request).
-    fn client_handshake(
-        &mut self,
-        now: Instant,
-        readable: bool,
-        short_read_drains: bool,
-        drained: &mut bool,
-    ) -> bool {
-        let Phase::Connecting(connecting) = &mut self.phase else {
-            return false;
-        };
-        if !connecting.connected {
-            let status = match self.stream.take_error() {
-                Ok(Some(error)) | Err(error) => Err(error),
-                Ok(None) => match self.stream.peer_addr() {
-                    Ok(_) => Ok(true),
-                    Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
-                    Err(e) => Err(e),
+                Side::Client(upgrade, seed, _) => match upgrade.poll() {
+                    Ok(Some(ClientAnswer::Accepted {
+                        protocol, early, ..
+                    })) => {
+                        let role = Role::Client;
+                        let connection = Connection::new(role, settings.protocol, *seed, now);
+                        (connection, Vec::new(), protocol, early)
+                    }
+                    Ok(Some(ClientAnswer::Rejected(rejected))) => {
+                        self.finish_with(Error::Rejected(rejected));
+                        return true;
+                    }
+                    Err(error) => {
+                        self.finish_with(Error::Response(error));
+                        return true;
+                    }
+                    Ok(None) if n == 0 => break,
+                    // The rest of the response comes with a later event.
+                    Ok(None) if *drained => return false,
+                    Ok(None) => continue,
                 },
             };
-            match status {
-                Ok(true) => {
-                    connecting.connected = true;
-                    self.deadline = connecting.settings.handshake_timeout.map(|t| now + t);
-                }
-                Ok(false) => return false,
-                Err(error) => {
-                    self.fail(error);
-                    return true;
-                }
-            }
-        }
-        self.settle(now);
-        if self.done {
+            let mut driver = Driver::new(connection, settings.buffers);
+            driver.push_bytes(&early);
+            driver.set_protocol(protocol);
+            (self.head, self.deadline) = (response, None);
+            self.phase = Phase::Open(Box::new(driver));
             return true;
         }
-        if !self.head.is_empty() || !readable {
-            return false;
-        }
-        let Phase::Connecting(connecting) = &mut self.phase else {
-            return false;
-        };
-        let Connecting {
-            upgrade,
-            seed,
-            settings,
-            ..
-        } = &mut **connecting;
-        let stream = &mut self.stream;
-        let answer = loop {
-            let mut asked = 0;
-            let read = upgrade.read_with(|buf| {
-                asked = buf.len();
-                read_once(stream, buf)
-            });
-            let n = match read {
-                Poll::Ready(Ok(n)) => n,
-                Poll::Ready(Err(error)) => {
-                    self.fail(error);
-                    return true;
-                }
-                Poll::Pending => return false,
-            };
-            *drained = short_read_drains && n > 0 && n < asked;
-            match upgrade.poll() {
-                Ok(Some(answer)) => break answer,
-                Ok(None) if n == 0 => {
-                    let error = io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "server left during the handshake",
-                    );
-                    self.finish_with(Error::Io(error));
-                    return true;
-                }
-                // The rest of the response comes with a later event.
-                Ok(None) if *drained => return false,
-                Ok(None) => {}
-                Err(error) => {
-                    self.finish_with(Error::Response(error));
-                    return true;
-                }
-            }
-        };
-        match answer {
-            ClientAnswer::Accepted {
-                protocol, early, ..
-            } => {
-                let connection = Connection::new(Role::Client, settings.protocol, *seed, now);
-                let mut driver = Driver::new(connection, settings.buffers);
-                driver.push_bytes(&early);
-                driver.set_protocol(protocol);
-                self.deadline = None;
-                self.phase = Phase::Open(Box::new(driver));
-            }
-            ClientAnswer::Rejected(response) => self.finish_with(Error::Rejected(response)),
-        }
+        let error = io::Error::new(ErrorKind::UnexpectedEof, "peer left during the handshake");
+        self.finish_with(Error::Io(error));
         true
     }
 
     /// Open: processes buffered input and reads while the driver asks to (the socket
-    /// would block, or with `short_read_drains` a read came back short; the send queue is
-    /// full; the connection ended), handing each message to `handler` before the next is
-    /// parsed, and writing between reads when the queue fills. `drained`: the socket is
-    /// known to be drained already, so only buffered input is processed.
+    /// would block, or with `short` a read came back short; the send queue is full; the
+    /// connection ended), handing each message to `handler` before the next is parsed,
+    /// and writing between reads when the queue fills. `drained`: the socket is known to
+    /// be drained already, so only buffered input is processed.
     fn read_messages(
         &mut self,
-        now: Instant,
-        short_read_drains: bool,
+        now: At,
+        short: bool,
         mut drained: bool,
         handler: &mut dyn Handler,
     ) {
         loop {
-            if self.done {
-                return;
-            }
             let Phase::Open(driver) = &mut self.phase else {
                 return;
             };
+            if self.done {
+                return;
+            }
             if !driver.is_writable() {
                 // Backpressure: what the handler would send has no room; write first,
                 // and leave the rest of the input for when the queue drains.
@@ -996,58 +791,55 @@ impl Session {
             let Phase::Open(driver) = &mut self.phase else {
                 return;
             };
-            if self.done || !self.read_wanted {
+            if self.done || !self.read {
                 return;
             }
-            let stream = &mut self.stream;
-            let mut asked = 0;
-            let read = driver.read_with(|buf| {
-                asked = buf.len();
-                read_once(stream, buf)
-            });
-            match read {
-                Poll::Ready(Ok(0)) => {}
-                Poll::Ready(Ok(n)) => drained = short_read_drains && n < asked,
+            let mut was_short = false;
+            match driver.read_with(reader(&mut self.stream, &mut was_short)) {
+                Poll::Ready(Ok(_)) => drained = short && was_short,
                 Poll::Ready(Err(error)) => return self.fail(error),
                 Poll::Pending => return,
             }
         }
     }
 
-    /// Refusing: reads and drops what the client still sends; done at its end of stream.
+    /// Refusing: reads and drops what the client still sends; done at its end of stream
+    /// (or once it sent too much).
     fn discard_input(&mut self) {
+        let Phase::Refusing(None, left) = &mut self.phase else {
+            return;
+        };
         let mut buf = [0u8; 4096];
-        for _ in 0..64 {
-            match read_once(&mut self.stream, &mut buf) {
-                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return self.close_now(),
-                Poll::Ready(Ok(_)) => {}
+        while *left > 0 {
+            match reader(&mut self.stream, &mut false)(&mut buf) {
+                Poll::Ready(Ok(n)) if n > 0 => *left = left.saturating_sub(n),
                 Poll::Pending => return,
+                _ => break,
             }
         }
-        // A client that keeps sending after its refusal: stop listening.
         self.close_now();
     }
 }
 
-impl mio::event::Source for Session {
+impl Source for Session {
     fn register(
         &mut self,
         registry: &Registry,
         token: Token,
-        interests: Interest,
+        interest: Interest,
     ) -> io::Result<()> {
-        self.registered = Some(interests);
-        self.stream.register(registry, token, interests)
+        self.registered = Some(interest);
+        self.stream.register(registry, token, interest)
     }
 
     fn reregister(
         &mut self,
         registry: &Registry,
         token: Token,
-        interests: Interest,
+        interest: Interest,
     ) -> io::Result<()> {
-        self.registered = Some(interests);
-        self.stream.reregister(registry, token, interests)
+        self.registered = Some(interest);
+        self.stream.reregister(registry, token, interest)
     }
 
     fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
