@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::io::{self, ErrorKind, IoSlice, Read, Write};
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::net::{Shutdown, ToSocketAddrs};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,9 @@ const REFUSAL_DRAIN: usize = 64 * 1024;
 /// Where a session stands. Every phase with state keeps it boxed, so a session is small
 /// (an idle server holds many): the handshake's state, with the settings (which only the
 /// handshake needs), is freed once the connection is open.
+///
+/// A phase ends where the next begins; once the session is done (`Session::done`) its
+/// phase only answers questions (the outcome, the subprotocol).
 enum Phase {
     /// Server: reading the request head; client: waiting for the TCP connect, writing
     /// the request, reading the response.
@@ -44,8 +47,6 @@ enum Phase {
     /// until it closes, so that closing does not reset the connection before the
     /// response is read.
     Refusing(Option<Duration>, usize),
-    /// Nothing more to do.
-    Closed,
 }
 
 /// The handshake's side (boxed as a whole, so the sizes of its variants matter little).
@@ -159,17 +160,15 @@ fn reader<'a>(
 
 impl Session {
     fn new(stream: TcpStream, now: Instant, side: Side, settings: Settings, head: Vec<u8>) -> Self {
-        let timeout = match side {
-            Side::Server(..) => settings.handshake_timeout,
-            Side::Client(..) => settings.connect_timeout.or(settings.handshake_timeout),
-        };
+        // A client (which has its request to write) first waits for the TCP connect.
+        let connect = settings.connect_timeout.filter(|_| !head.is_empty());
         Session {
             stream,
             clock: StdClock::with_epoch(now),
             phase: Phase::Handshake(Box::new((side, settings))),
+            deadline: connect.or(settings.handshake_timeout).map(|t| At::ZERO + t),
             write: !head.is_empty(),
             head,
-            deadline: timeout.map(|t| At::ZERO + t),
             path: None,
             error: None,
             read: true,
@@ -184,9 +183,7 @@ impl Session {
     /// (no subprotocol) or writes its refusal (400 / 426 / 431) and closes, within
     /// [`Settings::handshake_timeout`].
     pub fn server(stream: TcpStream, settings: impl Into<Settings>, now: Instant) -> Self {
-        let settings = settings.into();
-        let side = Side::Server(ServerUpgrade::new(settings.head_limits), None);
-        Session::new(stream, now, side, settings, Vec::new())
+        Session::accepting(stream, settings.into(), now, None)
     }
 
     /// As [`Session::server`], with `decide` seeing the request (path, query, headers,
@@ -198,13 +195,17 @@ impl Session {
         now: Instant,
         decide: impl FnOnce(&RequestHead) -> Verdict + Send + 'static,
     ) -> Self {
-        let mut session = Session::server(stream, settings, now);
-        if let Phase::Handshake(handshake) = &mut session.phase {
-            if let Side::Server(_, slot) = &mut handshake.0 {
-                *slot = Some(Box::new(decide));
-            }
-        }
-        session
+        Session::accepting(stream, settings.into(), now, Some(Box::new(decide)))
+    }
+
+    fn accepting(
+        stream: TcpStream,
+        settings: Settings,
+        now: Instant,
+        decide: Option<Decide>,
+    ) -> Self {
+        let side = Side::Server(ServerUpgrade::new(settings.head_limits), decide);
+        Session::new(stream, now, side, settings, Vec::new())
     }
 
     /// A client session on `stream`, connected or still connecting (as
@@ -253,11 +254,9 @@ impl Session {
         if url.is_tls() {
             return Err(Error::TlsRequired);
         }
-        let addr: SocketAddr = (url.host(), url.port())
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| io::Error::new(ErrorKind::NotFound, "host has no address"))?;
-        let stream = TcpStream::connect(addr)?;
+        let mut addrs = (url.host(), url.port()).to_socket_addrs()?;
+        let no_address = || io::Error::new(ErrorKind::NotFound, "host has no address");
+        let stream = TcpStream::connect(addrs.next().ok_or_else(no_address)?)?;
         stream.set_nodelay(true)?;
         let (protocols, headers) = extras.borrowed();
         let request = url.request().with_protocols(&protocols);
@@ -314,14 +313,13 @@ impl Session {
 
     /// [`on_event`](Self::on_event) with a whole [`Handler`].
     pub fn on_event_with(&mut self, event: &Event, now: Instant, handler: &mut dyn Handler) {
-        let hangup = event.is_read_closed() || event.is_error();
-        self.hangup |= hangup;
-        let short_read_drains = SHORT_READ_DRAINS && !self.hangup;
-        if event.is_readable() || hangup {
-            self.drive(now, true, short_read_drains, handler);
+        self.hangup |= event.is_read_closed() || event.is_error();
+        let short = SHORT_READ_DRAINS && !self.hangup;
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            self.drive(now, true, short, handler);
         }
         if event.is_writable() || event.is_error() {
-            self.drive(now, false, short_read_drains, handler);
+            self.drive(now, false, short, handler);
         }
     }
 
@@ -351,7 +349,7 @@ impl Session {
                 // A server that said no but never finished its body still said no.
                 Side::Client(upgrade, _, true) => upgrade.timed_out(),
             },
-            _ => return self.close_now(),
+            Phase::Refusing(..) => return self.close_now(),
         };
         self.finish_with(error);
     }
@@ -384,9 +382,7 @@ impl Session {
         fin: bool,
         bytes: Vec<u8>,
     ) -> Result<(), Error> {
-        self.queue(self.clock.now(), |driver, _| {
-            driver.send_frame(kind, fin, bytes)
-        })
+        self.queue(self.clock.now(), |d, _| d.send_frame(kind, fin, bytes))
     }
 
     /// Starts the close handshake with `code` and `reason` (at most 123 bytes). The end
@@ -397,9 +393,8 @@ impl Session {
         if let Phase::Handshake(_) = self.phase {
             self.finish_with(Error::Closed);
         }
-        match self.queue(self.clock.at(now), |driver, now| {
-            driver.close(code, reason, now)
-        }) {
+        let close = |driver: &mut Driver, now| driver.close(code, reason, now);
+        match self.queue(self.clock.at(now), close) {
             Err(Error::Closed) => Ok(()),
             result => result,
         }
@@ -416,7 +411,7 @@ impl Session {
             Phase::Open(driver) if !driver.is_finished() && !driver.is_write_closed() => {
                 f(driver, now)?;
             }
-            Phase::Handshake(_) => return Err(Error::Handshaking),
+            Phase::Handshake(_) if !self.done => return Err(Error::Handshaking),
             _ => return Err(Error::Closed),
         }
         if !self.dispatching {
@@ -510,297 +505,228 @@ impl Session {
         &self.stream
     }
 
-    /// Ends the session with `error` (the first one counts).
-    fn finish_with(&mut self, error: Error) {
+    /// Ends the session with `error` (the first one counts); `true`, for the handshake.
+    fn finish_with(&mut self, error: Error) -> bool {
         self.error.get_or_insert(Box::new(error));
         self.close_now();
+        true
     }
 
     fn close_now(&mut self) {
         let _ = self.stream.shutdown(Shutdown::Both);
-        (self.done, self.deadline, self.write, self.head) = (true, None, false, Vec::new());
-        if !matches!(self.phase, Phase::Open(_)) {
-            self.phase = Phase::Closed;
-        }
+        (self.done, self.head) = (true, Vec::new());
     }
 
-    /// The transport failed.
-    fn fail(&mut self, error: io::Error) {
+    /// The transport failed; `true`, for the handshake.
+    fn fail(&mut self, error: io::Error) -> bool {
         if let Phase::Open(driver) = &mut self.phase {
             driver.fail_io(error.kind());
         }
-        self.finish_with(Error::Io(error));
+        self.finish_with(Error::Io(error))
     }
 
     /// Writes until the socket would block: the handshake bytes, then what the phase
     /// asks for (the refusal's shutdown and linger; once open, what [`Driver::poll_io`]
     /// says: write, shut down, done); then records the interest and the deadline.
     fn settle(&mut self, now: At) {
-        while !self.head.is_empty() && !self.done {
-            match self.stream.write(&self.head) {
-                Ok(0) => self.fail(ErrorKind::WriteZero.into()),
-                Ok(n) => drop(self.head.drain(..n)),
+        self.write = false;
+        while !self.done {
+            let mut slices = [IoSlice::new(&self.head); 32];
+            let n = match &mut self.phase {
+                _ if !self.head.is_empty() => 1,
+                Phase::Open(driver) => match driver.poll_io(now) {
+                    Next::Io(io) => {
+                        (self.read, self.write, self.deadline) = (io.read, io.write, io.deadline);
+                        match io.write {
+                            true => driver.write_slices(&mut slices),
+                            false => return,
+                        }
+                    }
+                    Next::Shutdown => {
+                        let _ = self.stream.shutdown(Shutdown::Write);
+                        driver.shutdown_done();
+                        continue;
+                    }
+                    Next::Done => return self.done = true,
+                },
+                Phase::Refusing(linger @ Some(_), _) => {
+                    // The refusal is out: shut our side, then read until the client closes.
+                    let _ = self.stream.shutdown(Shutdown::Write);
+                    return self.deadline = linger.take().map(|linger| now + linger);
+                }
+                Phase::Handshake(handshake) => {
+                    return self.write = matches!(handshake.0, Side::Client(_, _, false))
+                }
+                Phase::Refusing(None, _) => return,
+            };
+            match self.stream.write_vectored(&slices[..n]) {
+                Ok(0) => drop(self.fail(ErrorKind::WriteZero.into())),
+                Ok(n) => match &mut self.phase {
+                    _ if !self.head.is_empty() => drop(self.head.drain(..n)),
+                    Phase::Open(driver) => driver.advance(n),
+                    _ => {}
+                },
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return self.write = true,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => self.fail(e),
-            }
-        }
-        if self.done {
-            return;
-        }
-        let driver = match &mut self.phase {
-            Phase::Open(driver) => driver,
-            Phase::Refusing(linger @ Some(_), _) => {
-                // The refusal is out: shut our side, then read until the client closes.
-                let _ = self.stream.shutdown(Shutdown::Write);
-                self.deadline = linger.take().map(|linger| now + linger);
-                return self.write = false;
-            }
-            Phase::Handshake(handshake) => {
-                return self.write = matches!(handshake.0, Side::Client(_, _, false));
-            }
-            _ => return self.write = false,
-        };
-        loop {
-            let io = match driver.poll_io(now) {
-                Next::Io(io) => io,
-                Next::Shutdown => {
-                    let _ = self.stream.shutdown(Shutdown::Write);
-                    driver.shutdown_done();
-                    continue;
-                }
-                Next::Done => return (self.done, self.deadline, self.write) = (true, None, false),
-            };
-            (self.read, self.write, self.deadline) = (io.read, io.write, io.deadline);
-            if !io.write {
-                return;
-            }
-            let mut slices = [IoSlice::new(&[]); 32];
-            let n = driver.write_slices(&mut slices);
-            match self.stream.write_vectored(&slices[..n]) {
-                Ok(0) => return self.fail(ErrorKind::WriteZero.into()),
-                Ok(n) => driver.advance(n),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return self.fail(e),
+                Err(e) => drop(self.fail(e)),
             }
         }
     }
 
-    /// Advances the session: handshake phases, then reading (when `readable`, or when
-    /// the driver resumes reading after backpressure) and writing the open connection.
+    /// Advances the session: the handshake, then the open connection's messages, each
+    /// handed to `handler` as it is parsed, reading while the phase asks to (the socket
+    /// would block, or with `short` a read came back short; the send queue is full; the
+    /// connection ended), and writing between reads when the queue fills. Reads only when
+    /// `readable`, or when the driver resumes reading after backpressure.
     ///
-    /// `short_read_drains`: a read that returns less than it asked for ends reading (the
-    /// caller knows no end of stream is waiting unannounced; see
-    /// [`on_event`](Self::on_event)).
+    /// `short`: a read that returns less than it asked for ends reading (the caller knows
+    /// no end of stream is waiting unannounced; see [`on_event`](Self::on_event)).
     fn drive(&mut self, now: Instant, readable: bool, short: bool, handler: &mut dyn Handler) {
         let now = self.clock.at(now);
-        // A writable event may resume reading that backpressure had paused.
         let paused = !self.read;
         self.settle(now);
-        let readable = readable || (paused && self.read);
-        // A handshake read that came back short leaves nothing for the open phase to read.
-        let mut drained = false;
-        // Each turn either moves to the next phase or returns.
-        for _ in 0..4 {
-            match self.phase {
-                _ if self.done => return,
-                Phase::Handshake(_) => {
-                    if !self.handshake(now, readable, short, &mut drained, handler) {
-                        return self.settle(now);
-                    }
+        // Whether the socket is known to be drained, so only buffered input is processed
+        // (a writable event may resume reading that backpressure had paused).
+        let mut drained = !(readable || (paused && self.read));
+        let mut eof = false;
+        self.dispatching = true;
+        while !self.done {
+            match &mut self.phase {
+                Phase::Open(driver) if !driver.is_writable() => {
+                    // Backpressure: what the handler would send has no room; write first,
+                    // and leave the rest of the input for when the queue drains.
                     self.settle(now);
-                    if self.is_open() {
-                        handler.on_open(self);
+                    if !self.is_writable() {
+                        break;
+                    }
+                    continue;
+                }
+                Phase::Open(driver) => {
+                    if let Some(message) = driver.poll_message(now) {
+                        handler.on_message(self, message);
+                        continue;
                     }
                 }
-                Phase::Open(_) => {
-                    self.dispatching = true;
-                    self.read_messages(now, short, drained || !readable, handler);
-                    self.dispatching = false;
-                    return self.settle(now);
-                }
-                Phase::Refusing(None, _) if readable => return self.discard_input(),
-                _ => return,
-            }
-        }
-    }
-
-    /// The opening handshake: a client's TCP connect, then the head (written by
-    /// [`settle`](Self::settle)), then reading the other side's; `true` once the phase
-    /// changed. `drained`: set when the last read came back short and `short`.
-    fn handshake(
-        &mut self,
-        now: At,
-        readable: bool,
-        short: bool,
-        drained: &mut bool,
-        handler: &mut dyn Handler,
-    ) -> bool {
-        if let Phase::Handshake(handshake) = &mut self.phase {
-            if let (Side::Client(_, _, connected @ false), settings) = &mut **handshake {
-                let status = match self.stream.take_error() {
-                    Ok(Some(error)) | Err(error) => Err(error),
-                    Ok(None) => match self.stream.peer_addr() {
-                        Err(e) if e.kind() == ErrorKind::NotConnected => return false,
-                        result => result,
-                    },
-                };
-                if let Err(error) = status {
-                    self.fail(error);
-                    return true;
-                }
-                *connected = true;
-                self.deadline = settings.handshake_timeout.map(|t| now + t);
-                self.settle(now);
-            }
-        }
-        if !readable || !self.head.is_empty() || self.done {
-            return self.done;
-        }
-        loop {
-            let Phase::Handshake(handshake) = &mut self.phase else {
-                return true;
-            };
-            let (side, settings) = &mut **handshake;
-            let mut was_short = false;
-            let read = reader(&mut self.stream, &mut was_short);
-            let read = match side {
-                Side::Server(upgrade, _) => upgrade.read_with(read),
-                Side::Client(upgrade, ..) => upgrade.read_with(read),
-            };
-            let n = match read {
-                Poll::Ready(Ok(n)) => n,
-                Poll::Ready(Err(error)) => {
-                    self.fail(error);
-                    return true;
-                }
-                Poll::Pending => return false,
-            };
-            *drained = short && was_short;
-            let settings = *settings;
-            let (connection, response, protocol, early) = match side {
-                Side::Server(upgrade, decide) => {
-                    let mut path = None;
-                    let answer = match upgrade.poll_head() {
-                        None => None,
-                        Some(Err(refusal)) => Some(refusal),
-                        Some(Ok(head)) => {
-                            path = Some(head.path().into());
-                            let verdict = match decide.take() {
-                                Some(decide) => decide(&head),
-                                None => handler.on_request(&head),
-                            };
-                            upgrade.answer(verdict)
+                Phase::Handshake(_) => {
+                    if self.handshake(now, eof, handler) {
+                        self.settle(now);
+                        if self.is_open() {
+                            handler.on_open(self);
                         }
-                    };
-                    match answer {
-                        Some(ServerAnswer::Accept {
-                            response,
-                            protocol,
-                            early,
-                            ..
-                        }) => {
-                            self.path = path;
-                            let connection = Connection::server(settings.protocol, now);
-                            (connection, response, protocol, early)
-                        }
-                        Some(ServerAnswer::Refuse { response, refusal }) => {
-                            self.head = response;
-                            self.error = Some(Box::new(Error::Refused(refusal)));
-                            let linger = settings.refusal_linger;
-                            self.phase = Phase::Refusing(Some(linger), REFUSAL_DRAIN);
-                            self.deadline = Some(now + linger);
-                            return true;
-                        }
-                        None if n == 0 => break,
-                        None if *drained => return false,
-                        None => continue,
+                        continue;
                     }
                 }
-                Side::Client(upgrade, seed, _) => match upgrade.poll() {
-                    Ok(Some(ClientAnswer::Accepted {
-                        protocol, early, ..
-                    })) => {
-                        let role = Role::Client;
-                        let connection = Connection::new(role, settings.protocol, *seed, now);
-                        (connection, Vec::new(), protocol, early)
-                    }
-                    Ok(Some(ClientAnswer::Rejected(rejected))) => {
-                        self.finish_with(Error::Rejected(rejected));
-                        return true;
-                    }
-                    Err(error) => {
-                        self.finish_with(Error::Response(error));
-                        return true;
-                    }
-                    Ok(None) if n == 0 => break,
-                    // The rest of the response comes with a later event.
-                    Ok(None) if *drained => return false,
-                    Ok(None) => continue,
-                },
-            };
-            let mut driver = Driver::new(connection, settings.buffers);
-            driver.push_bytes(&early);
-            driver.set_protocol(protocol);
-            (self.head, self.deadline) = (response, None);
-            self.phase = Phase::Open(Box::new(driver));
-            return true;
-        }
-        let error = io::Error::new(ErrorKind::UnexpectedEof, "peer left during the handshake");
-        self.finish_with(Error::Io(error));
-        true
-    }
-
-    /// Open: processes buffered input and reads while the driver asks to (the socket
-    /// would block, or with `short` a read came back short; the send queue is full; the
-    /// connection ended), handing each message to `handler` before the next is parsed,
-    /// and writing between reads when the queue fills. `drained`: the socket is known to
-    /// be drained already, so only buffered input is processed.
-    fn read_messages(
-        &mut self,
-        now: At,
-        short: bool,
-        mut drained: bool,
-        handler: &mut dyn Handler,
-    ) {
-        loop {
-            let Phase::Open(driver) = &mut self.phase else {
-                return;
-            };
-            if self.done {
-                return;
-            }
-            if !driver.is_writable() {
-                // Backpressure: what the handler would send has no room; write first,
-                // and leave the rest of the input for when the queue drains.
-                self.settle(now);
-                if !self.is_writable() || self.done {
-                    return;
-                }
-                continue;
-            }
-            if let Some(message) = driver.poll_message(now) {
-                handler.on_message(self, message);
-                continue;
+                Phase::Refusing(None, _) if !drained => self.discard_input(),
+                Phase::Refusing(..) => {}
             }
             if drained {
-                return;
+                break;
             }
             self.settle(now);
-            let Phase::Open(driver) = &mut self.phase else {
-                return;
-            };
-            if self.done || !self.read {
-                return;
-            }
             let mut was_short = false;
-            match driver.read_with(reader(&mut self.stream, &mut was_short)) {
-                Poll::Ready(Ok(_)) => drained = short && was_short,
-                Poll::Ready(Err(error)) => return self.fail(error),
-                Poll::Pending => return,
+            let read = reader(&mut self.stream, &mut was_short);
+            let read = match &mut self.phase {
+                _ if self.done => break,
+                Phase::Open(driver) if self.read => driver.read_with(read),
+                Phase::Handshake(handshake) if self.head.is_empty() => match &mut handshake.0 {
+                    Side::Server(upgrade, _) => upgrade.read_with(read),
+                    Side::Client(upgrade, _, true) => upgrade.read_with(read),
+                    Side::Client(..) => break,
+                },
+                _ => break,
+            };
+            match read {
+                Poll::Ready(Ok(n)) => (drained, eof) = (short && was_short, n == 0),
+                Poll::Ready(Err(error)) => drop(self.fail(error)),
+                Poll::Pending => break,
             }
         }
+        self.dispatching = false;
+        self.settle(now);
+    }
+
+    /// The handshake with what has been read (a client first waits for its TCP
+    /// connect, then writes its request); `true` once the phase changed or the session
+    /// failed. `eof`: the last read found the end of stream.
+    fn handshake(&mut self, now: At, eof: bool, handler: &mut dyn Handler) -> bool {
+        let Phase::Handshake(handshake) = &mut self.phase else {
+            return false;
+        };
+        let (side, settings) = &mut **handshake;
+        let settings = *settings;
+        let left = || io::Error::new(ErrorKind::UnexpectedEof, "peer left during the handshake");
+        let (connection, response, protocol, early) = match side {
+            Side::Client(_, _, connected @ false) => {
+                let status = self.stream.take_error().and_then(|error| match error {
+                    Some(error) => Err(error),
+                    None => self.stream.peer_addr().map(drop),
+                });
+                match status {
+                    Err(e) if e.kind() == ErrorKind::NotConnected => return false,
+                    Err(error) => return self.fail(error),
+                    Ok(()) => *connected = true,
+                }
+                self.deadline = settings.handshake_timeout.map(|t| now + t);
+                self.settle(now);
+                return false;
+            }
+            Side::Client(upgrade, seed, true) => match upgrade.poll() {
+                Ok(Some(ClientAnswer::Accepted {
+                    protocol, early, ..
+                })) => {
+                    let connection = Connection::new(Role::Client, settings.protocol, *seed, now);
+                    (connection, Vec::new(), protocol, early)
+                }
+                Ok(Some(ClientAnswer::Rejected(rejected))) => {
+                    return self.finish_with(Error::Rejected(rejected))
+                }
+                Ok(None) if eof => return self.finish_with(Error::Io(left())),
+                Ok(None) => return false,
+                Err(error) => return self.finish_with(Error::Response(error)),
+            },
+            Side::Server(upgrade, decide) => {
+                let (answer, path) = match upgrade.poll_head() {
+                    None if eof => return self.finish_with(Error::Io(left())),
+                    None => return false,
+                    Some(Err(refusal)) => (refusal, None),
+                    Some(Ok(head)) => {
+                        let verdict = match decide.take() {
+                            Some(decide) => decide(&head),
+                            None => handler.on_request(&head),
+                        };
+                        match upgrade.answer(verdict) {
+                            Some(answer) => (answer, Some(head.path().into())),
+                            None => return false,
+                        }
+                    }
+                };
+                match answer {
+                    ServerAnswer::Accept {
+                        response,
+                        protocol,
+                        early,
+                        ..
+                    } => {
+                        self.path = path;
+                        let connection = Connection::server(settings.protocol, now);
+                        (connection, response, protocol, early)
+                    }
+                    ServerAnswer::Refuse { response, refusal } => {
+                        let linger = settings.refusal_linger;
+                        self.phase = Phase::Refusing(Some(linger), REFUSAL_DRAIN);
+                        self.error = Some(Box::new(Error::Refused(refusal)));
+                        (self.head, self.deadline) = (response, Some(now + linger));
+                        return true;
+                    }
+                }
+            }
+        };
+        let mut driver = Driver::new(connection, settings.buffers);
+        driver.push_bytes(&early);
+        driver.set_protocol(protocol);
+        (self.head, self.deadline) = (response, None);
+        self.phase = Phase::Open(Box::new(driver));
+        true
     }
 
     /// Refusing: reads and drops what the client still sends; done at its end of stream
