@@ -1,7 +1,6 @@
 //! [`Server`]: many [`Session`]s on one `mio::Poll`.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::BTreeSet;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -58,7 +57,7 @@ impl<F: FnMut(&mut Session, Message)> Handler for F {
 ///
 /// A turn costs what its events and expired timers cost, not the number of sessions:
 /// only the sessions that had an event, were accepted or had a timer fire are looked
-/// at again, and the deadlines wait in a heap.
+/// at again, and the deadlines wait in an ordered timer set.
 ///
 /// ```no_run
 /// use sockeye_mio::{Handler, Message, RequestHead, Server, Session, Settings, Verdict};
@@ -92,20 +91,14 @@ pub struct Server<H> {
     poll: Poll,
     events: Events,
     listener: TcpListener,
-    sessions: Slab<Entry>,
-    /// Each session's deadline as scheduled (`Entry::scheduled`), earliest first, with
-    /// stale entries (the session moved its deadline, or ended) skipped when they come up.
-    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Each session with the deadline it has in `timers`.
+    sessions: Slab<(Session, Option<Instant>)>,
+    /// Every session's deadline with its key, earliest first.
+    timers: BTreeSet<(Instant, usize)>,
     /// The sessions this turn touched, to settle at its end.
     touched: Vec<usize>,
     settings: Settings,
     handler: H,
-}
-
-/// A session and the deadline it has in the timer heap.
-struct Entry {
-    session: Session,
-    scheduled: Option<Instant>,
 }
 
 impl<H> fmt::Debug for Server<H> {
@@ -129,7 +122,7 @@ impl<H: Handler> Server<H> {
             events: Events::with_capacity(1024),
             listener,
             sessions: Slab::new(),
-            timers: BinaryHeap::new(),
+            timers: BTreeSet::new(),
             touched: Vec::new(),
             settings: settings.into(),
             handler,
@@ -152,129 +145,91 @@ impl<H: Handler> Server<H> {
     /// deadline), handles them, fires expired timers, and drops finished sessions.
     pub fn turn(&mut self, max_wait: Option<Duration>) -> io::Result<()> {
         let now = Instant::now();
-        let mut wait = self
-            .next_deadline()
-            .map(|deadline| deadline.saturating_duration_since(now));
-        if let Some(max) = max_wait {
-            wait = Some(wait.map_or(max, |w| w.min(max)));
-        }
+        let next = self
+            .timers
+            .first()
+            .map(|(at, _)| at.saturating_duration_since(now));
+        let wait = next.map_or(max_wait, |next| {
+            Some(max_wait.map_or(next, |max| max.min(next)))
+        });
         match self.poll.poll(&mut self.events, wait) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
+            _ => {}
         }
         let now = Instant::now();
         let mut accept = false;
         for event in self.events.iter() {
-            if event.token() == LISTENER {
-                accept = true;
-                continue;
+            let key = event.token().0.wrapping_sub(1);
+            accept |= event.token() == LISTENER;
+            if let Some((session, _)) = self.sessions.get_mut(key) {
+                session.on_event_with(event, now, &mut self.handler);
+                self.touched.push(key);
             }
-            let key = event.token().0 - 1;
-            let Some(entry) = self.sessions.get_mut(key) else {
-                continue;
-            };
-            entry.session.on_event_with(event, now, &mut self.handler);
-            entry.session.flush(now);
-            self.touched.push(key);
         }
-        if accept {
-            self.accept(now)?;
+        while accept {
+            accept = self.accept(now);
         }
-        while let Some(&Reverse((deadline, key))) = self.timers.peek() {
-            if deadline > now {
+        while let Some(&(at, key)) = self.timers.first() {
+            if at > now {
                 break;
             }
-            self.timers.pop();
-            match self.sessions.get_mut(key) {
-                Some(entry) if entry.scheduled == Some(deadline) => {
-                    entry.scheduled = None;
-                    entry.session.on_timeout(now);
-                    self.touched.push(key);
-                }
-                // Stale: the session moved its deadline or ended.
-                _ => {}
-            }
+            self.timers.pop_first();
+            let (session, scheduled) = &mut self.sessions[key];
+            *scheduled = None;
+            session.on_timeout(now);
+            self.touched.push(key);
         }
         self.settle();
         Ok(())
     }
 
-    /// The earliest deadline of any session, dropping stale heap entries on the way.
-    fn next_deadline(&mut self) -> Option<Instant> {
-        while let Some(&Reverse((deadline, key))) = self.timers.peek() {
-            match self.sessions.get(key) {
-                Some(entry) if entry.scheduled == Some(deadline) => return Some(deadline),
-                _ => {
-                    self.timers.pop();
-                }
-            }
-        }
-        None
-    }
-
     /// For each session touched this turn: drops it if it is done, else updates its
-    /// registration and schedules its next deadline.
+    /// registration and its place among the timers.
     fn settle(&mut self) {
         let registry = self.poll.registry();
         for key in self.touched.drain(..) {
             // A session can be touched twice in a turn (an event and a timer).
-            let Some(entry) = self.sessions.get_mut(key) else {
+            let Some((session, scheduled)) = self.sessions.get_mut(key) else {
                 continue;
             };
-            let session = &mut entry.session;
-            if session.is_done() || session.update_interest(registry, Token(key + 1)).is_err() {
-                let mut session = self.sessions.remove(key).session;
+            let done =
+                session.is_done() || session.update_interest(registry, Token(key + 1)).is_err();
+            let deadline = session.deadline_std().filter(|_| !done);
+            if let Some(at) = std::mem::replace(scheduled, deadline) {
+                self.timers.remove(&(at, key));
+            }
+            if let Some(at) = deadline {
+                self.timers.insert((at, key));
+            }
+            if done {
+                let (mut session, _) = self.sessions.remove(key);
                 let _ = session.deregister(registry);
                 self.handler.on_close(&mut session);
-                continue;
             }
-            let deadline = session.deadline_std();
-            if deadline != entry.scheduled {
-                entry.scheduled = deadline;
-                if let Some(deadline) = deadline {
-                    self.timers.push(Reverse((deadline, key)));
-                }
-            }
-        }
-        // Sessions that keep moving their deadline leave stale entries behind; rebuild
-        // the heap once they outnumber the live ones, so it stays proportional to the
-        // sessions (at amortized constant cost per entry).
-        if self.timers.len() > 2 * self.sessions.len() + 64 {
-            self.timers = self
-                .sessions
-                .iter()
-                .filter_map(|(key, entry)| entry.scheduled.map(|at| Reverse((at, key))))
-                .collect();
         }
     }
 
-    fn accept(&mut self, now: Instant) -> io::Result<()> {
-        loop {
-            let stream = match self.listener.accept() {
-                Ok((stream, _)) => stream,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // Out of descriptors, a connection reset before it was accepted ...:
-                // keep serving the others.
-                Err(_) => return Ok(()),
-            };
-            let _ = stream.set_nodelay(true);
-            let entry = self.sessions.vacant_entry();
-            let key = entry.key();
-            let mut session = Session::server(stream, self.settings, now);
-            if session
-                .register(self.poll.registry(), Token(key + 1))
-                .is_ok()
-            {
-                entry.insert(Entry {
-                    session,
-                    scheduled: None,
-                });
-                // Settled at the end of the turn: its handshake deadline goes on the heap.
-                self.touched.push(key);
-            }
+    /// Accepts one connection; `false` once there is none left.
+    fn accept(&mut self, now: Instant) -> bool {
+        // None left (or out of descriptors, a connection reset before it was
+        // accepted ...: keep serving the others).
+        let stream = match self.listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(e) => return e.kind() == io::ErrorKind::Interrupted,
+        };
+        let _ = stream.set_nodelay(true);
+        let entry = self.sessions.vacant_entry();
+        let key = entry.key();
+        let mut session = Session::server(stream, self.settings, now);
+        if session
+            .register(self.poll.registry(), Token(key + 1))
+            .is_ok()
+        {
+            entry.insert((session, None));
+            // Settled at the end of the turn: its handshake deadline goes in the timers.
+            self.touched.push(key);
         }
+        true
     }
 
     /// Open and handshaking sessions.
@@ -303,31 +258,34 @@ mod tests {
     use super::*;
     use crate::{Config, KeepAlive};
 
-    /// Whether every live session is on the heap at the deadline it reports, and the
-    /// heap holds no more than the compaction bound.
+    /// Whether every live session is among the timers at the deadline it reports, and
+    /// the timers hold nothing else.
     fn timers_are_consistent<H: Handler>(server: &Server<H>) -> Result<(), String> {
-        for (key, entry) in server.sessions.iter() {
-            if entry.scheduled != entry.session.deadline_std() {
-                return Err(format!("session {key}: scheduled {:?}", entry.scheduled));
+        for (key, (session, scheduled)) in server.sessions.iter() {
+            if *scheduled != session.deadline_std() {
+                return Err(format!("session {key}: scheduled {scheduled:?}"));
             }
-            let queued = entry
-                .scheduled
-                .is_none_or(|at| server.timers.iter().any(|t| t.0 == (at, key)));
-            if !queued {
-                return Err(format!("session {key}: its deadline is not on the heap"));
+            if scheduled.is_some_and(|at| !server.timers.contains(&(at, key))) {
+                return Err(format!(
+                    "session {key}: its deadline is not among the timers"
+                ));
             }
         }
-        if server.timers.len() > 2 * server.sessions.len() + 64 {
-            return Err(format!("{} heap entries", server.timers.len()));
+        let scheduled = server
+            .sessions
+            .iter()
+            .filter(|(_, entry)| entry.1.is_some());
+        if server.timers.len() != scheduled.count() {
+            return Err(format!("{} timers", server.timers.len()));
         }
         Ok(())
     }
 
     /// A busy session moves its keepalive deadline with every message it receives; the
-    /// stale heap entries that leaves are dropped, and silent connections still get
-    /// their handshake timeout from the heap while the busy one keeps being served.
+    /// timers keep one entry per session, and silent connections still get their
+    /// handshake timeout from the timers while the busy one keeps being served.
     #[test]
-    fn deadlines_stay_on_a_bounded_heap_and_fire() {
+    fn deadlines_stay_one_per_session_and_fire() {
         let keepalive = KeepAlive::new(Duration::from_secs(30), Duration::from_secs(30));
         let settings = Settings::from(Config::default().with_keepalive(Some(keepalive)))
             .with_handshake_timeout(Some(Duration::from_millis(300)));
