@@ -73,12 +73,9 @@ mod session;
 pub use server::{Handler, Server};
 pub use session::Session;
 pub use sockeye_engine::{
-    Abnormal, CloseReason, DriverConfig, Message, Outcome, Refusal, RejectedResponse,
+    Abnormal, CloseReason, DriverConfig, Error, Message, Outcome, Refusal, RejectedResponse,
     RequestExtras, RequestHead, Settings, Verdict,
 };
 pub use sockeye_proto;
-pub use sockeye_proto::handshake::HeadLimits;
-pub use sockeye_proto::handshake::{ClientRequest, Url};
+pub use sockeye_proto::handshake::{ClientRequest, HeadLimits, Url};
 pub use sockeye_proto::{CloseCode, Config, DataKind, KeepAlive, Role, State, Timeout};
-
-pub use sockeye_engine::Error;

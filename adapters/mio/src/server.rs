@@ -1,13 +1,8 @@
 //! [`Server`]: many [`Session`]s on one `mio::Poll`.
 
-use std::collections::BTreeSet;
-use std::fmt;
-use std::io;
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::{collections::BTreeSet, fmt, io, net::SocketAddr, time::Duration, time::Instant};
 
-use mio::net::TcpListener;
-use mio::{Events, Interest, Poll, Token};
+use mio::{net::TcpListener, Events, Interest, Poll, Token};
 use slab::Slab;
 use sockeye_engine::{Message, RequestHead, Settings, Verdict};
 
@@ -144,14 +139,9 @@ impl<H: Handler> Server<H> {
     /// One turn: waits for events (at most `max_wait`, and never past the next session
     /// deadline), handles them, fires expired timers, and drops finished sessions.
     pub fn turn(&mut self, max_wait: Option<Duration>) -> io::Result<()> {
-        let now = Instant::now();
-        let next = self
-            .timers
-            .first()
-            .map(|(at, _)| at.saturating_duration_since(now));
-        let wait = next.map_or(max_wait, |next| {
-            Some(max_wait.map_or(next, |max| max.min(next)))
-        });
+        let (now, next) = (Instant::now(), self.timers.first().map(|timer| timer.0));
+        let next = next.map(|at| at.saturating_duration_since(now));
+        let wait = next.into_iter().chain(max_wait).min();
         match self.poll.poll(&mut self.events, wait) {
             Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
             _ => {}
@@ -169,14 +159,11 @@ impl<H: Handler> Server<H> {
         while accept {
             accept = self.accept(now);
         }
-        while let Some(&(at, key)) = self.timers.first() {
-            if at > now {
-                break;
-            }
-            self.timers.pop_first();
-            let (session, scheduled) = &mut self.sessions[key];
-            *scheduled = None;
-            session.on_timeout(now);
+        // A timer that fired is out of the set (its session's next deadline goes in when
+        // the session is settled).
+        while let Some(&(at, key)) = self.timers.first().filter(|timer| timer.0 <= now) {
+            self.timers.remove(&(at, key));
+            self.sessions[key].0.on_timeout(now);
             self.touched.push(key);
         }
         self.settle();
@@ -221,10 +208,8 @@ impl<H: Handler> Server<H> {
         let entry = self.sessions.vacant_entry();
         let key = entry.key();
         let mut session = Session::server(stream, self.settings, now);
-        if session
-            .register(self.poll.registry(), Token(key + 1))
-            .is_ok()
-        {
+        let registered = session.register(self.poll.registry(), Token(key + 1));
+        if registered.is_ok() {
             entry.insert((session, None));
             // Settled at the end of the turn: its handshake deadline goes in the timers.
             self.touched.push(key);

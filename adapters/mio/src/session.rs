@@ -4,7 +4,7 @@
 //! done) and holds no lifecycle policy of its own.
 
 use std::fmt;
-use std::io::{self, ErrorKind, IoSlice, Read, Write};
+use std::io::{self, ErrorKind, IoSlice, Read as _, Write};
 use std::net::{Shutdown, ToSocketAddrs};
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -23,6 +23,12 @@ use crate::{Error, Handler};
 
 /// The engine's time: nanoseconds from the session's epoch.
 type At = sockeye_proto::Instant;
+
+/// A read's result, `Pending` when the socket would block.
+type Read = Poll<io::Result<usize>>;
+
+/// What the driver says to a send.
+type Sent = Result<(), SendError>;
 
 /// The application's callback deciding an upgrade request.
 type Decide = Box<dyn FnOnce(&RequestHead) -> Verdict + Send>;
@@ -130,13 +136,9 @@ const SHORT_READ_DRAINS: bool = cfg!(any(
     target_os = "redox",
     target_os = "dragonfly",
     target_os = "freebsd",
-    target_os = "ios",
-    target_os = "macos",
     target_os = "netbsd",
     target_os = "openbsd",
-    target_os = "tvos",
-    target_os = "visionos",
-    target_os = "watchos",
+    target_vendor = "apple",
 ));
 
 /// One non-blocking read for a `read_with`: `Pending` when the socket would block;
@@ -144,17 +146,13 @@ const SHORT_READ_DRAINS: bool = cfg!(any(
 fn reader<'a>(
     stream: &'a mut TcpStream,
     short: &'a mut bool,
-) -> impl FnOnce(&mut [u8]) -> Poll<io::Result<usize>> + 'a {
+) -> impl FnOnce(&mut [u8]) -> Read + 'a {
     move |buf| loop {
-        return match stream.read(buf) {
-            Ok(n) => {
-                *short = n > 0 && n < buf.len();
-                Poll::Ready(Ok(n))
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => Poll::Pending,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => Poll::Ready(Err(e)),
-        };
+        match stream.read(buf) {
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Poll::Pending,
+            result => return Poll::Ready(result.inspect(|n| *short = *n > 0 && *n < buf.len())),
+        }
     }
 }
 
@@ -198,13 +196,8 @@ impl Session {
         Session::accepting(stream, settings.into(), now, Some(Box::new(decide)))
     }
 
-    fn accepting(
-        stream: TcpStream,
-        settings: Settings,
-        now: Instant,
-        decide: Option<Decide>,
-    ) -> Self {
-        let side = Side::Server(ServerUpgrade::new(settings.head_limits), decide);
+    fn accepting(stream: TcpStream, settings: Settings, now: Instant, d: Option<Decide>) -> Self {
+        let side = Side::Server(ServerUpgrade::new(settings.head_limits), d);
         Session::new(stream, now, side, settings, Vec::new())
     }
 
@@ -376,13 +369,10 @@ impl Session {
 
     /// Queues one frame of a fragmented message (`fin == false` continues it), and
     /// writes what the socket takes now.
-    pub fn send_fragment(
-        &mut self,
-        kind: DataKind,
-        fin: bool,
-        bytes: Vec<u8>,
-    ) -> Result<(), Error> {
-        self.queue(self.clock.now(), |d, _| d.send_frame(kind, fin, bytes))
+    pub fn send_fragment(&mut self, kind: DataKind, fin: bool, buf: Vec<u8>) -> Result<(), Error> {
+        self.queue(self.clock.now(), |driver, _| {
+            driver.send_frame(kind, fin, buf)
+        })
     }
 
     /// Starts the close handshake with `code` and `reason` (at most 123 bytes). The end
@@ -402,11 +392,7 @@ impl Session {
 
     /// Runs `f` on the open driver, then writes (inside a handler, after it returns: one
     /// write for many).
-    fn queue(
-        &mut self,
-        now: At,
-        f: impl FnOnce(&mut Driver, At) -> Result<(), SendError>,
-    ) -> Result<(), Error> {
+    fn queue(&mut self, now: At, f: impl FnOnce(&mut Driver, At) -> Sent) -> Result<(), Error> {
         match &mut self.phase {
             Phase::Open(driver) if !driver.is_finished() && !driver.is_write_closed() => {
                 f(driver, now)?;
@@ -616,7 +602,8 @@ impl Session {
                         continue;
                     }
                 }
-                Phase::Refusing(None, _) if !drained => self.discard_input(),
+                // Refusing: done at the client's end of stream, or once it sent too much.
+                Phase::Refusing(None, left) if eof || *left == 0 => self.close_now(),
                 Phase::Refusing(..) => {}
             }
             if drained {
@@ -628,6 +615,13 @@ impl Session {
             let read = match &mut self.phase {
                 _ if self.done => break,
                 Phase::Open(driver) if self.read => driver.read_with(read),
+                Phase::Refusing(None, left) => {
+                    let read = read(&mut [0; 4096]);
+                    if let Poll::Ready(Ok(n)) = read {
+                        *left = left.saturating_sub(n);
+                    }
+                    read
+                }
                 Phase::Handshake(handshake) if self.head.is_empty() => match &mut handshake.0 {
                     Side::Server(upgrade, _) => upgrade.read_with(read),
                     Side::Client(upgrade, _, true) => upgrade.read_with(read),
@@ -728,44 +722,17 @@ impl Session {
         self.phase = Phase::Open(Box::new(driver));
         true
     }
-
-    /// Refusing: reads and drops what the client still sends; done at its end of stream
-    /// (or once it sent too much).
-    fn discard_input(&mut self) {
-        let Phase::Refusing(None, left) = &mut self.phase else {
-            return;
-        };
-        let mut buf = [0u8; 4096];
-        while *left > 0 {
-            match reader(&mut self.stream, &mut false)(&mut buf) {
-                Poll::Ready(Ok(n)) if n > 0 => *left = left.saturating_sub(n),
-                Poll::Pending => return,
-                _ => break,
-            }
-        }
-        self.close_now();
-    }
 }
 
 impl Source for Session {
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interest: Interest,
-    ) -> io::Result<()> {
-        self.registered = Some(interest);
-        self.stream.register(registry, token, interest)
+    fn register(&mut self, registry: &Registry, token: Token, with: Interest) -> io::Result<()> {
+        self.registered = Some(with);
+        self.stream.register(registry, token, with)
     }
 
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interest: Interest,
-    ) -> io::Result<()> {
-        self.registered = Some(interest);
-        self.stream.reregister(registry, token, interest)
+    fn reregister(&mut self, registry: &Registry, token: Token, with: Interest) -> io::Result<()> {
+        self.registered = Some(with);
+        self.stream.reregister(registry, token, with)
     }
 
     fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
