@@ -58,7 +58,10 @@ enum Phase {
 /// The handshake's side (boxed as a whole, so the sizes of its variants matter little).
 #[allow(clippy::large_enum_variant)]
 enum Side {
+    /// The request being read, and the session's own decision, if it has one (else the
+    /// handler's `on_request` decides).
     Server(ServerUpgrade, Option<Decide>),
+    /// The response being read, the masking seed, and whether the TCP connect is done.
     Client(ClientUpgrade, [u8; 32], bool),
 }
 
@@ -370,9 +373,7 @@ impl Session {
     /// Queues one frame of a fragmented message (`fin == false` continues it), and
     /// writes what the socket takes now.
     pub fn send_fragment(&mut self, kind: DataKind, fin: bool, buf: Vec<u8>) -> Result<(), Error> {
-        self.queue(self.clock.now(), |driver, _| {
-            driver.send_frame(kind, fin, buf)
-        })
+        self.queue(self.clock.now(), |d, _| d.send_frame(kind, fin, buf))
     }
 
     /// Starts the close handshake with `code` and `reason` (at most 123 bytes). The end
