@@ -639,3 +639,57 @@ fn a_frame_behind_the_request_is_answered_without_another_event() {
     stream.read_exact(&mut echo).unwrap();
     assert_eq!(&echo, b"\x81\x02hi");
 }
+
+/// A refusal is written, the write side shut, and the client's further bytes drained
+/// (so the client reads the whole answer, not a reset) until the client closes, for at
+/// most the refusal linger, or until it sent more than the drain allows.
+#[test]
+fn a_refusal_lingers_for_the_client_then_closes() {
+    let linger = Duration::from_millis(400);
+    let server = serve(Settings::default().with_refusal_linger(linger));
+    let private = UPGRADE.replace("/slow", "/private");
+
+    // A client that stays silent after its request: the answer, then the end of stream
+    // once the linger is over.
+    let mut silent = TcpStream::connect(server.addr).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    silent.write_all(private.as_bytes()).unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    silent.read_to_end(&mut answer).unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 403 Forbidden\r\n"),
+        "{answer:?}"
+    );
+    // Our write side was shut at once: the answer ended before the linger did, and the
+    // session ended with the linger.
+    assert!(started.elapsed() < linger, "{:?}", started.elapsed());
+    wait_until("the refusal to be reported", || {
+        server.seen.lock().unwrap().ends.len() == 1
+    });
+    let waited = started.elapsed();
+    assert!(
+        waited >= linger && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+
+    // A client that keeps sending: dropped once it sent more than the drain allows,
+    // long before the linger would end.
+    let server = serve(Settings::default().with_refusal_linger(Duration::from_secs(30)));
+    let mut noisy = TcpStream::connect(server.addr).unwrap();
+    noisy.write_all(private.as_bytes()).unwrap();
+    let started = Instant::now();
+    let chunk = [0u8; 16 * 1024];
+    let closed = (0..1024).any(|_| noisy.write_all(&chunk).is_err());
+    assert!(closed, "the server kept draining");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    wait_until("the refusal to be reported", || {
+        server.seen.lock().unwrap().ends.len() == 1
+    });
+}
