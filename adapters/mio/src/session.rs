@@ -40,8 +40,8 @@ const REFUSAL_DRAIN: usize = 64 * 1024;
 /// (an idle server holds many): the handshake's state, with the settings (which only the
 /// handshake needs), is freed once the connection is open.
 ///
-/// A phase ends where the next begins; once the session is done (`Session::done`) its
-/// phase only answers questions (the outcome, the subprotocol).
+/// Once the session is done (`Session::done`) its phase stays as it was and only
+/// answers questions (the outcome, the subprotocol) until the session is dropped.
 enum Phase {
     /// Server: reading the request head; client: waiting for the TCP connect, writing
     /// the request, reading the response.
