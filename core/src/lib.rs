@@ -109,6 +109,7 @@ pub mod close;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod extension;
 pub mod frame;
 pub mod handshake;
 mod machine;
@@ -123,6 +124,7 @@ pub use connection::{
     MIN_INPUT_BUFFER, MIN_TRANSMIT_BUFFER,
 };
 pub use error::{BufferTooSmall, ProtocolError, SendError};
+pub use extension::{DeflateConfig, DeflateParams};
 pub use handshake::{
     parse_request, parse_request_with, Accept, AcceptKey, ClientHandshake, ClientRequest,
     Rejection, RequestError, ResponseError, UpgradeRequest, Url, UrlError, WriteError,
