@@ -5,8 +5,8 @@ use std::task::Poll;
 use std::vec::Vec;
 
 use sockeye_proto::{
-    Boundary, CloseCode, Closed, Connection, DataKind, Event, Instant, ProtocolError, SendError,
-    Transmit, MIN_TRANSMIT_BUFFER,
+    Boundary, CloseCode, Closed, Connection, DataKind, DeflateConfig, DeflateParams, Event,
+    Instant, ProtocolError, SendError, Transmit, MIN_TRANSMIT_BUFFER,
 };
 
 use crate::buffers::{RecvBuffer, SendQueue};
@@ -45,6 +45,8 @@ pub struct Driver {
     /// The subprotocol, the end and the linger: boxed, since most connections need
     /// little of it for most of their life.
     pub(crate) rare: Option<Box<Rare>>,
+    /// permessage-deflate, when the handshake agreed it.
+    pub(crate) deflate: Option<Box<crate::compression::Compression>>,
 }
 
 impl Driver {
@@ -66,7 +68,24 @@ impl Driver {
             progressed: false,
             stall_from: NO_STALL,
             rare: None,
+            deflate: None,
         }
+    }
+
+    /// Turns permessage-deflate on, as the handshake agreed it (`params`), with this
+    /// end's own limits (`config`: level, threshold, windows). Call it before the first
+    /// message is read or sent.
+    pub fn enable_compression(&mut self, params: DeflateParams, config: DeflateConfig) {
+        self.deflate = Some(Box::new(crate::compression::Compression::new(
+            self.connection.role(),
+            params,
+            config,
+        )));
+    }
+
+    /// The permessage-deflate parameters the handshake agreed, if any.
+    pub fn compression(&self) -> Option<DeflateParams> {
+        self.deflate.as_ref().map(|deflate| deflate.params())
     }
 
     /// The connection inside (state, outcome, the peer's Close).

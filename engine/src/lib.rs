@@ -47,6 +47,7 @@
 struct ReadmeDoctests;
 
 mod buffers;
+mod compression;
 mod config;
 mod copy;
 mod driver;
