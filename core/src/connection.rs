@@ -71,6 +71,19 @@ pub enum Event<'b> {
         /// Whether the frame or message ends with this chunk.
         end: Boundary,
     },
+    /// A chunk of a compressed message (permessage-deflate), still deflated: inflate it
+    /// (with the `deflate` feature, `deflate::Inflater`), then check text for UTF-8 and
+    /// the inflated size against the message limit; fail the connection with
+    /// [`Connection::fail`] if either is wrong. Only when compression was enabled with
+    /// [`Connection::enable_compression`].
+    Compressed {
+        /// The kind of the message.
+        kind: DataKind,
+        /// The compressed bytes (unmasked).
+        bytes: &'b [u8],
+        /// Whether the frame or message ends with this chunk.
+        end: Boundary,
+    },
     /// A Ping arrived; the Pong is already queued.
     Ping(&'b [u8]),
     /// A Pong arrived.
@@ -156,6 +169,9 @@ pub const MIN_INPUT_BUFFER: usize = MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD + 3;
 
 /// The smallest output buffer for [`Connection::poll_transmit`]: one masked control frame.
 pub const MIN_TRANSMIT_BUFFER: usize = 6 + MAX_CONTROL_PAYLOAD;
+
+/// The RSV1 bit of a frame header's `rsv` field: permessage-deflate's "compressed".
+const RSV1: u8 = 0b100;
 
 /// A control payload waiting to be sent (or the peer's Close payload), held inline.
 #[derive(Clone, Copy)]
@@ -306,6 +322,10 @@ pub struct Connection {
     /// Bytes left unconsumed by the last `handle_input`: they come back at the front of
     /// the next input and are not new activity (for keepalive).
     unread: usize,
+    /// Whether the message being received is compressed (RSV1 on its first frame).
+    rx_compressed: bool,
+    /// permessage-deflate was negotiated: RSV1 marks a compressed message.
+    compression: bool,
     /// The kind of the message being sent in fragments, if any.
     tx_message: Option<DataKind>,
     /// The Pong to send; once the peer's Close arrived, that Close's payload (see
@@ -353,6 +373,8 @@ impl Connection {
             rx_message_len: 0,
             held: 0,
             unread: 0,
+            rx_compressed: false,
+            compression: false,
             tx_message: None,
             pong: ControlSlot::EMPTY,
             outgoing: ControlSlot::EMPTY,
@@ -535,6 +557,53 @@ impl Connection {
         self.timers.earliest()
     }
 
+    /// Turns on RSV1 as permessage-deflate defines it (RFC 7692), once the handshake agreed
+    /// the extension: a message whose first frame has RSV1 set arrives as
+    /// [`Event::Compressed`], and [`send_compressed`](Self::send_compressed) may be used.
+    /// Without it RSV1 is a protocol error, as RFC 6455 requires.
+    pub fn enable_compression(&mut self) {
+        self.compression = true;
+    }
+
+    /// Whether [`enable_compression`](Self::enable_compression) was called.
+    pub fn is_compression_enabled(&self) -> bool {
+        self.compression
+    }
+
+    /// Fails the connection for an error found in a message's content after the core
+    /// passed it on (a compressed message that does not inflate, is too large once
+    /// inflated, or is not UTF-8): the Close with `error`'s code is queued, then
+    /// [`Transmit::Shutdown`], and the connection's end is [`Closed::Failed`]. Does
+    /// nothing once the connection has ended.
+    pub fn fail(&mut self, error: ProtocolError) {
+        if self.terminal != Terminal::Running {
+            return;
+        }
+        let step = machine::step(self.role, self.state, Trigger::ProtocolError);
+        if step.send_close {
+            self.queue_close(Some(error.close_code()), error.as_str());
+        }
+        self.state = step.next;
+        self.shutdown = Shutdown::Wanted;
+        self.disarm_all();
+        self.terminal = Terminal::Reported(Closed::Failed(error));
+    }
+
+    /// [`send`](Self::send) for a message compressed with permessage-deflate: the first
+    /// frame of the message carries RSV1. `payload` is the compressed bytes (without the
+    /// trailing `00 00 ff ff`, RFC 7692 §7.2.1).
+    pub fn send_compressed(
+        &mut self,
+        kind: DataKind,
+        fin: bool,
+        payload: &mut [u8],
+    ) -> Result<FrameHead, SendError> {
+        if !self.compression {
+            return Err(SendError::CompressionNotNegotiated);
+        }
+        self.send_data(kind, fin, true, payload)
+    }
+
     /// Starts a data frame of `kind` carrying `payload`, and returns its header for a
     /// vectored write of `[head, payload]`. A client masks `payload` in place.
     ///
@@ -548,6 +617,16 @@ impl Connection {
         &mut self,
         kind: DataKind,
         fin: bool,
+        payload: &mut [u8],
+    ) -> Result<FrameHead, SendError> {
+        self.send_data(kind, fin, false, payload)
+    }
+
+    fn send_data(
+        &mut self,
+        kind: DataKind,
+        fin: bool,
+        compressed: bool,
         payload: &mut [u8],
     ) -> Result<FrameHead, SendError> {
         if self.state != State::Open {
@@ -566,9 +645,15 @@ impl Connection {
         if let Some(key) = mask {
             apply_mask(payload, key, 0);
         }
+        // RSV1 marks the whole message as compressed, on its first frame only (RFC 7692 §6).
+        let rsv = if compressed && opcode != OpCode::Continuation {
+            RSV1
+        } else {
+            0
+        };
         Ok(Header {
             fin,
-            rsv: 0,
+            rsv,
             opcode,
             mask,
             payload_len: payload.len() as u64,
@@ -724,7 +809,12 @@ impl Connection {
             (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
             _ => {}
         }
-        if header.rsv != 0 {
+        // RSV1 is permessage-deflate's, once negotiated, and only on the first frame of a
+        // data message (RFC 7692 §6.1); RSV2 and RSV3 are never ours.
+        let rsv1_allowed = self.compression
+            && matches!(header.opcode, OpCode::Text | OpCode::Binary)
+            && header.rsv == RSV1;
+        if header.rsv != 0 && !rsv1_allowed {
             return Err(ProtocolError::ReservedBits);
         }
         if header.opcode.is_control() {
@@ -752,6 +842,9 @@ impl Connection {
         let message_len = self.rx_message_len.saturating_add(header.payload_len);
         if message_len > self.config.max_message_size {
             return Err(ProtocolError::MessageTooLarge);
+        }
+        if header.opcode != OpCode::Continuation {
+            self.rx_compressed = header.rsv == RSV1;
         }
         self.rx_message = Some(kind);
         self.rx_message_len = message_len;
@@ -815,6 +908,23 @@ impl Connection {
         }
         let input: &'b [u8] = input;
         let chunk = &input[..held + available];
+        if self.rx_compressed {
+            // Deflated bytes: UTF-8 is checked after inflating (`held` is 0 here).
+            if available == 0 && !frame_done {
+                return Ok(Input {
+                    consumed: skipped,
+                    event: None,
+                });
+            }
+            return Ok(Input {
+                consumed: skipped + available,
+                event: Some(Event::Compressed {
+                    kind,
+                    bytes: chunk,
+                    end,
+                }),
+            });
+        }
         match kind {
             DataKind::Binary => {
                 if available == 0 && !frame_done {
@@ -918,21 +1028,6 @@ impl Connection {
         if let Some(ending) = step.ending {
             self.terminal = Terminal::Pending(self.closed_for(ending, None));
         }
-    }
-
-    /// Fails the connection for a protocol error.
-    fn fail(&mut self, error: ProtocolError) {
-        if self.terminal != Terminal::Running {
-            return;
-        }
-        let step = machine::step(self.role, self.state, Trigger::ProtocolError);
-        if step.send_close {
-            self.queue_close(Some(error.close_code()), error.as_str());
-        }
-        self.state = step.next;
-        self.shutdown = Shutdown::Wanted;
-        self.disarm_all();
-        self.terminal = Terminal::Reported(Closed::Failed(error));
     }
 
     /// Applies a trigger that may end the connection; returns the ending if it did.

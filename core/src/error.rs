@@ -55,6 +55,8 @@ pub enum ProtocolError {
     CloseFrameTooShort,
     /// A close code not allowed on the wire.
     InvalidCloseCode(u16),
+    /// A compressed message (permessage-deflate) whose data does not inflate.
+    InvalidCompressedData,
 }
 
 impl ProtocolError {
@@ -62,7 +64,9 @@ impl ProtocolError {
     pub const fn close_code(&self) -> CloseCode {
         match self {
             ProtocolError::FrameTooLarge | ProtocolError::MessageTooLarge => CloseCode::TOO_BIG,
-            ProtocolError::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCompressedData => {
+                CloseCode::INVALID_PAYLOAD
+            }
             _ => CloseCode::PROTOCOL,
         }
     }
@@ -84,6 +88,7 @@ impl ProtocolError {
             ProtocolError::InvalidUtf8 => "invalid UTF-8",
             ProtocolError::CloseFrameTooShort => "one-byte close payload",
             ProtocolError::InvalidCloseCode(_) => "invalid close code",
+            ProtocolError::InvalidCompressedData => "invalid compressed data",
         }
     }
 }
@@ -112,6 +117,8 @@ pub enum SendError {
     ControlTooLong,
     /// A close code that may not be sent (1005, 1006, 1015, < 1000, ...).
     InvalidCloseCode(u16),
+    /// A compressed frame, but permessage-deflate was not negotiated.
+    CompressionNotNegotiated,
 }
 
 impl fmt::Display for SendError {
@@ -125,6 +132,9 @@ impl fmt::Display for SendError {
                 f.write_str("control payload over 125 bytes (close reason over 123)")
             }
             SendError::InvalidCloseCode(code) => write!(f, "close code {code} may not be sent"),
+            SendError::CompressionNotNegotiated => {
+                f.write_str("permessage-deflate was not negotiated")
+            }
         }
     }
 }

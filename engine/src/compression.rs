@@ -1,27 +1,285 @@
 //! permessage-deflate on the driver: inflating what arrives, compressing what is sent.
+//!
+//! A compressed message arrives from the core as [`Event::Compressed`] chunks. Each
+//! chunk is inflated into a fixed scratch buffer (pooled, held only while a message is
+//! being inflated), text is checked as it comes out, and the inflated size is held to
+//! the message limit, so a compression bomb costs at most the limit. What did not fit
+//! the scratch waits in a backlog and is inflated by the next poll, before any new input.
 
-use sockeye_proto::{DeflateConfig, DeflateParams, Role};
+use std::vec::Vec;
+
+use sockeye_proto::deflate::{Deflater, Inflated, Inflater};
+use sockeye_proto::extension::Direction;
+use sockeye_proto::utf8;
+use sockeye_proto::{
+    Boundary, DataKind, DeflateConfig, DeflateParams, Event, ProtocolError, Role,
+};
+
+use crate::buffers::pool;
+
+/// Inflated output per step: the most one event carries.
+const SCRATCH: usize = 16 * 1024;
 
 /// The agreed compression of one connection and its codec state.
 #[derive(Debug)]
 pub(crate) struct Compression {
     params: DeflateParams,
-    #[allow(dead_code)]
-    role: Role,
-    #[allow(dead_code)]
     config: DeflateConfig,
+    inflater: Inflater,
+    deflater: Deflater,
+    incoming_takeover: bool,
+    outgoing_takeover: bool,
+    outgoing: Direction,
+    /// The message being inflated, if any.
+    rx: Option<Inflating>,
+    /// Inflated output; the last event borrowed `scratch[..shown]`.
+    scratch: Vec<u8>,
+    /// Compressed bytes of the current message not inflated yet (`backlog[taken..]`).
+    backlog: Vec<u8>,
+    taken: usize,
+}
+
+#[derive(Debug)]
+struct Inflating {
+    kind: DataKind,
+    /// The message's last compressed bytes have arrived.
+    fin: bool,
+    /// Inflated bytes so far, against the message limit.
+    inflated: u64,
+    /// The inflater may hold output it could not write (the scratch was full).
+    more_output: bool,
+    /// Some compressed bytes of this message arrived.
+    any_input: bool,
+    /// After the last event: bytes `[shown..filled]` of the scratch are the start of a
+    /// character, to be moved to the front before the next step.
+    shown: usize,
+    filled: usize,
 }
 
 impl Compression {
     pub(crate) fn new(role: Role, params: DeflateParams, config: DeflateConfig) -> Self {
+        let mut outgoing = params.outgoing(role);
+        // This end may always use a smaller window than agreed (RFC 7692 §7.1.2.1).
+        outgoing.window_bits = outgoing.window_bits.min(config.compress_window_bits);
+        let incoming = params.incoming(role);
         Compression {
             params,
-            role,
             config,
+            inflater: Inflater::new(incoming),
+            deflater: Deflater::new(outgoing, config.level),
+            incoming_takeover: incoming.context_takeover,
+            outgoing_takeover: outgoing.context_takeover,
+            outgoing,
+            rx: None,
+            scratch: Vec::new(),
+            backlog: Vec::new(),
+            taken: 0,
         }
     }
 
     pub(crate) fn params(&self) -> DeflateParams {
         self.params
+    }
+
+    /// Whether a compressed message still has output to hand out before new input is
+    /// read.
+    pub(crate) fn has_backlog(&self) -> bool {
+        match &self.rx {
+            Some(rx) => rx.more_output || rx.fin || self.taken < self.backlog.len(),
+            None => false,
+        }
+    }
+
+    /// Inflates a chunk the core passed on. Returns the inflated event, if this step
+    /// produced one; `Ok(None)` means the chunk is taken and more input is needed.
+    pub(crate) fn inflate_chunk(
+        &mut self,
+        kind: DataKind,
+        bytes: &[u8],
+        end: Boundary,
+        limit: u64,
+    ) -> Result<Option<Event<'_>>, ProtocolError> {
+        let rx = self.rx.get_or_insert(Inflating {
+            kind,
+            fin: false,
+            inflated: 0,
+            more_output: false,
+            any_input: false,
+            shown: 0,
+            filled: 0,
+        });
+        rx.fin = end == Boundary::MessageEnd;
+        self.step(Some(bytes), limit)
+    }
+
+    /// Inflates more of the backlog (see [`Compression::has_backlog`]).
+    pub(crate) fn inflate_backlog(
+        &mut self,
+        limit: u64,
+    ) -> Result<Option<Event<'_>>, ProtocolError> {
+        self.step(None, limit)
+    }
+
+    /// One inflate step from `fresh` bytes (or the backlog), into the scratch.
+    fn step(
+        &mut self,
+        fresh: Option<&[u8]>,
+        limit: u64,
+    ) -> Result<Option<Event<'_>>, ProtocolError> {
+        let Some(rx) = self.rx.as_mut() else {
+            return Ok(None);
+        };
+        if self.scratch.is_empty() {
+            self.scratch = pool::take(SCRATCH);
+        }
+        // The start of a character left from the last event goes to the front.
+        let carry = rx.filled - rx.shown;
+        self.scratch.copy_within(rx.shown..rx.filled, 0);
+        // One byte over the limit is enough to know the message is too large.
+        let allowed = limit.saturating_sub(rx.inflated).saturating_add(1);
+        let room = (SCRATCH - carry).min(usize::try_from(allowed).unwrap_or(usize::MAX));
+        let out = &mut self.scratch[carry..carry + room];
+        let (input, from_backlog) = match fresh {
+            // Fresh bytes go first only when nothing older waits.
+            Some(bytes) if self.taken == self.backlog.len() => (bytes, false),
+            Some(bytes) => {
+                self.backlog.extend_from_slice(bytes);
+                (&self.backlog[self.taken..], true)
+            }
+            None => (&self.backlog[self.taken..], true),
+        };
+        let inflated = if rx.fin && !rx.any_input && input.is_empty() {
+            // A compressed message with no payload at all is empty (not a deflate
+            // stream cut short): some peers send it so.
+            Inflated {
+                consumed: 0,
+                produced: 0,
+                done: true,
+            }
+        } else {
+            self.inflater
+                .inflate(input, rx.fin, out)
+                .map_err(|_| ProtocolError::InvalidCompressedData)?
+        };
+        let input_len = input.len();
+        rx.any_input |= input_len > 0;
+        let rest = &input[inflated.consumed..];
+        if from_backlog {
+            self.taken += inflated.consumed;
+            if self.taken == self.backlog.len() {
+                self.backlog.clear();
+                self.taken = 0;
+            }
+        } else if !rest.is_empty() {
+            self.backlog.clear();
+            self.taken = 0;
+            self.backlog.extend_from_slice(rest);
+        }
+        rx.inflated = rx.inflated.saturating_add(inflated.produced as u64);
+        if rx.inflated > limit {
+            return Err(ProtocolError::MessageTooLarge);
+        }
+        let stalled = inflated.consumed == 0 && inflated.produced == 0 && !inflated.done;
+        if stalled && (rx.fin || input_len > 0) {
+            // Given input, or the message's end, and room, the inflater went no further:
+            // the deflate stream is truncated or broken (never loop on it).
+            return Err(ProtocolError::InvalidCompressedData);
+        }
+        rx.more_output = inflated.produced == room && !inflated.done;
+        let kind = rx.kind;
+        let done = inflated.done;
+        let filled = carry + inflated.produced;
+        if done {
+            self.finish_message();
+        }
+        let end = if done {
+            Boundary::MessageEnd
+        } else {
+            Boundary::Continues
+        };
+        let out = &self.scratch[..filled];
+        let event = match kind {
+            DataKind::Binary => Event::Binary { bytes: out, end },
+            DataKind::Text => {
+                let text = utf8::complete_prefix(out).map_err(|_| ProtocolError::InvalidUtf8)?;
+                if done && text.len() != filled {
+                    return Err(ProtocolError::InvalidUtf8);
+                }
+                Event::Text { text, end }
+            }
+        };
+        let shown = match &event {
+            Event::Text { text, .. } => text.len(),
+            _ => filled,
+        };
+        if let Some(rx) = self.rx.as_mut() {
+            rx.shown = shown;
+            rx.filled = filled;
+        }
+        if shown == 0 && !done {
+            return Ok(None);
+        }
+        Ok(Some(event))
+    }
+
+    /// The message is whole: nothing of it is kept (the scratch stays borrowed by the
+    /// last event until the next step, which takes a fresh one from the pool).
+    fn finish_message(&mut self) {
+        self.rx = None;
+        self.backlog = Vec::new();
+        self.taken = 0;
+        if !self.incoming_takeover {
+            self.inflater.release();
+        }
+    }
+
+    /// Gives the scratch back to the pool once the last event is consumed: called before
+    /// reading new input, never while an event borrows it.
+    pub(crate) fn settle(&mut self) {
+        if self.rx.is_none() && !self.scratch.is_empty() {
+            pool::give(core::mem::take(&mut self.scratch));
+        }
+    }
+
+    /// Whether a message of `len` bytes is worth compressing.
+    pub(crate) fn wants(&self, len: usize) -> bool {
+        len >= self.config.threshold
+    }
+
+    /// Compresses a whole message. `None` when compressing does not pay (the output is
+    /// no smaller) and the message may go out as it is: only without context takeover,
+    /// since with it the peer's window must see every byte this end compressed.
+    pub(crate) fn compress(&mut self, payload: &[u8]) -> Option<Vec<u8>> {
+        let mut out = pool::buffer(payload.len() / 2 + 64);
+        if self.deflater.compress(payload, true, &mut out).is_err() {
+            // The codec failed: start over from an empty window, which the peer can
+            // always follow, and send this message as it is.
+            self.deflater = Deflater::new(self.outgoing, self.config.level);
+            return None;
+        }
+        if !self.outgoing_takeover {
+            self.deflater.release();
+            if out.len() >= payload.len() {
+                return None;
+            }
+        }
+        Some(out)
+    }
+
+    /// Frees codec state an idle connection does not need (with context takeover, all
+    /// but the windows).
+    pub(crate) fn release_idle(&mut self) {
+        if self.rx.is_none() {
+            self.inflater.release();
+        }
+        self.deflater.release();
+    }
+
+    /// Heap bytes held for compression now.
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.inflater.held_bytes()
+            + self.deflater.held_bytes()
+            + self.scratch.capacity()
+            + self.backlog.capacity()
     }
 }

@@ -6,10 +6,10 @@ use std::vec::Vec;
 
 use sockeye_proto::{
     Boundary, CloseCode, Closed, Connection, DataKind, DeflateConfig, DeflateParams, Event,
-    Instant, ProtocolError, SendError, Transmit, MIN_TRANSMIT_BUFFER,
+    Instant, ProtocolError, SendError, State, Transmit, MIN_TRANSMIT_BUFFER,
 };
 
-use crate::buffers::{RecvBuffer, SendQueue};
+use crate::buffers::{pool, RecvBuffer, SendQueue};
 use crate::config::{DriverConfig, Tuning, ZEROED_AHEAD};
 use crate::lifecycle::{Rare, NO_STALL};
 use crate::message::{assemble, CloseReason, Message, Partial, Received};
@@ -76,6 +76,7 @@ impl Driver {
     /// end's own limits (`config`: level, threshold, windows). Call it before the first
     /// message is read or sent.
     pub fn enable_compression(&mut self, params: DeflateParams, config: DeflateConfig) {
+        self.connection.enable_compression();
         self.deflate = Some(Box::new(crate::compression::Compression::new(
             self.connection.role(),
             params,
@@ -161,6 +162,11 @@ impl Driver {
             }
             other => {
                 self.recv.release_if_empty();
+                // Waiting for the peer: compression state an idle connection does not
+                // need goes too.
+                if let Some(deflate) = self.deflate.as_deref_mut() {
+                    deflate.release_idle();
+                }
                 other
             }
         }
@@ -328,6 +334,22 @@ impl Driver {
             return None;
         }
         loop {
+            // A compressed message's output that did not fit comes before new input.
+            if let Some(deflate) = self.deflate.as_deref_mut() {
+                if deflate.has_backlog() {
+                    let limit = self.connection.config().max_message_size;
+                    match deflate.inflate_backlog(limit) {
+                        Ok(Some(event)) => return Some(f(event, 0, false)),
+                        Ok(None) => {}
+                        Err(error) => {
+                            self.fail_content(error, now);
+                            return None;
+                        }
+                    }
+                } else {
+                    deflate.settle();
+                }
+            }
             let frame_start = self.connection.frame_remaining() == 0;
             let input = &mut self.recv.buf[self.recv.start..self.recv.end];
             let read = match self.connection.handle_input(input, now) {
@@ -348,6 +370,23 @@ impl Driver {
                 self.write_closed,
                 self.tuning,
             );
+            if let Some(Event::Compressed { kind, bytes, end }) = read.event {
+                if frame_start {
+                    self.large_frame = false;
+                }
+                let limit = self.connection.config().max_message_size;
+                let Some(deflate) = self.deflate.as_deref_mut() else {
+                    continue;
+                };
+                match deflate.inflate_chunk(kind, bytes, end, limit) {
+                    Ok(Some(event)) => return Some(f(event, 0, false)),
+                    Ok(None) => continue,
+                    Err(error) => {
+                        self.fail_content(error, now);
+                        return None;
+                    }
+                }
+            }
             if let Some(event) = read.event {
                 let ended = match &event {
                     Event::Closed(closed) => Some(*closed),
@@ -402,6 +441,16 @@ impl Driver {
         self.end(Outcome::from_closed(closed, self.peer_close_reason()), now);
     }
 
+    /// A message's content was bad once inflated: the core fails the connection with
+    /// `error`'s close code, and nothing more is read.
+    fn fail_content(&mut self, error: ProtocolError, now: Instant) {
+        self.connection.fail(error);
+        self.recv.start = self.recv.end;
+        self.recv.release_if_empty();
+        self.drain();
+        self.protocol_error(error, now);
+    }
+
     /// The peer broke the protocol: the core queued its Close and decided the end.
     fn protocol_error(&mut self, error: ProtocolError, now: Instant) {
         let outcome = self
@@ -415,8 +464,8 @@ impl Driver {
     /// Close go through the core's control slots; a Pong is sent as given.
     pub fn send(&mut self, message: Message, now: Instant) -> Result<(), SendError> {
         match message {
-            Message::Text(text) => self.send_frame(DataKind::Text, true, text.into_bytes()),
-            Message::Binary(bytes) => self.send_frame(DataKind::Binary, true, bytes),
+            Message::Text(text) => self.send_data(DataKind::Text, text.into_bytes()),
+            Message::Binary(bytes) => self.send_data(DataKind::Binary, bytes),
             Message::Ping(payload) => self.ping(&payload, now),
             Message::Pong(payload) => self.pong(&payload),
             Message::Close(reason) => {
@@ -429,7 +478,29 @@ impl Driver {
         }
     }
 
+    /// Queues a whole data message, compressed when permessage-deflate was agreed and the
+    /// message is at least the threshold long.
+    fn send_data(&mut self, kind: DataKind, payload: Vec<u8>) -> Result<(), SendError> {
+        // Compress only what will go out now: with context takeover the compressor's
+        // window must hold exactly what the peer sees.
+        let sendable =
+            self.connection.state() == State::Open && !self.connection.is_sending_message();
+        if let Some(deflate) = self.deflate.as_deref_mut() {
+            if sendable && deflate.wants(payload.len()) {
+                if let Some(mut compressed) = deflate.compress(&payload) {
+                    let head = self.connection.send_compressed(kind, true, &mut compressed)?;
+                    pool::recycle(payload);
+                    self.send
+                        .push_frame(&head, compressed, self.tuning.config().coalesce_limit);
+                    return Ok(());
+                }
+            }
+        }
+        self.send_frame(kind, true, payload)
+    }
+
     /// Queues one data frame (for fragmented sends: `fin == false` continues the message).
+    /// Frames sent this way are never compressed.
     pub fn send_frame(
         &mut self,
         kind: DataKind,

@@ -109,6 +109,8 @@ pub(crate) fn assemble(
 ) -> Option<Received> {
     let message = match event {
         Event::Closed(closed) => return Some(Received::Closed(closed)),
+        // The driver inflates compressed chunks before they get here.
+        Event::Compressed { .. } => return None,
         Event::Ping(payload) => Message::Ping(payload.to_vec()),
         Event::Pong(payload) => Message::Pong(payload.to_vec()),
         Event::Close(frame) => Message::Close(CloseReason::from_frame(&frame)),
