@@ -36,7 +36,9 @@ fn live() -> usize {
 
 #[test]
 fn held_bytes_is_what_is_allocated() {
-    let message: Vec<u8> = (0..20_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+    let message: Vec<u8> = (0..20_000u32)
+        .flat_map(|i| (i % 251).to_le_bytes())
+        .collect();
     let mut payload = Vec::with_capacity(200_000);
     let mut out = vec![0u8; 4096];
     for bits in 8..=15u8 {
@@ -51,7 +53,11 @@ fn held_bytes_is_what_is_allocated() {
             payload.clear();
             deflater.compress(&message, true, &mut payload).unwrap();
             let working = live() - base;
-            assert_eq!(working, deflater.held_bytes(), "deflater bits {bits} takeover {takeover}");
+            assert_eq!(
+                working,
+                deflater.held_bytes(),
+                "deflater bits {bits} takeover {takeover}"
+            );
             deflater.release();
             assert_eq!(live() - base, deflater.held_bytes());
             assert_eq!(deflater.held_bytes(), if takeover { 1 << bits } else { 0 });
@@ -69,7 +75,11 @@ fn held_bytes_is_what_is_allocated() {
                 if step.done {
                     break;
                 }
-                assert_eq!(now, inflater.held_bytes(), "inflater bits {bits} takeover {takeover}");
+                assert_eq!(
+                    now,
+                    inflater.held_bytes(),
+                    "inflater bits {bits} takeover {takeover}"
+                );
             }
             inflater.release();
             assert_eq!(live() - base, inflater.held_bytes());
