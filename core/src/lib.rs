@@ -81,9 +81,12 @@
 //! ## Features
 //!
 //! - `std` (default): [`StdClock`] and faster runtime-detected SIMD UTF-8 validation.
+//! - `deflate`: the permessage-deflate (RFC 7692) codec, `deflate::Deflater` and
+//!   `deflate::Inflater`. It needs an allocator (`alloc`), not `std`.
 //!
 //! With no features the crate needs no allocator and builds for bare-metal targets such
-//! as `thumbv7em-none-eabihf`. Nothing in it allocates, with or without `std`.
+//! as `thumbv7em-none-eabihf`, with `deflate` too (given a global allocator). Nothing
+//! but the `deflate` codec allocates.
 //!
 //! ## What is not here
 //!
@@ -104,10 +107,17 @@ struct ReadmeDoctests;
 
 #[cfg(feature = "std")]
 extern crate std;
+// Only the permessage-deflate codec allocates; without `deflate` the crate needs no
+// allocator.
+#[cfg(feature = "deflate")]
+extern crate alloc;
 
 pub mod close;
 pub mod config;
 pub mod connection;
+#[cfg(feature = "deflate")]
+#[cfg_attr(docsrs, doc(cfg(feature = "deflate")))]
+pub mod deflate;
 pub mod error;
 pub mod extension;
 pub mod frame;

@@ -5,6 +5,7 @@
 //! fuzzer reports, not only a panic inside the core.
 
 pub mod connection;
+pub mod deflate;
 pub mod driver;
 pub mod frames;
 pub mod handshake;
@@ -22,4 +23,6 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("connection_ops", connection::connection_ops),
     ("round_trip", connection::round_trip),
     ("driver_reads", driver::driver_reads),
+    ("inflate", deflate::inflate_target),
+    ("deflate_roundtrip", deflate::deflate_roundtrip),
 ];
