@@ -675,7 +675,9 @@ const CHUNK_FRAMING_ALLOWANCE: usize = 4 * 1024;
 
 impl ClientUpgrade {
     /// A handshake with this `nonce` (16 fresh random bytes); returns it with the request
-    /// bytes to write.
+    /// bytes to write. With [`ClientRequest::deflate`] the request offers
+    /// permessage-deflate, and [`poll`](Self::poll) checks the answer against the offer:
+    /// an answer that does not fit is [`ResponseError::Extension`].
     pub fn new(
         nonce: [u8; 16],
         request: &ClientRequest<'_>,
