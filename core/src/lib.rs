@@ -134,7 +134,7 @@ pub use connection::{
     MIN_INPUT_BUFFER, MIN_TRANSMIT_BUFFER,
 };
 pub use error::{BufferTooSmall, ProtocolError, SendError};
-pub use extension::{DeflateConfig, DeflateParams};
+pub use extension::{DeflateConfig, DeflateParams, ExtensionError};
 pub use handshake::{
     parse_request, parse_request_with, Accept, AcceptKey, ClientHandshake, ClientRequest,
     Rejection, RequestError, ResponseError, UpgradeRequest, Url, UrlError, WriteError,

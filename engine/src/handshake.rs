@@ -21,12 +21,13 @@ use std::vec::Vec;
 use crate::verdict::{Reject, Verdict};
 use crate::Error;
 
+use sockeye_proto::extension::deflate_offers;
 use sockeye_proto::handshake::body::{BodyLength, ChunkedDecoder};
 use sockeye_proto::handshake::{
     parse_request_with, ClientHandshake, ClientRequest, HeadLimits, Header, Rejection,
     RequestError, Response, ResponseError, UpgradeRequest, Url, WriteError, EMPTY_HEADER,
 };
-use sockeye_proto::Status;
+use sockeye_proto::{DeflateConfig, DeflateParams, Status};
 
 /// How many header lines a request or response head may have (more is a 431).
 pub const MAX_HEADERS: usize = 64;
@@ -106,6 +107,10 @@ fn write_grown(
 /// Extra header lines, owned.
 pub type OwnedHeaders = Vec<(String, Vec<u8>)>;
 
+/// The permessage-deflate both ends agreed, with this end's policy: what
+/// [`Driver::enable_compression`](crate::Driver::enable_compression) takes.
+pub type Agreed = (DeflateParams, DeflateConfig);
+
 fn owned_headers(headers: &[Header<'_>]) -> OwnedHeaders {
     headers
         .iter()
@@ -173,6 +178,9 @@ pub enum ServerAnswer<T = ()> {
         response: Vec<u8>,
         /// The chosen subprotocol.
         protocol: Option<String>,
+        /// The permessage-deflate agreed, if any (give it to
+        /// [`Driver::enable_compression`](crate::Driver::enable_compression)).
+        compression: Option<Agreed>,
         /// Bytes after the request head.
         early: Vec<u8>,
         /// The application's data from its [`Accept`](crate::verdict::Accept).
@@ -215,6 +223,7 @@ pub enum ServerAnswer<T = ()> {
 pub struct ServerUpgrade {
     head: HeadBuffer,
     limits: HeadLimits,
+    compression: Option<DeflateConfig>,
 }
 
 impl ServerUpgrade {
@@ -223,7 +232,41 @@ impl ServerUpgrade {
         ServerUpgrade {
             head: HeadBuffer::new(limits),
             limits,
+            compression: None,
         }
+    }
+
+    /// Negotiates permessage-deflate with this policy ([`Settings::compression`]) unless
+    /// the verdict's [`Accept`](crate::verdict::Accept) chooses otherwise.
+    ///
+    /// [`Settings::compression`]: crate::Settings::compression
+    ///
+    /// ```
+    /// use std::task::Poll;
+    /// use sockeye_engine::{ServerAnswer, ServerUpgrade, Verdict};
+    /// use sockeye_proto::handshake::HeadLimits;
+    /// use sockeye_proto::DeflateConfig;
+    ///
+    /// let request = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\
+    ///     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+    ///     Sec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
+    /// let mut upgrade =
+    ///     ServerUpgrade::new(HeadLimits::DEFAULT).with_compression(Some(DeflateConfig::default()));
+    /// let _ = upgrade.read_with(|buf| {
+    ///     buf[..request.len()].copy_from_slice(request);
+    ///     Poll::<Result<usize, ()>>::Ready(Ok(request.len()))
+    /// });
+    /// let Some(Ok(head)) = upgrade.poll_head() else { panic!() };
+    /// assert!(head.deflate_offered());
+    /// let Some(ServerAnswer::Accept { compression, .. }) = upgrade.answer(Verdict::accept()) else {
+    ///     panic!()
+    /// };
+    /// let (params, _config) = compression.unwrap();
+    /// assert!(params.server_no_context_takeover);
+    /// ```
+    pub fn with_compression(mut self, compression: Option<DeflateConfig>) -> Self {
+        self.compression = compression;
+        self
     }
 
     /// Reads once into free buffer space (see [`Driver::read_with`](crate::Driver::read_with));
@@ -290,7 +333,9 @@ impl ServerUpgrade {
             verdict.into(),
         ) {
             (Ok(Status::Partial), _) => None,
-            (Ok(Status::Complete(request)), verdict) => Some(respond(&request, bytes, verdict)),
+            (Ok(Status::Complete(request)), verdict) => {
+                Some(respond(&request, bytes, verdict, self.compression))
+            }
             (Err(error), Verdict::Reject(reject)) if is_plain(error) => Some(reject_with(reject)),
             (Err(error), _) => Some(invalid(error)),
         }
@@ -307,6 +352,7 @@ pub struct RequestHead {
     host: String,
     origin: Option<String>,
     protocols: Vec<String>,
+    extensions: Vec<String>,
     headers: OwnedHeaders,
 }
 
@@ -319,6 +365,7 @@ impl RequestHead {
             host: String::from(request.host()),
             origin: request.origin().map(String::from),
             protocols: request.protocols().map(String::from).collect(),
+            extensions: request.extensions().map(String::from).collect(),
             headers: owned_headers(request.headers()),
         }
     }
@@ -346,6 +393,7 @@ impl RequestHead {
             host: trimmed("host").unwrap_or_default(),
             origin: trimmed("origin"),
             protocols: Vec::new(),
+            extensions: Vec::new(),
             headers: request
                 .headers
                 .iter()
@@ -408,6 +456,19 @@ impl RequestHead {
         )
     }
 
+    /// The extension offers (`Sec-WebSocket-Extensions`), each with its parameters
+    /// (`permessage-deflate; client_max_window_bits`), across repeated header lines.
+    pub fn extensions(&self) -> &[String] {
+        &self.extensions
+    }
+
+    /// Whether the client offers permessage-deflate (in at least one valid offer), so
+    /// that an [`Accept::with_compression`](crate::verdict::Accept::with_compression)
+    /// can take effect.
+    pub fn deflate_offered(&self) -> bool {
+        deflate_offers(self.extensions.iter().map(String::as_str)).any(|offer| offer.is_ok())
+    }
+
     /// Every header line of the request.
     pub fn headers(&self) -> &OwnedHeaders {
         &self.headers
@@ -433,22 +494,30 @@ fn invalid<T>(error: RequestError) -> ServerAnswer<T> {
     refuse(|out| error.rejection().write(out), Refusal::Invalid(error))
 }
 
-/// The answer to a valid `request` (read from `bytes`) with `verdict`.
+/// The answer to a valid `request` (read from `bytes`) with `verdict`; `compression` is
+/// the policy unless the verdict has its own.
 fn respond<T>(
     request: &UpgradeRequest<'_, '_>,
     bytes: &[u8],
     verdict: Verdict<T>,
+    compression: Option<DeflateConfig>,
 ) -> ServerAnswer<T> {
     match verdict {
         Verdict::Accept(accept) => {
             let extra = borrowed_headers(&accept.headers);
+            let agreed = accept
+                .compression
+                .unwrap_or(compression)
+                .and_then(|config| Some((request.negotiate_deflate(&config)?, config)));
             let params = sockeye_proto::Accept::new()
                 .with_protocol(accept.protocol.as_deref())
+                .with_deflate(agreed.map(|(params, _)| params))
                 .with_headers(&extra);
             match write_grown(|out| request.accept(&params, out)) {
                 Ok(response) => ServerAnswer::Accept {
                     response,
                     protocol: accept.protocol,
+                    compression: agreed,
                     early: bytes[request.head_len()..].to_vec(),
                     data: accept.data,
                 },
@@ -547,6 +616,9 @@ pub enum ClientAnswer {
     Accepted {
         /// The subprotocol the server chose.
         protocol: Option<String>,
+        /// The permessage-deflate the server agreed to, checked against the offer (give
+        /// it to [`Driver::enable_compression`](crate::Driver::enable_compression)).
+        compression: Option<Agreed>,
         /// Every header line of the response.
         headers: OwnedHeaders,
         /// Frames that followed the response (pass them to
@@ -570,6 +642,7 @@ pub struct ClientUpgrade {
     /// What the request offered (subprotocols, extensions), to check the answer against.
     offered_protocols: Vec<String>,
     offered_extensions: Vec<String>,
+    offered_deflate: Option<DeflateConfig>,
     head: HeadBuffer,
     limits: HeadLimits,
     /// The rejection whose body is being read, once its head has been parsed.
@@ -602,7 +675,9 @@ const CHUNK_FRAMING_ALLOWANCE: usize = 4 * 1024;
 
 impl ClientUpgrade {
     /// A handshake with this `nonce` (16 fresh random bytes); returns it with the request
-    /// bytes to write.
+    /// bytes to write. With [`ClientRequest::deflate`] the request offers
+    /// permessage-deflate, and [`poll`](Self::poll) checks the answer against the offer:
+    /// an answer that does not fit is [`ResponseError::Extension`].
     pub fn new(
         nonce: [u8; 16],
         request: &ClientRequest<'_>,
@@ -619,6 +694,7 @@ impl ClientUpgrade {
                     .iter()
                     .map(|e| String::from(*e))
                     .collect(),
+                offered_deflate: request.deflate,
                 head: HeadBuffer::new(limits),
                 limits,
                 rejection: None,
@@ -649,7 +725,8 @@ impl ClientUpgrade {
                 self.offered_extensions.iter().map(String::as_str).collect();
             let request = ClientRequest::new("", "")
                 .with_protocols(&protocols)
-                .with_extensions(&extensions);
+                .with_extensions(&extensions)
+                .with_deflate(self.offered_deflate);
             let response = match self.handshake.parse_response_with(
                 &request,
                 bytes,
@@ -661,11 +738,13 @@ impl ClientUpgrade {
             };
             let rejected = match response {
                 Response::Accepted(accepted) => {
+                    let config = self.offered_deflate;
                     return Ok(Some(ClientAnswer::Accepted {
                         protocol: accepted.protocol().map(String::from),
+                        compression: accepted.deflate().zip(config),
                         headers: owned_headers(accepted.headers()),
                         early: bytes[accepted.consumed()..].to_vec(),
-                    }))
+                    }));
                 }
                 Response::Rejected(rejected) => rejected,
             };
@@ -901,6 +980,7 @@ impl RequestExtras {
 mod tests {
     use super::*;
     use crate::handshake::ClientRequest;
+    use crate::verdict::Accept;
     use std::string::ToString;
 
     type ReadFn<'a> = dyn FnMut(&mut [u8]) -> Poll<Result<usize, ()>> + 'a;
@@ -1094,6 +1174,7 @@ mod tests {
             protocol,
             headers,
             early,
+            ..
         })) = client.poll()
         else {
             panic!()
@@ -1120,6 +1201,105 @@ mod tests {
             (&b"Back soon"[..], true)
         );
         assert_eq!(rejected.to_string(), "503 Busy");
+    }
+
+    /// A client offering `client` and a server with policy `server` deciding with
+    /// `verdict`: what each side agreed.
+    fn negotiate(
+        client: Option<DeflateConfig>,
+        server: Option<DeflateConfig>,
+        verdict: Accept,
+    ) -> (Option<Agreed>, Option<Agreed>) {
+        let request = ClientRequest::new("a", "/").with_deflate(client);
+        let (mut client, bytes) =
+            ClientUpgrade::new([3; 16], &request, HeadLimits::DEFAULT).unwrap();
+        let mut upgrade = ServerUpgrade::new(HeadLimits::DEFAULT).with_compression(server);
+        feed(&mut |f| upgrade.read_with(f), &bytes);
+        let Some(Ok(head)) = upgrade.poll_head() else {
+            panic!()
+        };
+        assert_eq!(head.deflate_offered(), request.deflate.is_some());
+        let Some(ServerAnswer::Accept {
+            response,
+            compression: on_server,
+            ..
+        }) = upgrade.answer(verdict)
+        else {
+            panic!()
+        };
+        feed(&mut |f| client.read_with(f), &response);
+        let Ok(Some(ClientAnswer::Accepted {
+            compression: on_client,
+            ..
+        })) = client.poll()
+        else {
+            panic!()
+        };
+        (on_client, on_server)
+    }
+
+    #[test]
+    fn compression_is_negotiated_when_both_ends_want_it() {
+        let client = DeflateConfig::default();
+        let server = DeflateConfig::default().with_context_takeover(12);
+        let (on_client, on_server) = negotiate(Some(client), Some(server), Verdict::accept());
+        let (params, config) = on_server.expect("agreed");
+        assert_eq!(on_client, Some((params, client)));
+        assert_eq!(config, server);
+        assert_eq!(params.client_max_window_bits, 12);
+        assert_eq!(params.server_max_window_bits, 12);
+        // The client asked for no context takeover on the server's side.
+        assert!(params.server_no_context_takeover);
+
+        // Off on either side: nothing.
+        assert_eq!(
+            negotiate(None, Some(server), Verdict::accept()),
+            (None, None)
+        );
+        assert_eq!(
+            negotiate(Some(client), None, Verdict::accept()),
+            (None, None)
+        );
+    }
+
+    #[test]
+    fn a_verdict_decides_compression() {
+        let client = Some(DeflateConfig::default());
+        let server = Some(DeflateConfig::default());
+        let declined = Verdict::accept().without_compression();
+        assert_eq!(negotiate(client, server, declined), (None, None));
+        // On for this request, though the settings have it off; with data too.
+        let own = DeflateConfig::default().with_context_takeover(15);
+        let chosen = Verdict::accept().with_compression(own).with_data(());
+        let (on_client, on_server) = negotiate(client, None, chosen);
+        assert_eq!(on_server.map(|(_, config)| config), Some(own));
+        assert_eq!(
+            on_client.map(|(params, _)| params),
+            on_server.map(|(params, _)| params)
+        );
+    }
+
+    #[test]
+    fn a_bad_deflate_answer_fails_the_client() {
+        let request = ClientRequest::new("a", "/").with_deflate(Some(DeflateConfig::default()));
+        let (mut client, bytes) =
+            ClientUpgrade::new([3; 16], &request, HeadLimits::DEFAULT).unwrap();
+        let mut upgrade = ServerUpgrade::new(HeadLimits::DEFAULT);
+        feed(&mut |f| upgrade.read_with(f), &bytes);
+        let Some(ServerAnswer::Accept { response, .. }) = upgrade.answer(Verdict::accept()) else {
+            panic!()
+        };
+        let response = String::from_utf8(response).unwrap().replace(
+            "\r\n\r\n",
+            "\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+        );
+        feed(&mut |f| client.read_with(f), response.as_bytes());
+        assert_eq!(
+            client.poll(),
+            Err(ResponseError::Extension(
+                sockeye_proto::ExtensionError::MissingServerNoContextTakeover
+            ))
+        );
     }
 
     const JSON_401: &[u8] = b"HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n\

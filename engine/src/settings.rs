@@ -3,7 +3,7 @@
 use core::time::Duration;
 
 use sockeye_proto::handshake::HeadLimits;
-use sockeye_proto::{Config, KeepAlive};
+use sockeye_proto::{Config, DeflateConfig, KeepAlive};
 
 use crate::config::DriverConfig;
 
@@ -47,6 +47,10 @@ pub struct Settings {
     /// does not reset the connection before the client read the answer. It comes after
     /// the handshake timeout, not inside it. Default 1 s.
     pub refusal_linger: Duration,
+    /// permessage-deflate (RFC 7692): this end's policy, offered by a client and
+    /// negotiated by a server (a server's [`Accept`](crate::verdict::Accept) may choose
+    /// another per request). Default `None`: not offered, offers declined.
+    pub compression: Option<DeflateConfig>,
 }
 
 impl Settings {
@@ -58,6 +62,7 @@ impl Settings {
         connect_timeout: Some(Duration::from_secs(10)),
         head_limits: HeadLimits::DEFAULT,
         refusal_linger: Duration::from_secs(1),
+        compression: None,
     };
 
     /// Sets the keepalive ([`Config::keepalive`]: on by default, a Ping after 30 s
@@ -124,6 +129,27 @@ impl Settings {
     /// Sets [`Settings::refusal_linger`].
     pub fn with_refusal_linger(mut self, linger: Duration) -> Self {
         self.refusal_linger = linger;
+        self
+    }
+
+    /// Turns permessage-deflate on with this policy ([`Settings::compression`]).
+    ///
+    /// ```
+    /// use sockeye_engine::Settings;
+    /// use sockeye_proto::DeflateConfig;
+    ///
+    /// let settings = Settings::default().with_compression(DeflateConfig::default());
+    /// assert!(settings.compression.is_some());
+    /// assert_eq!(settings.without_compression().compression, None);
+    /// ```
+    pub fn with_compression(mut self, config: DeflateConfig) -> Self {
+        self.compression = Some(config);
+        self
+    }
+
+    /// Turns permessage-deflate off (the default).
+    pub fn without_compression(mut self) -> Self {
+        self.compression = None;
         self
     }
 

@@ -5,6 +5,8 @@
 use std::string::String;
 use std::vec::Vec;
 
+use sockeye_proto::DeflateConfig;
+
 use crate::handshake::OwnedHeaders;
 
 /// The application's answer to a request (see
@@ -52,6 +54,7 @@ impl Verdict {
         Accept {
             protocol: None,
             headers: Vec::new(),
+            compression: None,
             data: (),
         }
     }
@@ -72,6 +75,8 @@ impl Verdict {
 pub struct Accept<T = ()> {
     pub(crate) protocol: Option<String>,
     pub(crate) headers: OwnedHeaders,
+    /// `None`: the settings' policy; `Some(None)`: no compression.
+    pub(crate) compression: Option<Option<DeflateConfig>>,
     pub(crate) data: T,
 }
 
@@ -88,12 +93,49 @@ impl<T> Accept<T> {
         self
     }
 
+    /// Negotiates permessage-deflate with this policy instead of
+    /// [`Settings::compression`](crate::Settings::compression): whether and how this
+    /// connection compresses (window sizes, context takeover) may depend on the request.
+    /// It is agreed only if the client offered it (see
+    /// [`RequestHead::deflate_offered`](crate::RequestHead::deflate_offered)) in a form
+    /// the policy can honour.
+    ///
+    /// ```
+    /// use sockeye_engine::{RequestHead, Verdict};
+    /// use sockeye_proto::DeflateConfig;
+    ///
+    /// fn decide(request: &RequestHead) -> Verdict {
+    ///     match request.path() {
+    ///         // A feed of similar small messages: keep the context between them.
+    ///         "/feed" => Verdict::accept()
+    ///             .with_compression(DeflateConfig::default().with_context_takeover(12))
+    ///             .into(),
+    ///         // Already compressed media: do not bother.
+    ///         "/video" => Verdict::accept().without_compression().into(),
+    ///         _ => Verdict::accept().into(),
+    ///     }
+    /// }
+    /// # let _ = decide;
+    /// ```
+    pub fn with_compression(mut self, config: DeflateConfig) -> Self {
+        self.compression = Some(Some(config));
+        self
+    }
+
+    /// Declines permessage-deflate for this connection, whatever
+    /// [`Settings::compression`](crate::Settings::compression) says.
+    pub fn without_compression(mut self) -> Self {
+        self.compression = Some(None);
+        self
+    }
+
     /// Carries `data` into the connection: what the application decided with the request
     /// (a room from the path, a user from a cookie), handed back with the `WebSocket`.
     pub fn with_data<U>(self, data: U) -> Accept<U> {
         Accept {
             protocol: self.protocol,
             headers: self.headers,
+            compression: self.compression,
             data,
         }
     }

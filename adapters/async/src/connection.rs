@@ -8,6 +8,7 @@ use std::marker::PhantomData;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant as StdInstant};
 
+use sockeye_engine::handshake::Agreed;
 use sockeye_engine::{Driver, Message, Next, Outcome, Settings};
 use sockeye_proto::{CloseCode, Connection, DataKind, Event, Instant, Role, State};
 
@@ -61,6 +62,7 @@ impl<S: Transport<R>, R: Runtime> Core<S, R> {
         role: Role,
         settings: &Settings,
         protocol: Option<String>,
+        compression: Option<Agreed>,
         early: &[u8],
     ) -> Result<Self, Error> {
         let seed = match role {
@@ -72,6 +74,9 @@ impl<S: Transport<R>, R: Runtime> Core<S, R> {
         let mut driver = Driver::new(connection, settings.buffers);
         driver.push_bytes(early);
         driver.set_protocol(protocol);
+        if let Some((params, config)) = compression {
+            driver.enable_compression(params, config);
+        }
         Ok(Core {
             stream,
             driver,

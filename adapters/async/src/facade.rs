@@ -147,7 +147,8 @@ macro_rules! facade {
         };
         pub use $crate::__proto::handshake::{ClientRequest, HeadLimits, Url};
         pub use $crate::__proto::{
-            Boundary, CloseCode, Config, DataKind, Event, KeepAlive, Role, State, Timeout,
+            Boundary, CloseCode, Config, DataKind, DeflateConfig, DeflateParams, Event, KeepAlive,
+            Role, State, Timeout,
         };
         pub use $crate::{Error, Transport, TrySendError};
     };

@@ -181,7 +181,8 @@ where
     Fut::Output: Into<Verdict<T>>,
 {
     let handshake = async {
-        let mut upgrade = ServerUpgrade::new(settings.head_limits);
+        let mut upgrade =
+            ServerUpgrade::new(settings.head_limits).with_compression(settings.compression);
         let mut decide = Some(decide);
         let answer = loop {
             let n = poll_fn(|cx| upgrade.read_with(|buf| poll_read(&mut stream, cx, buf))).await?;
@@ -209,11 +210,12 @@ where
             ServerAnswer::Accept {
                 response,
                 protocol,
+                compression,
                 early,
                 data,
             } => {
                 write_all(&mut stream, &response).await?;
-                Ok(Ok((protocol, early, data)))
+                Ok(Ok((protocol, compression, early, data)))
             }
             ServerAnswer::Refuse { response, refusal } => {
                 // The refusal was decided: whether the peer stayed to read it or not,
@@ -230,12 +232,13 @@ where
     )
     .await?;
     match answer {
-        Ok((protocol, early, data)) => Ok((
+        Ok((protocol, compression, early, data)) => Ok((
             WebSocket::from_core(Core::new(
                 stream,
                 Role::Server,
                 &settings,
                 protocol,
+                compression,
                 &early,
             )?),
             data,
@@ -269,7 +272,10 @@ where
 
 /// Opens a WebSocket over `stream` (client side): `request` is a URL (`&str`, [`Url`])
 /// or a [`ClientRequest`] with subprotocols and headers. A non-`101` answer is
-/// [`Error::Rejected`], with the status, headers and body.
+/// [`Error::Rejected`], with the status, headers and body. permessage-deflate is offered
+/// with [`ClientRequest::deflate`], or else [`Settings::compression`]; an answer that
+/// does not fit the offer is [`Error::Response`] with
+/// [`ResponseError::Extension`](sockeye_proto::ResponseError::Extension).
 pub async fn connect<'a, S, R, Q>(
     stream: S,
     request: Q,
@@ -295,6 +301,7 @@ async fn client_handshake<S: Transport<R>, R: Runtime>(
     settings: Settings,
 ) -> Result<WebSocket<S, R>, Error> {
     let nonce: [u8; 16] = crate::random()?;
+    let request = request.with_deflate(request.deflate.or(settings.compression));
     let (mut upgrade, bytes) =
         ClientUpgrade::new(nonce, &request, settings.head_limits).map_err(Error::Request)?;
     let handshake = async {
@@ -322,12 +329,16 @@ async fn client_handshake<S: Transport<R>, R: Runtime>(
     };
     match answer {
         ClientAnswer::Accepted {
-            protocol, early, ..
+            protocol,
+            compression,
+            early,
+            ..
         } => Ok(WebSocket::from_core(Core::new(
             stream,
             Role::Client,
             &settings,
             protocol,
+            compression,
             &early,
         )?)),
         ClientAnswer::Rejected(rejected) => Err(Error::Rejected(rejected)),

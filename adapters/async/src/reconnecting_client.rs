@@ -18,7 +18,7 @@ use sockeye_engine::supervisor::{Action, Stopping, Supervisor};
 use sockeye_engine::{Abnormal, CloseReason, Message, Outcome, Settings};
 use sockeye_proto::handshake::Url;
 use sockeye_proto::reconnect_policy::{Failure, IoKind};
-use sockeye_proto::{CloseCode, Instant, State};
+use sockeye_proto::{CloseCode, DeflateParams, Instant, State};
 
 pub use sockeye_engine::supervisor::{
     ClientEvent, NotSent, OfflineSends, ReconnectOptions, Sent, StateChange, Unsent,
@@ -52,6 +52,12 @@ impl<S: Transport<R>, R: Runtime> OnConnect<'_, S, R> {
     /// The subprotocol the server chose.
     pub fn protocol(&self) -> Option<&str> {
         self.ws.protocol()
+    }
+
+    /// The permessage-deflate parameters this connection agreed on (see
+    /// [`WebSocket::compression`]).
+    pub fn compression(&self) -> Option<DeflateParams> {
+        self.ws.compression()
     }
 
     /// 0 for the first connection, then the reconnect attempt that succeeded.
@@ -360,6 +366,16 @@ impl<S: Transport<R> + Send + 'static, R: Runtime> ReconnectingClient<S, R> {
     pub fn protocol(&self) -> Option<&str> {
         match &self.link {
             Link::Open(ws) => ws.protocol(),
+            _ => None,
+        }
+    }
+
+    /// The permessage-deflate parameters the open connection agreed on (every attempt
+    /// offers [`Settings::compression`]); `None` while disconnected, or if none was
+    /// agreed.
+    pub fn compression(&self) -> Option<DeflateParams> {
+        match &self.link {
+            Link::Open(ws) => ws.compression(),
             _ => None,
         }
     }

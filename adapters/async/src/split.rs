@@ -14,7 +14,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use futures_core::Stream;
 use futures_sink::Sink;
 use sockeye_engine::{Message, Outcome};
-use sockeye_proto::{CloseCode, DataKind, Event};
+use sockeye_proto::{CloseCode, DataKind, DeflateParams, Event};
 
 use crate::connection::Core;
 use crate::runtime::{Runtime, Transport};
@@ -174,6 +174,12 @@ impl<S: Transport<R>, R: Runtime> ReadHalf<S, R> {
         self.shared.lock().outcome().cloned()
     }
 
+    /// The permessage-deflate parameters agreed in the handshake (see
+    /// [`WebSocket::compression`]).
+    pub fn compression(&self) -> Option<DeflateParams> {
+        self.shared.lock().driver.compression()
+    }
+
     /// Puts the halves back together (`Err` gives them back if they are not a pair).
     pub fn reunite(self, writer: WriteHalf<S, R>) -> Result<WebSocket<S, R>, Halves<S, R>> {
         if !Arc::ptr_eq(&self.shared, &writer.shared) {
@@ -269,6 +275,12 @@ impl<S: Transport<R>, R: Runtime> WriteHalf<S, R> {
     /// How the connection ended, once it has.
     pub fn outcome(&self) -> Option<Outcome> {
         self.shared.lock().outcome().cloned()
+    }
+
+    /// The permessage-deflate parameters agreed in the handshake (see
+    /// [`WebSocket::compression`]).
+    pub fn compression(&self) -> Option<DeflateParams> {
+        self.shared.lock().driver.compression()
     }
 }
 

@@ -7,7 +7,7 @@ use std::task::{ready, Context, Poll};
 use futures_core::Stream;
 use futures_sink::Sink;
 use sockeye_engine::{Message, Outcome, Settings};
-use sockeye_proto::{CloseCode, DataKind, Event, Role, State};
+use sockeye_proto::{CloseCode, DataKind, DeflateParams, Event, Role, State};
 
 use crate::connection::Core;
 use crate::runtime::{Runtime, Transport};
@@ -58,7 +58,7 @@ impl<S: Transport<R>, R: Runtime> WebSocket<S, R> {
         early: &[u8],
     ) -> Result<Self, Error> {
         Ok(WebSocket {
-            core: Core::new(stream, role, &settings.into(), None, early)?,
+            core: Core::new(stream, role, &settings.into(), None, None, early)?,
         })
     }
 
@@ -186,6 +186,12 @@ impl<S: Transport<R>, R: Runtime> WebSocket<S, R> {
     /// The subprotocol agreed in the handshake.
     pub fn protocol(&self) -> Option<&str> {
         self.core.driver.protocol()
+    }
+
+    /// The permessage-deflate parameters agreed in the handshake (see
+    /// [`Settings::compression`]); `None` if the connection does not compress.
+    pub fn compression(&self) -> Option<DeflateParams> {
+        self.core.driver.compression()
     }
 
     /// Bytes queued but not yet written.

@@ -10,8 +10,8 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use sockeye_tokio::{
     accept, accept_with, accept_with_async, connect, connect_url, Abnormal, Boundary,
-    ClientRequest, CloseCode, Config, DriverConfig, Error, Event, KeepAlive, Message, Outcome,
-    Refusal, RequestHead, Settings, Timeout, Verdict, WebSocket,
+    ClientRequest, CloseCode, Config, DeflateConfig, DriverConfig, Error, Event, KeepAlive,
+    Message, Outcome, Refusal, RequestHead, Settings, Timeout, Verdict, WebSocket,
 };
 use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::net::TcpListener;
@@ -729,4 +729,103 @@ async fn try_feed_hands_the_message_back_when_the_queue_is_full() {
     client.flush().await.unwrap();
     assert!(!client.is_full());
     client.try_feed(Message::text("room again")).unwrap();
+}
+
+/// permessage-deflate is agreed in the handshake when both ends have it on, and both
+/// ends see the same parameters; off on either end, nothing is agreed.
+#[tokio::test]
+async fn compression_is_negotiated_only_when_both_ends_want_it() {
+    let on = Settings::default().with_compression(DeflateConfig::default());
+    let (client, server) = pair(on).await;
+    let agreed = client.compression().expect("agreed");
+    assert_eq!(server.compression(), Some(agreed));
+    assert!(agreed.server_no_context_takeover && agreed.client_no_context_takeover);
+
+    let takeover = on.with_compression(DeflateConfig::default().with_context_takeover(11));
+    let (client, server) = pair_with(on, takeover).await;
+    assert_eq!(client.compression(), server.compression());
+    assert_eq!(
+        client.compression().map(|p| p.server_max_window_bits),
+        Some(11)
+    );
+    let (reader, writer) = client.split();
+    assert_eq!(reader.compression(), server.compression());
+    assert_eq!(writer.compression(), server.compression());
+
+    for (client, server) in [(on, Settings::default()), (Settings::default(), on)] {
+        let (client, server) = pair_with(client, server).await;
+        assert_eq!((client.compression(), server.compression()), (None, None));
+    }
+}
+
+/// The verdict decides per request: decline, or choose another policy.
+#[tokio::test]
+async fn a_verdict_can_decline_or_choose_compression() {
+    let on = Settings::default().with_compression(DeflateConfig::default());
+    let (a, b) = duplex(1 << 16);
+    let accepted = tokio::spawn(async move {
+        accept_with(a, on, |head: &RequestHead| {
+            assert!(head.deflate_offered());
+            assert_eq!(head.extensions().len(), 1);
+            Verdict::accept().without_compression()
+        })
+        .await
+        .unwrap()
+    });
+    let client = connect(b, "ws://localhost/", on).await.unwrap();
+    let server = accepted.await.unwrap();
+    assert_eq!((client.compression(), server.compression()), (None, None));
+
+    // On for this request only, through an async verdict.
+    let (a, b) = duplex(1 << 16);
+    let accepted = tokio::spawn(async move {
+        accept_with_async(a, Settings::default(), |_head: RequestHead| async {
+            Verdict::accept().with_compression(DeflateConfig::default().with_context_takeover(9))
+        })
+        .await
+        .unwrap()
+    });
+    let client = connect(b, "ws://localhost/", on).await.unwrap();
+    let server = accepted.await.unwrap();
+    assert_eq!(client.compression(), server.compression());
+    assert_eq!(
+        server.compression().map(|p| p.client_max_window_bits),
+        Some(9)
+    );
+}
+
+/// A server whose permessage-deflate answer does not fit the offer fails the client's
+/// handshake with a typed error.
+#[tokio::test]
+async fn a_bad_deflate_answer_fails_the_handshake() {
+    let (a, mut raw) = duplex(1 << 16);
+    let on = Settings::default().with_compression(DeflateConfig::default());
+    let client = tokio::spawn(async move { connect(a, "ws://localhost/", on).await });
+    let mut request = vec![0u8; 4096];
+    let mut n = 0;
+    while !request[..n].ends_with(b"\r\n\r\n") {
+        n += raw.read(&mut request[n..]).await.unwrap();
+    }
+    let head = String::from_utf8_lossy(&request[..n]).into_owned();
+    assert!(head.contains("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"));
+    let key = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+        .unwrap();
+    let accept = sockeye_proto::AcceptKey::derive(key.trim().as_bytes());
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n\
+         Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=7\r\n\r\n",
+        std::str::from_utf8(accept.as_bytes()).unwrap()
+    );
+    raw.write_all(response.as_bytes()).await.unwrap();
+    let Err(Error::Response(error)) = client.await.unwrap() else {
+        panic!("the handshake must fail")
+    };
+    assert_eq!(
+        error,
+        sockeye_proto::ResponseError::Extension(sockeye_proto::ExtensionError::InvalidWindowBits)
+    );
+    assert!(error.to_string().contains("permessage-deflate"));
 }

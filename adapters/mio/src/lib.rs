@@ -78,4 +78,6 @@ pub use sockeye_engine::{
 };
 pub use sockeye_proto;
 pub use sockeye_proto::handshake::{ClientRequest, HeadLimits, Url};
-pub use sockeye_proto::{CloseCode, Config, DataKind, KeepAlive, Role, State, Timeout};
+pub use sockeye_proto::{
+    CloseCode, Config, DataKind, DeflateConfig, DeflateParams, KeepAlive, Role, State, Timeout,
+};

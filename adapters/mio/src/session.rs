@@ -17,7 +17,7 @@ use sockeye_engine::{
     ServerAnswer, ServerUpgrade, Settings, Verdict,
 };
 use sockeye_proto::handshake::{ClientRequest, Url};
-use sockeye_proto::{CloseCode, Connection, DataKind, Role, SendError, StdClock};
+use sockeye_proto::{CloseCode, Connection, DataKind, DeflateParams, Role, SendError, StdClock};
 
 use crate::{Error, Handler};
 
@@ -200,7 +200,9 @@ impl Session {
     }
 
     fn accepting(stream: TcpStream, settings: Settings, now: Instant, d: Option<Decide>) -> Self {
-        let side = Side::Server(ServerUpgrade::new(settings.head_limits), d);
+        let upgrade =
+            ServerUpgrade::new(settings.head_limits).with_compression(settings.compression);
+        let side = Side::Server(upgrade, d);
         Session::new(stream, now, side, settings, Vec::new())
     }
 
@@ -220,8 +222,10 @@ impl Session {
         for buf in [&mut nonce[..], &mut seed[..]] {
             getrandom::getrandom(buf).map_err(|e| io::Error::other(e.to_string()))?;
         }
+        // The request's own permessage-deflate offer, or else the settings'.
+        let request = request.with_deflate(request.deflate.or(settings.compression));
         let (upgrade, bytes) =
-            ClientUpgrade::new(nonce, request, settings.head_limits).map_err(Error::Request)?;
+            ClientUpgrade::new(nonce, &request, settings.head_limits).map_err(Error::Request)?;
         let side = Side::Client(upgrade, seed, false);
         Ok(Session::new(stream, now, side, settings, bytes))
     }
@@ -487,6 +491,14 @@ impl Session {
         self.driver()?.protocol()
     }
 
+    /// The permessage-deflate parameters agreed in the handshake (offered and
+    /// negotiated with [`Settings::compression`]; a server's [`Verdict`] may choose
+    /// otherwise per request); `None` before the connection is open or if it does not
+    /// compress.
+    pub fn compression(&self) -> Option<DeflateParams> {
+        self.driver()?.compression()
+    }
+
     /// The socket.
     pub fn stream(&self) -> &TcpStream {
         &self.stream
@@ -650,7 +662,7 @@ impl Session {
         let (side, settings) = &mut **handshake;
         let settings = *settings;
         let left = || io::Error::new(ErrorKind::UnexpectedEof, "peer left during the handshake");
-        let (connection, response, protocol, early) = match side {
+        let (connection, response, protocol, compression, early) = match side {
             Side::Client(_, _, connected @ false) => {
                 let status = self.stream.take_error().and_then(|error| match error {
                     Some(error) => Err(error),
@@ -667,10 +679,13 @@ impl Session {
             }
             Side::Client(upgrade, seed, true) => match upgrade.poll() {
                 Ok(Some(ClientAnswer::Accepted {
-                    protocol, early, ..
+                    protocol,
+                    compression,
+                    early,
+                    ..
                 })) => {
                     let connection = Connection::new(Role::Client, settings.protocol, *seed, now);
-                    (connection, Vec::new(), protocol, early)
+                    (connection, Vec::new(), protocol, compression, early)
                 }
                 Ok(Some(ClientAnswer::Rejected(rejected))) => {
                     return self.finish_with(Error::Rejected(rejected))
@@ -699,12 +714,13 @@ impl Session {
                     ServerAnswer::Accept {
                         response,
                         protocol,
+                        compression,
                         early,
                         ..
                     } => {
                         self.path = path;
                         let connection = Connection::server(settings.protocol, now);
-                        (connection, response, protocol, early)
+                        (connection, response, protocol, compression, early)
                     }
                     ServerAnswer::Refuse { response, refusal } => {
                         let linger = settings.refusal_linger;
@@ -719,6 +735,9 @@ impl Session {
         let mut driver = Driver::new(connection, settings.buffers);
         driver.push_bytes(&early);
         driver.set_protocol(protocol);
+        if let Some((params, config)) = compression {
+            driver.enable_compression(params, config);
+        }
         (self.head, self.deadline) = (response, None);
         self.phase = Phase::Open(Box::new(driver));
         true

@@ -11,14 +11,17 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token};
 use sockeye_mio::{
-    CloseCode, CloseReason, Config, Error, Handler, KeepAlive, Message, Outcome, Refusal,
-    RequestExtras, RequestHead, Server, Session, Settings, Timeout, Verdict,
+    CloseCode, CloseReason, Config, DeflateConfig, DeflateParams, Error, Handler, KeepAlive,
+    Message, Outcome, Refusal, RequestExtras, RequestHead, Server, Session, Settings, Timeout,
+    Verdict,
 };
 
 /// What the test handler saw.
 #[derive(Default)]
 struct Seen {
     opened: Vec<String>,
+    /// The compression each opened session agreed on.
+    compression: Vec<Option<DeflateParams>>,
     messages: Vec<Message>,
     ends: Vec<Result<String, String>>,
 }
@@ -35,6 +38,7 @@ impl Handler for Echo {
             "/members" if request.header("Authorization") != Some(&b"Bearer 7"[..]) => {
                 Verdict::reject(401, "Unauthorized").into()
             }
+            "/uncompressed" => Verdict::accept().without_compression().into(),
             _ => match request.select_protocol(&["chat"]) {
                 Some(protocol) => Verdict::accept().with_protocol(protocol).into(),
                 None => Verdict::accept().into(),
@@ -44,7 +48,9 @@ impl Handler for Echo {
 
     fn on_open(&mut self, session: &mut Session) {
         let path = session.path().unwrap_or_default().to_owned();
-        self.0.lock().unwrap().opened.push(path);
+        let mut seen = self.0.lock().unwrap();
+        seen.opened.push(path);
+        seen.compression.push(session.compression());
     }
 
     fn on_message(&mut self, session: &mut Session, message: Message) {
@@ -692,4 +698,33 @@ fn a_refusal_lingers_for_the_client_then_closes() {
     wait_until("the refusal to be reported", || {
         server.seen.lock().unwrap().ends.len() == 1
     });
+}
+
+#[test]
+fn compression_is_negotiated_by_settings_and_verdicts() {
+    let on = Settings::default().with_compression(DeflateConfig::default());
+    let server = serve(on);
+    let run = |path: &str, settings: Settings| {
+        let (session, _) = drive(connect(server.addr, path, settings), |session, _| {
+            if session.is_open() {
+                let _ = session.close(CloseCode::NORMAL, "", Instant::now());
+            }
+        });
+        assert!(
+            session.outcome().is_some_and(|o| o.is_clean()),
+            "{session:?}"
+        );
+        session.compression()
+    };
+    let agreed = run("/", on);
+    assert!(agreed.is_some());
+    assert_eq!(run("/", Settings::default()), None);
+    assert_eq!(run("/uncompressed", on), None);
+    wait_until("every open to be seen", || {
+        server.seen.lock().unwrap().compression.len() == 3
+    });
+    assert_eq!(
+        server.seen.lock().unwrap().compression,
+        [agreed, None, None]
+    );
 }

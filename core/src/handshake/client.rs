@@ -11,6 +11,7 @@ use super::{
     count, find, has_token, incomplete, item_name, window, Head, HeadLimits, Header, Items,
     RawItems, TokenList,
 };
+use crate::extension::{DeflateConfig, DeflateParams, ExtensionError, PERMESSAGE_DEFLATE};
 use crate::Status;
 
 /// The client's half of one handshake: the `Sec-WebSocket-Key` made from a 16-byte nonce and
@@ -84,8 +85,12 @@ impl ClientHandshake {
     /// or resource, a subprotocol that is not a token, an empty or control-character extension,
     /// a malformed extra header or one of `Host`, `Upgrade`, `Connection`,
     /// `Sec-WebSocket-Key`, `Sec-WebSocket-Version`, `Sec-WebSocket-Protocol`,
-    /// `Sec-WebSocket-Extensions`, `Content-Length`, `Transfer-Encoding`;
+    /// `Sec-WebSocket-Extensions`, `Content-Length`, `Transfer-Encoding`, or an extension
+    /// naming permessage-deflate while [`ClientRequest::deflate`] is set;
     /// [`WriteError::BufferTooSmall`].
+    ///
+    /// With [`ClientRequest::deflate`] the permessage-deflate offer
+    /// ([`DeflateConfig::offer`]) comes first in `Sec-WebSocket-Extensions`.
     pub fn write_request(
         &self,
         request: &ClientRequest<'_>,
@@ -111,9 +116,11 @@ impl ClientHandshake {
             || !request.protocols.iter().all(|p| is_token(p.as_bytes()))
             || !items_ok(request.extensions)
             || !headers_ok(request.headers, RESERVED)
+            || (request.deflate.is_some() && names_deflate(request.extensions))
         {
             return Err(WriteError::InvalidField);
         }
+        let offer = request.deflate.map(|config| config.offer());
         let bracket =
             request.port.is_some() && request.host.contains(':') && !request.host.starts_with('[');
         write_head(out, |c| {
@@ -140,9 +147,7 @@ impl ClientHandshake {
             if !request.protocols.is_empty() {
                 c.list("Sec-WebSocket-Protocol", request.protocols);
             }
-            if !request.extensions.is_empty() {
-                c.list("Sec-WebSocket-Extensions", request.extensions);
-            }
+            c.extensions(offer.as_ref().map(|o| o.as_str()), request.extensions);
             c.headers(request.headers);
             c.end();
         })
@@ -271,13 +276,27 @@ impl ClientHandshake {
                 .flat_map(|offer| Items::new(offer.as_bytes()))
                 .any(|offer| item_name(offer).eq_ignore_ascii_case(name))
         };
+        let mut deflate = None;
         for header in headers {
             if !header.name.eq_ignore_ascii_case("Sec-WebSocket-Extensions") {
                 continue;
             }
             for item in RawItems::new(header.value) {
-                match core::str::from_utf8(item) {
-                    Ok(item) if requested(item_name(item)) => {}
+                let Ok(item) = core::str::from_utf8(item) else {
+                    return Err(ResponseError::ExtensionNotRequested);
+                };
+                let name = item_name(item);
+                match request.deflate {
+                    Some(config) if name.eq_ignore_ascii_case(PERMESSAGE_DEFLATE) => {
+                        if deflate.is_some() {
+                            return Err(ResponseError::Extension(ExtensionError::MultipleAnswers));
+                        }
+                        let params = config
+                            .check_answer(item)
+                            .map_err(ResponseError::Extension)?;
+                        deflate = Some(params);
+                    }
+                    _ if requested(name) => {}
                     _ => return Err(ResponseError::ExtensionNotRequested),
                 }
             }
@@ -285,6 +304,7 @@ impl ClientHandshake {
 
         Ok(Accepted {
             protocol,
+            deflate,
             headers,
             consumed,
         })
@@ -310,8 +330,13 @@ pub struct ClientRequest<'a> {
     pub resource: &'a str,
     /// The subprotocols offered, in order of preference (`Sec-WebSocket-Protocol`).
     pub protocols: &'a [&'a str],
-    /// The extension offers with their parameters (`Sec-WebSocket-Extensions`).
+    /// The extension offers with their parameters (`Sec-WebSocket-Extensions`), as
+    /// written; the server's answer is checked only for their names.
     pub extensions: &'a [&'a str],
+    /// Offer permessage-deflate with this policy, and check the server's answer against
+    /// it (see [`Accepted::deflate`]). `None`: not offered (unless written in
+    /// [`extensions`](Self::extensions)).
+    pub deflate: Option<DeflateConfig>,
     /// Extra request headers, written in order.
     pub headers: &'a [(&'a str, &'a [u8])],
 }
@@ -325,6 +350,7 @@ impl<'a> ClientRequest<'a> {
             resource,
             protocols: &[],
             extensions: &[],
+            deflate: None,
             headers: &[],
         }
     }
@@ -347,11 +373,40 @@ impl<'a> ClientRequest<'a> {
         self
     }
 
+    /// Offering permessage-deflate with this policy (or not, with `None`).
+    ///
+    /// ```
+    /// use sockeye_proto::handshake::{ClientHandshake, ClientRequest};
+    /// use sockeye_proto::DeflateConfig;
+    ///
+    /// let request =
+    ///     ClientRequest::new("example.com", "/").with_deflate(Some(DeflateConfig::default()));
+    /// let mut out = [0u8; 512];
+    /// let n = ClientHandshake::new([7; 16]).write_request(&request, &mut out).unwrap();
+    /// let head = core::str::from_utf8(&out[..n]).unwrap();
+    /// assert!(head.contains(
+    ///     "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits; \
+    ///      server_no_context_takeover; client_no_context_takeover\r\n"
+    /// ));
+    /// ```
+    pub const fn with_deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
+        self.deflate = deflate;
+        self
+    }
+
     /// With these extra headers.
     pub const fn with_headers(mut self, headers: &'a [(&'a str, &'a [u8])]) -> Self {
         self.headers = headers;
         self
     }
+}
+
+/// Whether any of the extension `lists` has an item naming permessage-deflate.
+pub(crate) fn names_deflate(lists: &[&str]) -> bool {
+    lists
+        .iter()
+        .flat_map(|list| Items::new(list.as_bytes()))
+        .any(|item| item_name(item).eq_ignore_ascii_case(PERMESSAGE_DEFLATE))
 }
 
 /// The server's final answer to the upgrade request.
@@ -385,6 +440,7 @@ impl<'h, 'b> Response<'h, 'b> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Accepted<'h, 'b> {
     protocol: Option<&'b str>,
+    deflate: Option<DeflateParams>,
     headers: &'h [Header<'b>],
     consumed: usize,
 }
@@ -393,6 +449,12 @@ impl<'h, 'b> Accepted<'h, 'b> {
     /// The subprotocol the server chose, one of those requested; `None` if it chose none.
     pub fn protocol(&self) -> Option<&'b str> {
         self.protocol
+    }
+
+    /// The permessage-deflate parameters the server agreed to, checked against
+    /// [`ClientRequest::deflate`]; `None` when that was not set or the server declined.
+    pub fn deflate(&self) -> Option<DeflateParams> {
+        self.deflate
     }
 
     /// The extensions the server accepted, each with its parameters; every name was requested.
@@ -542,10 +604,16 @@ pub enum ResponseError {
     ProtocolNotRequested,
     /// The server accepted an extension that was not requested.
     ExtensionNotRequested,
+    /// The server's permessage-deflate answer is invalid or does not fit the offer made
+    /// with [`ClientRequest::deflate`] (RFC 7692 requires the client to fail then).
+    Extension(ExtensionError),
 }
 
 impl fmt::Display for ResponseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let ResponseError::Extension(error) = self {
+            return write!(f, "invalid permessage-deflate answer: {error}");
+        }
         f.write_str(match self {
             ResponseError::Malformed => "malformed HTTP response",
             ResponseError::HeadTooLarge => "response head too large",
@@ -559,11 +627,19 @@ impl fmt::Display for ResponseError {
             ResponseError::AcceptMismatch => "`Sec-WebSocket-Accept` does not match the key",
             ResponseError::ProtocolNotRequested => "server chose a subprotocol not requested",
             ResponseError::ExtensionNotRequested => "server accepted an extension not requested",
+            ResponseError::Extension(_) => "invalid permessage-deflate answer",
         })
     }
 }
 
-impl core::error::Error for ResponseError {}
+impl core::error::Error for ResponseError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            ResponseError::Extension(error) => Some(error),
+            _ => None,
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -620,6 +696,96 @@ mod tests {
             Err(WriteError::BufferTooSmall { needed: n })
         );
         assert_eq!(small, [0xEE; 64]);
+    }
+
+    const DEFLATE: ClientRequest<'static> = ClientRequest::new("server.example.com", "/chat")
+        .with_extensions(&["x-foo"])
+        .with_deflate(Some(DeflateConfig::DEFAULT));
+
+    fn parse_deflate(answer: &str) -> Result<Option<DeflateParams>, ResponseError> {
+        let end: &[u8] = if answer.is_empty() { b"" } else { b"\r\n" };
+        let response = [&OK[..OK.len() - 2], answer.as_bytes(), end, b"\r\n"].concat();
+        let response = std::boxed::Box::leak(response.into_boxed_slice());
+        let headers = std::boxed::Box::leak(std::boxed::Box::new([EMPTY_HEADER; 32]));
+        let request = DEFLATE.with_protocols(&["chat"]);
+        match ClientHandshake::new(NONCE).parse_response(&request, response, headers)? {
+            Status::Complete(Response::Accepted(accepted)) => Ok(accepted.deflate()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_deflate_offer_is_written_and_its_answer_checked() {
+        let client = ClientHandshake::new(NONCE);
+        let mut out = [0u8; 512];
+        let n = client.write_request(&DEFLATE, &mut out).unwrap();
+        let text = core::str::from_utf8(&out[..n]).unwrap();
+        assert!(text.contains(
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits; \
+             server_no_context_takeover; client_no_context_takeover, x-foo\r\n"
+        ));
+        // Offered twice is a caller's mistake.
+        let twice = DEFLATE.with_extensions(&["permessage-deflate"]);
+        assert_eq!(
+            client.write_request(&twice, &mut out),
+            Err(WriteError::InvalidField)
+        );
+
+        // No answer: no compression.
+        assert_eq!(parse_deflate(""), Ok(None));
+        assert_eq!(
+            parse_deflate(
+                "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; \
+                 client_max_window_bits=9\r\nSec-WebSocket-Extensions: x-foo"
+            ),
+            Ok(Some(DeflateParams {
+                server_no_context_takeover: true,
+                client_max_window_bits: 9,
+                ..DeflateParams::BARE
+            }))
+        );
+        for (answer, error) in [
+            (
+                "Sec-WebSocket-Extensions: permessage-deflate",
+                ResponseError::Extension(ExtensionError::MissingServerNoContextTakeover),
+            ),
+            (
+                "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover, \
+                 permessage-deflate; server_no_context_takeover",
+                ResponseError::Extension(ExtensionError::MultipleAnswers),
+            ),
+            (
+                "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover=x",
+                ResponseError::Extension(ExtensionError::UnexpectedValue),
+            ),
+            (
+                "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; \
+                 client_max_window_bits=16",
+                ResponseError::Extension(ExtensionError::InvalidWindowBits),
+            ),
+            (
+                "Sec-WebSocket-Extensions: x-bar",
+                ResponseError::ExtensionNotRequested,
+            ),
+        ] {
+            assert_eq!(parse_deflate(answer), Err(error), "{answer}");
+        }
+        let error = ResponseError::Extension(ExtensionError::ServerWindowTooLarge);
+        assert_eq!(
+            std::format!("{error}"),
+            "invalid permessage-deflate answer: `server_max_window_bits` larger than requested"
+        );
+        assert!(core::error::Error::source(&error).is_some());
+
+        // Without a typed offer, a permessage-deflate string is checked by name only.
+        let response = replace(
+            "Protocol: chat\r\n",
+            "Protocol: chat\r\nSec-WebSocket-Extensions: permessage-deflate; x=1\r\n",
+        );
+        let Status::Complete(Response::Accepted(accepted)) = parse(&response).unwrap() else {
+            panic!()
+        };
+        assert_eq!(accepted.deflate(), None);
     }
 
     #[test]

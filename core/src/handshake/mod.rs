@@ -54,7 +54,7 @@ pub mod date;
 pub mod key;
 pub mod server;
 pub mod url;
-mod write;
+pub(crate) mod write;
 
 pub use client::{Accepted, ClientHandshake, ClientRequest, Rejected, Response, ResponseError};
 pub use httparse::{Header, EMPTY_HEADER};

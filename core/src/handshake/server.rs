@@ -9,6 +9,7 @@ use super::{
     count, find, has_token, incomplete, item_name, window, Head, HeadLimits, Header, Items,
     TokenList,
 };
+use crate::extension::{deflate_offers, negotiate, DeflateConfig, DeflateOffers, DeflateParams};
 use crate::Status;
 
 /// Parses a client's upgrade request with the [default limits](HeadLimits::DEFAULT) (8 KiB
@@ -325,6 +326,37 @@ impl<'h, 'b> UpgradeRequest<'h, 'b> {
         TokenList::new(self.headers, "Sec-WebSocket-Extensions")
     }
 
+    /// The permessage-deflate offers among [`extensions`](Self::extensions), each parsed
+    /// (see [`deflate_offers`]).
+    pub fn deflate_offers(&self) -> DeflateOffers<TokenList<'h, 'b>> {
+        deflate_offers(self.extensions())
+    }
+
+    /// The permessage-deflate parameters to accept with: the answer to the first offer
+    /// `config` can honour (see [`negotiate`]); give them to [`Accept::with_deflate`].
+    ///
+    /// ```
+    /// # use sockeye_proto::handshake::{parse_request, Accept, EMPTY_HEADER};
+    /// # use sockeye_proto::DeflateConfig;
+    /// let request = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\
+    ///     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+    ///     Sec-WebSocket-Version: 13\r\n\
+    ///     Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n";
+    /// let mut headers = [EMPTY_HEADER; 16];
+    /// let upgrade = parse_request(request, &mut headers).unwrap().complete().unwrap();
+    /// let deflate = upgrade.negotiate_deflate(&DeflateConfig::default());
+    /// let mut out = [0u8; 256];
+    /// let n = upgrade.accept(&Accept::new().with_deflate(deflate), &mut out).unwrap();
+    /// let response = core::str::from_utf8(&out[..n]).unwrap();
+    /// assert!(response.contains(
+    ///     "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; \
+    ///      client_no_context_takeover\r\n"
+    /// ));
+    /// ```
+    pub fn negotiate_deflate(&self, config: &DeflateConfig) -> Option<DeflateParams> {
+        negotiate(self.extensions(), config)
+    }
+
     /// The first subprotocol, in the client's order of preference, that `supported` holds.
     ///
     /// ```
@@ -367,10 +399,13 @@ impl<'h, 'b> UpgradeRequest<'h, 'b> {
     /// and returns its length; on error nothing is written.
     ///
     /// The response holds `Upgrade: websocket`, `Connection: Upgrade`,
-    /// `Sec-WebSocket-Accept`, then the chosen subprotocol and extensions if any, then the extra
+    /// `Sec-WebSocket-Accept`, then the chosen subprotocol and extensions if any (the
+    /// permessage-deflate answer of [`Accept::deflate`] first), then the extra
     /// headers. Errors: [`WriteError::ProtocolNotOffered`] if the subprotocol is not one the
     /// client offered (exact match), [`WriteError::ExtensionNotOffered`] if an extension's name
-    /// is not the name of an offer (case-insensitive), [`WriteError::InvalidField`] for an
+    /// is not the name of an offer (case-insensitive), [`WriteError::InvalidField`] for
+    /// [`Accept::deflate`] with a window size outside 8–15 or along with an extension string
+    /// naming permessage-deflate, for an
     /// extra header that is malformed or one of `Upgrade`, `Connection`,
     /// `Sec-WebSocket-Accept`, `Sec-WebSocket-Protocol`, `Sec-WebSocket-Extensions`,
     /// `Content-Length`, `Transfer-Encoding`, and [`WriteError::BufferTooSmall`].
@@ -405,6 +440,13 @@ impl<'h, 'b> UpgradeRequest<'h, 'b> {
         if !items_ok(accept.extensions) || !headers_ok(accept.headers, RESERVED) {
             return Err(WriteError::InvalidField);
         }
+        let deflate = match accept.deflate {
+            None => None,
+            Some(_) if super::client::names_deflate(accept.extensions) => {
+                return Err(WriteError::InvalidField)
+            }
+            Some(params) => Some(params.answer().ok_or(WriteError::InvalidField)?),
+        };
         if let Some(protocol) = accept.protocol {
             if !self.protocols().any(|offered| offered == protocol) {
                 return Err(WriteError::ProtocolNotOffered);
@@ -418,7 +460,9 @@ impl<'h, 'b> UpgradeRequest<'h, 'b> {
             .extensions
             .iter()
             .flat_map(|list| Items::new(list.as_bytes()));
-        if !accepted.all(|item| offered(item_name(item))) {
+        if !accepted.all(|item| offered(item_name(item)))
+            || (deflate.is_some() && !offered(crate::extension::PERMESSAGE_DEFLATE))
+        {
             return Err(WriteError::ExtensionNotOffered);
         }
 
@@ -431,9 +475,7 @@ impl<'h, 'b> UpgradeRequest<'h, 'b> {
             if let Some(protocol) = accept.protocol {
                 c.header("Sec-WebSocket-Protocol", protocol.as_bytes());
             }
-            if !accept.extensions.is_empty() {
-                c.list("Sec-WebSocket-Extensions", accept.extensions);
-            }
+            c.extensions(deflate.as_ref().map(|d| d.as_str()), accept.extensions);
             c.headers(accept.headers);
             c.end();
         })
@@ -461,6 +503,10 @@ pub struct Accept<'a> {
     /// The accepted extensions with their parameters, written as one comma-separated
     /// `Sec-WebSocket-Extensions` header; each name must be one the client offered.
     pub extensions: &'a [&'a str],
+    /// The agreed permessage-deflate parameters (see
+    /// [`UpgradeRequest::negotiate_deflate`]), written as its answer
+    /// ([`DeflateParams::answer`]); the client must have offered permessage-deflate.
+    pub deflate: Option<DeflateParams>,
     /// Extra response headers (`Server`, `Set-Cookie` ...), written in order.
     pub headers: &'a [(&'a str, &'a [u8])],
 }
@@ -471,6 +517,7 @@ impl<'a> Accept<'a> {
         Accept {
             protocol: None,
             extensions: &[],
+            deflate: None,
             headers: &[],
         }
     }
@@ -484,6 +531,12 @@ impl<'a> Accept<'a> {
     /// With these extensions.
     pub const fn with_extensions(mut self, extensions: &'a [&'a str]) -> Self {
         self.extensions = extensions;
+        self
+    }
+
+    /// With permessage-deflate on these parameters (or without, with `None`).
+    pub const fn with_deflate(mut self, deflate: Option<DeflateParams>) -> Self {
+        self.deflate = deflate;
         self
     }
 
@@ -673,6 +726,61 @@ mod tests {
 
     fn error(request: &[u8]) -> RequestError {
         parse(request).unwrap_err()
+    }
+
+    #[test]
+    fn deflate_is_negotiated_across_header_lines() {
+        let request = [
+            &VALID[..VALID.len() - 2],
+            b"Sec-WebSocket-Extensions: x-foo, permessage-deflate; bogus\r\n\
+              Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=\"10\", \
+              permessage-deflate\r\n\r\n",
+        ]
+        .concat();
+        let upgrade = parse(&request).unwrap().complete().unwrap();
+        assert_eq!(upgrade.deflate_offers().count(), 3);
+        let config = DeflateConfig::DEFAULT.with_context_takeover(15);
+        let deflate = upgrade.negotiate_deflate(&config);
+        assert_eq!(deflate.map(|d| d.client_max_window_bits), Some(10));
+        let accept = Accept::new()
+            .with_deflate(deflate)
+            .with_extensions(&["x-foo"]);
+        let mut out = [0u8; 512];
+        let n = upgrade.accept(&accept, &mut out).unwrap();
+        let text = core::str::from_utf8(&out[..n]).unwrap();
+        assert!(
+            text.contains(
+                "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=10, x-foo\r\n"
+            ),
+            "{text}"
+        );
+
+        // Answering what was not offered, twice, or with a bad window is refused.
+        let plain = parse(VALID).unwrap().complete().unwrap();
+        let bare = Accept::new().with_deflate(Some(DeflateParams::BARE));
+        assert_eq!(
+            plain.accept(&bare, &mut out),
+            Err(WriteError::ExtensionNotOffered)
+        );
+        let twice = bare.with_extensions(&["permessage-deflate"]);
+        assert_eq!(
+            upgrade.accept(&twice, &mut out),
+            Err(WriteError::InvalidField)
+        );
+        let wide = Accept::new().with_deflate(Some(DeflateParams {
+            server_max_window_bits: 16,
+            ..DeflateParams::BARE
+        }));
+        assert_eq!(
+            upgrade.accept(&wide, &mut out),
+            Err(WriteError::InvalidField)
+        );
+        // Without a policy that fits, nothing is agreed.
+        let small = DeflateConfig {
+            decompress_window_bits: 9,
+            ..config
+        };
+        assert_eq!(plain.negotiate_deflate(&small), None, "no offer at all");
     }
 
     /// `VALID` with the header line starting with `name` replaced by `line` (or removed).

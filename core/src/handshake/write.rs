@@ -121,6 +121,21 @@ impl Cursor<'_> {
         self.bytes(b"\r\n");
     }
 
+    /// Appends `Sec-WebSocket-Extensions: first, a, b\r\n`, if there is any item.
+    pub(crate) fn extensions(&mut self, first: Option<&str>, items: &[&str]) {
+        if first.is_none() && items.is_empty() {
+            return;
+        }
+        self.str("Sec-WebSocket-Extensions: ");
+        let mut separator = "";
+        for item in first.iter().copied().chain(items.iter().copied()) {
+            self.str(separator);
+            self.str(item);
+            separator = ", ";
+        }
+        self.bytes(b"\r\n");
+    }
+
     /// Appends each `(name, value)` as a header line.
     pub(crate) fn headers(&mut self, headers: &[(&str, &[u8])]) {
         for (name, value) in headers {

@@ -3,8 +3,25 @@
 //!
 //! Negotiation needs no allocator and is always available; compressing and inflating
 //! messages needs the `deflate` feature.
+//!
+//! - Parsing: [`DeflateOffer::parse`] reads one `Sec-WebSocket-Extensions` list item,
+//!   [`deflate_offers`] every permessage-deflate offer among a request's items.
+//! - Server: [`negotiate`] answers the first offer a [`DeflateConfig`] can honour, and
+//!   [`DeflateParams::answer`] writes the answer.
+//! - Client: [`DeflateConfig::offer`] writes the offer and
+//!   [`DeflateConfig::check_answer`] checks the server's answer against it.
+//!
+//! The handshake does all of it when asked to:
+//! [`ClientRequest::with_deflate`](crate::handshake::ClientRequest::with_deflate) and
+//! [`Accept::with_deflate`](crate::handshake::Accept::with_deflate).
 
 use crate::connection::Role;
+
+mod negotiate;
+mod parse;
+
+pub use negotiate::{negotiate, ExtensionHeader};
+pub use parse::{deflate_offers, DeflateOffer, DeflateOffers, ExtensionError};
 
 /// The extension's registered name.
 pub const PERMESSAGE_DEFLATE: &str = "permessage-deflate";
