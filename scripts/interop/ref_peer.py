@@ -10,6 +10,8 @@ Autobahn's compression cases against a known-good peer):
   ref_peer.py autobahn-client URL AGENT   the Autobahn client loop like
                                          examples/autobahn_client, offering
                                          permessage-deflate (websockets' default)
+  ref_peer.py wscat URL                  like examples/client --compress: sends each
+                                         stdin line, prints echoes as `< LINE`
 
 Run with the venv scripts/test.sh makes (target/py/bin/python). Loopback only; the
 server runs until killed, the client until its loop ends (bounded by the case count).
@@ -65,11 +67,22 @@ async def run_client(url, agent):
     print("reports updated", flush=True)
 
 
+async def run_wscat(url):
+    lines = sys.stdin.read().splitlines()
+    async with connect(url, max_size=None, open_timeout=30, compression="deflate") as ws:
+        for line in lines:
+            await ws.send(line)
+            print("< %s" % await asyncio.wait_for(ws.recv(), 30), flush=True)
+    print("# closed clean code=%s" % ws.close_code)
+
+
 def main(argv):
     if len(argv) >= 1 and argv[0] == "serve":
         asyncio.run(run_server(argv[1] if len(argv) > 1 else "127.0.0.1:9001"))
     elif len(argv) == 3 and argv[0] == "autobahn-client":
         asyncio.run(run_client(argv[1], argv[2]))
+    elif len(argv) == 2 and argv[0] == "wscat":
+        asyncio.run(run_wscat(argv[1]))
     else:
         sys.stderr.write(__doc__)
         return 2
