@@ -109,7 +109,7 @@ function exchange(ws) {
 }
 
 async function runClient(url, name, opts) {
-  const ws = new WebSocket(url, { perMessageDeflate: { threshold: 0, ...opts }, maxPayload: 0 });
+  const ws = new WebSocket(url, { perMessageDeflate: { threshold: 0, ...opts }, maxPayload: 256 << 20 });
   let offer = null;
   let answer = null;
   ws.on('upgrade', (res) => { answer = res.headers['sec-websocket-extensions'] || null; offer = ws._req ? ws._req.getHeader('sec-websocket-extensions') : null; }); // ws._req: still set during 'upgrade' (ws 8, pinned)
@@ -130,7 +130,7 @@ async function runClient(url, name, opts) {
 
 async function runServer(cmd, name, opts) {
   const state = { why: 'the client never ran the case', answer: null };
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: { threshold: 0, ...opts }, maxPayload: 0 });
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: { threshold: 0, ...opts }, maxPayload: 256 << 20 });
   await new Promise((res) => wss.once('listening', res));
   const answers = new Map();
   wss.on('headers', (headers, req) => { answers.set(req, headers.find((h) => /^sec-websocket-extensions:/i.test(h)) || null); });

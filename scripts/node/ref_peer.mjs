@@ -23,7 +23,7 @@ const [mode, a1, a2] = process.argv.slice(2);
 
 if (mode === 'serve') {
   const [host, port] = (a1 || '127.0.0.1:9001').split(':');
-  const wss = new WebSocketServer({ host, port: Number(port), perMessageDeflate: deflate, maxPayload: 0 });
+  const wss = new WebSocketServer({ host, port: Number(port), perMessageDeflate: deflate, maxPayload: 256 << 20 });
   wss.on('listening', () => console.log(`listening on ${host}:${wss.address().port}`));
   wss.on('connection', (ws) => {
     ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
@@ -32,7 +32,7 @@ if (mode === 'serve') {
 } else if (mode === 'autobahn-client' && a1 && a2) {
   const url = a1.replace(/\/+$/, '');
   const run = (u, onMessage) => new Promise((resolve) => {
-    const ws = new WebSocket(u, { perMessageDeflate: deflate, maxPayload: 0 });
+    const ws = new WebSocket(u, { perMessageDeflate: deflate, maxPayload: 256 << 20 });
     ws.on('message', (data, isBinary) => onMessage(ws, data, isBinary));
     ws.on('error', () => {});
     ws.on('close', () => resolve());
