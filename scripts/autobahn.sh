@@ -28,7 +28,7 @@
 # accept UNIMPLEMENTED there).
 # Exit: 0 both directions conform, 1 otherwise, 2 usage.
 set -euo pipefail
-[ $# -ge 1 ] || { sed -n 2,30p "$0" >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n 2,29p "$0" >&2; exit 2; }
 ADAPTER=$1
 if [ "${SOCKEYE_AUTOBAHN_FULL:-0}" = 1 ]; then CASES=${2:-*}; else CASES=${2:-default}; fi
 ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel 2>/dev/null || (cd "$(dirname "$0")/.." && pwd))
