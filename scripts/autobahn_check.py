@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """Strict pass/fail check of Autobahn|Testsuite reports for Sockeye.
 
-usage: autobahn_check.py [--label NAME] REPORT [[--label NAME] REPORT ...]
+usage: autobahn_check.py [--require-compression] [--expect N]
+                         [--label NAME] REPORT [[--label NAME] REPORT ...]
 
-REPORT is an OUTDIR of run-client.sh / run-server.sh or its index.json. A case
-passes when its `behavior` is OK or INFORMATIONAL (cases 12.* and 13.*, the
-permessage-deflate ones, may also be UNIMPLEMENTED until compression is
-negotiated) and its `behaviorClose` is OK or INFORMATIONAL. Anything else fails:
-NON-STRICT, FAILED, UNIMPLEMENTED elsewhere, WRONG CODE, UNCLEAN, FAILED BY CLIENT.
-A report with no case fails, and when several reports are given they must cover
-the same case ids (a client that stopped half-way leaves cases out of its report).
+REPORT is an OUTDIR of run-client.sh / run-server.sh (or of scripts/autobahn.sh's
+merged shards) or its index.json. A case passes when its `behavior` is OK or
+INFORMATIONAL and its `behaviorClose` is OK or INFORMATIONAL. Without
+--require-compression, cases 12.* and 13.* (permessage-deflate) may also be
+UNIMPLEMENTED (the peer did not negotiate compression); with it, that fails them
+too. Anything else fails: NON-STRICT, FAILED, UNIMPLEMENTED, WRONG CODE, UNCLEAN,
+FAILED BY CLIENT. A report with no case fails; with --expect N, one with other
+than N cases fails; and when several reports are given they must cover the same
+case ids (a client that stopped half-way leaves cases out of its report).
 
 Prints one line per report:
   NAME: N cases | behavior OK=.. | behaviorClose OK=.. => ok|FAILED
@@ -38,11 +41,12 @@ def counts(values, order):
     return " ".join(out)
 
 
-def verdict(cid, case):
+def verdict(cid, case, require_compression=False):
     """Why this case fails, or None if it passes."""
     b, bc = case.get("behavior"), case.get("behaviorClose")
     group = cid.split(".")[0]
-    b_ok = b in BEHAVIOR_OK or (b == "UNIMPLEMENTED" and group in COMPRESSION_GROUPS)
+    b_ok = b in BEHAVIOR_OK or (b == "UNIMPLEMENTED" and group in COMPRESSION_GROUPS
+                                and not require_compression)
     if b_ok and bc in CLOSE_OK:
         return None
     return "behavior=%s behaviorClose=%s close=%s" % (b, bc, case.get("remoteCloseCode"))
@@ -61,11 +65,17 @@ def load(path):
 def main(argv):
     reports = []  # (label, path)
     label = None
+    require_compression = False
+    expect = None
     args = list(argv)
     while args:
         a = args.pop(0)
         if a == "--label" and args:
             label = args.pop(0)
+        elif a == "--require-compression":
+            require_compression = True
+        elif a == "--expect" and args and args[0].isdigit():
+            expect = int(args.pop(0))
         elif a in ("-h", "--help") or a.startswith("--"):
             sys.stderr.write(__doc__)
             return 2
@@ -90,9 +100,9 @@ def main(argv):
             for cid, case in report[agent].items():
                 cases[cid if len(report) == 1 else "%s %s" % (agent, cid)] = case
         ids = sorted(cases, key=case_key)
-        bad = [(cid, verdict(cid, cases[cid])) for cid in ids]
+        bad = [(cid, verdict(cid, cases[cid], require_compression)) for cid in ids]
         bad = [(cid, why) for cid, why in bad if why]
-        ok = bool(ids) and not bad
+        ok = bool(ids) and not bad and (expect is None or len(ids) == expect)
         print("%s: %d cases | behavior %s | behaviorClose %s => %s" % (
             label, len(ids),
             counts([cases[i].get("behavior") for i in ids], BEHAVIOR_ORDER),
@@ -100,6 +110,9 @@ def main(argv):
             "ok" if ok else "FAILED"))
         if not ids:
             print("  no case ran")
+        elif expect is not None and len(ids) != expect:
+            print("  %d cases expected, %d in the report (a shard or the client stopped early?)"
+                  % (expect, len(ids)))
         for cid, why in bad:
             print("  %-10s %s" % (cid, why))
         failed |= not ok

@@ -3,19 +3,36 @@
 # The one test command, on a fresh machine or your own. In order:
 #   1. installs the outside peers, idempotently: the Python `websockets` library
 #      in a venv under target/py (exported as SOCKEYE_PYTHON for the interop
-#      tests) and, when an adapter is listed below, Autobahn|Testsuite via
+#      tests); Node's `ws` and `playwright-core` in target/node (npm ci from
+#      scripts/node/package-lock.json); Debian's `chromium` (apt-get, as root only);
+#      and, when an adapter is listed below, Autobahn|Testsuite via
 #      $SOCKEYE_SHARED/autobahn/setup.sh (SOCKEYE_SHARED defaults to ../shared
 #      beside the repository);
 #   2. cargo test --workspace --no-fail-fast (unit, integration and doc tests,
 #      the fuzz corpus replay, the bench crate's tests; every test binary runs);
-#   3. Autobahn conformance, both directions, for each adapter listed in
-#      AUTOBAHN_ADAPTERS (scripts/autobahn.sh).
+#   3. permessage-deflate interop (scripts/interop.sh): Python `websockets` and
+#      Node `ws` clients against the tokio echo_server and servers against its
+#      autobahn_client / client --compress, every window-bits and takeover
+#      variant; headless Chromium against the echo_server. One step per suite;
+#   4. Autobahn conformance, both directions, for each adapter listed in
+#      AUTOBAHN_ADAPTERS (scripts/autobahn.sh, each direction sharded over
+#      AB_SHARDS=2 wstest processes). By default every case except most of the
+#      permessage-deflate ones: 349 of 517, i.e. all of 1-10 and, of 12.* and
+#      13.*, sizes 1, 2, 4 and 11 of 12.* and 1, 3, 4 and 12 of 13.* (every
+#      parameter set, small messages and one fragmented larger one; the full 12/13
+#      push ~11 GB through Autobahn's Python per direction: ~25 min per direction
+#      here). SOCKEYE_AUTOBAHN_FULL=1 runs all 517 cases (~50 min per adapter; best
+#      one adapter at a time: SOCKEYE_AUTOBAHN_FULL=1 bash scripts/autobahn.sh tokio).
+#      12.*/13.* must negotiate compression: UNIMPLEMENTED fails them
+#      (AB_REQUIRE_COMPRESSION=0 accepts it).
 # Every step runs even if an earlier one failed; the exit status is non-zero if
 # any failed, and the last line is `summary: N passed, N failed, N skipped`.
 # Env: SOCKEYE_SHARED, SOCKEYE_AUTOBAHN_ADAPTERS (overrides the list below;
 # empty skips Autobahn), SOCKEYE_AUTOBAHN_BUDGET (seconds for all Autobahn runs,
-# default 900), CI=true (a missing peer is a failure, not a skip), AB_TIMEOUT
-# and AB_EXCLUDE (passed to the Autobahn harness).
+# default 900, or 21600 with SOCKEYE_AUTOBAHN_FULL=1), SOCKEYE_AUTOBAHN_FULL=1,
+# SOCKEYE_INTEROP=0 (skips step 3), SOCKEYE_INTEROP_PEER (see scripts/interop.sh),
+# CI=true (a missing peer is a failure, not a skip), AB_TIMEOUT, AB_SHARDS,
+# AB_EXCLUDE and AB_REQUIRE_COMPRESSION (passed to the Autobahn harness).
 set -euo pipefail
 
 # Adapters checked with Autobahn|Testsuite (both directions). Enable each as its
@@ -64,6 +81,42 @@ else
   step skipped "python peer: not installed, interop tests skip"
 fi
 
+section "Node peers (ws, playwright-core) in target/node"
+NODE_LOCK=$ROOT/scripts/node/package-lock.json
+NODE_READY=false
+if ! command -v npm >/dev/null && [ "$(id -u)" = 0 ]; then
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; } >"$LOGS/node-apt.log" 2>&1 || true
+fi
+if [ -d "$ROOT/target/node/node_modules/ws" ] && cmp -s "$NODE_LOCK" "$ROOT/target/node/package-lock.json"; then
+  echo "already installed: $(cd "$ROOT/target/node" && node -p 'require("ws/package.json").version + " ws, " + require("playwright-core/package.json").version + " playwright-core"')"
+  NODE_READY=true
+elif command -v npm >/dev/null && { rm -rf "$ROOT/target/node" && mkdir -p "$ROOT/target/node" &&
+       cp "$ROOT/scripts/node/package.json" "$NODE_LOCK" "$ROOT/target/node/" &&
+       npm ci --prefix "$ROOT/target/node" --no-audit --no-fund; } >"$LOGS/node.log" 2>&1; then
+  echo "installed: ws and playwright-core from scripts/node/package-lock.json"
+  NODE_READY=true
+else
+  cat "$LOGS/node.log" 2>/dev/null >&2 || true
+  echo "scripts/test.sh: could not install the Node peers (node/npm: $(command -v npm || echo none))" >&2
+fi
+if $NODE_READY; then step ok "node peers: target/node (ws, playwright-core)"
+elif $IN_CI; then step FAILED "node peers: not installed (CI needs them)"
+else step skipped "node peers: not installed, their interop suites skip"; fi
+
+section "Chromium (Debian package) for the browser interop test"
+if [ -x /usr/bin/chromium ]; then
+  echo "already installed: $(/usr/bin/chromium --version 2>/dev/null | head -n1)"
+elif [ "$(id -u)" = 0 ] && { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >"$LOGS/chromium.log" 2>&1; then
+  echo "installed: $(/usr/bin/chromium --version 2>/dev/null | head -n1)"
+elif [ "$(id -u)" != 0 ]; then
+  echo "scripts/test.sh: not root, so Debian's chromium is not installed (apt-get install chromium): the browser test will skip" >&2
+else
+  tail -n 20 "$LOGS/chromium.log" >&2
+fi
+if [ -x /usr/bin/chromium ]; then step ok "chromium: $(/usr/bin/chromium --version 2>/dev/null | head -n1)"
+elif $IN_CI; then step FAILED "chromium: not installed (CI needs it)"
+else step skipped "chromium: not installed, the browser test skips"; fi
+
 AUTOBAHN_READY=false
 if [ -n "${ADAPTERS// /}" ]; then
   section "Autobahn|Testsuite (for: $ADAPTERS)"
@@ -100,11 +153,38 @@ else
   step FAILED "cargo test (exit $rc): $t_pass passed, $t_fail failed, $t_ign ignored"
 fi
 
-# --- 3. Autobahn conformance ------------------------------------------------
-# A correct peer passes the full suite in ~20 s per direction; a hanging one is
-# cut off by AB_TIMEOUT (per direction, at most 300 s here) and all adapters
-# together stay within SOCKEYE_AUTOBAHN_BUDGET seconds (default 900).
-budget_end=$((SECONDS + ${SOCKEYE_AUTOBAHN_BUDGET:-900}))
+# --- 3. permessage-deflate interop -------------------------------------------
+if [ "${SOCKEYE_INTEROP:-1}" = 0 ]; then
+  SKIPPED=$((SKIPPED + 1)); step skipped "interop: SOCKEYE_INTEROP=0"
+else
+  section "permessage-deflate interop: bash scripts/interop.sh"
+  set +e
+  bash "$ROOT/scripts/interop.sh" 2>&1 | tee "$LOGS/interop.log"
+  set -e
+  results=$ROOT/target/interop/results.txt
+  [ -s "$results" ] || echo "interop: FAILED (scripts/interop.sh wrote no results)" >"$results"
+  while IFS= read -r l; do
+    suite=${l%%:*}; what=${l#*: }
+    if [[ $what =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+      PASSED=$((PASSED + BASH_REMATCH[1])); FAILED=$((FAILED + BASH_REMATCH[2]))
+      if [ "${BASH_REMATCH[2]}" = 0 ]; then step ok "interop $suite: $what"
+      else step FAILED "interop $suite: $what (log: target/interop/logs/$suite.log)"; fi
+    elif [[ $what == skipped* ]]; then
+      SKIPPED=$((SKIPPED + 1)); step skipped "interop $suite: $what"
+    else
+      FAILED=$((FAILED + 1)); step FAILED "interop $suite: $what"
+    fi
+  done <"$results"
+fi
+
+# --- 4. Autobahn conformance ------------------------------------------------
+# The default subset (349 cases) took 72-75 s per direction against Node `ws` with
+# compression (AB_SHARDS=2 wstest processes, 2 busy cores); a hanging peer is cut off
+# by AB_TIMEOUT (per direction, at most 300 s here, 3600 s with SOCKEYE_AUTOBAHN_FULL=1)
+# and all adapters together stay within SOCKEYE_AUTOBAHN_BUDGET seconds.
+FULL=${SOCKEYE_AUTOBAHN_FULL:-0}
+if [ "$FULL" = 1 ]; then cap=3600; default_budget=21600; else cap=300; default_budget=900; fi
+budget_end=$((SECONDS + ${SOCKEYE_AUTOBAHN_BUDGET:-$default_budget}))
 for a in $ADAPTERS; do
   $AUTOBAHN_READY || { SKIPPED=$((SKIPPED + 2)); continue; }
   left=$((budget_end - SECONDS))
@@ -112,8 +192,8 @@ for a in $ADAPTERS; do
     FAILED=$((FAILED + 2)); step FAILED "autobahn sockeye-$a: not run, SOCKEYE_AUTOBAHN_BUDGET used up"
     continue
   fi
-  per_direction=$((left / 2 < 300 ? left / 2 : 300))
-  section "Autobahn: sockeye-$a, both directions"
+  per_direction=$((left / 2 < cap ? left / 2 : cap))
+  section "Autobahn: sockeye-$a, both directions ($([ "$FULL" = 1 ] && echo 'all 517 cases' || echo 'default subset'))"
   set +e
   AB_TIMEOUT=${AB_TIMEOUT:-$per_direction} bash "$ROOT/scripts/autobahn.sh" "$a" 2>&1 | tee "$LOGS/autobahn-$a.log"
   rc=${PIPESTATUS[0]}
