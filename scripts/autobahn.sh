@@ -91,7 +91,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "--- $PKG as server: echo_server under ${#PARTS[@]} wstest fuzzingclient"
-read -r PORT < <(free_ports 1)
+PORT=$(free_ports 1)  # $(...) waits for python to let the port go
 "${SERVER_CMD[@]}" "127.0.0.1:$PORT" >"$OUT/echo_server.log" 2>&1 &
 SPID=$!
 for _ in $(seq 150); do
@@ -120,7 +120,7 @@ python3 "$AB/summarize.py" --durations "$OUT/server" >"$OUT/server/summary.txt" 
 grep -v '^  ' "$OUT/server/summary.txt" || true
 
 echo "--- $PKG as client: autobahn_client under ${#PARTS[@]} wstest fuzzingserver"
-read -r -a PORTS < <(free_ports "${#PARTS[@]}")
+read -r -a PORTS <<<"$(free_ports "${#PARTS[@]}")"
 t0=$SECONDS; JOBS=(); SHARD_DIRS=()
 for k in "${!PARTS[@]}"; do
   SHARD_DIRS+=("$OUT/client/shard-$k")

@@ -11,11 +11,30 @@ use std::vec::Vec;
 use sockeye_proto::deflate::{Deflater, Inflated, Inflater};
 use sockeye_proto::extension::Direction;
 use sockeye_proto::utf8;
-use sockeye_proto::{
-    Boundary, DataKind, DeflateConfig, DeflateParams, Event, ProtocolError, Role,
-};
+use sockeye_proto::{Boundary, DataKind, DeflateConfig, DeflateParams, Event, ProtocolError, Role};
 
 use crate::buffers::pool;
+
+/// Inflates `input` for the message `rx` into `out`.
+fn inflate(
+    inflater: &mut Inflater,
+    rx: &Inflating,
+    input: &[u8],
+    out: &mut [u8],
+) -> Result<Inflated, ProtocolError> {
+    if rx.fin && !rx.any_input && input.is_empty() {
+        // A compressed message with no payload at all is empty (not a deflate stream
+        // cut short): some peers send it so.
+        return Ok(Inflated {
+            consumed: 0,
+            produced: 0,
+            done: true,
+        });
+    }
+    inflater
+        .inflate(input, rx.fin, out)
+        .map_err(|_| ProtocolError::InvalidCompressedData)
+}
 
 /// Inflated output per step: the most one event carries.
 const SCRATCH: usize = 16 * 1024;
@@ -139,42 +158,38 @@ impl Compression {
         let allowed = limit.saturating_sub(rx.inflated).saturating_add(1);
         let room = (SCRATCH - carry).min(usize::try_from(allowed).unwrap_or(usize::MAX));
         let out = &mut self.scratch[carry..carry + room];
-        let (input, from_backlog) = match fresh {
-            // Fresh bytes go first only when nothing older waits.
-            Some(bytes) if self.taken == self.backlog.len() => (bytes, false),
+        // Fresh bytes are inflated where they are only when nothing older waits.
+        let direct = match fresh {
+            Some(bytes) if self.taken == self.backlog.len() => Some(bytes),
             Some(bytes) => {
                 self.backlog.extend_from_slice(bytes);
-                (&self.backlog[self.taken..], true)
+                None
             }
-            None => (&self.backlog[self.taken..], true),
+            None => None,
         };
-        let inflated = if rx.fin && !rx.any_input && input.is_empty() {
-            // A compressed message with no payload at all is empty (not a deflate
-            // stream cut short): some peers send it so.
-            Inflated {
-                consumed: 0,
-                produced: 0,
-                done: true,
+        let (inflated, input_len) = match direct {
+            Some(bytes) => {
+                let inflated = inflate(&mut self.inflater, rx, bytes, out)?;
+                if inflated.consumed < bytes.len() {
+                    self.backlog.clear();
+                    self.taken = 0;
+                    self.backlog.extend_from_slice(&bytes[inflated.consumed..]);
+                }
+                (inflated, bytes.len())
             }
-        } else {
-            self.inflater
-                .inflate(input, rx.fin, out)
-                .map_err(|_| ProtocolError::InvalidCompressedData)?
+            None => {
+                let input = &self.backlog[self.taken..];
+                let input_len = input.len();
+                let inflated = inflate(&mut self.inflater, rx, input, out)?;
+                self.taken += inflated.consumed;
+                if self.taken == self.backlog.len() {
+                    self.backlog.clear();
+                    self.taken = 0;
+                }
+                (inflated, input_len)
+            }
         };
-        let input_len = input.len();
         rx.any_input |= input_len > 0;
-        let rest = &input[inflated.consumed..];
-        if from_backlog {
-            self.taken += inflated.consumed;
-            if self.taken == self.backlog.len() {
-                self.backlog.clear();
-                self.taken = 0;
-            }
-        } else if !rest.is_empty() {
-            self.backlog.clear();
-            self.taken = 0;
-            self.backlog.extend_from_slice(rest);
-        }
         rx.inflated = rx.inflated.saturating_add(inflated.produced as u64);
         if rx.inflated > limit {
             return Err(ProtocolError::MessageTooLarge);

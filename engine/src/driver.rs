@@ -45,8 +45,6 @@ pub struct Driver {
     /// The subprotocol, the end and the linger: boxed, since most connections need
     /// little of it for most of their life.
     pub(crate) rare: Option<Box<Rare>>,
-    /// permessage-deflate, when the handshake agreed it.
-    pub(crate) deflate: Option<Box<crate::compression::Compression>>,
 }
 
 impl Driver {
@@ -68,7 +66,6 @@ impl Driver {
             progressed: false,
             stall_from: NO_STALL,
             rare: None,
-            deflate: None,
         }
     }
 
@@ -77,16 +74,27 @@ impl Driver {
     /// message is read or sent.
     pub fn enable_compression(&mut self, params: DeflateParams, config: DeflateConfig) {
         self.connection.enable_compression();
-        self.deflate = Some(Box::new(crate::compression::Compression::new(
+        self.rare().deflate = Some(Box::new(crate::compression::Compression::new(
             self.connection.role(),
             params,
             config,
         )));
     }
 
+    /// Heap bytes held for permessage-deflate now (codec state, windows, scratch).
+    pub fn compression_memory(&self) -> usize {
+        self.rare
+            .as_ref()
+            .and_then(|rare| rare.deflate.as_ref())
+            .map_or(0, |deflate| deflate.held_bytes())
+    }
+
     /// The permessage-deflate parameters the handshake agreed, if any.
     pub fn compression(&self) -> Option<DeflateParams> {
-        self.deflate.as_ref().map(|deflate| deflate.params())
+        self.rare
+            .as_ref()
+            .and_then(|rare| rare.deflate.as_ref())
+            .map(|deflate| deflate.params())
     }
 
     /// The connection inside (state, outcome, the peer's Close).
@@ -164,7 +172,11 @@ impl Driver {
                 self.recv.release_if_empty();
                 // Waiting for the peer: compression state an idle connection does not
                 // need goes too.
-                if let Some(deflate) = self.deflate.as_deref_mut() {
+                if let Some(deflate) = self
+                    .rare
+                    .as_deref_mut()
+                    .and_then(|rare| rare.deflate.as_deref_mut())
+                {
                     deflate.release_idle();
                 }
                 other
@@ -335,7 +347,11 @@ impl Driver {
         }
         loop {
             // A compressed message's output that did not fit comes before new input.
-            if let Some(deflate) = self.deflate.as_deref_mut() {
+            if let Some(deflate) = self
+                .rare
+                .as_deref_mut()
+                .and_then(|rare| rare.deflate.as_deref_mut())
+            {
                 if deflate.has_backlog() {
                     let limit = self.connection.config().max_message_size;
                     match deflate.inflate_backlog(limit) {
@@ -375,7 +391,11 @@ impl Driver {
                     self.large_frame = false;
                 }
                 let limit = self.connection.config().max_message_size;
-                let Some(deflate) = self.deflate.as_deref_mut() else {
+                let Some(deflate) = self
+                    .rare
+                    .as_deref_mut()
+                    .and_then(|rare| rare.deflate.as_deref_mut())
+                else {
                     continue;
                 };
                 match deflate.inflate_chunk(kind, bytes, end, limit) {
@@ -485,10 +505,16 @@ impl Driver {
         // window must hold exactly what the peer sees.
         let sendable =
             self.connection.state() == State::Open && !self.connection.is_sending_message();
-        if let Some(deflate) = self.deflate.as_deref_mut() {
+        if let Some(deflate) = self
+            .rare
+            .as_deref_mut()
+            .and_then(|rare| rare.deflate.as_deref_mut())
+        {
             if sendable && deflate.wants(payload.len()) {
                 if let Some(mut compressed) = deflate.compress(&payload) {
-                    let head = self.connection.send_compressed(kind, true, &mut compressed)?;
+                    let head = self
+                        .connection
+                        .send_compressed(kind, true, &mut compressed)?;
                     pool::recycle(payload);
                     self.send
                         .push_frame(&head, compressed, self.tuning.config().coalesce_limit);

@@ -55,6 +55,9 @@ pub(crate) struct Rare {
     /// The peer's Close, kept as it arrived (the core keeps only the code if a Pong was
     /// still queued then).
     pub(crate) peer_close: Option<Option<CloseReason>>,
+    /// permessage-deflate, when the handshake agreed it (boxed again: most connections
+    /// that need the rest never compress).
+    pub(crate) deflate: Option<Box<crate::compression::Compression>>,
 }
 
 /// No write-stall timer is running.

@@ -135,10 +135,12 @@ fn messages_round_trip_compressed_in_every_mode_both_ways() {
                 DeflateConfig::DEFAULT
             };
             let (mut client, mut server) = pair(params(takeover, bits), local, Config::default());
-            for (chunk, (from, to)) in [(7, (&mut client, &mut server))]
-                .into_iter()
-                .chain([(65_536, (&mut server, &mut client))])
-            {
+            for (chunk, client_sends) in [(7, true), (65_536, false)] {
+                let (from, to) = if client_sends {
+                    (&mut client, &mut server)
+                } else {
+                    (&mut server, &mut client)
+                };
                 for message in &messages {
                     from.send(message.clone(), Instant::ZERO).unwrap();
                 }
@@ -166,7 +168,9 @@ fn a_message_below_the_threshold_goes_uncompressed_and_one_above_it_compressed()
         DeflateConfig::DEFAULT.with_threshold(100),
         Config::default(),
     );
-    server.send(Message::text("x".repeat(99)), Instant::ZERO).unwrap();
+    server
+        .send(Message::text("x".repeat(99)), Instant::ZERO)
+        .unwrap();
     let small = take_wire(&mut server);
     assert!(!rsv1(&small));
     server
@@ -178,20 +182,27 @@ fn a_message_below_the_threshold_goes_uncompressed_and_one_above_it_compressed()
     let received = feed(&mut client, &[small, large].concat(), 1 << 16);
     assert_eq!(
         received,
-        [Message::text("x".repeat(99)), Message::text("x".repeat(100))]
+        [
+            Message::text("x".repeat(99)),
+            Message::text("x".repeat(100))
+        ]
     );
 }
 
 #[test]
 fn incompressible_data_goes_uncompressed_without_context_takeover() {
-    let (mut client, mut server) = pair(params(false, 15), DeflateConfig::DEFAULT, Config::default());
+    let (mut client, mut server) =
+        pair(params(false, 15), DeflateConfig::DEFAULT, Config::default());
     let payload = noise(4096);
     server
         .send(Message::binary(payload.clone()), Instant::ZERO)
         .unwrap();
     let wire = take_wire(&mut server);
     assert!(!rsv1(&wire));
-    assert_eq!(feed(&mut client, &wire, 1 << 16), [Message::binary(payload)]);
+    assert_eq!(
+        feed(&mut client, &wire, 1 << 16),
+        [Message::binary(payload)]
+    );
 }
 
 #[test]
@@ -240,19 +251,25 @@ fn compress(payload: &[u8]) -> Vec<u8> {
 
 fn failed_with(driver: &Driver) -> ProtocolError {
     match driver.outcome() {
-        Some(Outcome::Abnormal(Abnormal::Protocol(error))) => error,
+        Some(Outcome::Abnormal(Abnormal::Protocol(error))) => *error,
         other => panic!("expected a protocol error, got {other:?}"),
     }
 }
 
-/// The close code of the Close frame `driver` queued last.
+/// The close code of the Close frame `driver` queued last (the last bytes queued).
 fn close_code_sent(driver: &mut Driver) -> u16 {
     let wire = take_wire(driver);
     let close = wire
         .windows(2)
         .rposition(|w| w[0] == 0x88)
         .expect("a Close frame");
-    u16::from_be_bytes([wire[close + 2], wire[close + 3]])
+    // A client's frame is masked: the key follows the length.
+    let (mask, payload) = if wire[close + 1] & 0x80 != 0 {
+        (&wire[close + 2..close + 6], close + 6)
+    } else {
+        (&[0u8; 4][..], close + 2)
+    };
+    u16::from_be_bytes([wire[payload] ^ mask[0], wire[payload + 1] ^ mask[1]])
 }
 
 #[test]
@@ -271,9 +288,12 @@ fn a_compression_bomb_ends_with_1009_after_at_most_the_limit() {
 
 #[test]
 fn a_streamed_compressed_message_comes_out_in_bounded_chunks() {
-    let (mut client, mut server) = pair(params(false, 15), DeflateConfig::DEFAULT, Config::default());
+    let (mut client, mut server) =
+        pair(params(false, 15), DeflateConfig::DEFAULT, Config::default());
     let text = json(3 << 20);
-    server.send(Message::text(text.clone()), Instant::ZERO).unwrap();
+    server
+        .send(Message::text(text.clone()), Instant::ZERO)
+        .unwrap();
     let wire = take_wire(&mut server);
     let mut rest = &wire[..];
     let mut assembled = String::new();
@@ -311,7 +331,11 @@ fn a_streamed_compressed_message_comes_out_in_bounded_chunks() {
 fn broken_compressed_data_ends_with_1007() {
     let (mut client, _) = pair(params(false, 15), DeflateConfig::DEFAULT, Config::default());
     // Block type 3 is reserved in DEFLATE (RFC 1951 §3.2.3).
-    let received = feed(&mut client, &compressed_frame(0x1, &[0xff, 0xff, 0xff]), 1 << 16);
+    let received = feed(
+        &mut client,
+        &compressed_frame(0x1, &[0xff, 0xff, 0xff]),
+        1 << 16,
+    );
     assert!(received.is_empty());
     assert_eq!(failed_with(&client), ProtocolError::InvalidCompressedData);
     assert_eq!(close_code_sent(&mut client), CloseCode::INVALID_PAYLOAD.0);
@@ -322,7 +346,11 @@ fn text_that_is_not_utf8_once_inflated_ends_with_1007() {
     let (mut client, _) = pair(params(false, 15), DeflateConfig::DEFAULT, Config::default());
     let mut bad = json(50_000).into_bytes();
     bad[40_000] = 0xff;
-    let received = feed(&mut client, &compressed_frame(0x1, &compress(&bad)), 1 << 16);
+    let received = feed(
+        &mut client,
+        &compressed_frame(0x1, &compress(&bad)),
+        1 << 16,
+    );
     assert!(received.is_empty());
     assert_eq!(failed_with(&client), ProtocolError::InvalidUtf8);
     assert_eq!(close_code_sent(&mut client), CloseCode::INVALID_PAYLOAD.0);
@@ -331,7 +359,9 @@ fn text_that_is_not_utf8_once_inflated_ends_with_1007() {
 #[test]
 fn rsv1_on_a_continuation_frame_is_a_protocol_error() {
     let (mut client, _) = pair(params(false, 15), DeflateConfig::DEFAULT, Config::default());
-    let wire = [0x41, 0x03, 0xf2, 0x48, 0xcd, 0xc0, 0x04, 0xc9, 0xc9, 0x07, 0x00];
+    let wire = [
+        0x41, 0x03, 0xf2, 0x48, 0xcd, 0xc0, 0x04, 0xc9, 0xc9, 0x07, 0x00,
+    ];
     assert!(feed(&mut client, &wire, 1 << 16).is_empty());
     assert_eq!(failed_with(&client), ProtocolError::ReservedBits);
 }

@@ -6,7 +6,7 @@
 
 use std::net::ToSocketAddrs;
 
-use sockeye_mio::{Message, Server, Session, Settings};
+use sockeye_mio::{DeflateConfig, Message, Server, Session, Settings};
 
 fn main() -> std::io::Result<()> {
     let addr = std::env::args()
@@ -21,7 +21,11 @@ fn main() -> std::io::Result<()> {
             let _ = session.send(message);
         }
     };
-    let mut server = Server::bind(addr, Settings::default(), echo)?;
+    let mut server = Server::bind(
+        addr,
+        Settings::default().with_compression(DeflateConfig::DEFAULT),
+        echo,
+    )?;
     println!("listening on {}", server.local_addr()?);
     server.run()
 }

@@ -8,10 +8,10 @@
 //! text and binary message until the connection ends), then asks for the reports
 //! (`/updateReports`). URL defaults to `ws://127.0.0.1:9001`, AGENT to `sockeye-smol`.
 
-use sockeye_smol::{connect_url, Message, Settings};
+use sockeye_smol::{connect_url, DeflateConfig, Message, Settings};
 
 async fn echo_case(url: &str) -> Result<(), sockeye_smol::Error> {
-    let mut ws = connect_url(url, Settings::default()).await?;
+    let mut ws = connect_url(url, settings()).await?;
     while let Some(message) = ws.recv().await {
         if message.is_data() && ws.feed(message).await.is_err() {
             break;
@@ -29,7 +29,7 @@ fn main() {
     let base = base.trim_end_matches('/').to_owned();
     let agent = args.next().unwrap_or_else(|| "sockeye-smol".to_owned());
     smol::block_on(async {
-        let mut ws = connect_url(&format!("{base}/getCaseCount"), Settings::default())
+        let mut ws = connect_url(&format!("{base}/getCaseCount"), settings())
             .await
             .expect("getCaseCount");
         let mut count = 0u32;
@@ -46,10 +46,15 @@ fn main() {
             }
         }
         let url = format!("{base}/updateReports?agent={agent}");
-        match connect_url(&url, Settings::default()).await {
+        match connect_url(&url, settings()).await {
             Ok(mut ws) => while ws.recv().await.is_some() {},
             Err(error) => eprintln!("updateReports: {error}"),
         }
         println!("done");
     });
+}
+
+/// Every connection offers permessage-deflate, so the 12.* and 13.* cases run.
+fn settings() -> Settings {
+    Settings::default().with_compression(DeflateConfig::DEFAULT)
 }

@@ -17,7 +17,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use smol::net::{TcpListener, TcpStream};
-use sockeye_smol::{accept, Settings};
+use sockeye_smol::{accept, DeflateConfig, Settings};
 
 fn main() -> std::io::Result<()> {
     let addr = std::env::args()
@@ -54,7 +54,10 @@ async fn serve(executor: &smol::LocalExecutor<'_>, addr: String) -> std::io::Res
 /// is little more than its `WebSocket`.
 fn echo(tcp: TcpStream, peer: SocketAddr, log: bool) -> impl Future<Output = ()> {
     let _ = tcp.set_nodelay(true);
-    let handshake = accept(tcp, Settings::default());
+    let handshake = accept(
+        tcp,
+        Settings::default().with_compression(DeflateConfig::DEFAULT),
+    );
     async move {
         let mut ws = match handshake.await {
             Ok(ws) => ws,

@@ -22,6 +22,7 @@
 //!   quiet; the connection is declared dead if nothing arrives within the pong timeout).
 //!   Fractions are fine (`0.5`).
 //! - `--close-timeout SECS`: how long to wait for the server's side of the close handshake.
+//! - `--compress`: offer permessage-deflate (RFC 7692); the answer is printed if agreed.
 //! - `--header 'NAME: VALUE'` (repeatable): an extra request header (`Authorization`,
 //!   `Cookie` ...), sent on every attempt.
 //! - `--protocol NAME` (repeatable): a subprotocol to offer; the one agreed on prints as
@@ -37,12 +38,12 @@ use sockeye_tokio::reconnect::{
     ClientEvent, ReconnectOptions, ReconnectingClient, Sent, StateChange,
 };
 use sockeye_tokio::{
-    connect_url_with, CloseCode, Error, KeepAlive, Message, RequestExtras, Settings,
+    connect_url_with, CloseCode, DeflateConfig, Error, KeepAlive, Message, RequestExtras, Settings,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const USAGE: &str = "usage: client [--reconnect] [--ping-interval SECS] [--pong-timeout SECS] \
-                     [--close-timeout SECS] [--header 'NAME: VALUE']... [--protocol NAME]... \
+                     [--close-timeout SECS] [--header 'NAME: VALUE']... [--protocol NAME]... [--compress] \
                      URL";
 
 /// The command line.
@@ -52,6 +53,8 @@ struct Args {
     ping_interval: Option<Duration>,
     pong_timeout: Option<Duration>,
     close_timeout: Option<Duration>,
+    /// Offer permessage-deflate.
+    compress: bool,
     request: RequestExtras,
 }
 
@@ -63,6 +66,7 @@ fn parse_args() -> Result<Args, String> {
         ping_interval: None,
         pong_timeout: None,
         close_timeout: None,
+        compress: false,
         request: RequestExtras::new(),
     };
     let seconds = |flag: &str, value: Option<String>| -> Result<Duration, String> {
@@ -76,6 +80,7 @@ fn parse_args() -> Result<Args, String> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--reconnect" => parsed.reconnect = true,
+            "--compress" => parsed.compress = true,
             "--ping-interval" => parsed.ping_interval = Some(seconds(&arg, args.next())?),
             "--pong-timeout" => parsed.pong_timeout = Some(seconds(&arg, args.next())?),
             "--close-timeout" => parsed.close_timeout = Some(seconds(&arg, args.next())?),
@@ -121,7 +126,12 @@ impl Args {
         if let Some(timeout) = self.close_timeout {
             config = config.with_close_timeout(Some(timeout));
         }
-        Settings::default().with_protocol(config)
+        let settings = Settings::default().with_protocol(config);
+        if self.compress {
+            settings.with_compression(DeflateConfig::DEFAULT)
+        } else {
+            settings
+        }
     }
 }
 
@@ -167,6 +177,9 @@ async fn run(args: &Args) -> i32 {
     };
     if let Some(protocol) = ws.protocol() {
         println!("# subprotocol {protocol}");
+    }
+    if let Some(deflate) = ws.compression() {
+        println!("# compression {deflate:?}");
     }
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;

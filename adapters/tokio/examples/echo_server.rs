@@ -19,7 +19,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
-use sockeye_tokio::{accept, Settings};
+use sockeye_tokio::{accept, DeflateConfig, Settings};
 use tokio::net::{TcpListener, TcpStream};
 
 fn main() -> std::io::Result<()> {
@@ -56,7 +56,10 @@ async fn serve(addr: String) -> std::io::Result<()> {
 /// is little more than its `WebSocket`.
 fn echo(tcp: TcpStream, peer: SocketAddr, log: bool) -> impl Future<Output = ()> {
     let _ = tcp.set_nodelay(true);
-    let handshake = accept(tcp, Settings::default());
+    let handshake = accept(
+        tcp,
+        Settings::default().with_compression(DeflateConfig::DEFAULT),
+    );
     async move {
         let mut ws = match handshake.await {
             Ok(ws) => ws,
