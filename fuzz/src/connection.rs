@@ -295,6 +295,7 @@ impl Log {
                 self.data(DataKind::Text, text.as_bytes(), end);
             }
             Event::Binary { bytes, end } => self.data(DataKind::Binary, bytes, end),
+            Event::Compressed { .. } => panic!("a compressed chunk without compression"),
             Event::Ping(payload) => {
                 assert!(!self.close_seen && payload.len() <= 125);
                 self.seen.push(Seen::Ping(payload.to_vec()));
@@ -323,7 +324,7 @@ impl Log {
 fn inside(event: &Event<'_>, start: usize, end: usize) {
     let slice: &[u8] = match event {
         Event::Text { text, .. } => text.as_bytes(),
-        Event::Binary { bytes, .. } => bytes,
+        Event::Binary { bytes, .. } | Event::Compressed { bytes, .. } => bytes,
         Event::Ping(p) | Event::Pong(p) => p,
         Event::Close(frame) => frame.reason.as_bytes(),
         Event::Closed(_) => &[],

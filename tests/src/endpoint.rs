@@ -457,7 +457,7 @@ fn write(pipe: &mut Pipe, log: &mut Option<Vec<u8>>, shut_down: bool, bytes: &[u
 fn check_borrowed(event: &Event<'_>, start: usize, end: usize) {
     let slice: &[u8] = match event {
         Event::Text { text, .. } => text.as_bytes(),
-        Event::Binary { bytes, .. } => bytes,
+        Event::Binary { bytes, .. } | Event::Compressed { bytes, .. } => bytes,
         Event::Ping(payload) | Event::Pong(payload) => payload,
         Event::Close(frame) => frame.reason.as_bytes(),
         Event::Closed(_) => &[],

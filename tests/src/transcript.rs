@@ -263,6 +263,8 @@ impl Recorder {
         match *event {
             Event::Text { text, end } => self.chunk(DataKind::Text, text.as_bytes(), end),
             Event::Binary { bytes, end } => self.chunk(DataKind::Binary, bytes, end),
+            // These endpoints never enable compression: the core must not produce it.
+            Event::Compressed { .. } => panic!("a compressed chunk without compression: {event:?}"),
             Event::Ping(payload) => {
                 self.not_after_close(event);
                 self.tally.pings += 1;

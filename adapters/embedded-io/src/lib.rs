@@ -511,6 +511,9 @@ fn locate(base: usize, event: Event<'_>) -> Found {
     match event {
         Event::Text { text, end } => Found::Text(range_in(base, text.as_bytes()), end),
         Event::Binary { bytes, end } => Found::Binary(range_in(base, bytes), end),
+        // This adapter never offers or accepts compression, so the core never enables it
+        // and never produces this; were it to, the bytes are passed on as they are.
+        Event::Compressed { bytes, end, .. } => Found::Binary(range_in(base, bytes), end),
         Event::Ping(payload) => Found::Ping(range_in(base, payload)),
         Event::Pong(payload) => Found::Pong(range_in(base, payload)),
         Event::Close(frame) => Found::Close(frame.code, range_in(base, frame.reason.as_bytes())),

@@ -84,7 +84,9 @@ enum Owned {
 async fn next<C: Clock>(ws: &mut WebSocket<'_, Io, C>) -> Owned {
     match ws.next().await.unwrap() {
         Event::Text { text, end } => Owned::Text(text.to_owned(), end),
-        Event::Binary { bytes, end } => Owned::Binary(bytes.to_vec(), end),
+        Event::Binary { bytes, end } | Event::Compressed { bytes, end, .. } => {
+            Owned::Binary(bytes.to_vec(), end)
+        }
         Event::Ping(p) => Owned::Ping(p.to_vec()),
         Event::Pong(p) => Owned::Pong(p.to_vec()),
         Event::Close(frame) => Owned::Close(frame.code, frame.reason.to_owned()),
