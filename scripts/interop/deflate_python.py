@@ -246,12 +246,27 @@ def run_wscat(cmd):
         port = server.socket.getsockname()[1]
         child = subprocess.Popen(cmd + ["ws://127.0.0.1:%d/" % port], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        # Close stdin (the client then closes with 1000) only once every echo printed:
+        # closing at once would race the echoes against the close handshake.
+        seen = []
+        reader = threading.Thread(
+            target=lambda: seen.extend(l.decode(errors="replace").rstrip("\n")
+                                       for l in iter(child.stdout.readline, b"")),
+            daemon=True)
+        reader.start()
+        child.stdin.write(("\n".join(lines) + "\n").encode())
+        child.stdin.flush()
+        deadline = time.monotonic() + LIMIT
+        while time.monotonic() < deadline and any("< " + l not in seen for l in lines):
+            time.sleep(0.05)
+        child.stdin.close()
         try:
-            out, _ = child.communicate(("\n".join(lines) + "\n").encode(), timeout=LIMIT)
-            out = out.decode(errors="replace")
+            child.wait(timeout=max(1, deadline - time.monotonic()))
+            reader.join(10)
+            out = "\n".join(seen)
             if child.returncode != 0:
                 why = "the client exited %d: %s" % (child.returncode, out[-300:])
-            elif any("< " + l not in out.splitlines() for l in lines):
+            elif any("< " + l not in seen for l in lines):
                 why = "the echoes did not print as `< LINE`: %s" % out[-300:]
         except subprocess.TimeoutExpired:
             child.kill()

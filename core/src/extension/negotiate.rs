@@ -103,6 +103,14 @@ impl DeflateParams {
     /// assert_eq!(answer.as_str(), "permessage-deflate; server_no_context_takeover");
     /// ```
     pub fn answer(&self) -> Option<ExtensionHeader> {
+        self.answer_stating(false)
+    }
+
+    /// [`answer`](Self::answer), stating `server_max_window_bits` even at 15 when
+    /// `state_server_window` (the client asked for it: RFC 7692 §7.1.2.1 lets any answer
+    /// state it, and a client that asked may insist on seeing it, as Python `websockets`
+    /// does).
+    pub fn answer_stating(&self, state_server_window: bool) -> Option<ExtensionHeader> {
         if !valid_bits(self.server_max_window_bits) || !valid_bits(self.client_max_window_bits) {
             return None;
         }
@@ -113,7 +121,7 @@ impl DeflateParams {
         if self.client_no_context_takeover {
             header.param("client_no_context_takeover");
         }
-        if self.server_max_window_bits < MAX_WINDOW_BITS {
+        if self.server_max_window_bits < MAX_WINDOW_BITS || state_server_window {
             header.param_bits("server_max_window_bits", self.server_max_window_bits);
         }
         if self.client_max_window_bits < MAX_WINDOW_BITS {

@@ -445,7 +445,17 @@ impl<'h, 'b> UpgradeRequest<'h, 'b> {
             Some(_) if super::client::names_deflate(accept.extensions) => {
                 return Err(WriteError::InvalidField)
             }
-            Some(params) => Some(params.answer().ok_or(WriteError::InvalidField)?),
+            Some(params) => {
+                let asked = self
+                    .deflate_offers()
+                    .filter_map(Result::ok)
+                    .any(|offer| offer.server_max_window_bits.is_some());
+                Some(
+                    params
+                        .answer_stating(asked)
+                        .ok_or(WriteError::InvalidField)?,
+                )
+            }
         };
         if let Some(protocol) = accept.protocol {
             if !self.protocols().any(|offered| offered == protocol) {
@@ -726,6 +736,27 @@ mod tests {
 
     fn error(request: &[u8]) -> RequestError {
         parse(request).unwrap_err()
+    }
+
+    #[test]
+    fn a_server_window_asked_for_is_stated_even_at_15() {
+        let request = [
+            &VALID[..VALID.len() - 2],
+            b"Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=15\r\n\r\n",
+        ]
+        .concat();
+        let upgrade = parse(&request).unwrap().complete().unwrap();
+        let config = DeflateConfig::DEFAULT.with_context_takeover(15);
+        let accept = Accept::new().with_deflate(upgrade.negotiate_deflate(&config));
+        let mut out = [0u8; 512];
+        let n = upgrade.accept(&accept, &mut out).unwrap();
+        let text = core::str::from_utf8(&out[..n]).unwrap();
+        assert!(
+            text.contains(
+                "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=15\r\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
