@@ -9,7 +9,6 @@
 use std::vec::Vec;
 
 use sockeye_proto::deflate::{Deflater, Inflated, Inflater};
-use sockeye_proto::extension::Direction;
 use sockeye_proto::utf8;
 use sockeye_proto::{Boundary, DataKind, DeflateConfig, DeflateParams, Event, ProtocolError, Role};
 
@@ -46,9 +45,6 @@ pub(crate) struct Compression {
     config: DeflateConfig,
     inflater: Inflater,
     deflater: Deflater,
-    incoming_takeover: bool,
-    outgoing_takeover: bool,
-    outgoing: Direction,
     /// The message being inflated, if any.
     rx: Option<Inflating>,
     /// Inflated output; the last event borrowed `scratch[..shown]`.
@@ -80,15 +76,11 @@ impl Compression {
         let mut outgoing = params.outgoing(role);
         // This end may always use a smaller window than agreed (RFC 7692 §7.1.2.1).
         outgoing.window_bits = outgoing.window_bits.min(config.compress_window_bits);
-        let incoming = params.incoming(role);
         Compression {
             params,
             config,
-            inflater: Inflater::new(incoming),
+            inflater: Inflater::new(params.incoming(role)),
             deflater: Deflater::new(outgoing, config.level),
-            incoming_takeover: incoming.context_takeover,
-            outgoing_takeover: outgoing.context_takeover,
-            outgoing,
             rx: None,
             scratch: Vec::new(),
             backlog: Vec::new(),
@@ -213,19 +205,15 @@ impl Compression {
             Boundary::Continues
         };
         let out = &self.scratch[..filled];
-        let event = match kind {
-            DataKind::Binary => Event::Binary { bytes: out, end },
+        let (event, shown) = match kind {
+            DataKind::Binary => (Event::Binary { bytes: out, end }, filled),
             DataKind::Text => {
                 let text = utf8::complete_prefix(out).map_err(|_| ProtocolError::InvalidUtf8)?;
                 if done && text.len() != filled {
                     return Err(ProtocolError::InvalidUtf8);
                 }
-                Event::Text { text, end }
+                (Event::Text { text, end }, text.len())
             }
-        };
-        let shown = match &event {
-            Event::Text { text, .. } => text.len(),
-            _ => filled,
         };
         if let Some(rx) = self.rx.as_mut() {
             rx.shown = shown;
@@ -238,14 +226,12 @@ impl Compression {
     }
 
     /// The message is whole: nothing of it is kept (the scratch stays borrowed by the
-    /// last event until the next step, which takes a fresh one from the pool).
+    /// last event until the next step, which takes a fresh one from the pool; without
+    /// context takeover the inflater drops its engine by itself).
     fn finish_message(&mut self) {
         self.rx = None;
         self.backlog = Vec::new();
         self.taken = 0;
-        if !self.incoming_takeover {
-            self.inflater.release();
-        }
     }
 
     /// Gives the scratch back to the pool once the last event is consumed: called before
@@ -269,10 +255,10 @@ impl Compression {
         if self.deflater.compress(payload, true, &mut out).is_err() {
             // The codec failed: start over from an empty window, which the peer can
             // always follow, and send this message as it is.
-            self.deflater = Deflater::new(self.outgoing, self.config.level);
+            self.deflater = Deflater::new(self.deflater.direction(), self.config.level);
             return None;
         }
-        if !self.outgoing_takeover {
+        if !self.deflater.direction().context_takeover {
             self.deflater.release();
             if out.len() >= payload.len() {
                 return None;

@@ -46,28 +46,21 @@ MESSAGES = (["héllo from python ✓", bytes(range(256)) * 3, "", b"", BIG_BIN, 
             + SIMILAR)
 
 BITS = range(9, 16)  # 8 is broken in websockets (zlib refuses an 8-bit raw window)
+# Offers both sides can make: each window size, each takeover mode, all at once.
+COMMON_VARIANTS = (
+    [("server_max_window_bits=%d" % b, {"server_max_window_bits": b}) for b in BITS]
+    + [("client_max_window_bits=%d" % b, {"client_max_window_bits": b}) for b in BITS]
+    + [("server_no_context_takeover", {"server_no_context_takeover": True}),
+       ("client_no_context_takeover", {"client_no_context_takeover": True}),
+       ("both no_context_takeover", {"server_no_context_takeover": True,
+                                     "client_no_context_takeover": True}),
+       ("all parameters", {"server_no_context_takeover": True, "client_no_context_takeover": True,
+                           "server_max_window_bits": 10, "client_max_window_bits": 11})])
 CLIENT_VARIANTS = (
     [("bare offer", {"client_max_window_bits": None}),
      ("client_max_window_bits", {"client_max_window_bits": True})]
-    + [("server_max_window_bits=%d" % b, {"server_max_window_bits": b}) for b in BITS]
-    + [("client_max_window_bits=%d" % b, {"client_max_window_bits": b}) for b in BITS]
-    + [("server_no_context_takeover", {"server_no_context_takeover": True}),
-       ("client_no_context_takeover", {"client_no_context_takeover": True}),
-       ("both no_context_takeover", {"server_no_context_takeover": True,
-                                     "client_no_context_takeover": True}),
-       ("all parameters", {"server_no_context_takeover": True, "client_no_context_takeover": True,
-                           "server_max_window_bits": 10, "client_max_window_bits": 11})])
-SERVER_VARIANTS = (
-    [("defaults", {})]
-    + [("server_max_window_bits=%d" % b, {"server_max_window_bits": b}) for b in BITS]
-    + [("client_max_window_bits=%d" % b, {"client_max_window_bits": b}) for b in BITS]
-    + [("server_no_context_takeover", {"server_no_context_takeover": True}),
-       ("client_no_context_takeover", {"client_no_context_takeover": True}),
-       ("both no_context_takeover", {"server_no_context_takeover": True,
-                                     "client_no_context_takeover": True}),
-       ("all parameters", {"server_no_context_takeover": True, "client_no_context_takeover": True,
-                           "server_max_window_bits": 10, "client_max_window_bits": 11})])
-
+    + COMMON_VARIANTS)
+SERVER_VARIANTS = [("defaults", {})] + COMMON_VARIANTS
 
 def parse_ext(header):
     """'a; p=1; q, b' -> [('a', {'p': '1', 'q': None}), ('b', {})]"""

@@ -86,12 +86,23 @@ const fn deflate_state_bytes(bits: u8) -> usize {
 /// window bits (measured as for [`deflate_state_bytes`]).
 const INFLATE_STATE_BYTES: usize = 47_552;
 
-/// `bits` within 8–15 (parameters come from negotiation, which already checked them;
-/// this keeps the engine's assertions unreachable whatever the caller passes).
-fn window_bits(direction: Direction) -> u8 {
-    direction
-        .window_bits
-        .clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS)
+/// `direction` with its window bits within 8–15 (parameters come from negotiation, which
+/// already checked them; this keeps the engine's assertions unreachable whatever the
+/// caller passes), and the window it keeps between messages: 2^bits bytes with context
+/// takeover, none without.
+fn clamped(direction: Direction) -> (Direction, Window) {
+    let direction = Direction {
+        window_bits: direction
+            .window_bits
+            .clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS),
+        ..direction
+    };
+    let cap = if direction.context_takeover {
+        1 << direction.window_bits
+    } else {
+        0
+    };
+    (direction, Window::new(cap))
 }
 
 /// Compressing failed: the engine reported an error it should never report for the
@@ -171,20 +182,12 @@ impl Deflater {
     /// A compressor for `direction` (window bits clamped to 8–15) at `level` (0 = store
     /// only … 9 = smallest, clamped). Allocates nothing until the first message.
     pub fn new(direction: Direction, level: u8) -> Self {
-        let direction = Direction {
-            window_bits: window_bits(direction),
-            ..direction
-        };
-        let cap = if direction.context_takeover {
-            1 << direction.window_bits
-        } else {
-            0
-        };
+        let (direction, window) = clamped(direction);
         Deflater {
             direction,
             level: level.min(9),
             engine: None,
-            window: Window::new(cap),
+            window,
             in_message: false,
         }
     }
@@ -391,19 +394,11 @@ impl Inflater {
     /// An inflater for `direction` (window bits clamped to 8–15). Allocates nothing
     /// until the first message.
     pub fn new(direction: Direction) -> Self {
-        let direction = Direction {
-            window_bits: window_bits(direction),
-            ..direction
-        };
-        let cap = if direction.context_takeover {
-            1 << direction.window_bits
-        } else {
-            0
-        };
+        let (direction, window) = clamped(direction);
         Inflater {
             direction,
             engine: None,
-            window: Window::new(cap),
+            window,
             tail_fed: 0,
             ended: false,
             in_message: false,

@@ -4,6 +4,7 @@
 use core::fmt;
 
 use super::{MAX_WINDOW_BITS, MIN_WINDOW_BITS, PERMESSAGE_DEFLATE};
+use crate::handshake::unquoted;
 use crate::handshake::write::is_token;
 
 /// Why a permessage-deflate offer or answer cannot be used.
@@ -257,20 +258,7 @@ impl<'a> Iterator for Parts<'a> {
         if self.rest.is_empty() {
             return None;
         }
-        let (mut quoted, mut escaped) = (false, false);
-        let mut end = self.rest.len();
-        for (i, b) in self.rest.bytes().enumerate() {
-            if escaped {
-                escaped = false;
-            } else if quoted && b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                quoted = !quoted;
-            } else if b == b';' && !quoted {
-                end = i;
-                break;
-            }
-        }
+        let end = unquoted(self.rest.as_bytes(), b';').unwrap_or(self.rest.len());
         let part = &self.rest[..end];
         // `;` is one byte, so `end + 1` is a character boundary (or the end).
         self.rest = match self.rest.get(end + 1..) {

@@ -279,20 +279,28 @@ impl<'b> Iterator for RawItems<'b> {
 
 /// Splits `list` at its first comma outside a quoted string: (item, rest after the comma).
 fn split_item(list: &[u8]) -> (&[u8], &[u8]) {
-    let mut quoted = false;
-    let mut escaped = false;
-    for (i, &b) in list.iter().enumerate() {
+    match unquoted(list, b',') {
+        Some(i) => (&list[..i], &list[i + 1..]),
+        None => (list, &[]),
+    }
+}
+
+/// Where the first `separator` outside a quoted string (RFC 9110 §5.6.4, with its
+/// backslash escapes) is in `bytes`.
+pub(crate) fn unquoted(bytes: &[u8], separator: u8) -> Option<usize> {
+    let (mut quoted, mut escaped) = (false, false);
+    for (i, &b) in bytes.iter().enumerate() {
         if escaped {
             escaped = false;
         } else if quoted && b == b'\\' {
             escaped = true;
         } else if b == b'"' {
             quoted = !quoted;
-        } else if b == b',' && !quoted {
-            return (&list[..i], &list[i + 1..]);
+        } else if b == separator && !quoted {
+            return Some(i);
         }
     }
-    (list, &[])
+    None
 }
 
 #[cfg(test)]
