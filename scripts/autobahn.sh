@@ -13,6 +13,8 @@
 #   4. the shards' reports merged (scripts/autobahn_shard.py) into server/index.json and
 #      client/index.json, then autobahn_check.py on both (also saved as
 #      target/autobahn/ADAPTER/check.txt)
+# ADAPTER `axum` is sockeye-hyper's axum echo route (examples/axum_echo, feature
+# `axum`), tested as a server only: Autobahn's client side speaks HTTP/1.1 to it.
 # ADAPTER may also be `python` (the Python `websockets` reference peers in
 # scripts/interop/ref_peer.py, target/py) or `node` (the Node `ws` ones in
 # scripts/node/ref_peer.mjs, target/node): peers with permessage-deflate on, to check
@@ -46,7 +48,14 @@ rm -rf "$OUT/server" "$OUT/client" "$OUT/check.txt"
 [ -f "$AB/setup.sh" ] || { echo "autobahn.sh: no Autobahn harness at $AB (set SOCKEYE_SHARED)" >&2; exit 1; }
 bash "$AB/setup.sh" >"$OUT/setup.log" 2>&1 || { tail -n 30 "$OUT/setup.log" >&2; echo "autobahn.sh: setup.sh failed" >&2; exit 1; }
 
+CLIENT_CMD=()
 case $ADAPTER in
+  axum)
+    PKG=sockeye-hyper-axum
+    echo "--- building sockeye-hyper's axum_echo (release)"
+    cargo build --release -p sockeye-hyper --features axum --example axum_echo
+    cp "$TARGET/release/examples/axum_echo" "$OUT/bin/axum_echo"
+    SERVER_CMD=("$OUT/bin/axum_echo") ;;
   python)
     PKG=python-websockets
     [ -x "$ROOT/target/py/bin/python" ] || { echo "autobahn.sh: no target/py (run scripts/test.sh once)" >&2; exit 1; }
@@ -118,6 +127,16 @@ kill "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; SPID=
 python3 "$ROOT/scripts/autobahn_shard.py" merge "$OUT/server" "${SHARD_DIRS[@]}" || true
 python3 "$AB/summarize.py" --durations "$OUT/server" >"$OUT/server/summary.txt" 2>&1 || true
 grep -v '^  ' "$OUT/server/summary.txt" || true
+
+if [ "${#CLIENT_CMD[@]}" -eq 0 ]; then
+  echo "--- $PKG has no client: the server direction only"
+  echo "--- strict check (scripts/autobahn_check.py)"
+  FLAGS=(); [ "$REQUIRE" = 1 ] && FLAGS=(--require-compression)
+  rc=0
+  python3 "$ROOT/scripts/autobahn_check.py" "${FLAGS[@]}" --expect "$NCASES" --label "$PKG server" "$OUT/server" \
+    | tee "$OUT/check.txt" || rc=${PIPESTATUS[0]}
+  exit "$rc"
+fi
 
 echo "--- $PKG as client: autobahn_client under ${#PARTS[@]} wstest fuzzingserver"
 read -r -a PORTS <<<"$(free_ports "${#PARTS[@]}")"

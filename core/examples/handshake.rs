@@ -20,7 +20,7 @@ fn serve(request: &[u8], out: &mut [u8]) -> usize {
         Ok(Status::Complete(upgrade)) => {
             let protocol = upgrade.select_protocol(&["chat"]);
             println!(
-                "server: upgrade to {} on {} (key {}, protocol {:?})",
+                "server: upgrade to {} on {} (key {:?}, protocol {:?})",
                 upgrade.path(),
                 upgrade.host(),
                 upgrade.key(),

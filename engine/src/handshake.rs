@@ -357,9 +357,16 @@ pub struct RequestHead {
 }
 
 impl RequestHead {
-    fn of(request: &UpgradeRequest<'_, '_>) -> Self {
+    /// The owned view of a validated request (an HTTP/1.1 upgrade or an extended
+    /// CONNECT), for adapters whose HTTP server parsed it (see [`answer_fields`]).
+    pub fn of(request: &UpgradeRequest<'_, '_>) -> Self {
+        let method = if request.is_extended_connect() {
+            "CONNECT"
+        } else {
+            "GET"
+        };
         RequestHead {
-            method: String::from("GET"),
+            method: String::from(method),
             upgrade: true,
             target: String::from(request.path()),
             host: String::from(request.host()),
@@ -410,7 +417,7 @@ impl RequestHead {
         self.upgrade
     }
 
-    /// The method (`GET` for every upgrade).
+    /// The method (`GET` for every HTTP/1.1 upgrade, `CONNECT` for an HTTP/2 one).
     pub fn method(&self) -> &str {
         &self.method
     }
@@ -529,6 +536,139 @@ fn respond<T>(
         }
         Verdict::Reject(reject) => reject_with(reject),
     }
+}
+
+/// The answer to a request as a status and header fields, for an adapter over an HTTP
+/// server that writes its responses itself (hyper, over HTTP/1.1 and HTTP/2): see
+/// [`answer_fields`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FieldAnswer<T = ()> {
+    /// Answer `status` (`101` for HTTP/1.1, `200` for an extended CONNECT) with
+    /// `headers`, then run the connection on the upgraded stream.
+    Accept {
+        /// `101` or `200`.
+        status: u16,
+        /// The response's header fields, in order.
+        headers: OwnedHeaders,
+        /// The chosen subprotocol.
+        protocol: Option<String>,
+        /// The permessage-deflate agreed, if any.
+        compression: Option<Agreed>,
+        /// The application's data from its [`Accept`](crate::verdict::Accept).
+        data: T,
+    },
+    /// Answer with this status, headers and body; there is no WebSocket.
+    Refuse {
+        /// The status code.
+        status: u16,
+        /// The reason phrase (HTTP/1.1 only).
+        reason: String,
+        /// The header fields, in order. Those that only HTTP/1.1 knows (`Connection`,
+        /// `Upgrade`) must be dropped for HTTP/2.
+        headers: OwnedHeaders,
+        /// The body.
+        body: Vec<u8>,
+        /// Why.
+        refusal: Refusal,
+    },
+}
+
+/// The answer to a validated `request` with `verdict`, as fields (see [`FieldAnswer`]);
+/// `compression` is the policy unless the verdict has its own. The same rules as
+/// [`ServerUpgrade::answer`]: a verdict that cannot be written as given (a subprotocol
+/// the client did not offer, a malformed header) is a `500`,
+/// [`Refusal::BadVerdict`].
+///
+/// ```
+/// use sockeye_engine::handshake::{answer_fields, FieldAnswer};
+/// use sockeye_engine::{RequestHead, Verdict};
+/// use sockeye_proto::handshake::{validate_extended_connect, Header};
+///
+/// let fields = [Header { name: "sec-websocket-version", value: b"13" }];
+/// let request =
+///     validate_extended_connect("CONNECT", Some("websocket"), "/", Some("a"), &fields).unwrap();
+/// assert_eq!(RequestHead::of(&request).method(), "CONNECT");
+/// let FieldAnswer::Accept { status, headers, .. } = answer_fields(&request, Verdict::accept(), None)
+/// else {
+///     panic!("accepted")
+/// };
+/// assert_eq!((status, headers.len()), (200, 0));
+/// ```
+pub fn answer_fields<T>(
+    request: &UpgradeRequest<'_, '_>,
+    verdict: impl Into<Verdict<T>>,
+    compression: Option<DeflateConfig>,
+) -> FieldAnswer<T> {
+    match verdict.into() {
+        Verdict::Accept(accept) => {
+            let extra = borrowed_headers(&accept.headers);
+            let agreed = accept
+                .compression
+                .unwrap_or(compression)
+                .and_then(|config| Some((request.negotiate_deflate(&config)?, config)));
+            let params = sockeye_proto::Accept::new()
+                .with_protocol(accept.protocol.as_deref())
+                .with_deflate(agreed.map(|(params, _)| params))
+                .with_headers(&extra);
+            let mut headers = OwnedHeaders::new();
+            match request.answer(&params, |name, value| {
+                headers.push((String::from(name), value.to_vec()))
+            }) {
+                Ok(status) => FieldAnswer::Accept {
+                    status,
+                    headers,
+                    protocol: accept.protocol,
+                    compression: agreed,
+                    data: accept.data,
+                },
+                Err(error) => internal_error(Refusal::BadVerdict(error)),
+            }
+        }
+        Verdict::Reject(reject) => {
+            let extra = borrowed_headers(&reject.headers);
+            let rejection = Rejection::custom(reject.status, &reject.reason, &extra);
+            match rejection.with_body(&reject.body).check() {
+                Ok(()) => FieldAnswer::Refuse {
+                    status: reject.status,
+                    refusal: Refusal::Rejected(reject.status),
+                    reason: reject.reason,
+                    headers: reject.headers,
+                    body: reject.body,
+                },
+                Err(error) => internal_error(Refusal::BadVerdict(error)),
+            }
+        }
+    }
+}
+
+/// The answer to a request that is not a valid upgrade (see
+/// [`RequestError::rejection`]), as fields.
+pub fn refuse_fields<T>(error: RequestError) -> FieldAnswer<T> {
+    let rejection = error.rejection();
+    FieldAnswer::Refuse {
+        status: rejection.status(),
+        reason: String::from(rejection.reason()),
+        headers: owned_pairs(rejection.headers()),
+        body: rejection.body().to_vec(),
+        refusal: Refusal::Invalid(error),
+    }
+}
+
+fn internal_error<T>(refusal: Refusal) -> FieldAnswer<T> {
+    FieldAnswer::Refuse {
+        status: 500,
+        reason: String::from("Internal Server Error"),
+        headers: OwnedHeaders::new(),
+        body: Vec::new(),
+        refusal,
+    }
+}
+
+fn owned_pairs(headers: &[(&str, &[u8])]) -> OwnedHeaders {
+    headers
+        .iter()
+        .map(|(name, value)| (String::from(*name), value.to_vec()))
+        .collect()
 }
 
 /// The application's own status, headers and body.

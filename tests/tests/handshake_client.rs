@@ -59,8 +59,8 @@ fn round_trip(
         .complete()
         .unwrap();
     assert_eq!(upgrade.head_len(), n);
-    assert_eq!(upgrade.key(), client.key());
-    assert_eq!(upgrade.accept_key(), client.expected_accept());
+    assert_eq!(upgrade.key(), Some(client.key()));
+    assert_eq!(upgrade.accept_key(), Some(client.expected_accept()));
     assert!(upgrade.protocols().eq(request.protocols.iter().copied()));
 
     let mut reply = [0u8; 2048];

@@ -25,6 +25,8 @@ const BAD_REQUEST_WITH_VERSION: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
 const UPGRADE_REQUIRED: &[u8] = b"HTTP/1.1 426 Upgrade Required\r\n\
     Upgrade: websocket\r\nConnection: Upgrade, close\r\nSec-WebSocket-Version: 13\r\n\
     Content-Length: 0\r\n\r\n";
+const METHOD_NOT_ALLOWED: &[u8] = b"HTTP/1.1 405 Method Not Allowed\r\n\
+    Allow: GET\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
 const TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\n\
     Connection: close\r\nContent-Length: 0\r\n\r\n";
 
@@ -50,6 +52,7 @@ fn golden_for(error: RequestError) -> &'static [u8] {
     match error.rejection().status() {
         400 if error == RequestError::MissingVersion => BAD_REQUEST_WITH_VERSION,
         400 => BAD_REQUEST,
+        405 => METHOD_NOT_ALLOWED,
         426 => UPGRADE_REQUIRED,
         431 => TOO_LARGE,
         other => panic!("unexpected status {other}"),

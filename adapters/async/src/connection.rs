@@ -38,7 +38,7 @@ enum Step {
 /// Kept small, since an idle connection is this and its task: the timer is made only
 /// when first needed, and what only some connections need is boxed inside the driver.
 #[derive(Debug)]
-pub(crate) struct Core<S, R: Runtime> {
+pub(crate) struct Core<S: Transport<R>, R: Runtime> {
     pub(crate) stream: S,
     pub(crate) driver: Driver,
     /// Where the core's time starts, on the runtime's clock.
@@ -54,6 +54,12 @@ pub(crate) struct Core<S, R: Runtime> {
     /// the 16 of an `Option<Instant>`, in every connection's task.)
     timer: Option<(u64, R::Timer)>,
     runtime: PhantomData<fn() -> R>,
+}
+
+impl<S: Transport<R>, R: Runtime> Drop for Core<S, R> {
+    fn drop(&mut self) {
+        self.close_on_drop()
+    }
 }
 
 impl<S: Transport<R>, R: Runtime> Core<S, R> {
@@ -85,6 +91,18 @@ impl<S: Transport<R>, R: Runtime> Core<S, R> {
             timer: None,
             runtime: PhantomData,
         })
+    }
+
+    /// A connection dropped while open ends with a Close (1000) rather than a bare end of
+    /// stream, so the peer sees a normal disconnect: queued, and written with what else
+    /// is queued if the transport takes it now (there is no waiting in `drop`).
+    fn close_on_drop(&mut self) {
+        if self.driver.connection().state() == State::Open && self.check_open().is_ok() {
+            let _ = self.start_close(CloseCode::NORMAL, "");
+        }
+        if self.driver.pending_bytes() > 0 {
+            let _ = self.poll_write_out(&mut Context::from_waker(std::task::Waker::noop()));
+        }
     }
 
     /// Reads the clock (see [`Core::now`]).

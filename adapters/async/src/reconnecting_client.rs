@@ -37,7 +37,7 @@ pub type SendError = sockeye_engine::supervisor::SendError<Error>;
 /// The handle given to the [`on_connect`](ReconnectingClient::on_connect) hook after every
 /// (re)connect, to send what a new connection needs first (a login, subscriptions).
 #[derive(Debug)]
-pub struct OnConnect<'a, S, R: Runtime> {
+pub struct OnConnect<'a, S: Transport<R>, R: Runtime> {
     ws: &'a mut WebSocket<S, R>,
     attempt: u32,
 }
@@ -75,7 +75,7 @@ type Connector<S> = Box<dyn FnMut(&Url<'_>) -> OpenStream<S> + Send>;
 type Hook<S, R> = Box<dyn FnMut(&mut OnConnect<'_, S, R>) + Send>;
 type RequestHook = Box<dyn FnMut(&mut RequestExtras) + Send>;
 
-enum Link<S, R: Runtime> {
+enum Link<S: Transport<R>, R: Runtime> {
     Down,
     Connecting {
         attempt: u32,
@@ -138,7 +138,7 @@ enum Link<S, R: Runtime> {
 /// }
 /// # Ok(()) }
 /// ```
-pub struct ReconnectingClient<S, R: Runtime> {
+pub struct ReconnectingClient<S: Transport<R>, R: Runtime> {
     url: String,
     connector: Connector<S>,
     settings: Settings,
@@ -152,7 +152,7 @@ pub struct ReconnectingClient<S, R: Runtime> {
     last_error: Option<Error>,
 }
 
-impl<S, R: Runtime> fmt::Debug for ReconnectingClient<S, R> {
+impl<S: Transport<R>, R: Runtime> fmt::Debug for ReconnectingClient<S, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let link = match &self.link {
             Link::Down => "down",

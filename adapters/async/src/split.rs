@@ -54,7 +54,7 @@ impl Wake for Wakers {
 }
 
 #[derive(Debug)]
-struct Shared<S, R: Runtime> {
+struct Shared<S: Transport<R>, R: Runtime> {
     core: Mutex<Core<S, R>>,
     wakers: Arc<Wakers>,
     proxy: Waker,
@@ -137,13 +137,13 @@ pub type Halves<S, R> = (ReadHalf<S, R>, WriteHalf<S, R>);
 /// Pongs and close replies, fires timers and finishes the connection, so keep a task
 /// reading it. Its futures are cancel-safe, as [`WebSocket::recv`]'s are.
 #[derive(Debug)]
-pub struct ReadHalf<S, R: Runtime> {
+pub struct ReadHalf<S: Transport<R>, R: Runtime> {
     shared: Arc<Shared<S, R>>,
 }
 
 /// The sending half of a [`WebSocket::split`] connection.
 #[derive(Debug)]
-pub struct WriteHalf<S, R: Runtime> {
+pub struct WriteHalf<S: Transport<R>, R: Runtime> {
     shared: Arc<Shared<S, R>>,
 }
 

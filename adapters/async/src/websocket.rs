@@ -39,7 +39,7 @@ use crate::Error;
 /// `send`, `flush` and `close` may be dropped too; what they queued stays queued and
 /// goes out with the next write.
 #[derive(Debug)]
-pub struct WebSocket<S, R: Runtime> {
+pub struct WebSocket<S: Transport<R>, R: Runtime> {
     core: Core<S, R>,
 }
 
@@ -59,6 +59,23 @@ impl<S: Transport<R>, R: Runtime> WebSocket<S, R> {
     ) -> Result<Self, Error> {
         Ok(WebSocket {
             core: Core::new(stream, role, &settings.into(), None, None, early)?,
+        })
+    }
+
+    /// A connection over a `stream` whose handshake an HTTP server did, with what that
+    /// handshake agreed: the subprotocol and the permessage-deflate (as
+    /// [`FieldAnswer::Accept`](sockeye_engine::handshake::FieldAnswer::Accept) or
+    /// [`ClientAnswer::Accepted`](sockeye_engine::ClientAnswer::Accepted) give them). The
+    /// hyper adapter starts its connections here.
+    pub fn from_upgraded(
+        stream: S,
+        role: Role,
+        settings: impl Into<Settings>,
+        protocol: Option<String>,
+        compression: Option<sockeye_engine::handshake::Agreed>,
+    ) -> Result<Self, Error> {
+        Ok(WebSocket {
+            core: Core::new(stream, role, &settings.into(), protocol, compression, &[])?,
         })
     }
 

@@ -120,7 +120,7 @@ async fn a_reconnecting_client_comes_back_over_tls() {
         let connector = TlsConnector::from(Arc::new(client_config));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        // Two connections: the first is dropped after one echo (no Close), the second
+        // Two connections: the first is cut after one echo (no Close), the second
         // echoes until the client closes.
         let server = tokio::spawn(async move {
             for connection in 0..2 {
@@ -129,6 +129,11 @@ async fn a_reconnecting_client_comes_back_over_tls() {
                     if message.is_data() {
                         ws.send(message).await.unwrap();
                         if connection == 0 {
+                            // Lost, not closed: the stream ends without a Close (a
+                            // `WebSocket` dropped while open would send one).
+                            tokio::io::AsyncWriteExt::shutdown(ws.get_mut())
+                                .await
+                                .unwrap();
                             break;
                         }
                     }

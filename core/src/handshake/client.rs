@@ -255,53 +255,7 @@ impl ClientHandshake {
             return Err(ResponseError::AcceptMismatch);
         }
 
-        let protocol = match find(headers, "Sec-WebSocket-Protocol") {
-            None => None,
-            Some(value) => {
-                let value = core::str::from_utf8(value.trim_ascii())
-                    .map_err(|_| ResponseError::ProtocolNotRequested)?;
-                if count(headers, "Sec-WebSocket-Protocol") > 1
-                    || !request.protocols.contains(&value)
-                {
-                    return Err(ResponseError::ProtocolNotRequested);
-                }
-                Some(value)
-            }
-        };
-
-        let requested = |name: &str| {
-            request
-                .extensions
-                .iter()
-                .flat_map(|offer| Items::new(offer.as_bytes()))
-                .any(|offer| item_name(offer).eq_ignore_ascii_case(name))
-        };
-        let mut deflate = None;
-        for header in headers {
-            if !header.name.eq_ignore_ascii_case("Sec-WebSocket-Extensions") {
-                continue;
-            }
-            for item in RawItems::new(header.value) {
-                let Ok(item) = core::str::from_utf8(item) else {
-                    return Err(ResponseError::ExtensionNotRequested);
-                };
-                let name = item_name(item);
-                match request.deflate {
-                    Some(config) if name.eq_ignore_ascii_case(PERMESSAGE_DEFLATE) => {
-                        if deflate.is_some() {
-                            return Err(ResponseError::Extension(ExtensionError::MultipleAnswers));
-                        }
-                        let params = config
-                            .check_answer(item)
-                            .map_err(ResponseError::Extension)?;
-                        deflate = Some(params);
-                    }
-                    _ if requested(name) => {}
-                    _ => return Err(ResponseError::ExtensionNotRequested),
-                }
-            }
-        }
-
+        let (protocol, deflate) = negotiated(request, headers)?;
         Ok(Accepted {
             protocol,
             deflate,
@@ -309,6 +263,100 @@ impl ClientHandshake {
             consumed,
         })
     }
+}
+
+/// Checks the answer to an extended CONNECT (HTTP/2, RFC 8441; HTTP/3, RFC 9220) sent with
+/// [`ClientRequest::connect_fields`]: a `2xx` `status` is [`Response::Accepted`] once its
+/// subprotocol and extensions fit the request (the same checks as for a `101`), any other
+/// status is [`Response::Rejected`] (with an empty reason: HTTP/2 has none). `headers` are
+/// the response's header fields; [`Response::consumed`] is 0.
+///
+/// ```
+/// use sockeye_proto::handshake::client::check_connect_response;
+/// use sockeye_proto::handshake::{ClientRequest, Header, Response};
+///
+/// let request = ClientRequest::new("example.com", "/chat").with_protocols(&["chat"]);
+/// let headers = [Header { name: "sec-websocket-protocol", value: b"chat" }];
+/// let Ok(Response::Accepted(accepted)) = check_connect_response(&request, 200, &headers) else {
+///     panic!("accepted");
+/// };
+/// assert_eq!(accepted.protocol(), Some("chat"));
+/// assert!(matches!(check_connect_response(&request, 404, &[]), Ok(Response::Rejected(_))));
+/// ```
+pub fn check_connect_response<'h, 'b>(
+    request: &ClientRequest<'_>,
+    status: u16,
+    headers: &'h [Header<'b>],
+) -> Result<Response<'h, 'b>, ResponseError> {
+    if !(200..300).contains(&status) {
+        return Ok(Response::Rejected(Rejected {
+            status,
+            reason: "",
+            headers,
+            consumed: 0,
+        }));
+    }
+    let (protocol, deflate) = negotiated(request, headers)?;
+    Ok(Response::Accepted(Accepted {
+        protocol,
+        deflate,
+        headers,
+        consumed: 0,
+    }))
+}
+
+/// The subprotocol and permessage-deflate of an accepting answer, checked against the
+/// request (RFC 6455 §4.1, RFC 7692 §5).
+fn negotiated<'b>(
+    request: &ClientRequest<'_>,
+    headers: &[Header<'b>],
+) -> Result<(Option<&'b str>, Option<DeflateParams>), ResponseError> {
+    let protocol = match find(headers, "Sec-WebSocket-Protocol") {
+        None => None,
+        Some(value) => {
+            let value = core::str::from_utf8(value.trim_ascii())
+                .map_err(|_| ResponseError::ProtocolNotRequested)?;
+            if count(headers, "Sec-WebSocket-Protocol") > 1 || !request.protocols.contains(&value) {
+                return Err(ResponseError::ProtocolNotRequested);
+            }
+            Some(value)
+        }
+    };
+
+    let requested = |name: &str| {
+        request
+            .extensions
+            .iter()
+            .flat_map(|offer| Items::new(offer.as_bytes()))
+            .any(|offer| item_name(offer).eq_ignore_ascii_case(name))
+    };
+    let mut deflate = None;
+    for header in headers {
+        if !header.name.eq_ignore_ascii_case("Sec-WebSocket-Extensions") {
+            continue;
+        }
+        for item in RawItems::new(header.value) {
+            let Ok(item) = core::str::from_utf8(item) else {
+                return Err(ResponseError::ExtensionNotRequested);
+            };
+            let name = item_name(item);
+            match request.deflate {
+                Some(config) if name.eq_ignore_ascii_case(PERMESSAGE_DEFLATE) => {
+                    if deflate.is_some() {
+                        return Err(ResponseError::Extension(ExtensionError::MultipleAnswers));
+                    }
+                    let params = config
+                        .check_answer(item)
+                        .map_err(ResponseError::Extension)?;
+                    deflate = Some(params);
+                }
+                _ if requested(name) => {}
+                _ => return Err(ResponseError::ExtensionNotRequested),
+            }
+        }
+    }
+
+    Ok((protocol, deflate))
 }
 
 /// What the client asks for: where (host, port, resource), which subprotocols and extensions,
@@ -398,6 +446,62 @@ impl<'a> ClientRequest<'a> {
     pub const fn with_headers(mut self, headers: &'a [(&'a str, &'a [u8])]) -> Self {
         self.headers = headers;
         self
+    }
+
+    /// The header fields of this request as an extended CONNECT (HTTP/2, RFC 8441; HTTP/3,
+    /// RFC 9220), for the HTTP implementation to send: calls `field(name, value)` for
+    /// `Sec-WebSocket-Version: 13`, one `Sec-WebSocket-Protocol` per subprotocol, one
+    /// `Sec-WebSocket-Extensions` per offer (permessage-deflate's first) and the extra
+    /// headers, after the checks of [`ClientHandshake::write_request`]; on error no field is
+    /// given. The pseudo-header fields are the HTTP implementation's: `:method` =
+    /// `CONNECT`, `:protocol` = `websocket`, `:scheme`, `:path` = [`resource`](Self::resource)
+    /// and `:authority` = [`host`](Self::host) with the [`port`](Self::port). Check the
+    /// answer with [`check_connect_response`].
+    ///
+    /// ```
+    /// use sockeye_proto::handshake::ClientRequest;
+    ///
+    /// let request = ClientRequest::new("example.com", "/chat").with_protocols(&["v2", "v1"]);
+    /// let mut fields = Vec::new();
+    /// request.connect_fields(|name, value| fields.push(format!("{name}: {}", std::str::from_utf8(value).unwrap()))).unwrap();
+    /// assert_eq!(
+    ///     fields,
+    ///     ["Sec-WebSocket-Version: 13", "Sec-WebSocket-Protocol: v2", "Sec-WebSocket-Protocol: v1"]
+    /// );
+    /// ```
+    pub fn connect_fields(&self, mut field: impl FnMut(&str, &[u8])) -> Result<(), WriteError> {
+        const RESERVED: &[&str] = &[
+            "Host",
+            "Upgrade",
+            "Connection",
+            "Sec-WebSocket-Key",
+            "Sec-WebSocket-Version",
+            "Sec-WebSocket-Protocol",
+            "Sec-WebSocket-Extensions",
+            "Content-Length",
+            "Transfer-Encoding",
+        ];
+        if !self.protocols.iter().all(|p| is_token(p.as_bytes()))
+            || !items_ok(self.extensions)
+            || !headers_ok(self.headers, RESERVED)
+            || (self.deflate.is_some() && names_deflate(self.extensions))
+        {
+            return Err(WriteError::InvalidField);
+        }
+        field("Sec-WebSocket-Version", b"13");
+        for protocol in self.protocols {
+            field("Sec-WebSocket-Protocol", protocol.as_bytes());
+        }
+        if let Some(offer) = self.deflate.map(|config| config.offer()) {
+            field("Sec-WebSocket-Extensions", offer.as_str().as_bytes());
+        }
+        for list in self.extensions {
+            field("Sec-WebSocket-Extensions", list.as_bytes());
+        }
+        for (name, value) in self.headers {
+            field(name, value);
+        }
+        Ok(())
     }
 }
 

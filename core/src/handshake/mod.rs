@@ -60,7 +60,8 @@ pub use client::{Accepted, ClientHandshake, ClientRequest, Rejected, Response, R
 pub use httparse::{Header, EMPTY_HEADER};
 pub use key::AcceptKey;
 pub use server::{
-    parse_request, parse_request_with, Accept, Rejection, RequestError, UpgradeRequest,
+    parse_request, parse_request_with, validate_extended_connect, validate_request, Accept,
+    Rejection, RequestError, UpgradeRequest,
 };
 pub use url::{Url, UrlError};
 pub use write::WriteError;

@@ -9,7 +9,9 @@ use super::{
     count, find, has_token, incomplete, item_name, window, Head, HeadLimits, Header, Items,
     TokenList,
 };
-use crate::extension::{deflate_offers, negotiate, DeflateConfig, DeflateOffers, DeflateParams};
+use crate::extension::{
+    deflate_offers, negotiate, DeflateConfig, DeflateOffers, DeflateParams, ExtensionHeader,
+};
 use crate::Status;
 
 /// Parses a client's upgrade request with the [default limits](HeadLimits::DEFAULT) (8 KiB
@@ -101,7 +103,110 @@ pub fn parse_request_with<'h, 'b>(
     validate(method, path, minor_version, headers, head_len).map(Status::Complete)
 }
 
-/// RFC 6455 §4.2.1, in the order that picks the most helpful response.
+/// Validates an upgrade request whose head was parsed by another HTTP implementation
+/// (hyper, an embedded server), by the same rules as [`parse_request`].
+///
+/// `target` is the request target as sent (`/chat?room=1`) and `minor_version` the `x` of
+/// `HTTP/1.x`; `headers` are the request's header lines, in any case. The result's
+/// [`head_len`](UpgradeRequest::head_len) is 0.
+///
+/// ```
+/// use sockeye_proto::handshake::{validate_request, Header, RequestError};
+///
+/// let headers = [
+///     Header { name: "host", value: b"example.com" },
+///     Header { name: "upgrade", value: b"websocket" },
+///     Header { name: "connection", value: b"Upgrade" },
+///     Header { name: "sec-websocket-key", value: b"dGhlIHNhbXBsZSBub25jZQ==" },
+///     Header { name: "sec-websocket-version", value: b"13" },
+/// ];
+/// let upgrade = validate_request("GET", "/chat", 1, &headers).unwrap();
+/// assert_eq!(upgrade.accept_key().unwrap().as_str(), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+///
+/// // An upgrade with another method is answered 405, a plain POST 400.
+/// let error = validate_request("POST", "/chat", 1, &headers).unwrap_err();
+/// assert_eq!(error.rejection().status(), 405);
+/// let error = validate_request("POST", "/chat", 1, &headers[..1]).unwrap_err();
+/// assert_eq!(error, RequestError::NotUpgrade);
+/// ```
+pub fn validate_request<'h, 'b>(
+    method: &'b str,
+    target: &'b str,
+    minor_version: u8,
+    headers: &'h [Header<'b>],
+) -> Result<UpgradeRequest<'h, 'b>, RequestError> {
+    validate(method, target, minor_version, headers, 0)
+}
+
+/// Validates a WebSocket request made with HTTP/2's extended CONNECT (RFC 8441 §4–5), or
+/// HTTP/3's (RFC 9220, the same fields), from its pseudo-header and header fields: the
+/// same rules as an HTTP/1.1 upgrade where they apply (`Sec-WebSocket-Version: 13`,
+/// subprotocol and extension offers, `Origin`), without `Sec-WebSocket-Key`.
+///
+/// `method` is `:method` (it must be `CONNECT`), `protocol` is `:protocol` (it must be
+/// `websocket`), `target` is `:path` and `authority` is `:authority` (or, without it, the
+/// `host` header is used). `headers` are the regular fields. The answer is `200` with the
+/// fields of [`UpgradeRequest::answer`]; the stream then carries the WebSocket frames.
+///
+/// ```
+/// use sockeye_proto::handshake::{validate_extended_connect, Accept, Header};
+///
+/// let headers = [
+///     Header { name: "sec-websocket-version", value: b"13" },
+///     Header { name: "sec-websocket-protocol", value: b"chat" },
+/// ];
+/// let upgrade = validate_extended_connect(
+///     "CONNECT", Some("websocket"), "/chat", Some("example.com"), &headers,
+/// ).unwrap();
+/// assert!(upgrade.is_extended_connect());
+/// assert_eq!(upgrade.key(), None);
+///
+/// let mut fields = Vec::new();
+/// let accept = Accept::new().with_protocol(upgrade.select_protocol(&["chat"]));
+/// let status = upgrade
+///     .answer(&accept, |name, value| fields.push((name.to_owned(), value.to_vec())))
+///     .unwrap();
+/// assert_eq!(status, 200);
+/// assert_eq!(fields, [("Sec-WebSocket-Protocol".to_owned(), b"chat".to_vec())]);
+/// ```
+pub fn validate_extended_connect<'h, 'b>(
+    method: &'b str,
+    protocol: Option<&'b str>,
+    target: &'b str,
+    authority: Option<&'b str>,
+    headers: &'h [Header<'b>],
+) -> Result<UpgradeRequest<'h, 'b>, RequestError> {
+    if !protocol.is_some_and(|p| p.eq_ignore_ascii_case("websocket")) {
+        return Err(RequestError::NotUpgrade);
+    }
+    if method != "CONNECT" {
+        return Err(RequestError::MethodNotConnect);
+    }
+    if target.is_empty() {
+        return Err(RequestError::Malformed);
+    }
+    let host = match authority {
+        Some(authority) => authority.as_bytes(),
+        None => single(headers, "Host")?.ok_or(RequestError::MissingHost)?,
+    };
+    let host = match core::str::from_utf8(host.trim_ascii()) {
+        Ok(host) if !host.is_empty() => host,
+        _ => return Err(RequestError::InvalidHost),
+    };
+    check_version(headers)?;
+    Ok(UpgradeRequest {
+        path: target,
+        host,
+        key: None,
+        origin: origin(headers)?,
+        headers,
+        head_len: 0,
+    })
+}
+
+/// RFC 6455 §4.2.1, in the order that picks the most helpful response: a request that is
+/// no upgrade at all is told so (400) whatever its method; an upgrade with the wrong
+/// method gets 405.
 fn validate<'h, 'b>(
     method: &'b str,
     path: &'b str,
@@ -109,14 +214,14 @@ fn validate<'h, 'b>(
     headers: &'h [Header<'b>],
     head_len: usize,
 ) -> Result<UpgradeRequest<'h, 'b>, RequestError> {
+    if !has_token(headers, "Upgrade", "websocket") {
+        return Err(RequestError::NotUpgrade);
+    }
     if method != "GET" {
         return Err(RequestError::MethodNotGet);
     }
     if minor_version != 1 {
         return Err(RequestError::HttpVersion);
-    }
-    if !has_token(headers, "Upgrade", "websocket") {
-        return Err(RequestError::NotUpgrade);
     }
     if !has_token(headers, "Connection", "upgrade") {
         return Err(RequestError::ConnectionNotUpgrade);
@@ -128,10 +233,7 @@ fn validate<'h, 'b>(
         _ => return Err(RequestError::InvalidHost),
     };
 
-    let version = single(headers, "Sec-WebSocket-Version")?.ok_or(RequestError::MissingVersion)?;
-    if version != b"13" {
-        return Err(RequestError::UnsupportedVersion);
-    }
+    check_version(headers)?;
 
     let key = single(headers, "Sec-WebSocket-Key")?.ok_or(RequestError::MissingKey)?;
     if !is_valid_key(key) {
@@ -140,21 +242,31 @@ fn validate<'h, 'b>(
     // A valid key is 24 base64 characters.
     let key = core::str::from_utf8(key).map_err(|_| RequestError::InvalidKey)?;
 
-    let origin = match single(headers, "Origin")? {
-        Some(origin) => {
-            Some(core::str::from_utf8(origin).map_err(|_| RequestError::InvalidOrigin)?)
-        }
-        None => None,
-    };
-
     Ok(UpgradeRequest {
         path,
         host,
-        key,
-        origin,
+        key: Some(key),
+        origin: origin(headers)?,
         headers,
         head_len,
     })
+}
+
+fn check_version(headers: &[Header<'_>]) -> Result<(), RequestError> {
+    let version = single(headers, "Sec-WebSocket-Version")?.ok_or(RequestError::MissingVersion)?;
+    if version != b"13" {
+        return Err(RequestError::UnsupportedVersion);
+    }
+    Ok(())
+}
+
+fn origin<'b>(headers: &[Header<'b>]) -> Result<Option<&'b str>, RequestError> {
+    match single(headers, "Origin")? {
+        Some(origin) => Ok(Some(
+            core::str::from_utf8(origin).map_err(|_| RequestError::InvalidOrigin)?,
+        )),
+        None => Ok(None),
+    }
 }
 
 /// The trimmed value of a header that may appear at most once.
@@ -173,6 +285,8 @@ fn single<'b>(headers: &[Header<'b>], name: &str) -> Result<Option<&'b [u8]>, Re
 /// | --- | --- |
 /// | [`MissingVersion`](Self::MissingVersion) | [`Rejection::BAD_REQUEST_WITH_VERSION`]: 400 + `Sec-WebSocket-Version: 13` |
 /// | [`UnsupportedVersion`](Self::UnsupportedVersion) | [`Rejection::UPGRADE_REQUIRED`]: 426 |
+/// | [`MethodNotGet`](Self::MethodNotGet) | [`Rejection::METHOD_NOT_ALLOWED`]: 405 + `Allow: GET` |
+/// | [`MethodNotConnect`](Self::MethodNotConnect) | [`Rejection::CONNECT_ONLY`]: 405 + `Allow: CONNECT` |
 /// | [`HeadTooLarge`](Self::HeadTooLarge), [`TooManyHeaders`](Self::TooManyHeaders) | [`Rejection::REQUEST_HEADER_FIELDS_TOO_LARGE`]: 431 |
 /// | every other variant | [`Rejection::BAD_REQUEST`]: 400 |
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -183,8 +297,10 @@ pub enum RequestError {
     HeadTooLarge,
     /// The head has more header lines than the caller's header array holds.
     TooManyHeaders,
-    /// The method is not `GET`.
+    /// An HTTP/1.1 upgrade whose method is not `GET`.
     MethodNotGet,
+    /// An extended CONNECT for `websocket` (HTTP/2, RFC 8441) whose method is not `CONNECT`.
+    MethodNotConnect,
     /// The request is not HTTP/1.1 (HTTP/1.0, for instance).
     HttpVersion,
     /// No `Upgrade` header lists `websocket`: a plain HTTP request.
@@ -218,8 +334,9 @@ impl RequestError {
             }
             RequestError::MissingVersion => Rejection::BAD_REQUEST_WITH_VERSION,
             RequestError::UnsupportedVersion => Rejection::UPGRADE_REQUIRED,
+            RequestError::MethodNotGet => Rejection::METHOD_NOT_ALLOWED,
+            RequestError::MethodNotConnect => Rejection::CONNECT_ONLY,
             RequestError::Malformed
-            | RequestError::MethodNotGet
             | RequestError::HttpVersion
             | RequestError::NotUpgrade
             | RequestError::ConnectionNotUpgrade
@@ -240,6 +357,7 @@ impl fmt::Display for RequestError {
             RequestError::HeadTooLarge => "request head too large",
             RequestError::TooManyHeaders => "too many request headers",
             RequestError::MethodNotGet => "upgrade request method is not GET",
+            RequestError::MethodNotConnect => "extended CONNECT for websocket is not a CONNECT",
             RequestError::HttpVersion => "upgrade request is not HTTP/1.1",
             RequestError::NotUpgrade => "not a WebSocket upgrade (no `Upgrade: websocket`)",
             RequestError::ConnectionNotUpgrade => "`Connection` header does not list `upgrade`",
@@ -266,7 +384,8 @@ impl core::error::Error for RequestError {}
 pub struct UpgradeRequest<'h, 'b> {
     path: &'b str,
     host: &'b str,
-    key: &'b str,
+    /// `None` for an extended CONNECT, which has no key.
+    key: Option<&'b str>,
     origin: Option<&'b str>,
     headers: &'h [Header<'b>],
     head_len: usize,
@@ -299,9 +418,17 @@ impl<'h, 'b> UpgradeRequest<'h, 'b> {
         self.host
     }
 
-    /// The `Sec-WebSocket-Key` value (trimmed, 24 base64 characters).
-    pub fn key(&self) -> &'b str {
+    /// The `Sec-WebSocket-Key` value (trimmed, 24 base64 characters); `None` for an
+    /// extended CONNECT (HTTP/2), which has no key.
+    pub fn key(&self) -> Option<&'b str> {
         self.key
+    }
+
+    /// Whether this is an extended CONNECT (HTTP/2 or HTTP/3, see
+    /// [`validate_extended_connect`]) rather than an HTTP/1.1 upgrade: it is answered with
+    /// [`answer`](Self::answer)'s fields and status 200, never with [`accept`](Self::accept).
+    pub fn is_extended_connect(&self) -> bool {
+        self.key.is_none()
     }
 
     /// The `Origin` header value (trimmed), sent by browsers; `None` if absent.
@@ -390,9 +517,10 @@ impl<'h, 'b> UpgradeRequest<'h, 'b> {
         self.head_len
     }
 
-    /// The `Sec-WebSocket-Accept` value for this request's key.
-    pub fn accept_key(&self) -> AcceptKey {
-        AcceptKey::derive(self.key.as_bytes())
+    /// The `Sec-WebSocket-Accept` value for this request's key (`None` for an extended
+    /// CONNECT).
+    pub fn accept_key(&self) -> Option<AcceptKey> {
+        self.key.map(|key| AcceptKey::derive(key.as_bytes()))
     }
 
     /// Writes the `101 Switching Protocols` response that completes the handshake into `out`
@@ -428,6 +556,77 @@ impl<'h, 'b> UpgradeRequest<'h, 'b> {
     /// );
     /// ```
     pub fn accept(&self, accept: &Accept<'_>, out: &mut [u8]) -> Result<usize, WriteError> {
+        let key = self.accept_key().ok_or(WriteError::ExtendedConnect)?;
+        let deflate = self.check(accept)?;
+        write_head(out, |c| {
+            c.str(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
+            );
+            c.header("Sec-WebSocket-Accept", key.as_bytes());
+            if let Some(protocol) = accept.protocol {
+                c.header("Sec-WebSocket-Protocol", protocol.as_bytes());
+            }
+            c.extensions(deflate.as_ref().map(|d| d.as_str()), accept.extensions);
+            c.headers(accept.headers);
+            c.end();
+        })
+    }
+
+    /// The answer that completes the handshake as a status and header fields, for an HTTP
+    /// implementation that writes responses itself (hyper, h2, an HTTP/3 stack): calls
+    /// `field(name, value)` for each header field in order and returns the status, after
+    /// the checks of [`accept`](Self::accept); on error no field is given.
+    ///
+    /// An HTTP/1.1 upgrade is answered `101` with `Upgrade`, `Connection` and
+    /// `Sec-WebSocket-Accept`; an extended CONNECT `200` without them (RFC 8441 §5). Then
+    /// come `Sec-WebSocket-Protocol`, one `Sec-WebSocket-Extensions` field per accepted
+    /// extension list (the permessage-deflate answer first), and the extra headers.
+    ///
+    /// ```
+    /// use sockeye_proto::handshake::{parse_request, Accept, EMPTY_HEADER};
+    ///
+    /// let request = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\n\
+    ///     Upgrade: websocket\r\nConnection: Upgrade\r\n\
+    ///     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    /// let mut headers = [EMPTY_HEADER; 16];
+    /// let upgrade = parse_request(request, &mut headers).unwrap().complete().unwrap();
+    /// let mut names = Vec::new();
+    /// let status = upgrade.answer(&Accept::new(), |name, _| names.push(name.to_owned())).unwrap();
+    /// assert_eq!(status, 101);
+    /// assert_eq!(names, ["Upgrade", "Connection", "Sec-WebSocket-Accept"]);
+    /// ```
+    pub fn answer(
+        &self,
+        accept: &Accept<'_>,
+        mut field: impl FnMut(&str, &[u8]),
+    ) -> Result<u16, WriteError> {
+        let deflate = self.check(accept)?;
+        let status = match self.accept_key() {
+            Some(key) => {
+                field("Upgrade", b"websocket");
+                field("Connection", b"Upgrade");
+                field("Sec-WebSocket-Accept", key.as_bytes());
+                101
+            }
+            None => 200,
+        };
+        if let Some(protocol) = accept.protocol {
+            field("Sec-WebSocket-Protocol", protocol.as_bytes());
+        }
+        if let Some(deflate) = &deflate {
+            field("Sec-WebSocket-Extensions", deflate.as_str().as_bytes());
+        }
+        for list in accept.extensions {
+            field("Sec-WebSocket-Extensions", list.as_bytes());
+        }
+        for (name, value) in accept.headers {
+            field(name, value);
+        }
+        Ok(status)
+    }
+
+    /// The checks of [`accept`](Self::accept), and the permessage-deflate answer to give.
+    fn check(&self, accept: &Accept<'_>) -> Result<Option<ExtensionHeader>, WriteError> {
         const RESERVED: &[&str] = &[
             "Upgrade",
             "Connection",
@@ -475,20 +674,7 @@ impl<'h, 'b> UpgradeRequest<'h, 'b> {
         {
             return Err(WriteError::ExtensionNotOffered);
         }
-
-        let key = self.accept_key();
-        write_head(out, |c| {
-            c.str(
-                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
-            );
-            c.header("Sec-WebSocket-Accept", key.as_bytes());
-            if let Some(protocol) = accept.protocol {
-                c.header("Sec-WebSocket-Protocol", protocol.as_bytes());
-            }
-            c.extensions(deflate.as_ref().map(|d| d.as_str()), accept.extensions);
-            c.headers(accept.headers);
-            c.end();
-        })
+        Ok(deflate)
     }
 }
 
@@ -608,6 +794,13 @@ impl Rejection<'static> {
             ("Sec-WebSocket-Version", b"13"),
         ],
     );
+    /// `405 Method Not Allowed` with `Allow: GET`, for an upgrade with another method.
+    pub const METHOD_NOT_ALLOWED: Rejection<'static> =
+        Rejection::custom(405, "Method Not Allowed", &[("Allow", b"GET")]);
+    /// `405 Method Not Allowed` with `Allow: CONNECT`, for an extended CONNECT's
+    /// `:protocol` on another method.
+    pub const CONNECT_ONLY: Rejection<'static> =
+        Rejection::custom(405, "Method Not Allowed", &[("Allow", b"CONNECT")]);
     /// `431 Request Header Fields Too Large`.
     pub const REQUEST_HEADER_FIELDS_TOO_LARGE: Rejection<'static> =
         Rejection::custom(431, "Request Header Fields Too Large", &[]);
@@ -668,6 +861,21 @@ impl<'a> Rejection<'a> {
         self.body
     }
 
+    /// The checks of [`write`](Self::write), for an HTTP implementation that sends the
+    /// status, headers and body itself: [`WriteError::InvalidField`] if they cannot be sent
+    /// as given.
+    pub fn check(&self) -> Result<(), WriteError> {
+        const RESERVED: &[&str] = &["Content-Length", "Transfer-Encoding"];
+        if !(200..=999).contains(&self.status)
+            || !is_field_value(self.reason.as_bytes())
+            || !headers_ok(self.headers, RESERVED)
+            || u32::try_from(self.body.len()).is_err()
+        {
+            return Err(WriteError::InvalidField);
+        }
+        Ok(())
+    }
+
     /// Writes the complete response into `out` and returns its length; on error nothing is
     /// written.
     ///
@@ -678,16 +886,10 @@ impl<'a> Rejection<'a> {
     /// called `Content-Length` or `Transfer-Encoding`, a body over 4 GiB;
     /// [`WriteError::BufferTooSmall`].
     pub fn write(&self, out: &mut [u8]) -> Result<usize, WriteError> {
-        const RESERVED: &[&str] = &["Content-Length", "Transfer-Encoding"];
+        self.check()?;
         let Ok(body_len) = u32::try_from(self.body.len()) else {
             return Err(WriteError::InvalidField);
         };
-        if !(200..=999).contains(&self.status)
-            || !is_field_value(self.reason.as_bytes())
-            || !headers_ok(self.headers, RESERVED)
-        {
-            return Err(WriteError::InvalidField);
-        }
         let has_connection = self
             .headers
             .iter()
@@ -839,7 +1041,7 @@ mod tests {
         assert_eq!(request.path(), "/chat");
         assert_eq!(request.query(), None);
         assert_eq!(request.host(), "server.example.com");
-        assert_eq!(request.key(), "dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!(request.key(), Some("dGhlIHNhbXBsZSBub25jZQ=="));
         assert_eq!(request.origin(), Some("http://example.com"));
         assert_eq!(request.version(), 13);
         assert!(request.protocols().eq(["chat", "superchat"]));
@@ -848,7 +1050,7 @@ mod tests {
         assert_eq!(request.header("HOST"), Some(&b"server.example.com"[..]));
         assert_eq!(request.head_len(), VALID.len());
         assert_eq!(
-            request.accept_key().as_str(),
+            request.accept_key().unwrap().as_str(),
             "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
     }
@@ -879,7 +1081,7 @@ mod tests {
             \r\n";
         let request = parse(request).unwrap().complete().unwrap();
         assert_eq!(request.host(), "a.example:8080");
-        assert_eq!(request.key(), "dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!(request.key(), Some("dGhlIHNhbXBsZSBub25jZQ=="));
         assert_eq!(request.origin(), None);
         assert!(request.protocols().eq(["a", "b"]));
         assert!(request
@@ -895,9 +1097,20 @@ mod tests {
             (b"\x00\x01garbage\r\n\r\n", Malformed),
             (b"GET / HTTP/1.1\r\nBad Header\r\n\r\n", Malformed),
             (b"GET / HTTP/2.0\r\n\r\n", Malformed),
-            (b"POST / HTTP/1.1\r\nHost: a\r\n\r\n", MethodNotGet),
-            (b"get / HTTP/1.1\r\nHost: a\r\n\r\n", MethodNotGet),
-            (b"GET / HTTP/1.0\r\nHost: a\r\n\r\n", HttpVersion),
+            // Not an upgrade at all, whatever the method: 400.
+            (b"POST / HTTP/1.1\r\nHost: a\r\n\r\n", NotUpgrade),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n",
+                MethodNotGet,
+            ),
+            (
+                b"get / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n",
+                MethodNotGet,
+            ),
+            (
+                b"GET / HTTP/1.0\r\nHost: a\r\nUpgrade: websocket\r\n\r\n",
+                HttpVersion,
+            ),
             (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", NotUpgrade),
         ];
         for (request, expected) in cases {
@@ -995,7 +1208,8 @@ mod tests {
             (Malformed, 400),
             (HeadTooLarge, 431),
             (TooManyHeaders, 431),
-            (MethodNotGet, 400),
+            (MethodNotGet, 405),
+            (MethodNotConnect, 405),
             (HttpVersion, 400),
             (NotUpgrade, 400),
             (ConnectionNotUpgrade, 400),

@@ -27,6 +27,9 @@ pub enum WriteError {
     ProtocolNotOffered,
     /// [`Accept`](super::Accept) listed an extension the client did not offer.
     ExtensionNotOffered,
+    /// An HTTP/1.1 head was asked for an extended CONNECT (HTTP/2), which is answered with
+    /// header fields instead (see [`UpgradeRequest::answer`](super::UpgradeRequest::answer)).
+    ExtendedConnect,
 }
 
 impl WriteError {
@@ -57,6 +60,9 @@ impl fmt::Display for WriteError {
             }
             WriteError::ExtensionNotOffered => {
                 f.write_str("an accepted extension was not offered by the client")
+            }
+            WriteError::ExtendedConnect => {
+                f.write_str("an extended CONNECT is answered with fields, not an HTTP/1.1 head")
             }
         }
     }

@@ -1,0 +1,57 @@
+//! An axum echo server on Sockeye: every text and binary message comes back, over
+//! HTTP/1.1 upgrades and HTTP/2 extended CONNECT (h2c) alike, with permessage-deflate
+//! accepted. `/` echoes; any other path is axum's 404. Autobahn|Testsuite and the
+//! benchmarks drive it (`scripts/autobahn.sh axum`, `benches/compare.sh`).
+//!
+//!     cargo run --release -p sockeye-hyper --features axum --example axum_echo -- 127.0.0.1:9001
+//!
+//! It prints `listening on ADDR` once bound. `SOCKEYE_LOG=1` logs how each
+//! connection ended.
+
+use axum::routing::any;
+use axum::Router;
+use sockeye_hyper::axum::WebSocketUpgrade;
+use sockeye_hyper::{DeflateConfig, WebSocket};
+
+fn main() -> std::io::Result<()> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9001".to_owned());
+    // One thread, as the other adapters' echo servers, so that benchmarks compare
+    // like with like.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&addr).await?;
+        println!("listening on {}", listener.local_addr()?);
+        let app = Router::new().route("/", any(upgrade));
+        // axum::serve speaks HTTP/1.1 and h2c, and announces extended CONNECT (RFC 8441).
+        axum::serve(listener, app).await
+    })
+}
+
+async fn upgrade(ws: WebSocketUpgrade) -> axum::response::Response {
+    ws.compression(DeflateConfig::DEFAULT).on_upgrade(echo)
+}
+
+async fn echo(mut ws: WebSocket) {
+    let log = std::env::var_os("SOCKEYE_LOG").is_some();
+    loop {
+        let message = match ws.recv().await {
+            Some(message) if message.is_data() => message,
+            Some(_) => continue,
+            None => break,
+        };
+        // `feed` queues; the next `recv` writes, so a burst is echoed in one write.
+        if ws.feed(message).await.is_err() {
+            break;
+        }
+    }
+    while ws.recv().await.is_some() {}
+    if log {
+        if let Some(outcome) = ws.outcome() {
+            eprintln!("{outcome}");
+        }
+    }
+}
