@@ -125,6 +125,12 @@ impl<F> WebSocketUpgrade<F> {
         self.incoming.head()
     }
 
+    /// The HTTP version the request came over: `HTTP/1.1`, or `HTTP/2` for an extended
+    /// CONNECT (RFC 8441).
+    pub fn version(&self) -> http::Version {
+        self.incoming.version()
+    }
+
     /// Every setting of the connection at once (replaces those set before).
     pub fn settings(mut self, settings: impl Into<Settings>) -> Self {
         self.settings = settings.into();
