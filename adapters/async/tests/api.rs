@@ -829,3 +829,39 @@ async fn a_bad_deflate_answer_fails_the_handshake() {
     );
     assert!(error.to_string().contains("permessage-deflate"));
 }
+
+/// With the default settings, a peer that goes silent (a connection that died behind a
+/// proxy) is pinged after 30 s and ended 30 s later, on the paused clock.
+#[tokio::test(start_paused = true)]
+async fn default_keepalive_ends_a_silent_peer() {
+    let (a, mut raw) = duplex(1 << 16);
+    let server = tokio::spawn(async move { accept(a, Settings::default()).await.unwrap() });
+    raw.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut ws = server.await.unwrap();
+    let mut head = [0u8; 129];
+    raw.read_exact(&mut head).await.unwrap();
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+
+    let started = tokio::time::Instant::now();
+    assert_eq!(ws.recv().await, None);
+    let waited = started.elapsed();
+    assert!(
+        matches!(ws.outcome(), Some(Outcome::TimedOut(Timeout::KeepAlive))),
+        "{:?}",
+        ws.outcome()
+    );
+    // 30 s of silence, then 30 s for the Pong that never came.
+    assert!(
+        waited >= Duration::from_secs(60) && waited < Duration::from_secs(61),
+        "{waited:?}"
+    );
+    // The silent peer was pinged (an unmasked server Ping, 0x89) before the end.
+    let mut first = [0u8; 1];
+    raw.read_exact(&mut first).await.unwrap();
+    assert_eq!(first[0], 0x89);
+}

@@ -137,6 +137,24 @@ impl Runner {
                         self.run.errors.push(format!("close: {error}"));
                     }
                 }
+                Step::TryFeedUntilFull(message) => {
+                    // mio's sessions never wait: `is_writable` is the "would block".
+                    let mut queued = 0;
+                    while queued < 10_000 {
+                        if !session.is_writable() {
+                            self.run.queued_before_full = Some(queued);
+                            break;
+                        }
+                        match session.send(message.clone()) {
+                            Ok(()) => queued += 1,
+                            Err(error) => {
+                                self.run.errors.push(format!("try_feed: {error}"));
+                                break;
+                            }
+                        }
+                    }
+                    self.run.max_pending = self.run.max_pending.max(session.pending_bytes());
+                }
                 Step::Sleep(duration) => match self.sleep_until {
                     None => {
                         self.sleep_until = Some(now + duration);
@@ -204,6 +222,8 @@ impl Runner {
         } else if !session.is_done() {
             return None;
         }
+        // What this adapter carries from the verdict: the request path.
+        self.run.request = session.path().map(String::from);
         match session.outcome() {
             Some(outcome) => {
                 self.run.outcome = Some(outcome.clone());
@@ -225,7 +245,12 @@ const LISTENER: Token = Token(0);
 const STOP: Token = Token(1);
 
 impl Adapter for Mio {
-    fn start_server(&self, settings: Settings, script: Script) -> Server {
+    fn start_deciding_server(
+        &self,
+        settings: Settings,
+        decide: Option<Decide>,
+        script: Script,
+    ) -> Server {
         let (addr_tx, addr_rx) = mpsc::channel();
         let (runs_tx, runs_rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
@@ -264,7 +289,18 @@ impl Adapter for Mio {
                             };
                             stream.set_nodelay(true).unwrap();
                             let key = sessions.len();
-                            let mut session = Session::server(stream, settings, now);
+                            let mut session = match decide {
+                                None => Session::server(stream, settings, now),
+                                // mio's verdicts carry no data: the session keeps the path.
+                                Some(decide) => {
+                                    Session::server_with(stream, settings, now, move |head| {
+                                        match decide(head) {
+                                            Verdict::Accept(accept) => accept.with_data(()).into(),
+                                            Verdict::Reject(reject) => reject.into(),
+                                        }
+                                    })
+                                }
+                            };
                             session.register(poll.registry(), Token(key + 2)).unwrap();
                             sessions.push(Some((session, Runner::new(script.clone(), now))));
                         },

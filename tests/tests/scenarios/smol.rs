@@ -8,7 +8,7 @@ use ::smol::io::{AsyncRead, AsyncWrite};
 use ::smol::net::TcpListener;
 use ::smol::{LocalExecutor, Timer};
 use futures_lite::future;
-use sockeye_smol::{accept, connect_url, Error, WebSocket};
+use sockeye_smol::{accept, accept_with_data, connect_url, Error, TrySendError, WebSocket};
 
 use crate::suite::*;
 
@@ -78,6 +78,23 @@ where
                 Step::Sleep(duration) => {
                     Timer::after(*duration).await;
                 }
+                Step::TryFeedUntilFull(message) => {
+                    let mut queued = 0;
+                    while queued < 10_000 {
+                        match ws.try_feed(message.clone()) {
+                            Ok(()) => queued += 1,
+                            Err(TrySendError::Full(_)) => {
+                                run.queued_before_full = Some(queued);
+                                break;
+                            }
+                            Err(error) => {
+                                run.errors.push(format!("try_feed: {error}"));
+                                break;
+                            }
+                        }
+                    }
+                    run.max_pending = run.max_pending.max(ws.pending_bytes());
+                }
             }
         }
         while let Some(message) = ws.recv().await {
@@ -98,7 +115,12 @@ where
 }
 
 impl Adapter for Smol {
-    fn start_server(&self, settings: Settings, script: Script) -> Server {
+    fn start_deciding_server(
+        &self,
+        settings: Settings,
+        decide: Option<Decide>,
+        script: Script,
+    ) -> Server {
         let (addr_tx, addr_rx) = mpsc::channel();
         let (runs_tx, runs_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = ::smol::channel::bounded::<()>(1);
@@ -114,9 +136,21 @@ impl Adapter for Smol {
                         let runs = runs_tx.clone();
                         executor
                             .spawn(async move {
-                                let result = match accept(tcp, settings).await {
-                                    Ok(ws) => Ok(run_script(ws, script).await),
-                                    Err(error) => Err(failure(&error)),
+                                let result = match decide {
+                                    None => match accept(tcp, settings).await {
+                                        Ok(ws) => Ok(run_script(ws, script).await),
+                                        Err(error) => Err(failure(&error)),
+                                    },
+                                    Some(decide) => {
+                                        match accept_with_data(tcp, settings, decide).await {
+                                            Ok((ws, request)) => {
+                                                let mut run = run_script(ws, script).await;
+                                                run.request = Some(request);
+                                                Ok(run)
+                                            }
+                                            Err(error) => Err(failure(&error)),
+                                        }
+                                    }
                                 };
                                 let _ = runs.send(result);
                             })

@@ -56,7 +56,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-pub use sockeye_engine::{Abnormal, CloseReason, DriverConfig, Message, Outcome, Settings};
+pub use sockeye_engine::{
+    Abnormal, CloseReason, DriverConfig, Message, Outcome, RequestHead, Settings, Verdict,
+};
 pub use sockeye_proto::{CloseCode, Config, DataKind, KeepAlive, Role, Timeout};
 
 use sockeye_proto::frame::{apply_mask, Header, OpCode};
@@ -90,6 +92,10 @@ pub enum Step {
     Close(CloseCode, String),
     /// Do nothing for this long (the connection is not driven meanwhile).
     Sleep(Duration),
+    /// Queue copies of the message without ever waiting, until the adapter says the send
+    /// queue is full (`try_feed`'s `Full`; mio: `is_writable` false), at most 10,000;
+    /// record how many were queued in [`Run::queued_before_full`], then go on.
+    TryFeedUntilFull(Message),
 }
 
 /// What a connection does once open. After the steps, the adapter receives until the
@@ -139,6 +145,10 @@ pub struct Run {
     /// The most bytes the connection's send queue held, as the engine counts them,
     /// seen after each message received and each send.
     pub max_pending: usize,
+    /// What the connection carries from the application's verdict (see [`Decide`]).
+    pub request: Option<String>,
+    /// How many messages [`Step::TryFeedUntilFull`] queued before the queue was full.
+    pub queued_before_full: Option<usize>,
 }
 
 impl Run {
@@ -216,10 +226,28 @@ impl Drop for Server {
     }
 }
 
+/// The application's decision on each request, as a server adapter's verdict hook
+/// sees it: accept with data for the connection (the async adapters hand it back with
+/// the `WebSocket`; mio's sessions keep the request path, which is what a deciding
+/// server gives as data here), or answer any status.
+pub type Decide = fn(&RequestHead) -> Verdict<String>;
+
 /// The blocking interface an adapter implements (see the module documentation).
 pub trait Adapter: Clone + Send + Sync + 'static {
     /// Starts a server on `127.0.0.1:0` running `script` on every connection.
-    fn start_server(&self, settings: Settings, script: Script) -> Server;
+    fn start_server(&self, settings: Settings, script: Script) -> Server {
+        self.start_deciding_server(settings, None, script)
+    }
+
+    /// [`start_server`](Self::start_server) whose requests are answered by `decide`
+    /// (every request without one), through the adapter's verdict hook. The data of an
+    /// acceptance goes to [`Run::request`].
+    fn start_deciding_server(
+        &self,
+        settings: Settings,
+        decide: Option<Decide>,
+        script: Script,
+    ) -> Server;
 
     /// Connects to `url`, runs `script`, and returns what happened.
     fn run_client(&self, url: &str, settings: Settings, script: Script) -> ClientResult;
@@ -584,6 +612,8 @@ macro_rules! scenarios {
             server_empty_continuations_hold_nothing,
             server_an_announced_giant_frame_is_refused_from_its_header,
             server_a_frame_that_never_completes_is_timed_out,
+            server_verdicts_answer_every_request,
+            server_try_feed_fills_without_waiting,
         );
     };
 }
@@ -1353,4 +1383,88 @@ pub fn server_a_frame_that_never_completes_is_timed_out(adapter: &impl Adapter) 
     within(Duration::from_secs(5), started, "the keepalive timeout");
     let run = server.next_run();
     assert_eq!(run.outcome(), &Outcome::TimedOut(Timeout::KeepAlive));
+}
+
+/// The verdict of [`server_verdicts_answer_every_request`]: rooms under `/room/` for
+/// users named in the query, a health check on the same port, 404 for the rest.
+fn rooms(request: &RequestHead) -> Verdict<String> {
+    match (request.is_upgrade(), request.path(), request.query()) {
+        (true, path, Some(query)) if path.starts_with("/room/") && query.starts_with("user=") => {
+            Verdict::accept().with_data(path.to_owned()).into()
+        }
+        (false, "/health", _) => Verdict::reject(200, "OK")
+            .with_header("Content-Type", "text/plain")
+            .with_body("ok")
+            .into(),
+        _ => Verdict::reject(404, "Not Found").into(),
+    }
+}
+
+/// The application answers every request through the adapter's verdict hook: an
+/// upgrade it accepts carries its data (the room) into the connection; a plain GET is a
+/// health check answered 200 with a body on the same port; unknown paths and upgrades it
+/// refuses get its 404.
+pub fn server_verdicts_answer_every_request(adapter: &impl Adapter) {
+    let server = adapter.start_deciding_server(Settings::default(), Some(rooms), Script::echo());
+    let addr = server.addr;
+
+    let health = http_exchange(addr, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    assert!(health.starts_with("HTTP/1.1 200 OK\r\n"), "{health:?}");
+    assert!(health.ends_with("\r\n\r\nok"), "{health:?}");
+    assert_eq!(server.next().unwrap_err().status, Some(200));
+
+    let unknown = http_exchange(addr, b"GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    assert!(unknown.starts_with("HTTP/1.1 404 "), "{unknown:?}");
+    assert_eq!(server.next().unwrap_err().status, Some(404));
+
+    // An upgrade without a user: the application refuses it.
+    let anonymous = http_exchange(addr, upgrade_request("/room/lobby").as_bytes());
+    assert!(anonymous.starts_with("HTTP/1.1 404 "), "{anonymous:?}");
+    assert_eq!(server.next().unwrap_err().status, Some(404));
+
+    let mut raw = Raw::client(addr, "/room/lobby?user=ada");
+    raw.send(Frame::text("hi"));
+    assert_eq!(raw.expect(OpCode::Text), b"hi");
+    raw.send(Frame::close(1000, ""));
+    raw.expect_close(CloseCode::NORMAL);
+    raw.expect_eof();
+    let run = server.next_run();
+    assert_eq!(run.request.as_deref(), Some("/room/lobby"));
+    assert_eq!(run.data(), [&Message::text("hi")]);
+}
+
+/// A server that must never wait for one slow client queues without waiting until the
+/// adapter says the queue is full (past its bound, and long before 10,000 messages of
+/// 16 KiB), then everything queued still arrives once the client reads.
+pub fn server_try_feed_fills_without_waiting(adapter: &impl Adapter) {
+    let settings = Settings::default().with_max_pending_bytes(64 * 1024);
+    let message = Message::binary(vec![7u8; 16 * 1024]);
+    let script = Script::new(vec![Step::TryFeedUntilFull(message), Step::Echo]);
+    let server = adapter.start_server(settings, script);
+    let mut raw = Raw::client(server.addr, "/");
+    // The script fills the queue before it reads anything, so the echo of this text
+    // comes after every message it queued.
+    raw.send(Frame::text("done?"));
+    let mut queued = 0;
+    loop {
+        let frame = raw.expect_frame();
+        match frame.opcode {
+            OpCode::Binary => queued += 1,
+            OpCode::Text => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    raw.send(Frame::close(1000, ""));
+    raw.expect_close(CloseCode::NORMAL);
+    raw.expect_eof();
+    let run = server.next_run();
+    let full_at = run
+        .queued_before_full
+        .expect("the queue said it was full before 10,000 messages");
+    assert!(
+        full_at >= 4,
+        "at least the bound's worth was queued: {full_at}"
+    );
+    assert!(full_at < 10_000, "{full_at}");
+    assert_eq!(queued, full_at, "every queued message arrived");
 }

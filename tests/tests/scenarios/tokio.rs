@@ -4,7 +4,7 @@
 use std::sync::mpsc;
 use std::thread;
 
-use sockeye_tokio::{accept, connect_url, Error, WebSocket};
+use sockeye_tokio::{accept, accept_with_data, connect_url, Error, TrySendError, WebSocket};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
@@ -81,6 +81,23 @@ where
                     }
                 }
                 Step::Sleep(duration) => tokio::time::sleep(*duration).await,
+                Step::TryFeedUntilFull(message) => {
+                    let mut queued = 0;
+                    while queued < 10_000 {
+                        match ws.try_feed(message.clone()) {
+                            Ok(()) => queued += 1,
+                            Err(TrySendError::Full(_)) => {
+                                run.queued_before_full = Some(queued);
+                                break;
+                            }
+                            Err(error) => {
+                                run.errors.push(format!("try_feed: {error}"));
+                                break;
+                            }
+                        }
+                    }
+                    run.max_pending = run.max_pending.max(ws.pending_bytes());
+                }
             }
         }
         while let Some(message) = ws.recv().await {
@@ -96,7 +113,12 @@ where
 }
 
 impl Adapter for Tokio {
-    fn start_server(&self, settings: Settings, script: Script) -> Server {
+    fn start_deciding_server(
+        &self,
+        settings: Settings,
+        decide: Option<Decide>,
+        script: Script,
+    ) -> Server {
         let (addr_tx, addr_rx) = mpsc::channel();
         let (runs_tx, runs_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -110,9 +132,20 @@ impl Adapter for Tokio {
                         let script = script.clone();
                         let runs = runs_tx.clone();
                         tokio::spawn(async move {
-                            let result = match accept(tcp, settings).await {
-                                Ok(ws) => Ok(run_script(ws, script).await),
-                                Err(error) => Err(failure(&error)),
+                            let result = match decide {
+                                None => match accept(tcp, settings).await {
+                                    Ok(ws) => Ok(run_script(ws, script).await),
+                                    Err(error) => Err(failure(&error)),
+                                },
+                                Some(decide) => match accept_with_data(tcp, settings, decide).await
+                                {
+                                    Ok((ws, request)) => {
+                                        let mut run = run_script(ws, script).await;
+                                        run.request = Some(request);
+                                        Ok(run)
+                                    }
+                                    Err(error) => Err(failure(&error)),
+                                },
                             };
                             let _ = runs.send(result);
                         });
