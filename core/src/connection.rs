@@ -604,6 +604,31 @@ impl Connection {
         self.send_data(kind, fin, true, payload)
     }
 
+    /// Sends a whole message whose unmasked frame the caller built once, to write it on
+    /// many connections (a broadcast): the checks and state of
+    /// [`send`](Self::send) (or [`send_compressed`](Self::send_compressed) when
+    /// `compressed`) with `fin`, for a payload of `payload_len` bytes. Returns the
+    /// header, the same as the prepared one. Only a server can: a client must mask every
+    /// frame with a key of its own ([`SendError::MaskRequired`]).
+    pub fn send_prepared(
+        &mut self,
+        kind: DataKind,
+        compressed: bool,
+        payload_len: usize,
+    ) -> Result<FrameHead, SendError> {
+        if self.role == Role::Client {
+            return Err(SendError::MaskRequired);
+        }
+        if compressed && !self.compression {
+            return Err(SendError::CompressionNotNegotiated);
+        }
+        // A server's frame is not masked: the header is all that depends on this
+        // connection.
+        Ok(self
+            .data_header(kind, true, compressed, payload_len as u64)?
+            .head())
+    }
+
     /// Starts a data frame of `kind` carrying `payload`, and returns its header for a
     /// vectored write of `[head, payload]`. A client masks `payload` in place.
     ///
@@ -629,6 +654,22 @@ impl Connection {
         compressed: bool,
         payload: &mut [u8],
     ) -> Result<FrameHead, SendError> {
+        let header = self.data_header(kind, fin, compressed, payload.len() as u64)?;
+        if let Some(key) = header.mask {
+            apply_mask(payload, key, 0);
+        }
+        Ok(header.head())
+    }
+
+    /// The header of the next data frame, with this end's mask, and the state it
+    /// changes (the message in progress).
+    fn data_header(
+        &mut self,
+        kind: DataKind,
+        fin: bool,
+        compressed: bool,
+        payload_len: u64,
+    ) -> Result<Header, SendError> {
         if self.state != State::Open {
             return Err(SendError::Closed);
         }
@@ -642,9 +683,6 @@ impl Connection {
         };
         self.tx_message = if fin { None } else { Some(kind) };
         let mask = self.next_mask();
-        if let Some(key) = mask {
-            apply_mask(payload, key, 0);
-        }
         // RSV1 marks the whole message as compressed, on its first frame only (RFC 7692 §6).
         let rsv = if compressed && opcode != OpCode::Continuation {
             RSV1
@@ -656,9 +694,8 @@ impl Connection {
             rsv,
             opcode,
             mask,
-            payload_len: payload.len() as u64,
-        }
-        .head())
+            payload_len,
+        })
     }
 
     /// Queues a Ping with `payload` (at most 125 bytes), replacing one not yet sent.

@@ -119,6 +119,9 @@ pub enum SendError {
     InvalidCloseCode(u16),
     /// A compressed frame, but permessage-deflate was not negotiated.
     CompressionNotNegotiated,
+    /// A frame prepared without a mask, on a client, which must mask every frame with
+    /// a key of its own ([`Connection::send_prepared`](crate::Connection::send_prepared)).
+    MaskRequired,
 }
 
 impl fmt::Display for SendError {
@@ -134,6 +137,9 @@ impl fmt::Display for SendError {
             SendError::InvalidCloseCode(code) => write!(f, "close code {code} may not be sent"),
             SendError::CompressionNotNegotiated => {
                 f.write_str("permessage-deflate was not negotiated")
+            }
+            SendError::MaskRequired => {
+                f.write_str("a client masks every frame: a prepared frame cannot be shared")
             }
         }
     }

@@ -199,18 +199,23 @@ pub(crate) enum Segment {
     Coalesced(Vec<u8>),
     /// A large payload written from its own allocation (no copy).
     Payload(Vec<u8>),
+    /// A whole frame shared with other connections (a prepared message).
+    Shared(bytes::Bytes),
 }
 
 impl Segment {
     fn bytes(&self) -> &[u8] {
         match self {
             Segment::Coalesced(bytes) | Segment::Payload(bytes) => bytes,
+            Segment::Shared(bytes) => bytes,
         }
     }
 
     fn recycle(self) {
         match self {
             Segment::Coalesced(bytes) | Segment::Payload(bytes) => pool::recycle(bytes),
+            // The other connections' reference stays; ours goes.
+            Segment::Shared(_) => {}
         }
     }
 }
@@ -255,6 +260,12 @@ impl SendQueue {
             self.pending += payload.len();
             self.segments.push_back(Segment::Payload(payload));
         }
+    }
+
+    /// Queues a frame shared with other connections, by reference.
+    pub(crate) fn push_shared(&mut self, frame: bytes::Bytes) {
+        self.pending += frame.len();
+        self.segments.push_back(Segment::Shared(frame));
     }
 
     pub(crate) fn slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {

@@ -242,6 +242,15 @@ impl Compression {
         }
     }
 
+    /// Whether a message compressed elsewhere with a `window_bits` window and no
+    /// context (a prepared message) can go out on this connection as it is: only when
+    /// this end sends without context takeover (so its own window owes nothing to what
+    /// it sends) and the peer's window is at least as large.
+    pub(crate) fn can_share(&self, window_bits: u8) -> bool {
+        let outgoing = self.deflater.direction();
+        !outgoing.context_takeover && self.params.outgoing(Role::Server).window_bits >= window_bits
+    }
+
     /// Whether a message of `len` bytes is worth compressing.
     pub(crate) fn wants(&self, len: usize) -> bool {
         len >= self.config.threshold

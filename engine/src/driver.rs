@@ -498,6 +498,60 @@ impl Driver {
         }
     }
 
+    /// Queues a [`PreparedMessage`](crate::PreparedMessage): its frame, shared by
+    /// reference with every other connection it goes to, when this connection can take
+    /// it as it is (a server; with permessage-deflate, one that may take the compressed
+    /// frame, or the uncompressed one). Otherwise (a client, which masks; a connection
+    /// with context takeover or a smaller window when the message was compressed) its
+    /// payload is sent the ordinary way, compressed for this connection, with one copy.
+    pub fn send_prepared(
+        &mut self,
+        prepared: &crate::PreparedMessage,
+        now: Instant,
+    ) -> Result<(), SendError> {
+        let kind = prepared.kind();
+        let deflate = self
+            .rare
+            .as_deref()
+            .and_then(|rare| rare.deflate.as_deref());
+        let shared = match deflate {
+            None => Some((prepared.frame(), prepared.payload().len(), false)),
+            Some(deflate) if !deflate.wants(prepared.payload().len()) => {
+                Some((prepared.frame(), prepared.payload().len(), false))
+            }
+            Some(deflate) => match prepared.compressed() {
+                // Not compressed (not asked for, or it did not pay): uncompressed
+                // messages may always go.
+                None => Some((prepared.frame(), prepared.payload().len(), false)),
+                Some((frame, len, window_bits)) if deflate.can_share(window_bits) => {
+                    Some((frame, len, true))
+                }
+                Some(_) => None,
+            },
+        };
+        match shared {
+            Some((frame, payload_len, compressed))
+                if self.connection.role() == sockeye_proto::Role::Server =>
+            {
+                let frame = frame.clone();
+                self.connection
+                    .send_prepared(kind, compressed, payload_len)?;
+                self.send.push_shared(frame);
+                Ok(())
+            }
+            _ => {
+                let message = match kind {
+                    // A prepared text payload was made from a `String`.
+                    DataKind::Text => Message::Text(
+                        String::from_utf8(prepared.payload().to_vec()).unwrap_or_default(),
+                    ),
+                    DataKind::Binary => Message::Binary(prepared.payload().to_vec()),
+                };
+                self.send(message, now)
+            }
+        }
+    }
+
     /// Queues a whole data message, compressed when permessage-deflate was agreed and the
     /// message is at least the threshold long.
     fn send_data(&mut self, kind: DataKind, payload: Vec<u8>) -> Result<(), SendError> {

@@ -56,6 +56,7 @@ pub mod handshake;
 mod lifecycle;
 mod message;
 mod outcome;
+mod prepared;
 mod settings;
 pub mod supervisor;
 pub mod verdict;
@@ -70,5 +71,6 @@ pub use handshake::{
 pub use lifecycle::{Io, Next, DEFAULT_LINGER};
 pub use message::{CloseReason, Message};
 pub use outcome::{Abnormal, Outcome};
+pub use prepared::PreparedMessage;
 pub use settings::Settings;
 pub use verdict::Verdict;

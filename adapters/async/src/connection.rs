@@ -9,7 +9,7 @@ use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant as StdInstant};
 
 use sockeye_engine::handshake::Agreed;
-use sockeye_engine::{Driver, Message, Next, Outcome, Settings};
+use sockeye_engine::{Driver, Message, Next, Outcome, PreparedMessage, Settings};
 use sockeye_proto::{CloseCode, Connection, DataKind, Event, Instant, Role, State};
 
 use crate::runtime::{Runtime, Timer, Transport};
@@ -333,6 +333,14 @@ impl<S: Transport<R>, R: Runtime> Core<S, R> {
             self.read_clock()
         };
         self.driver.send(message, now).map_err(Error::from)
+    }
+
+    /// Queues a prepared message (after [`poll_ready`](Self::poll_ready)).
+    pub(crate) fn start_send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
+        self.check_open()?;
+        self.driver
+            .send_prepared(prepared, self.now)
+            .map_err(Error::from)
     }
 
     /// Queues one frame of a fragmented message.

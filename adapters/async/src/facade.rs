@@ -142,8 +142,8 @@ macro_rules! facade {
         pub use reconnect::{ClientEvent, ReconnectingClient};
 
         pub use $crate::__engine::{
-            Abnormal, CloseReason, DriverConfig, IntoRequest, Message, Outcome, Refusal,
-            RejectedResponse, RequestExtras, RequestHead, Settings, Verdict,
+            Abnormal, CloseReason, DriverConfig, IntoRequest, Message, Outcome, PreparedMessage,
+            Refusal, RejectedResponse, RequestExtras, RequestHead, Settings, Verdict,
         };
         pub use $crate::__proto::handshake::{ClientRequest, HeadLimits, Url};
         pub use $crate::__proto::{

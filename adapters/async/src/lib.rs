@@ -47,16 +47,18 @@ pub use websocket::WebSocket;
 
 use sockeye_engine::Message;
 
-/// Why [`WebSocket::try_feed`] did not queue a message.
+/// Why [`WebSocket::try_feed`] (or [`try_feed_prepared`](WebSocket::try_feed_prepared),
+/// with `T` a [`PreparedMessage`](sockeye_engine::PreparedMessage)) did not queue a
+/// message.
 #[derive(Debug)]
-pub enum TrySendError {
+pub enum TrySendError<T = Message> {
     /// The send queue is over its bound: the message, handed back.
-    Full(Message),
+    Full(T),
     /// The connection cannot send (it is closing or over, or the message is invalid).
     Failed(Error),
 }
 
-impl std::fmt::Display for TrySendError {
+impl<T> std::fmt::Display for TrySendError<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             TrySendError::Full(_) => f.write_str("the send queue is full"),
@@ -65,7 +67,7 @@ impl std::fmt::Display for TrySendError {
     }
 }
 
-impl std::error::Error for TrySendError {}
+impl<T: std::fmt::Debug> std::error::Error for TrySendError<T> {}
 
 /// Random bytes from the OS (the client's key nonce and masking seed).
 pub(crate) fn random<const N: usize>() -> Result<[u8; N], Error> {

@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use futures_core::Stream;
 use futures_sink::Sink;
-use sockeye_engine::{Message, Outcome};
+use sockeye_engine::{Message, Outcome, PreparedMessage};
 use sockeye_proto::{CloseCode, DataKind, DeflateParams, Event};
 
 use crate::connection::Core;
@@ -221,6 +221,39 @@ impl<S: Transport<R>, R: Runtime> WriteHalf<S, R> {
         })
         .await?;
         self.shared.call(|core| core.start_send(message))
+    }
+
+    /// Queues a prepared message and writes everything queued (see
+    /// [`WebSocket::send_prepared`]).
+    pub async fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
+        self.feed_prepared(prepared).await?;
+        self.flush().await
+    }
+
+    /// Queues a prepared message, waiting first while the send queue is full (see
+    /// [`WebSocket::feed_prepared`]).
+    pub async fn feed_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
+        poll_fn(|cx| {
+            self.shared
+                .poll(Half::Writer, cx, |core, cx| core.poll_ready(cx))
+        })
+        .await?;
+        self.shared.call(|core| core.start_send_prepared(prepared))
+    }
+
+    /// Queues a prepared message if the send queue has room, without waiting (see
+    /// [`WebSocket::try_feed_prepared`]).
+    pub fn try_feed_prepared(
+        &mut self,
+        prepared: &PreparedMessage,
+    ) -> Result<(), crate::TrySendError<PreparedMessage>> {
+        self.shared.call(|core| {
+            if core.is_full() {
+                return Err(crate::TrySendError::Full(prepared.clone()));
+            }
+            core.start_send_prepared(prepared)
+                .map_err(crate::TrySendError::Failed)
+        })
     }
 
     /// Queues one frame of a fragmented message (see [`WebSocket::feed_frame`]).

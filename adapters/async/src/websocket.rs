@@ -6,7 +6,7 @@ use std::task::{ready, Context, Poll};
 
 use futures_core::Stream;
 use futures_sink::Sink;
-use sockeye_engine::{Message, Outcome, Settings};
+use sockeye_engine::{Message, Outcome, PreparedMessage, Settings};
 use sockeye_proto::{CloseCode, DataKind, DeflateParams, Event, Role, State};
 
 use crate::connection::Core;
@@ -143,6 +143,38 @@ impl<S: Transport<R>, R: Runtime> WebSocket<S, R> {
             // `None` only if polled again after it returned.
             Poll::Ready(message.take().map_or(Ok(()), |m| self.core.start_send(m)))
         })
+    }
+
+    /// Queues a [`PreparedMessage`] and waits until everything queued is written: a
+    /// broadcast framed (and compressed) once, written on every subscriber's connection
+    /// by reference, without a copy (see [`PreparedMessage`] for when a connection
+    /// takes its own copy instead).
+    pub async fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
+        self.feed_prepared(prepared).await?;
+        self.flush().await
+    }
+
+    /// Queues a [`PreparedMessage`], waiting first while the send queue is full, like
+    /// [`feed`](Self::feed).
+    pub async fn feed_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
+        poll_fn(|cx| self.core.poll_ready(cx)).await?;
+        self.core.start_send_prepared(prepared)
+    }
+
+    /// Queues a [`PreparedMessage`] if the send queue has room, without waiting, like
+    /// [`try_feed`](Self::try_feed): a broadcaster decides what a slow subscriber gets
+    /// (skip it, or close it with 1008 or 1013) instead of waiting for it. `Full` hands
+    /// back a clone (a reference count).
+    pub fn try_feed_prepared(
+        &mut self,
+        prepared: &PreparedMessage,
+    ) -> Result<(), crate::TrySendError<PreparedMessage>> {
+        if self.core.is_full() {
+            return Err(crate::TrySendError::Full(prepared.clone()));
+        }
+        self.core
+            .start_send_prepared(prepared)
+            .map_err(crate::TrySendError::Failed)
     }
 
     /// Sends one frame of a message in fragments (the streaming send): `fin == false`

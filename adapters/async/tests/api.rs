@@ -865,3 +865,39 @@ async fn default_keepalive_ends_a_silent_peer() {
     raw.read_exact(&mut first).await.unwrap();
     assert_eq!(first[0], 0x89);
 }
+
+/// A prepared message goes to every subscriber, and a full subscriber hands it back
+/// without waiting (the others keep getting it).
+#[tokio::test]
+async fn prepared_messages_reach_every_subscriber() {
+    use sockeye_tokio::{PreparedMessage, TrySendError};
+    let settings = Settings::default().with_max_pending_bytes(64 * 1024);
+    let mut pairs = Vec::new();
+    for _ in 0..3 {
+        pairs.push(pair(settings).await);
+    }
+    let news = PreparedMessage::text("extra, extra");
+    for (_, server) in &mut pairs {
+        server.send_prepared(&news).await.unwrap();
+    }
+    for (client, _) in &mut pairs {
+        assert_eq!(client.recv().await, Some(Message::text("extra, extra")));
+    }
+    // A subscriber that reads nothing fills its own queue; try_feed_prepared says so.
+    let big = PreparedMessage::binary(vec![1u8; 32 * 1024]);
+    let (_, slow) = &mut pairs[0];
+    let mut queued = 0;
+    let full = loop {
+        match slow.try_feed_prepared(&big) {
+            Ok(()) => queued += 1,
+            Err(TrySendError::Full(back)) => break back,
+            Err(TrySendError::Failed(error)) => panic!("{error}"),
+        }
+        assert!(queued < 1000, "the queue never filled");
+    };
+    assert_eq!(full.payload().len(), 32 * 1024);
+    // The others are not held up.
+    let (client, server) = &mut pairs[1];
+    server.send_prepared(&news).await.unwrap();
+    assert_eq!(client.recv().await, Some(Message::text("extra, extra")));
+}

@@ -73,8 +73,8 @@ mod session;
 pub use server::{Handler, Server};
 pub use session::Session;
 pub use sockeye_engine::{
-    Abnormal, CloseReason, DriverConfig, Error, Message, Outcome, Refusal, RejectedResponse,
-    RequestExtras, RequestHead, Settings, Verdict,
+    Abnormal, CloseReason, DriverConfig, Error, Message, Outcome, PreparedMessage, Refusal,
+    RejectedResponse, RequestExtras, RequestHead, Settings, Verdict,
 };
 pub use sockeye_proto;
 pub use sockeye_proto::handshake::{ClientRequest, HeadLimits, Url};

@@ -374,6 +374,16 @@ impl Session {
         self.queue(self.clock.now(), |driver, now| driver.send(message, now))
     }
 
+    /// Queues a [`PreparedMessage`](crate::PreparedMessage), framed (and
+    /// compressed) once for any number of sessions and queued here by reference, and
+    /// writes what the socket takes now. Check [`is_writable`](Self::is_writable) first
+    /// to skip or close a subscriber that does not keep up.
+    pub fn send_prepared(&mut self, prepared: &crate::PreparedMessage) -> Result<(), Error> {
+        self.queue(self.clock.now(), |driver, now| {
+            driver.send_prepared(prepared, now)
+        })
+    }
+
     /// Queues one frame of a fragmented message (`fin == false` continues it), and
     /// writes what the socket takes now.
     pub fn send_fragment(&mut self, kind: DataKind, fin: bool, buf: Vec<u8>) -> Result<(), Error> {

@@ -11,21 +11,26 @@
 //! - Plain HTTP on the same port: `GET /health` answers `200 ok`, anything else `404`.
 //! - Keepalive is on by default (a Ping after 30 s of silence): dead peers behind
 //!   proxies are noticed.
-//! - A slow reader never holds the room up: messages are queued with `try_feed`, and a
-//!   peer whose queue is full (or who falls behind the room) is closed with 1008.
+//! - Each line is framed once for the whole room (`PreparedMessage`) and queued on every
+//!   member's connection by reference, with no copy per member.
+//! - A slow reader never holds the room up: messages are queued with
+//!   `try_feed_prepared`, and a peer whose queue is full (or who falls behind the room)
+//!   is closed with 1008.
 //! - Every disconnect is logged as clean (with its code and reason) or abnormal.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use sockeye_tokio::{accept_with_data, CloseCode, Message, Settings, TrySendError, Verdict};
+use sockeye_tokio::{
+    accept_with_data, CloseCode, Message, PreparedMessage, Settings, TrySendError, Verdict,
+};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 
 /// How many messages a room keeps for a subscriber that is behind.
 const ROOM_BACKLOG: usize = 256;
 
-type Rooms = Arc<Mutex<HashMap<String, broadcast::Sender<Arc<str>>>>>;
+type Rooms = Arc<Mutex<HashMap<String, broadcast::Sender<PreparedMessage>>>>;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
@@ -72,7 +77,7 @@ async fn serve(tcp: tokio::net::TcpStream, peer: std::net::SocketAddr, rooms: Ro
         .clone();
     let mut room_feed = sender.subscribe();
     let (mut reader, mut writer) = ws.split();
-    let _ = sender.send(format!("* {nick} joined {room}").into());
+    let _ = sender.send(PreparedMessage::text(format!("* {nick} joined {room}")));
 
     // The room to this peer: never waits on it.
     let writing = tokio::spawn(async move {
@@ -85,7 +90,7 @@ async fn serve(tcp: tokio::net::TcpStream, peer: std::net::SocketAddr, rooms: Ro
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             };
-            match writer.try_feed(Message::text(&*line)) {
+            match writer.try_feed_prepared(&line) {
                 Ok(()) => {
                     // Whatever the socket takes now; the rest goes with the next.
                     let _ =
@@ -104,11 +109,11 @@ async fn serve(tcp: tokio::net::TcpStream, peer: std::net::SocketAddr, rooms: Ro
     // This peer to the room.
     while let Some(message) = reader.recv().await {
         if let Message::Text(text) = message {
-            let _ = sender.send(format!("{nick}: {text}").into());
+            let _ = sender.send(PreparedMessage::text(format!("{nick}: {text}")));
         }
     }
     writing.abort();
-    let _ = sender.send(format!("* {nick} left").into());
+    let _ = sender.send(PreparedMessage::text(format!("* {nick} left")));
     match reader.outcome() {
         Some(outcome) if outcome.is_clean() => println!("{peer} {room}: {outcome}"),
         Some(outcome) => println!("{peer} {room}: ABNORMAL {outcome}"),
