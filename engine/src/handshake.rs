@@ -334,9 +334,15 @@ impl ServerUpgrade {
         ) {
             (Ok(Status::Partial), _) => None,
             (Ok(Status::Complete(request)), verdict) => {
-                Some(respond(&request, bytes, verdict, self.compression))
+                let answer = respond(&request, bytes, verdict, self.compression);
+                trace_answer(request.path(), &answer);
+                Some(answer)
             }
-            (Err(error), Verdict::Reject(reject)) if is_plain(error) => Some(reject_with(reject)),
+            (Err(error), Verdict::Reject(reject)) if is_plain(error) => {
+                let answer = reject_with(reject);
+                trace_answer("", &answer);
+                Some(answer)
+            }
             (Err(error), _) => Some(invalid(error)),
         }
     }
@@ -496,8 +502,29 @@ fn is_plain(error: RequestError) -> bool {
     )
 }
 
+/// The `tracing` event for the answer to a request for `path`.
+#[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+fn trace_answer<T>(path: &str, answer: &ServerAnswer<T>) {
+    match answer {
+        ServerAnswer::Accept {
+            protocol,
+            compression,
+            ..
+        } => crate::trace::debug!(
+            path,
+            ?protocol,
+            compression = ?compression.map(|(params, _)| params),
+            "upgrade accepted"
+        ),
+        ServerAnswer::Refuse { refusal, .. } => {
+            crate::trace::debug!(path, %refusal, "upgrade refused")
+        }
+    }
+}
+
 /// The refusal of a request that is not a valid upgrade.
 fn invalid<T>(error: RequestError) -> ServerAnswer<T> {
+    crate::trace::debug!(%error, status = error.rejection().status(), "upgrade refused");
     refuse(|out| error.rejection().write(out), Refusal::Invalid(error))
 }
 
@@ -614,19 +641,33 @@ pub fn answer_fields<T>(
             match request.answer(&params, |name, value| {
                 headers.push((String::from(name), value.to_vec()))
             }) {
-                Ok(status) => FieldAnswer::Accept {
-                    status,
-                    headers,
-                    protocol: accept.protocol,
-                    compression: agreed,
-                    data: accept.data,
-                },
+                Ok(status) => {
+                    crate::trace::debug!(
+                        path = request.path(),
+                        protocol = ?accept.protocol,
+                        compression = ?agreed.map(|(params, _)| params),
+                        extended_connect = request.is_extended_connect(),
+                        "upgrade accepted"
+                    );
+                    FieldAnswer::Accept {
+                        status,
+                        headers,
+                        protocol: accept.protocol,
+                        compression: agreed,
+                        data: accept.data,
+                    }
+                }
                 Err(error) => internal_error(Refusal::BadVerdict(error)),
             }
         }
         Verdict::Reject(reject) => {
             let extra = borrowed_headers(&reject.headers);
             let rejection = Rejection::custom(reject.status, &reject.reason, &extra);
+            crate::trace::debug!(
+                path = request.path(),
+                status = reject.status,
+                "upgrade refused"
+            );
             match rejection.with_body(&reject.body).check() {
                 Ok(()) => FieldAnswer::Refuse {
                     status: reject.status,
@@ -645,6 +686,7 @@ pub fn answer_fields<T>(
 /// [`RequestError::rejection`]), as fields.
 pub fn refuse_fields<T>(error: RequestError) -> FieldAnswer<T> {
     let rejection = error.rejection();
+    crate::trace::debug!(%error, status = rejection.status(), "upgrade refused");
     FieldAnswer::Refuse {
         status: rejection.status(),
         reason: String::from(rejection.reason()),
@@ -879,6 +921,11 @@ impl ClientUpgrade {
             let rejected = match response {
                 Response::Accepted(accepted) => {
                     let config = self.offered_deflate;
+                    crate::trace::debug!(
+                        protocol = ?accepted.protocol(),
+                        compression = ?accepted.deflate(),
+                        "upgrade accepted by the server"
+                    );
                     return Ok(Some(ClientAnswer::Accepted {
                         protocol: accepted.protocol().map(String::from),
                         compression: accepted.deflate().zip(config),
@@ -886,7 +933,13 @@ impl ClientUpgrade {
                         early: bytes[accepted.consumed()..].to_vec(),
                     }));
                 }
-                Response::Rejected(rejected) => rejected,
+                Response::Rejected(rejected) => {
+                    crate::trace::debug!(
+                        status = rejected.status(),
+                        "upgrade refused by the server"
+                    );
+                    rejected
+                }
             };
             let framing = match rejected.body_length() {
                 Ok(BodyLength::Empty) | Ok(BodyLength::Bytes(0)) => Framing::Finished(true),

@@ -59,6 +59,7 @@ mod outcome;
 mod prepared;
 mod settings;
 pub mod supervisor;
+mod trace;
 pub mod verdict;
 
 pub use config::DriverConfig;

@@ -58,6 +58,9 @@ pub(crate) struct Rare {
     /// permessage-deflate, when the handshake agreed it (boxed again: most connections
     /// that need the rest never compress).
     pub(crate) deflate: Option<Box<crate::compression::Compression>>,
+    /// The connection's `tracing` span, when a subscriber wants it.
+    #[cfg(feature = "tracing")]
+    pub(crate) span: Option<tracing::Span>,
 }
 
 /// No write-stall timer is running.
@@ -197,6 +200,23 @@ impl Driver {
         self.rare.get_or_insert_with(Default::default)
     }
 
+    /// Gives the connection its `tracing` span (feature `tracing`), which the adapter
+    /// enters while it drives the driver, so that the driver's events (the end and its
+    /// outcome) carry it. A disabled span (no subscriber wants it) is not kept, so an
+    /// untraced connection costs nothing.
+    #[cfg(feature = "tracing")]
+    pub fn set_span(&mut self, span: tracing::Span) {
+        if !span.is_disabled() {
+            self.rare().span = Some(span);
+        }
+    }
+
+    /// The span given with [`set_span`](Self::set_span), if kept.
+    #[cfg(feature = "tracing")]
+    pub fn span(&self) -> Option<&tracing::Span> {
+        self.rare.as_ref()?.span.as_ref()
+    }
+
     fn rare_outcome(&self) -> Option<&Outcome> {
         self.rare.as_ref()?.outcome.as_ref()
     }
@@ -231,6 +251,9 @@ impl Driver {
     }
 
     fn record(&mut self, outcome: Outcome, linger_until: Option<Instant>) {
+        if self.outcome().is_none() {
+            crate::trace::debug!(role = ?self.connection.role(), %outcome, "connection ended");
+        }
         let rare = self.rare();
         if rare.outcome.is_none() {
             rare.outcome = Some(outcome);

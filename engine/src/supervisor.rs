@@ -492,6 +492,11 @@ impl Supervisor {
         }
     }
 
+    fn emit(&mut self, change: StateChange) {
+        crate::trace::debug!(?change, "reconnecting client");
+        self.changes.push_back(change);
+    }
+
     /// The next state change for the application, oldest first.
     pub fn poll_change(&mut self) -> Option<StateChange> {
         self.changes.pop_front()
@@ -518,7 +523,7 @@ impl Supervisor {
 
     fn start_attempt(&mut self, attempt: u32) -> Action {
         self.phase = Phase::Connecting { attempt };
-        self.changes.push_back(StateChange::Connecting { attempt });
+        self.emit(StateChange::Connecting { attempt });
         Action::Connect { attempt }
     }
 
@@ -531,7 +536,7 @@ impl Supervisor {
         }
         self.phase = Phase::Open { closing: false };
         self.reconnect.handle_connected(now);
-        self.changes.push_back(StateChange::Open);
+        self.emit(StateChange::Open);
         self.queued_bytes = 0;
         core::mem::take(&mut self.queue)
     }
@@ -543,7 +548,7 @@ impl Supervisor {
         if self.phase == Phase::Stopped {
             return;
         }
-        self.changes.push_back(StateChange::Failed(failure));
+        self.emit(StateChange::Failed(failure));
         self.decide(failure, random, now);
     }
 
@@ -557,7 +562,7 @@ impl Supervisor {
             return;
         }
         let failure = Failure::from(&outcome);
-        self.changes.push_back(StateChange::Closed(outcome));
+        self.emit(StateChange::Closed(outcome));
         if closing {
             self.phase = Phase::Stopped;
         } else {
@@ -581,7 +586,7 @@ impl Supervisor {
             }
             Decision::GiveUp(give_up) => {
                 self.phase = Phase::Stopped;
-                self.changes.push_back(StateChange::GaveUp(give_up));
+                self.emit(StateChange::GaveUp(give_up));
             }
         }
     }

@@ -56,6 +56,14 @@ pub(crate) struct Core<S: Transport<R>, R: Runtime> {
     runtime: PhantomData<fn() -> R>,
 }
 
+/// Enters the connection's `tracing` span (if it has one) for the rest of the scope.
+macro_rules! in_span {
+    ($core:expr) => {
+        #[cfg(feature = "tracing")]
+        let _span = $core.driver.span().cloned().map(tracing::Span::entered);
+    };
+}
+
 impl<S: Transport<R>, R: Runtime> Drop for Core<S, R> {
     fn drop(&mut self) {
         self.close_on_drop()
@@ -78,6 +86,8 @@ impl<S: Transport<R>, R: Runtime> Core<S, R> {
         let epoch = R::now();
         let connection = Connection::new(role, settings.protocol, seed, Instant::ZERO);
         let mut driver = Driver::new(connection, settings.buffers);
+        #[cfg(feature = "tracing")]
+        driver.set_span(tracing::debug_span!(target: "sockeye", "websocket", ?role));
         driver.push_bytes(early);
         driver.set_protocol(protocol);
         if let Some((params, config)) = compression {
@@ -97,6 +107,7 @@ impl<S: Transport<R>, R: Runtime> Core<S, R> {
     /// stream, so the peer sees a normal disconnect: queued, and written with what else
     /// is queued if the transport takes it now (there is no waiting in `drop`).
     fn close_on_drop(&mut self) {
+        in_span!(self);
         if self.driver.connection().state() == State::Open && self.check_open().is_ok() {
             let _ = self.start_close(CloseCode::NORMAL, "");
         }
@@ -248,6 +259,7 @@ impl<S: Transport<R>, R: Runtime> Core<S, R> {
 
     /// The next whole message, or `None` once the connection is over.
     pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        in_span!(self);
         for _ in 0..BUDGET {
             if let Some(message) = self.driver.poll_message(self.now) {
                 if matches!(message, Message::Ping(_) | Message::Close(_)) {
@@ -273,6 +285,7 @@ impl<S: Transport<R>, R: Runtime> Core<S, R> {
     where
         F: FnOnce(Event<'_>) -> T,
     {
+        in_span!(self);
         for _ in 0..BUDGET {
             let Some(call) = f.take() else {
                 // Polled again after it returned: nothing to hand out.
@@ -300,6 +313,7 @@ impl<S: Transport<R>, R: Runtime> Core<S, R> {
 
     /// Waits until the send queue has room (writing meanwhile).
     pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        in_span!(self);
         loop {
             self.check_open()?;
             if self.driver.is_writable() {
@@ -358,6 +372,7 @@ impl<S: Transport<R>, R: Runtime> Core<S, R> {
 
     /// Queues our Close.
     pub(crate) fn start_close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        in_span!(self);
         self.check_open()?;
         let now = self.read_clock();
         self.driver.close(code, reason, now).map_err(Error::from)
@@ -366,6 +381,7 @@ impl<S: Transport<R>, R: Runtime> Core<S, R> {
     /// Writes everything queued (ending the connection if the peer stops reading for
     /// the write-stall timeout).
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        in_span!(self);
         loop {
             if self.driver.pending_bytes() == 0 || self.driver.is_write_closed() {
                 ready!(self.poll_write_out(cx))?;

@@ -5,8 +5,8 @@
 //!
 //!     cargo run --release -p sockeye-hyper --features axum --example axum_echo -- 127.0.0.1:9001
 //!
-//! It prints `listening on ADDR` once bound. `SOCKEYE_LOG=1` logs how each
-//! connection ended.
+//! It prints `listening on ADDR` once bound. `RUST_LOG=sockeye=debug` logs each
+//! handshake and how each connection ended (`tracing`).
 
 use axum::routing::any;
 use axum::Router;
@@ -14,6 +14,10 @@ use sockeye_hyper::axum::WebSocketUpgrade;
 use sockeye_hyper::{DeflateConfig, WebSocket};
 
 fn main() -> std::io::Result<()> {
+    // `RUST_LOG` chooses what is logged (nothing by default).
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:9001".to_owned());
@@ -36,7 +40,6 @@ async fn upgrade(ws: WebSocketUpgrade) -> axum::response::Response {
 }
 
 async fn echo(mut ws: WebSocket) {
-    let log = std::env::var_os("SOCKEYE_LOG").is_some();
     loop {
         let message = match ws.recv().await {
             Some(message) if message.is_data() => message,
@@ -49,9 +52,4 @@ async fn echo(mut ws: WebSocket) {
         }
     }
     while ws.recv().await.is_some() {}
-    if log {
-        if let Some(outcome) = ws.outcome() {
-            eprintln!("{outcome}");
-        }
-    }
 }

@@ -115,6 +115,9 @@ pub struct Session {
     dispatching: bool,
     done: bool,
     registered: Option<Interest>,
+    /// The session's `tracing` span (feature `tracing`).
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
 }
 
 impl fmt::Debug for Session {
@@ -144,6 +147,14 @@ const SHORT_READ_DRAINS: bool = cfg!(any(
     target_vendor = "apple",
 ));
 
+/// Enters the session's `tracing` span for the rest of the scope.
+macro_rules! in_span {
+    ($session:expr) => {
+        #[cfg(feature = "tracing")]
+        let _span = $session.span.clone().entered();
+    };
+}
+
 /// One non-blocking read for a `read_with`: `Pending` when the socket would block;
 /// `short` says whether it brought fewer bytes than asked for (but some).
 fn reader<'a>(
@@ -163,6 +174,14 @@ impl Session {
     fn new(stream: TcpStream, now: Instant, side: Side, settings: Settings, head: Vec<u8>) -> Self {
         // A client (which has its request to write) first waits for the TCP connect.
         let connect = settings.connect_timeout.filter(|_| !head.is_empty());
+        #[cfg(feature = "tracing")]
+        let span = tracing::debug_span!(
+            target: "sockeye",
+            "websocket",
+            role = if matches!(side, Side::Server(..)) { "server" } else { "client" },
+            // A client still connecting has no peer yet.
+            peer = ?stream.peer_addr().ok(),
+        );
         Session {
             stream,
             clock: StdClock::with_epoch(now),
@@ -177,6 +196,8 @@ impl Session {
             dispatching: false,
             done: false,
             registered: None,
+            #[cfg(feature = "tracing")]
+            span,
         }
     }
 
@@ -276,6 +297,7 @@ impl Session {
     /// [`on_readable`](Self::on_readable) with a whole [`Handler`] (requests for a
     /// session without its own callback, opening, messages).
     pub fn on_readable_with(&mut self, now: Instant, handler: &mut dyn Handler) {
+        in_span!(self);
         self.drive(now, true, false, handler);
     }
 
@@ -288,6 +310,7 @@ impl Session {
 
     /// [`on_writable`](Self::on_writable) with a whole [`Handler`].
     pub fn on_writable_with(&mut self, now: Instant, handler: &mut dyn Handler) {
+        in_span!(self);
         self.drive(now, false, false, handler);
     }
 
@@ -326,6 +349,7 @@ impl Session {
     /// Writes what is queued now, as far as the socket takes it (the rest goes out on
     /// writable events).
     pub fn flush(&mut self, now: Instant) {
+        in_span!(self);
         self.settle(self.clock.at(now));
     }
 
@@ -334,6 +358,7 @@ impl Session {
     /// write stall, the linger after the end), the refusal linger. Harmless when called
     /// early.
     pub fn on_timeout(&mut self, now: Instant) {
+        in_span!(self);
         let now = self.clock.at(now);
         if self.done || self.deadline.is_none_or(|deadline| deadline > now) {
             return;
@@ -408,6 +433,7 @@ impl Session {
     /// Runs `f` on the open driver, then writes (inside a handler, after it returns: one
     /// write for many).
     fn queue(&mut self, now: At, f: impl FnOnce(&mut Driver, At) -> Sent) -> Result<(), Error> {
+        in_span!(self);
         match &mut self.phase {
             Phase::Open(driver) if !driver.is_finished() && !driver.is_write_closed() => {
                 f(driver, now)?;
@@ -743,6 +769,8 @@ impl Session {
             }
         };
         let mut driver = Driver::new(connection, settings.buffers);
+        #[cfg(feature = "tracing")]
+        driver.set_span(self.span.clone());
         driver.push_bytes(&early);
         driver.set_protocol(protocol);
         if let Some((params, config)) = compression {

@@ -10,8 +10,8 @@
 //! 64 MiB, pings are answered, and the close handshake is completed (or times out after
 //! 30 s). This is the server tested by Autobahn|Testsuite (`scripts/autobahn.sh smol`).
 //!
-//! Runtime: smol's global executor. Set `SOCKEYE_LOG=1` to print how each connection
-//! ended.
+//! Runtime: smol's global executor. `RUST_LOG=sockeye=debug` logs each handshake and
+//! how each connection ended (`tracing`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,6 +20,10 @@ use smol::net::{TcpListener, TcpStream};
 use sockeye_smol::{accept, DeflateConfig, Settings};
 
 fn main() -> std::io::Result<()> {
+    // `RUST_LOG` chooses what is logged (nothing by default).
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:9001".to_owned());
@@ -33,7 +37,6 @@ fn main() -> std::io::Result<()> {
 async fn serve(executor: &smol::LocalExecutor<'_>, addr: String) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr.as_str()).await?;
     println!("listening on {}", listener.local_addr()?);
-    let log = std::env::var_os("SOCKEYE_LOG").is_some();
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -44,7 +47,7 @@ async fn serve(executor: &smol::LocalExecutor<'_>, addr: String) -> std::io::Res
                 continue;
             }
         };
-        executor.spawn(echo(tcp, peer, log)).detach();
+        executor.spawn(echo(tcp, peer)).detach();
     }
 }
 
@@ -52,7 +55,7 @@ async fn serve(executor: &smol::LocalExecutor<'_>, addr: String) -> std::io::Res
 /// an `async` block, rather than an `async fn`: the task then keeps neither the stream
 /// (moved into the handshake) nor a copy of the arguments, so an idle connection's task
 /// is little more than its `WebSocket`.
-fn echo(tcp: TcpStream, peer: SocketAddr, log: bool) -> impl Future<Output = ()> {
+fn echo(tcp: TcpStream, peer: SocketAddr) -> impl Future<Output = ()> {
     let _ = tcp.set_nodelay(true);
     let handshake = accept(
         tcp,
@@ -62,9 +65,7 @@ fn echo(tcp: TcpStream, peer: SocketAddr, log: bool) -> impl Future<Output = ()>
         let mut ws = match handshake.await {
             Ok(ws) => ws,
             Err(error) => {
-                if log {
-                    eprintln!("{peer}: handshake: {error}");
-                }
+                tracing::debug!(target: "sockeye", %peer, %error, "handshake failed");
                 return;
             }
         };
@@ -84,10 +85,8 @@ fn echo(tcp: TcpStream, peer: SocketAddr, log: bool) -> impl Future<Output = ()>
         }
         // A failed send ended the connection; `recv` then finishes it.
         while ws.recv().await.is_some() {}
-        if log {
-            if let Some(outcome) = ws.outcome() {
-                eprintln!("{peer}: {outcome}");
-            }
+        if let Some(outcome) = ws.outcome() {
+            tracing::debug!(target: "sockeye", %peer, %outcome, "closed");
         }
     }
 }

@@ -14,7 +14,8 @@
 //! shared cores, it used the same or less server CPU per message than the multi-thread
 //! scheduler (16 B echoes 0.67 us either way; 64 KiB echoes 37-38 us against 41-44 us)
 //! at the same throughput and latency, and it is what the peer servers in the
-//! benchmark run on. Set `SOCKEYE_LOG=1` to print how each connection ended.
+//! benchmark run on. `RUST_LOG=sockeye=debug` logs each
+//! handshake and how each connection ended (`tracing`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,6 +24,10 @@ use sockeye_tokio::{accept, DeflateConfig, Settings};
 use tokio::net::{TcpListener, TcpStream};
 
 fn main() -> std::io::Result<()> {
+    // `RUST_LOG` chooses what is logged (nothing by default).
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:9001".to_owned());
@@ -35,7 +40,6 @@ fn main() -> std::io::Result<()> {
 async fn serve(addr: String) -> std::io::Result<()> {
     let listener = TcpListener::bind(&addr).await?;
     println!("listening on {}", listener.local_addr()?);
-    let log = std::env::var_os("SOCKEYE_LOG").is_some();
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -46,7 +50,7 @@ async fn serve(addr: String) -> std::io::Result<()> {
                 continue;
             }
         };
-        tokio::spawn(echo(tcp, peer, log));
+        tokio::spawn(echo(tcp, peer));
     }
 }
 
@@ -54,7 +58,7 @@ async fn serve(addr: String) -> std::io::Result<()> {
 /// an `async` block, rather than an `async fn`: the task then keeps neither the stream
 /// (moved into the handshake) nor a copy of the arguments, so an idle connection's task
 /// is little more than its `WebSocket`.
-fn echo(tcp: TcpStream, peer: SocketAddr, log: bool) -> impl Future<Output = ()> {
+fn echo(tcp: TcpStream, peer: SocketAddr) -> impl Future<Output = ()> {
     let _ = tcp.set_nodelay(true);
     let handshake = accept(
         tcp,
@@ -64,9 +68,7 @@ fn echo(tcp: TcpStream, peer: SocketAddr, log: bool) -> impl Future<Output = ()>
         let mut ws = match handshake.await {
             Ok(ws) => ws,
             Err(error) => {
-                if log {
-                    eprintln!("{peer}: handshake: {error}");
-                }
+                tracing::debug!(target: "sockeye", %peer, %error, "handshake failed");
                 return;
             }
         };
@@ -86,10 +88,8 @@ fn echo(tcp: TcpStream, peer: SocketAddr, log: bool) -> impl Future<Output = ()>
         }
         // A failed send ended the connection; `recv` then finishes it.
         while ws.recv().await.is_some() {}
-        if log {
-            if let Some(outcome) = ws.outcome() {
-                eprintln!("{peer}: {outcome}");
-            }
+        if let Some(outcome) = ws.outcome() {
+            tracing::debug!(target: "sockeye", %peer, %outcome, "closed");
         }
     }
 }
