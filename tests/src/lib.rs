@@ -32,12 +32,14 @@
 //! ```
 
 pub mod endpoint;
+pub mod fault_proxy;
 pub mod faulty;
 pub mod pair;
 pub mod transcript;
 pub mod wire;
 
 pub use endpoint::{Endpoint, Pipe};
+pub use fault_proxy::FaultProxy;
 pub use faulty::{Faults, Faulty};
 pub use pair::{Chunking, Pair, PairBuilder, Side};
 pub use transcript::{Entry, Recorder, Tally, Transcript};

@@ -1,4 +1,5 @@
-//! The async adapters over a misbehaving transport ([`Faulty`]): short reads and writes,
+//! The adapters over a misbehaving transport ([`Faulty`] for tokio and smol; a
+//! [`FaultProxy`](sockeye_tests::FaultProxy) in front of mio, which owns its sockets): short reads and writes,
 //! `Pending` and interrupted calls at seeded random points, and streams cut in the middle
 //! of a frame. Whatever the seed: no panic, no hang (every run is bounded), every message
 //! that arrives arrives intact and in order, and every connection ends with an outcome
@@ -169,6 +170,102 @@ mod over_smol {
     }
 }
 
+mod over_mio {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc, Mutex};
+    use std::time::Instant;
+
+    use sockeye_mio::{Handler, Server, Session};
+    use sockeye_tests::FaultProxy;
+
+    /// Echoes, and keeps how each session ended.
+    struct Echo(Arc<Mutex<Vec<Option<Outcome>>>>);
+
+    impl Handler for Echo {
+        fn on_message(&mut self, session: &mut Session, message: Message) {
+            if message.is_data() {
+                let _ = session.send(message);
+            }
+        }
+
+        fn on_close(&mut self, session: &mut Session) {
+            self.0.lock().unwrap().push(session.outcome());
+        }
+    }
+
+    /// A mio server behind a [`FaultProxy`] shaping both directions with `network`
+    /// (mio owns its sockets, so the faults come from the network, not a wrapper), and a
+    /// tokio client through it.
+    pub fn exchange(sent: Vec<Message>, network: Faults) -> Exchange {
+        let ended = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (addr_tx, addr_rx) = mpsc::channel();
+        let serving = {
+            let (ended, stop) = (ended.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let addr = "127.0.0.1:0".parse().unwrap();
+                let mut server = Server::bind(addr, settings(), Echo(ended)).unwrap();
+                addr_tx.send(server.local_addr().unwrap()).unwrap();
+                while !stop.load(Ordering::SeqCst) {
+                    server.turn(Some(Duration::from_millis(10))).unwrap();
+                }
+            })
+        };
+        let proxy = FaultProxy::start(addr_rx.recv().unwrap(), network).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (echoes, client) = runtime.block_on(async {
+            tokio::time::timeout(LIMIT, async {
+                let url = format!("ws://{}/", proxy.addr());
+                let mut echoes = Vec::new();
+                let Ok(ws) = sockeye_tokio::connect_url(&url, settings()).await else {
+                    return (echoes, None);
+                };
+                let (mut reader, mut writer) = ws.split();
+                let writing = tokio::spawn(async move {
+                    for message in sent {
+                        if writer.send(message).await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = writer.close(CloseCode::NORMAL, "done").await;
+                });
+                while let Some(message) = reader.recv().await {
+                    if message.is_data() {
+                        echoes.push(message);
+                    }
+                }
+                writing.await.expect("the writer did not panic");
+                (echoes, reader.outcome())
+            })
+            .await
+            .unwrap_or_else(|_| panic!("hung: {network:?}"))
+        });
+        // The server reports its end once its close (or timeout) is done.
+        let deadline = Instant::now() + LIMIT;
+        let server = loop {
+            if let Some(outcome) = ended.lock().unwrap().first() {
+                break outcome.clone();
+            }
+            if client.is_none() || Instant::now() > deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        drop(proxy);
+        stop.store(true, Ordering::SeqCst);
+        serving.join().expect("the server thread did not panic");
+        Exchange {
+            echoes,
+            client,
+            server,
+        }
+    }
+}
+
 fn run_tokio(sent: Vec<Message>, client: Faults, server: Faults) -> Exchange {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -218,6 +315,21 @@ proptest! {
         let (client, server) = faults(seed, Some((at, eof, on_client)));
         let exchange = run_tokio(messages(seed), client, server);
         check(&messages(seed), &exchange, true);
+    }
+
+    #[test]
+    fn mio_survives_a_misbehaving_network(seed in any::<u64>()) {
+        let network = Faults::from_seed(seed);
+        check(&messages(seed), &over_mio::exchange(messages(seed), network), false);
+    }
+
+    #[test]
+    fn mio_reports_a_cut_connection(seed in any::<u64>(), at in 0u64..150_000) {
+        let network = Faults::from_seed(seed).with_cut(at, true);
+        let exchange = over_mio::exchange(messages(seed), network);
+        check(&messages(seed), &exchange, true);
+        // The server knows how it ended (unless the cut came before the handshake).
+        prop_assert!(exchange.client.is_none() || exchange.server.is_some() || at < 300);
     }
 
     #[test]
