@@ -22,7 +22,7 @@
 //! - [`upgrade`] / [`upgrade_with`]: the one-call form for a hyper `service_fn`.
 //! - [`IncomingUpgrade`]: look at the request ([`RequestHead`]), then answer with a
 //!   [`Verdict`] (subprotocol, headers, compression policy, data; or a refusal).
-//! - [`axum::WebSocketUpgrade`] (feature `axum`): the extractor, shaped like axum's own.
+//! - `axum::WebSocketUpgrade` (feature `axum`): the extractor, shaped like axum's own.
 //!
 //! Every connection is a full Sockeye connection: keepalive on by default, the typed
 //! [`Outcome`] of its end, a Close sent when it is dropped while open, bounded memory.
