@@ -133,7 +133,10 @@ fn forward(
                     }
                     budget.fetch_sub(piece as u64, Ordering::SeqCst);
                     if to.write_all(&buf[sent..sent + piece]).is_err() {
-                        let _ = from.shutdown(Shutdown::Both);
+                        // The receiver is gone: stop this direction only, and let the
+                        // other deliver what it still carries (a Close on its way), as a
+                        // network would.
+                        let _ = from.shutdown(Shutdown::Read);
                         return;
                     }
                     sent += piece;

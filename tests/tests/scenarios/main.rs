@@ -8,6 +8,7 @@
 #[macro_use]
 mod suite;
 
+mod faulted;
 mod mio;
 mod smol;
 mod tokio;

@@ -64,7 +64,7 @@ pub use sockeye_proto::{CloseCode, Config, DataKind, KeepAlive, Role, Timeout};
 use sockeye_proto::frame::{apply_mask, Header, OpCode};
 use sockeye_proto::handshake::AcceptKey;
 use sockeye_proto::{ProtocolError, Status};
-use sockeye_tests::{Frame, Length, WireFrame};
+use sockeye_tests::{FaultProxy, Faults, Frame, Length, WireFrame};
 
 /// The longest any run (or any wait in a scenario) may take.
 pub const RUN_LIMIT: Duration = Duration::from_secs(30);
@@ -215,6 +215,23 @@ impl Server {
     /// The next connection's run, which must have opened.
     pub fn next_run(&self) -> Run {
         self.next().expect("the handshake succeeded")
+    }
+}
+
+impl Server {
+    /// The same server behind a [`FaultProxy`] with `faults`: clients reach it through
+    /// short pieces and pauses (see [`faulted`](crate::faulted)).
+    pub fn behind_proxy(mut self, faults: Faults) -> Server {
+        let proxy = FaultProxy::start(self.addr, faults).expect("the fault proxy starts");
+        self.addr = proxy.addr();
+        let inner = self.stop.take();
+        self.stop = Some(Box::new(move || {
+            drop(proxy);
+            if let Some(stop) = inner {
+                stop();
+            }
+        }));
+        self
     }
 }
 
