@@ -124,6 +124,7 @@ fn every_peer_serves_every_scenario() {
         "tungstenite",
         "fastwebsockets",
         "tokio-websockets",
+        "axum",
         "tcp-floor",
     ] {
         let (server, addr) = start_peer(imp);

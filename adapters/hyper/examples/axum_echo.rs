@@ -9,6 +9,7 @@
 //! handshake and how each connection ended (`tracing`).
 
 use axum::routing::any;
+use axum::serve::ListenerExt as _;
 use axum::Router;
 use sockeye_hyper::axum::WebSocketUpgrade;
 use sockeye_hyper::{DeflateConfig, WebSocket};
@@ -31,6 +32,10 @@ fn main() -> std::io::Result<()> {
         println!("listening on {}", listener.local_addr()?);
         let app = Router::new().route("/", any(upgrade));
         // axum::serve speaks HTTP/1.1 and h2c, and announces extended CONNECT (RFC 8441).
+        // No Nagle delay, as the other echo servers.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, app).await
     })
 }

@@ -57,11 +57,12 @@ enum Kind {
     /// Also `peer_echo --impl IMPL ADDR`, but a yardstick rather than a
     /// library: run only when asked for, never the "best peer".
     Reference(&'static str),
-    /// The `echo_server` example of a workspace package: `ADDR` is its only
-    /// argument and it prints `listening on ADDR`.
+    /// An example of a workspace package (`echo_server` for the adapters): `ADDR` is
+    /// its only argument and it prints `listening on ADDR`.
     Example {
         package: &'static str,
         dir: &'static str,
+        example: &'static str,
     },
 }
 
@@ -90,6 +91,7 @@ const SERVERS: &[Server] = &[
         kind: Kind::Example {
             package: "sockeye-tokio",
             dir: "adapters/tokio",
+            example: "echo_server",
         },
     },
     Server {
@@ -97,6 +99,7 @@ const SERVERS: &[Server] = &[
         kind: Kind::Example {
             package: "sockeye-smol",
             dir: "adapters/smol",
+            example: "echo_server",
         },
     },
     Server {
@@ -104,6 +107,21 @@ const SERVERS: &[Server] = &[
         kind: Kind::Example {
             package: "sockeye-mio",
             dir: "adapters/mio",
+            example: "echo_server",
+        },
+    },
+    // axum's own WebSocketUpgrade (tokio-tungstenite) and Sockeye's in its place: the
+    // same axum route serving the echo.
+    Server {
+        name: "axum-tungstenite",
+        kind: Kind::Peer("axum"),
+    },
+    Server {
+        name: "sockeye-axum",
+        kind: Kind::Example {
+            package: "sockeye-hyper",
+            dir: "adapters/hyper",
+            example: "axum_echo",
         },
     },
     Server {
@@ -124,6 +142,7 @@ const PEER_CRATES: &[&str] = &[
     "tungstenite",
     "fastwebsockets",
     "tokio-websockets",
+    "axum",
     "tokio",
 ];
 
@@ -425,9 +444,9 @@ impl Paths {
     }
 }
 
-fn example_exists(root: &Path, dir: &str) -> bool {
-    let d = root.join(dir);
-    d.join("examples/echo_server.rs").is_file() || d.join("examples/echo_server/main.rs").is_file()
+fn example_exists(root: &Path, dir: &str, example: &str) -> bool {
+    let d = root.join(dir).join("examples");
+    d.join(format!("{example}.rs")).is_file() || d.join(example).join("main.rs").is_file()
 }
 
 fn cargo() -> Command {
@@ -471,10 +490,14 @@ fn prepare(o: &Options, paths: &Paths) -> (Vec<Server>, Vec<String>) {
     for s in SERVERS.iter().filter(|s| wanted(s)) {
         match s.kind {
             Kind::Peer(_) | Kind::Reference(_) => ready.push(*s),
-            Kind::Example { package, dir } => {
-                if !example_exists(&paths.root, dir) {
+            Kind::Example {
+                package,
+                dir,
+                example,
+            } => {
+                if !example_exists(&paths.root, dir, example) {
                     notes.push(format!(
-                        "{}: skipped, {dir}/examples/echo_server.rs does not exist yet",
+                        "{}: skipped, {dir}/examples/{example}.rs does not exist yet",
                         s.name
                     ));
                     continue;
@@ -483,15 +506,15 @@ fn prepare(o: &Options, paths: &Paths) -> (Vec<Server>, Vec<String>) {
                 if o.build {
                     // Several packages have an example named echo_server and cargo
                     // uplifts one at a time: copy each right after its build.
-                    eprintln!("== building {package} --example echo_server (release)");
+                    eprintln!("== building {package} --example {example} (release)");
                     let ok = cargo()
-                        .args(["-p", package, "--example", "echo_server", "--target-dir"])
+                        .args(["-p", package, "--example", example, "--target-dir"])
                         .arg(paths.target_dir())
                         .current_dir(&paths.root)
                         .status()
                         .map(|st| st.success())
                         .unwrap_or(false);
-                    let built = paths.release.join("examples/echo_server");
+                    let built = paths.release.join("examples").join(example);
                     let copied = ok
                         && std::fs::create_dir_all(bin.parent().expect("dir")).is_ok()
                         && std::fs::copy(&built, &bin).is_ok();
@@ -1000,10 +1023,16 @@ fn main() {
             let avail = match s.kind {
                 Kind::Peer(imp) => format!("peer_echo --impl {imp}"),
                 Kind::Reference(imp) => format!("peer_echo --impl {imp} (reference, with --floor)"),
-                Kind::Example { package, dir } if example_exists(&paths.root, dir) => {
-                    format!("cargo run --release -p {package} --example echo_server -- ADDR")
+                Kind::Example {
+                    package,
+                    dir,
+                    example,
+                } if example_exists(&paths.root, dir, example) => {
+                    format!("cargo run --release -p {package} --example {example} -- ADDR")
                 }
-                Kind::Example { dir, .. } => format!("not yet: no {dir}/examples/echo_server.rs"),
+                Kind::Example { dir, example, .. } => {
+                    format!("not yet: no {dir}/examples/{example}.rs")
+                }
             };
             println!("{:<18} {avail}", s.name);
         }

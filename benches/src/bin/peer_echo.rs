@@ -1,6 +1,6 @@
 //! Echo servers built on the peer libraries, for the end-to-end comparison.
 //!
-//! usage: peer_echo --impl tungstenite|fastwebsockets|tokio-websockets|tcp-floor [ADDR]
+//! usage: peer_echo --impl tungstenite|fastwebsockets|tokio-websockets|axum|tcp-floor [ADDR]
 //!
 //! ADDR defaults to 127.0.0.1:9001. Each server runs on a tokio current_thread
 //! runtime (one core, like the Sockeye echo servers), uses its library's
@@ -26,11 +26,12 @@ enum Impl {
     Tungstenite,
     Fastwebsockets,
     TokioWebsockets,
+    Axum,
     TcpFloor,
 }
 
 const USAGE: &str =
-    "usage: peer_echo --impl tungstenite|fastwebsockets|tokio-websockets|tcp-floor [ADDR]";
+    "usage: peer_echo --impl tungstenite|fastwebsockets|tokio-websockets|axum|tcp-floor [ADDR]";
 
 fn main() {
     let mut imp = None;
@@ -43,6 +44,7 @@ fn main() {
                     Some("tungstenite" | "tokio-tungstenite") => Some(Impl::Tungstenite),
                     Some("fastwebsockets") => Some(Impl::Fastwebsockets),
                     Some("tokio-websockets") => Some(Impl::TokioWebsockets),
+                    Some("axum") => Some(Impl::Axum),
                     Some("tcp-floor") => Some(Impl::TcpFloor),
                     _ => None,
                 }
@@ -79,6 +81,9 @@ fn main() {
 async fn serve(imp: Impl, addr: SocketAddr) -> io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     println!("listening on {}", listener.local_addr()?);
+    if let Impl::Axum = imp {
+        return axum_serve(listener).await;
+    }
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
@@ -95,6 +100,7 @@ async fn serve(imp: Impl, addr: SocketAddr) -> io::Result<()> {
                 Impl::Tungstenite => tungstenite_echo(stream).await,
                 Impl::Fastwebsockets => fastwebsockets_echo(stream).await,
                 Impl::TokioWebsockets => tokio_websockets_echo(stream).await,
+                Impl::Axum => unreachable!("axum serves its own connections"),
                 Impl::TcpFloor => floor_echo(stream).await,
             };
             if let Err(e) = r {
@@ -107,6 +113,31 @@ async fn serve(imp: Impl, addr: SocketAddr) -> io::Result<()> {
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// axum's own `WebSocketUpgrade` (tokio-tungstenite inside) on an `any("/")` route,
+/// served by `axum::serve`, as an axum user writes it.
+async fn axum_serve(listener: TcpListener) -> io::Result<()> {
+    use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+    use axum::serve::ListenerExt as _;
+
+    async fn echo(mut socket: WebSocket) {
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Text(_) | Message::Binary(_))
+                && socket.send(message).await.is_err()
+            {
+                break;
+            }
+        }
+    }
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::any(|ws: WebSocketUpgrade| async move { ws.on_upgrade(echo) }),
+    );
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app).await
+}
 
 async fn tungstenite_echo(stream: TcpStream) -> Result<(), BoxError> {
     let mut ws = tokio_tungstenite::accept_async(stream).await?;
