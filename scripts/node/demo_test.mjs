@@ -16,8 +16,9 @@
 //   shutdown   the server stopped (SIGTERM): the pages see 1001 going away and the
 //              server exits by itself
 //   http2      over HTTPS (--tls, self-signed, Chromium --ignore-certificate-errors) the
-//              page's wss:// is carried over HTTP/2: the page says so and the server's
-//              /stats counts it as an HTTP/2 WebSocket
+//              page's wss:// is carried over HTTP/2: the page says so, the server's
+//              /stats counts it as an HTTP/2 WebSocket, two pages chat over it, and a
+//              Disconnect (1000) closes cleanly on both ends
 // Takes a screenshot of alice's page (default target/demo-test/demo.png; the docs'
 // docs/demo.png is taken this way). Prints `ok CHECK` or `FAILED CHECK: why` per check,
 // then `N passed, N failed`; exit 0 when all passed. Every process it starts is stopped
@@ -83,6 +84,15 @@ async function stopServer(server, signal) {
   if (!result) { process.kill(child.pid, 'SIGKILL'); throw new Error(`pid ${child.pid} did not exit within ${WAIT} ms of ${signal}`); }
   log(`server pid ${child.pid} exited (${result.code ?? result.signal}) after ${signal}`);
   return result;
+}
+
+// Waits (bounded) for the server's log to show `pattern`.
+async function waitLog(server, pattern) {
+  const end = Date.now() + WAIT;
+  while (!pattern.test(fs.readFileSync(server.logFile, 'utf8'))) {
+    if (Date.now() > end) throw new Error(`the server log (${server.logFile}) never showed ${pattern}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 function getJson(url) {
@@ -276,8 +286,15 @@ try {
       log(`/stats over TLS: ${JSON.stringify({ http1: stats.http1, http2: stats.http2 })}`);
       assert(stats.http2.accepted >= 2 && stats.http2.open >= 2 && stats.http1.accepted === 0,
         `/stats: ${JSON.stringify(stats)}`);
-      const logText = fs.readFileSync(tls.logFile, 'utf8');
-      assert(/dave: open over HTTP\/2, permessage-deflate/.test(logText), 'the server log names HTTP/2 for dave');
+      // The close handshake over an HTTP/2 stream: dave disconnects (1000), cleanly on
+      // both ends, and erin sees him leave.
+      await dave.click('#disconnect');
+      await dave.waitForFunction(() => window.sockeyeDemo.state === 'closed', null, { timeout: WAIT });
+      const event = await dave.evaluate(() => window.sockeyeDemo.events.at(-1));
+      assert(event.code === 1000 && event.wasClean, `dave's page saw ${JSON.stringify(event)}`);
+      await waitLine(erin, '#log li.system', 'dave left (closed 1000)');
+      await waitLog(tls, /dave: open over HTTP\/2, permessage-deflate/);
+      await waitLog(tls, /dave: ended: clean code=1000 reason=bye/);
     } finally {
       await ctx.close();
       await stopServer(tls, 'SIGTERM');
