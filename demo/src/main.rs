@@ -55,7 +55,7 @@ fn main() -> ExitCode {
     let options = match options() {
         Ok(Some(options)) => options,
         Ok(None) => {
-            println!("{USAGE}");
+            say(format_args!("{USAGE}"));
             return ExitCode::SUCCESS;
         }
         Err(error) => {
@@ -107,17 +107,19 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
         SocketAddr::V4(v4) => v4.ip().to_string(),
     };
-    println!(
+    say(format_args!(
         "sockeye-demo: chat room at {scheme}://{host}:{}/",
         addr.port()
-    );
+    ));
     if tls.is_some() {
-        println!(
+        say(format_args!(
             "  (self-signed certificate: your browser will warn; accept it to go on. \
              WebSockets travel over HTTP/2.)"
-        );
+        ));
     }
-    println!("  open it in two browser tabs; Ctrl-C stops the server");
+    say(format_args!(
+        "  open it in two browser tabs; Ctrl-C stops the server"
+    ));
 
     let room = Room::new();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -148,6 +150,15 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         ));
     }
     Ok(())
+}
+
+/// A line on stdout, flushed (whoever waits for the URL sees it at once); a closed
+/// stdout (`| head`) is no reason to stop.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
 }
 
 /// Ctrl-C, or SIGTERM on Unix.
