@@ -28,6 +28,11 @@ pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
 const MAX_REASON_BYTES: usize = 123;
 /// The longest name, in characters.
 pub const MAX_NAME_CHARS: usize = 24;
+/// Lines (and commands) one client may send at once; then [`LINES_PER_SECOND`]. Beyond
+/// that a line is not sent, and the client is told.
+pub const LINES_BURST: u32 = 10;
+/// The sustained rate of lines one client may send.
+pub const LINES_PER_SECOND: u32 = 2;
 /// Chat lines kept for those who join (and for a page that reconnects).
 const HISTORY: usize = 50;
 /// Events queued for one client before the room gives up on it.
@@ -343,12 +348,13 @@ impl Room {
         name: &str,
         rx: &mut mpsc::Receiver<Out>,
     ) -> Option<(CloseCode, String)> {
+        let mut bucket = Bucket::new(Instant::now());
         loop {
             // Both branches are cancel-safe: `recv` keeps its state in the WebSocket.
             tokio::select! {
                 message = ws.recv() => match message {
                     Some(Message::Text(text)) => {
-                        if let Some(close) = self.handle(ws, id, name, &text).await {
+                        if let Some(close) = self.handle(ws, id, name, &text, &mut bucket).await {
                             return Some(close);
                         }
                     }
@@ -381,6 +387,7 @@ impl Room {
         id: u64,
         name: &str,
         text: &str,
+        bucket: &mut Bucket,
     ) -> Option<(CloseCode, String)> {
         let request: Request = match serde_json::from_str(text) {
             Ok(request) => request,
@@ -407,13 +414,21 @@ impl Room {
                 if text.is_empty() {
                     return None;
                 }
-                match text.strip_prefix('/') {
-                    Some(command) => Event::Info {
-                        text: self.command(id, name, command),
-                    },
-                    None => {
-                        self.say(name, text);
-                        return None;
+                if !bucket.take(Instant::now()) {
+                    let text = format!(
+                        "slow down: at most {LINES_PER_SECOND} lines a second (bursts of \
+                         {LINES_BURST}); this one was not sent"
+                    );
+                    Event::Info { text }
+                } else {
+                    match text.strip_prefix('/') {
+                        Some(command) => Event::Info {
+                            text: self.command(id, name, command),
+                        },
+                        None => {
+                            self.say(name, text);
+                            return None;
+                        }
                     }
                 }
             }
@@ -589,6 +604,34 @@ fn broadcast(state: &mut State, event: &Event) {
     state
         .clients
         .retain(|_, client| client.tx.try_send(Out::Send(json.clone())).is_ok());
+}
+
+/// A token bucket: [`LINES_BURST`] lines at once, then [`LINES_PER_SECOND`].
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn new(now: Instant) -> Bucket {
+        Bucket {
+            tokens: LINES_BURST as f64,
+            at: now,
+        }
+    }
+
+    /// Takes a token if there is one.
+    fn take(&mut self, now: Instant) -> bool {
+        let refill = now.saturating_duration_since(self.at).as_secs_f64() * LINES_PER_SECOND as f64;
+        self.tokens = (self.tokens + refill).min(LINES_BURST as f64);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// Marks a connection task finished (also if it panicked).

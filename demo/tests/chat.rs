@@ -294,3 +294,40 @@ async fn the_page_is_served_and_other_origins_are_refused() {
     })
     .await
 }
+
+#[tokio::test]
+async fn a_flood_is_held_to_the_rate_limit() {
+    bounded(async {
+        let (addr, _room) = start().await;
+        let (mut flood, _) = join_h1(addr, "flood").await;
+        let burst = sockeye_demo::room::LINES_BURST;
+        for i in 0..burst + 3 {
+            say(&mut flood, &format!("line {i}")).await;
+        }
+        let mut said = 0;
+        let mut refused = 0;
+        while said + refused < burst + 3 {
+            let event = event(&mut flood).await;
+            match event["type"].as_str() {
+                Some("chat") => said += 1,
+                Some("info") => {
+                    assert!(
+                        event["text"].as_str().unwrap().starts_with("slow down"),
+                        "{event}"
+                    );
+                    refused += 1;
+                }
+                _ => panic!("{event}"),
+            }
+        }
+        assert!(
+            said >= burst && refused >= 1,
+            "{said} said, {refused} refused"
+        );
+        // The connection stays open: the next line, a moment later, goes through.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        say(&mut flood, "calm again").await;
+        assert_eq!(event(&mut flood).await["text"], "calm again");
+    })
+    .await
+}
