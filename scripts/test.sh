@@ -14,7 +14,10 @@
 #      Node `ws` clients against the tokio echo_server and servers against its
 #      autobahn_client / client --compress, every window-bits and takeover
 #      variant; headless Chromium against the echo_server. One step per suite;
-#   4. Autobahn conformance, both directions, for each adapter listed in
+#   4. the browser demo (scripts/node/demo_test.mjs): headless Chromium against
+#      sockeye-demo (chat between two pages, close codes and reasons, a killed and
+#      restarted server, a heartbeat, wss:// over HTTP/2), SOCKEYE_DEMO_TEST=0 skips it;
+#   5. Autobahn conformance, both directions, for each adapter listed in
 #      AUTOBAHN_ADAPTERS (scripts/autobahn.sh, each direction sharded over
 #      AB_SHARDS=2 wstest processes). By default every case except most of the
 #      permessage-deflate ones: 349 of 517, i.e. all of 1-10 and, of 12.* and
@@ -31,6 +34,7 @@
 # empty skips Autobahn), SOCKEYE_AUTOBAHN_BUDGET (seconds for all Autobahn runs,
 # default 900, or 21600 with SOCKEYE_AUTOBAHN_FULL=1), SOCKEYE_AUTOBAHN_FULL=1,
 # SOCKEYE_INTEROP=0 (skips step 3), SOCKEYE_INTEROP_PEER (see scripts/interop.sh),
+# SOCKEYE_DEMO_TEST=0 (skips step 4), SOCKEYE_CHROMIUM (default /usr/bin/chromium),
 # CI=true (a missing peer is a failure, not a skip), AB_TIMEOUT, AB_SHARDS,
 # AB_EXCLUDE and AB_REQUIRE_COMPRESSION (passed to the Autobahn harness).
 set -euo pipefail
@@ -104,19 +108,19 @@ if $NODE_READY; then step ok "node peers: target/node (ws, playwright-core)"
 elif $IN_CI; then step FAILED "node peers: not installed (CI needs them)"
 else step skipped "node peers: not installed, their interop suites skip"; fi
 
-section "Chromium (Debian package) for the browser interop test"
+section "Chromium (Debian package) for the browser tests (interop, demo)"
 if [ -x /usr/bin/chromium ]; then
   echo "already installed: $(/usr/bin/chromium --version 2>/dev/null | head -n1)"
 elif [ "$(id -u)" = 0 ] && { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >"$LOGS/chromium.log" 2>&1; then
   echo "installed: $(/usr/bin/chromium --version 2>/dev/null | head -n1)"
 elif [ "$(id -u)" != 0 ]; then
-  echo "scripts/test.sh: not root, so Debian's chromium is not installed (apt-get install chromium): the browser test will skip" >&2
+  echo "scripts/test.sh: not root, so Debian's chromium is not installed (apt-get install chromium): the browser tests will skip" >&2
 else
   tail -n 20 "$LOGS/chromium.log" >&2
 fi
 if [ -x /usr/bin/chromium ]; then step ok "chromium: $(/usr/bin/chromium --version 2>/dev/null | head -n1)"
 elif $IN_CI; then step FAILED "chromium: not installed (CI needs it)"
-else step skipped "chromium: not installed, the browser test skips"; fi
+else step skipped "chromium: not installed, the browser tests skip"; fi
 
 AUTOBAHN_READY=false
 if [ -n "${ADAPTERS// /}" ]; then
@@ -178,7 +182,46 @@ else
   done <"$results"
 fi
 
-# --- 4. Autobahn conformance ------------------------------------------------
+# --- 4. The browser demo -----------------------------------------------------
+# scripts/node/demo_test.mjs: headless Chromium against the demo (demo/, sockeye-demo):
+# two pages chatting, a close with code and reason, a killed server (1006) and the
+# pages' reconnect when it returns, a frozen one (heartbeat), a shutdown (1001), and
+# wss:// over HTTP/2 via HTTPS, checked from the server's /stats (~20 s).
+if [ "${SOCKEYE_DEMO_TEST:-1}" = 0 ]; then
+  SKIPPED=$((SKIPPED + 1)); step skipped "browser demo: SOCKEYE_DEMO_TEST=0"
+else
+  section "browser demo: node scripts/node/demo_test.mjs (headless Chromium against sockeye-demo)"
+  CHROMIUM=${SOCKEYE_CHROMIUM:-/usr/bin/chromium}
+  TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+  demo_missing() {
+    if $IN_CI; then FAILED=$((FAILED + 1)); step FAILED "browser demo: $1 (CI needs it)"
+    else SKIPPED=$((SKIPPED + 1)); step skipped "browser demo: $1"; fi
+  }
+  if ! $NODE_READY || [ ! -d "$ROOT/target/node/node_modules/playwright-core" ]; then
+    demo_missing "no playwright-core in target/node"
+  elif [ ! -x "$CHROMIUM" ]; then
+    demo_missing "no Chromium at $CHROMIUM"
+  elif ! cargo build -p sockeye-demo >"$LOGS/demo-build.log" 2>&1; then
+    tail -n 30 "$LOGS/demo-build.log" >&2
+    FAILED=$((FAILED + 1)); step FAILED "browser demo: sockeye-demo did not build (log: $LOGS/demo-build.log)"
+  else
+    set +e
+    timeout 150 node "$ROOT/scripts/node/demo_test.mjs" "$TARGET/debug/sockeye-demo" 2>&1 | tee "$LOGS/demo.log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LOGS/demo.log" | tail -n1 || true)
+    took=$(sed -n 's/^time: //p' "$LOGS/demo.log" | tail -n1)
+    if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+      PASSED=$((PASSED + BASH_REMATCH[1])); FAILED=$((FAILED + BASH_REMATCH[2]))
+    else
+      FAILED=$((FAILED + 1))
+    fi
+    if [ "$rc" -eq 0 ] && [ -n "$line" ]; then step ok "browser demo: $line ($took)"
+    else step FAILED "browser demo (exit $rc): ${line:-no result line} (log: $LOGS/demo.log)"; fi
+  fi
+fi
+
+# --- 5. Autobahn conformance ------------------------------------------------
 # The default subset (349 cases) took 72-75 s per direction against Node `ws` with
 # compression (AB_SHARDS=2 wstest processes, 2 busy cores); a hanging peer is cut off
 # by AB_TIMEOUT (per direction, at most 300 s here, 3600 s with SOCKEYE_AUTOBAHN_FULL=1)
