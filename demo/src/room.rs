@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use sockeye_hyper::{CloseCode, Message, WebSocket};
+use sockeye_hyper::{CloseCode, DeflateConfig, Message, PreparedMessage, WebSocket};
 use tokio::sync::{mpsc, Notify};
 
 /// The longest chat line, in characters. The page's input stops there; a longer one
@@ -143,7 +143,8 @@ enum Request {
 /// What the room asks of a connection's task.
 #[derive(Debug)]
 enum Out {
-    Send(Arc<str>),
+    /// A room event, framed (and compressed) once for every member.
+    Send(PreparedMessage),
     Close(CloseCode, String),
 }
 
@@ -368,7 +369,7 @@ impl Room {
                 },
                 out = rx.recv() => match out {
                     Some(Out::Send(json)) => {
-                        if ws.try_feed(Message::text(&*json)).is_err() {
+                        if ws.try_feed_prepared(&json).is_err() {
                             return Some((CloseCode::POLICY, "too slow: the send queue is full".to_owned()));
                         }
                     }
@@ -598,12 +599,13 @@ fn users(state: &State) -> Vec<User> {
 /// Sends `event` to every client; drops those whose queue is full (their task then
 /// closes them).
 fn broadcast(state: &mut State, event: &Event) {
-    let json: Arc<str> = serde_json::to_string(event)
-        .expect("events serialize")
-        .into();
+    let json = serde_json::to_string(event).expect("events serialize");
+    // One frame for the whole room, queued on each connection by reference (and
+    // compressed once for those that agreed to permessage-deflate).
+    let prepared = PreparedMessage::text(json).with_compression(&DeflateConfig::DEFAULT);
     state
         .clients
-        .retain(|_, client| client.tx.try_send(Out::Send(json.clone())).is_ok());
+        .retain(|_, client| client.tx.try_send(Out::Send(prepared.clone())).is_ok());
 }
 
 /// A token bucket: [`LINES_BURST`] lines at once, then [`LINES_PER_SECOND`].

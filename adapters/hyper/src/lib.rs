@@ -83,4 +83,4 @@ pub use server::{
 pub use sockeye_engine::handshake::Refusal;
 pub use sockeye_engine::{RequestExtras, RequestHead, Verdict};
 pub use sockeye_proto::{CloseCode, DeflateConfig, DeflateParams};
-pub use sockeye_tokio::{Error, Message, Outcome, Settings};
+pub use sockeye_tokio::{Error, Message, Outcome, PreparedMessage, Settings, TrySendError};
