@@ -539,10 +539,7 @@ fn respond<T>(
     match verdict {
         Verdict::Accept(accept) => {
             let extra = borrowed_headers(&accept.headers);
-            let agreed = accept
-                .compression
-                .unwrap_or(compression)
-                .and_then(|config| Some((request.negotiate_deflate(&config)?, config)));
+            let agreed = agree(request, accept.compression, compression);
             let params = sockeye_proto::Accept::new()
                 .with_protocol(accept.protocol.as_deref())
                 .with_deflate(agreed.map(|(params, _)| params))
@@ -629,10 +626,7 @@ pub fn answer_fields<T>(
     match verdict.into() {
         Verdict::Accept(accept) => {
             let extra = borrowed_headers(&accept.headers);
-            let agreed = accept
-                .compression
-                .unwrap_or(compression)
-                .and_then(|config| Some((request.negotiate_deflate(&config)?, config)));
+            let agreed = agree(request, accept.compression, compression);
             let params = sockeye_proto::Accept::new()
                 .with_protocol(accept.protocol.as_deref())
                 .with_deflate(agreed.map(|(params, _)| params))
@@ -711,6 +705,18 @@ fn owned_pairs(headers: &[(&str, &[u8])]) -> OwnedHeaders {
         .iter()
         .map(|(name, value)| (String::from(*name), value.to_vec()))
         .collect()
+}
+
+/// The permessage-deflate agreed with `request`: under the verdict's own policy if it
+/// has one (`Some(None)` declines), else the settings' `policy`.
+fn agree(
+    request: &UpgradeRequest<'_, '_>,
+    verdict: Option<Option<DeflateConfig>>,
+    policy: Option<DeflateConfig>,
+) -> Option<Agreed> {
+    verdict
+        .unwrap_or(policy)
+        .and_then(|config| Some((request.negotiate_deflate(&config)?, config)))
 }
 
 /// The application's own status, headers and body.

@@ -96,27 +96,13 @@ impl ClientHandshake {
         request: &ClientRequest<'_>,
         out: &mut [u8],
     ) -> Result<usize, WriteError> {
-        const RESERVED: &[&str] = &[
-            "Host",
-            "Upgrade",
-            "Connection",
-            "Sec-WebSocket-Key",
-            "Sec-WebSocket-Version",
-            "Sec-WebSocket-Protocol",
-            "Sec-WebSocket-Extensions",
-            "Content-Length",
-            "Transfer-Encoding",
-        ];
         let resource = match request.resource {
             "" => "/",
             resource => resource,
         };
         if !is_visible_ascii(request.host.as_bytes())
             || !is_visible_ascii(resource.as_bytes())
-            || !request.protocols.iter().all(|p| is_token(p.as_bytes()))
-            || !items_ok(request.extensions)
-            || !headers_ok(request.headers, RESERVED)
-            || (request.deflate.is_some() && names_deflate(request.extensions))
+            || !request.lists_ok()
         {
             return Err(WriteError::InvalidField);
         }
@@ -470,22 +456,7 @@ impl<'a> ClientRequest<'a> {
     /// );
     /// ```
     pub fn connect_fields(&self, mut field: impl FnMut(&str, &[u8])) -> Result<(), WriteError> {
-        const RESERVED: &[&str] = &[
-            "Host",
-            "Upgrade",
-            "Connection",
-            "Sec-WebSocket-Key",
-            "Sec-WebSocket-Version",
-            "Sec-WebSocket-Protocol",
-            "Sec-WebSocket-Extensions",
-            "Content-Length",
-            "Transfer-Encoding",
-        ];
-        if !self.protocols.iter().all(|p| is_token(p.as_bytes()))
-            || !items_ok(self.extensions)
-            || !headers_ok(self.headers, RESERVED)
-            || (self.deflate.is_some() && names_deflate(self.extensions))
-        {
+        if !self.lists_ok() {
             return Err(WriteError::InvalidField);
         }
         field("Sec-WebSocket-Version", b"13");
@@ -502,6 +473,30 @@ impl<'a> ClientRequest<'a> {
             field(name, value);
         }
         Ok(())
+    }
+}
+
+/// Headers a client request sets itself, in either form (HTTP/1.1 or extended CONNECT).
+const RESERVED: &[&str] = &[
+    "Host",
+    "Upgrade",
+    "Connection",
+    "Sec-WebSocket-Key",
+    "Sec-WebSocket-Version",
+    "Sec-WebSocket-Protocol",
+    "Sec-WebSocket-Extensions",
+    "Content-Length",
+    "Transfer-Encoding",
+];
+
+impl ClientRequest<'_> {
+    /// Whether the subprotocols, extensions and extra headers can be sent as given (the
+    /// checks both request forms share).
+    fn lists_ok(&self) -> bool {
+        self.protocols.iter().all(|p| is_token(p.as_bytes()))
+            && items_ok(self.extensions)
+            && headers_ok(self.headers, RESERVED)
+            && !(self.deflate.is_some() && names_deflate(self.extensions))
     }
 }
 
