@@ -184,6 +184,16 @@ fi
 # --allow-dirty: this is a check, not a release; it must also run on a tree with
 # uncommitted changes (the .crate records that it was dirty).
 t=$SECONDS
+# Cargo unpacks each packaged crate of the overlay into $CARGO_HOME/registry/src/<dir
+# named after the overlay's path>/<name>-<version>/ and reuses that copy if it is there:
+# on a machine that ran this before from the same path, the dependents would be built
+# against the previous run's sources (stale, same version). These crates are ours and
+# unpublished, so every unpacked copy of them is ours to drop.
+CARGO_REGISTRY=${CARGO_HOME:-$HOME/.cargo}/registry
+for line in "${CRATES[@]}"; do
+  read -r name version _ <<<"$line"
+  rm -rf "$CARGO_REGISTRY"/src/*/"$name-$version" "$CARGO_REGISTRY"/cache/*/"$name-$version.crate"
+done
 if run package 900 cargo package --allow-dirty "${PKG_ARGS[@]}"; then
   sizes=() missing=()
   for line in "${CRATES[@]}"; do
