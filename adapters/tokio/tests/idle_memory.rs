@@ -12,12 +12,19 @@
 //!
 //! The assertions are the design goal: an idle connection holds no read buffer (64 KiB
 //! by default) and no send buffer, only its fixed state, and that state is small.
+//!
+//! With permessage-deflate (issue 20) the same slope is taken for server connections
+//! that echoed one 40,000-byte message (more than a 15-bit window) and went idle, with
+//! compression agreed without context takeover and with it (15-bit windows both ways),
+//! against the same echo uncompressed: without takeover an idle connection keeps no
+//! codec state (at most 2 KB more than uncompressed), with it only the two windows
+//! (at most 2 x 32 KiB + 2 KB more).
 #![allow(unsafe_code)] // the counting allocator
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use sockeye_tokio::{accept, connect, Settings, WebSocket};
+use sockeye_tokio::{accept, connect, DeflateConfig, Message, Settings, WebSocket};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -59,6 +66,15 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
+/// The counter is global: tests that measure must not run at the same time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 const N1: usize = 100;
 const N2: usize = 400;
 
@@ -71,6 +87,93 @@ enum Kind {
     SockeyeServer,
     /// Sockeye on both ends, both waiting in `recv()`.
     SockeyePair,
+    /// A sockeye server that echoed one [`ECHOED`]-byte message and waits in `recv()`;
+    /// the client a raw TcpStream that sent it (compressed if agreed) and read the echo.
+    Echoed(Compression),
+}
+
+/// What the [`Kind::Echoed`] connections agreed.
+#[derive(Clone, Copy, Debug)]
+enum Compression {
+    None,
+    /// permessage-deflate, no context takeover either way (`DeflateConfig::DEFAULT`).
+    NoTakeover,
+    /// permessage-deflate, context takeover both ways, 15-bit windows.
+    Takeover,
+}
+
+/// The echoed message's length: more than a 15-bit window, so that each kept window
+/// is full.
+const ECHOED: usize = 40_000;
+
+impl Compression {
+    fn settings(self) -> Settings {
+        match self {
+            Compression::None => Settings::default(),
+            Compression::NoTakeover => Settings::default().with_compression(DeflateConfig::DEFAULT),
+            Compression::Takeover => Settings::default()
+                .with_compression(DeflateConfig::DEFAULT.with_context_takeover(15)),
+        }
+    }
+
+    /// The client's upgrade request.
+    fn request(self) -> Vec<u8> {
+        let offer = match self {
+            Compression::None => return REQUEST.to_vec(),
+            Compression::NoTakeover => {
+                "permessage-deflate; client_no_context_takeover; server_no_context_takeover"
+            }
+            Compression::Takeover => "permessage-deflate; client_max_window_bits",
+        };
+        let head = std::str::from_utf8(&REQUEST[..REQUEST.len() - 2]).unwrap();
+        format!("{head}Sec-WebSocket-Extensions: {offer}\r\n\r\n").into_bytes()
+    }
+
+    /// The client's one message: a masked binary frame (mask key 0) of [`ECHOED`]
+    /// bytes, compressed when agreed. The compressed payload is one stored deflate
+    /// block (BFINAL 0, then LEN and NLEN), which any inflater takes, so the test needs
+    /// no compressor of its own; the server's echo is compressed by its deflater.
+    fn message(self) -> Vec<u8> {
+        let data: Vec<u8> = (0..ECHOED).map(|i| b'a' + (i % 23) as u8).collect();
+        let (rsv1, payload) = match self {
+            Compression::None => (0, data),
+            _ => {
+                let len = ECHOED as u16;
+                let mut block = vec![0x00];
+                block.extend_from_slice(&len.to_le_bytes());
+                block.extend_from_slice(&(!len).to_le_bytes());
+                block.extend_from_slice(&data);
+                (0x40, block)
+            }
+        };
+        let mut frame = vec![0x80 | rsv1 | 0x2, 0x80 | 126];
+        frame.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        frame.extend_from_slice(&[0; 4]);
+        frame.extend_from_slice(&payload);
+        frame
+    }
+}
+
+/// Reads one whole server frame (its payload dropped); returns its first byte.
+async fn read_frame(client: &mut TcpStream) -> u8 {
+    let mut head = [0u8; 2];
+    client.read_exact(&mut head).await.unwrap();
+    let len = match head[1] & 0x7f {
+        126 => {
+            let mut ext = [0u8; 2];
+            client.read_exact(&mut ext).await.unwrap();
+            u64::from(u16::from_be_bytes(ext))
+        }
+        127 => {
+            let mut ext = [0u8; 8];
+            client.read_exact(&mut ext).await.unwrap();
+            u64::from_be_bytes(ext)
+        }
+        n => u64::from(n),
+    };
+    let mut payload = vec![0u8; len as usize];
+    client.read_exact(&mut payload).await.unwrap();
+    head[0]
 }
 
 const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
@@ -101,6 +204,31 @@ async fn open(listener: &TcpListener, kind: Kind) -> Vec<TcpStream> {
             let mut head = [0u8; 129];
             client.read_exact(&mut head).await.unwrap();
             assert!(head.starts_with(b"HTTP/1.1 101"));
+            vec![client]
+        }
+        Kind::Echoed(compression) => {
+            tokio::spawn(async move {
+                let mut ws = accept(server, compression.settings()).await.unwrap();
+                let agreed = ws.compression().is_some();
+                assert_eq!(agreed, !matches!(compression, Compression::None));
+                if let Some(Message::Binary(data)) = ws.recv().await {
+                    ws.send(Message::Binary(data)).await.unwrap();
+                }
+                ws.recv().await;
+            });
+            client.write_all(&compression.request()).await.unwrap();
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                let mut byte = [0u8; 1];
+                client.read_exact(&mut byte).await.unwrap();
+                head.push(byte[0]);
+            }
+            assert!(head.starts_with(b"HTTP/1.1 101"));
+            client.write_all(&compression.message()).await.unwrap();
+            let first = read_frame(&mut client).await;
+            // The echo is compressed (RSV1) exactly when compression was agreed.
+            let compressed = !matches!(compression, Compression::None);
+            assert_eq!(first & 0x40 != 0, compressed, "echo head {first:#04x}");
             vec![client]
         }
         Kind::SockeyePair => {
@@ -167,6 +295,7 @@ fn bytes_per_connection(kind: Kind) -> f64 {
 
 #[test]
 fn idle_connections_hold_no_buffers() {
+    let _serial = serial();
     let tcp = bytes_per_connection(Kind::Tcp);
     let server = bytes_per_connection(Kind::SockeyeServer);
     let pair = bytes_per_connection(Kind::SockeyePair);
@@ -192,4 +321,35 @@ fn idle_connections_hold_no_buffers() {
     let size = std::mem::size_of::<WebSocket<TcpStream>>();
     let bound = if cfg!(debug_assertions) { 712 } else { 704 };
     assert!(size <= bound, "WebSocket<TcpStream> grew to {size} bytes");
+}
+
+#[test]
+fn idle_compressed_connections_hold_at_most_their_windows() {
+    let _serial = serial();
+    let plain = bytes_per_connection(Kind::Echoed(Compression::None));
+    let none = bytes_per_connection(Kind::Echoed(Compression::NoTakeover));
+    let takeover = bytes_per_connection(Kind::Echoed(Compression::Takeover));
+    println!("idle memory per server connection after one {ECHOED}-byte echo (live heap bytes):");
+    println!("  uncompressed:                               {plain:.0}");
+    println!(
+        "  permessage-deflate, no context takeover:    {none:.0} ({:+.0})",
+        none - plain
+    );
+    println!(
+        "  permessage-deflate, takeover, 15-bit windows: {takeover:.0} ({:+.0})",
+        takeover - plain
+    );
+    // Issue 20's targets: without takeover no codec state is kept between messages;
+    // with it, the two windows (2^15 bytes each way) and nothing more.
+    assert!(
+        none - plain <= 2048.0,
+        "no context takeover: {:.0} bytes above uncompressed",
+        none - plain
+    );
+    let windows = 2.0 * 32768.0;
+    assert!(
+        takeover - plain <= windows + 2048.0,
+        "context takeover: {:.0} bytes above uncompressed",
+        takeover - plain
+    );
 }
