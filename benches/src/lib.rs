@@ -10,11 +10,13 @@
 //! - `compare`: starts every server in turn, runs the load generator against
 //!   it, and prints medians and ratios as a markdown table.
 //!
+//! [`json`] makes the messages of the compressed scenarios (permessage-deflate).
 //! [`sys`] reads CPU time and memory of this process and of the server under
 //! test (`getrusage`, `/proc/PID/stat`, `/proc/PID/status`); [`stats`] holds
 //! the few statistics the tables need.
 
 pub mod floor;
+pub mod json;
 pub mod stats;
 pub mod sys;
 pub mod ws;

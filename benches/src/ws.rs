@@ -53,6 +53,111 @@ pub fn client_request(host: &str, path: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The permessage-deflate offer of the load generator: no context takeover either way
+/// (so that its messages can be compressed once and sent again and again, and the
+/// server compresses every echo on its own), 15-bit windows, as Sockeye's default.
+pub const DEFLATE_OFFER: &str =
+    "permessage-deflate; client_no_context_takeover; server_no_context_takeover";
+
+/// [`client_request`] with a `Sec-WebSocket-Extensions` offer.
+pub fn client_request_with_extensions(host: &str, path: &str, extensions: &str) -> Vec<u8> {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {CLIENT_KEY}\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Extensions: {extensions}\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// The `Sec-WebSocket-Extensions` value of a response head, if any (several headers
+/// joined with `, `).
+pub fn response_extensions(head: &[u8]) -> Option<String> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut resp = httparse::Response::new(&mut headers);
+    resp.parse(head).ok()?;
+    let values: Vec<String> = resp
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"))
+        .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
+        .collect();
+    (!values.is_empty()).then(|| values.join(", "))
+}
+
+/// Checks that a server's `Sec-WebSocket-Extensions` answer accepts [`DEFLATE_OFFER`]
+/// as offered: permessage-deflate with `server_no_context_takeover` (which the offer
+/// asked for), and with no window smaller than 15 bits for the client.
+pub fn check_deflate_answer(answer: Option<&str>) -> Result<(), String> {
+    let Some(answer) = answer else {
+        return Err("the server declined permessage-deflate (no Sec-WebSocket-Extensions)".into());
+    };
+    let mut params = answer.split(';').map(str::trim);
+    if !params
+        .next()
+        .is_some_and(|name| name.eq_ignore_ascii_case("permessage-deflate"))
+        || answer.contains(',')
+    {
+        return Err(format!("unexpected extensions answer {answer:?}"));
+    }
+    let params: Vec<&str> = params.collect();
+    if !params.contains(&"server_no_context_takeover") {
+        return Err(format!("server keeps its context: {answer:?}"));
+    }
+    for p in &params {
+        if let Some(bits) = p.strip_prefix("client_max_window_bits=") {
+            if bits.trim_matches('"') != "15" {
+                return Err(format!(
+                    "server asks for a smaller client window: {answer:?}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Raw deflate of one message as permessage-deflate sends it without context takeover
+/// (RFC 7692 §7.2.1): compressed on its own at `level`, sync-flushed, the trailing
+/// `00 00 ff ff` removed. The load generator's own engine (flate2), not Sockeye's.
+pub fn deflate_message(message: &[u8], level: u32) -> Vec<u8> {
+    let mut c = flate2::Compress::new(flate2::Compression::new(level), false);
+    let mut out = Vec::with_capacity(message.len() + 64);
+    loop {
+        let before = c.total_in() as usize;
+        c.compress_vec(&message[before..], &mut out, flate2::FlushCompress::Sync)
+            .expect("deflate");
+        if c.total_in() as usize == message.len() && out.len() < out.capacity() {
+            break;
+        }
+        out.reserve(out.capacity());
+    }
+    assert!(out.ends_with(&[0, 0, 0xff, 0xff]), "sync flush tail");
+    out.truncate(out.len() - 4);
+    out
+}
+
+/// Inflates one permessage-deflate payload sent without context takeover (appends the
+/// `00 00 ff ff` tail); `None` if it is not valid deflate data.
+pub fn inflate_message(payload: &[u8], limit: usize) -> Option<Vec<u8>> {
+    let mut d = flate2::Decompress::new(false);
+    let mut input = payload.to_vec();
+    input.extend_from_slice(&[0, 0, 0xff, 0xff]);
+    let mut out = Vec::with_capacity(payload.len() * 4 + 64);
+    loop {
+        let before = d.total_in() as usize;
+        let status = d
+            .decompress_vec(&input[before..], &mut out, flate2::FlushDecompress::Sync)
+            .ok()?;
+        if out.len() > limit {
+            return None;
+        }
+        let done = d.total_in() as usize == input.len() && out.len() < out.capacity();
+        if done || status == flate2::Status::StreamEnd {
+            return Some(out);
+        }
+        out.reserve(out.capacity().max(1024));
+    }
+}
+
 /// Position just past the `\r\n\r\n` ending an HTTP head in `buf`, if complete.
 pub fn head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
@@ -140,6 +245,14 @@ pub fn masked_frames(opcode: u8, payload: &[u8], count: usize) -> Vec<u8> {
     masked_frame(opcode, payload, MASK).repeat(count.max(1))
 }
 
+/// One client frame (FIN and RSV1 set: a compressed message) carrying `payload`,
+/// masked with `mask`.
+pub fn compressed_masked_frame(opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    let mut f = masked_frame(opcode, payload, mask);
+    f[0] |= 0x40;
+    f
+}
+
 /// A masked Close frame with status 1000 (normal closure).
 pub fn close_frame() -> Vec<u8> {
     masked_frame(opcode::CLOSE, &1000u16.to_be_bytes(), MASK)
@@ -193,6 +306,15 @@ pub struct EchoDecoder {
     frame_fin: bool,
     close_code: Vec<u8>,
     message_len: u64,
+    /// permessage-deflate was agreed: RSV1 may start a message.
+    compressed_ok: bool,
+    /// The message being received is compressed (RSV1 on its first frame).
+    message_compressed: bool,
+    /// Payload bytes of every data message completed so far, as they came on the wire.
+    wire_bytes: u64,
+    /// Data messages completed so far, and how many of them were compressed.
+    messages: u64,
+    compressed: u64,
 }
 
 impl EchoDecoder {
@@ -207,7 +329,29 @@ impl EchoDecoder {
             frame_fin: false,
             close_code: Vec::new(),
             message_len: 0,
+            compressed_ok: false,
+            message_compressed: false,
+            wire_bytes: 0,
+            messages: 0,
+            compressed: 0,
         }
+    }
+
+    /// A decoder for a connection with permessage-deflate: a message whose first frame
+    /// has RSV1 is compressed, and its length cannot be checked without inflating it
+    /// (the load generator verifies the content of some echoes separately); the others
+    /// are checked as usual.
+    pub fn with_compression(expected_len: u64) -> Self {
+        EchoDecoder {
+            compressed_ok: true,
+            ..Self::new(expected_len)
+        }
+    }
+
+    /// Payload bytes of every data message completed so far, as they came on the wire,
+    /// the number of those messages, and how many of them were compressed.
+    pub fn wire_totals(&self) -> (u64, u64, u64) {
+        (self.wire_bytes, self.messages, self.compressed)
     }
 
     /// True between frames and between messages (nothing partially received).
@@ -307,8 +451,14 @@ impl EchoDecoder {
                 | opcode::PING
                 | opcode::PONG
         );
-        if b0 & 0x70 != 0 || b1 & 0x80 != 0 || bad_op {
+        // RSV1 only on the first frame of a data message, and only with compression.
+        let first_data = op == opcode::TEXT || op == opcode::BINARY;
+        let rsv1_ok = self.compressed_ok && first_data;
+        if b0 & 0x30 != 0 || (b0 & 0x40 != 0 && !rsv1_ok) || b1 & 0x80 != 0 || bad_op {
             return Err(DecodeError::BadFrame(b0, b1));
+        }
+        if first_data {
+            self.message_compressed = b0 & 0x40 != 0;
         }
         self.frame_opcode = op;
         self.close_code.clear();
@@ -331,6 +481,12 @@ impl EchoDecoder {
             _ if !self.frame_fin => Ok(0),
             _ => {
                 let got = std::mem::take(&mut self.message_len);
+                self.wire_bytes += got;
+                self.messages += 1;
+                if self.message_compressed {
+                    self.compressed += 1;
+                    return Ok(1);
+                }
                 if got != self.expected_len {
                     return Err(DecodeError::WrongLength {
                         expected: self.expected_len,
@@ -474,6 +630,58 @@ mod tests {
             feed_skipping(&mut d, &stream, 256),
             Err(DecodeError::WrongLength { got: 70_000, .. })
         ));
+    }
+
+    #[test]
+    fn compressed_echoes_are_counted_with_their_wire_bytes() {
+        let message = crate::json::records(1024, 3);
+        let packed = deflate_message(&message, 1);
+        assert!(packed.len() < message.len() / 2);
+        assert_eq!(
+            inflate_message(&packed, 1 << 20).as_deref(),
+            Some(&message[..])
+        );
+        let mut compressed = server_frame(true, opcode::TEXT, &packed);
+        compressed[0] |= 0x40;
+        let plain = server_frame(true, opcode::TEXT, &message);
+        // Without compression agreed, RSV1 is an error.
+        assert!(matches!(
+            EchoDecoder::new(1024).feed(&compressed),
+            Err(DecodeError::BadFrame(..))
+        ));
+        let mut d = EchoDecoder::with_compression(1024);
+        let stream = [&compressed[..], &plain, &compressed].concat();
+        for chunk in stream.chunks(7) {
+            d.feed(chunk).unwrap();
+        }
+        let wire = 2 * packed.len() as u64 + 1024;
+        assert_eq!(d.wire_totals(), (wire, 3, 2));
+        // RSV1 on a continuation frame is an error even with compression.
+        let mut cont = server_frame(true, opcode::CONTINUATION, b"x");
+        cont[0] |= 0x40;
+        let mut first = server_frame(false, opcode::TEXT, b"y");
+        first[0] |= 0x40;
+        let mut d = EchoDecoder::with_compression(2);
+        assert_eq!(d.feed(&first), Ok(0));
+        assert!(matches!(d.feed(&cont), Err(DecodeError::BadFrame(..))));
+    }
+
+    #[test]
+    fn the_deflate_answer_must_accept_the_offer() {
+        assert!(check_deflate_answer(Some(
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+        ))
+        .is_ok());
+        assert!(check_deflate_answer(None).is_err());
+        assert!(check_deflate_answer(Some("permessage-deflate")).is_err());
+        assert!(check_deflate_answer(Some(
+            "permessage-deflate; server_no_context_takeover; client_max_window_bits=10"
+        ))
+        .is_err());
+        let req = client_request_with_extensions("h:1", "/", DEFLATE_OFFER);
+        assert!(String::from_utf8(req)
+            .unwrap()
+            .contains("\r\nSec-WebSocket-Extensions: permessage-deflate;"));
     }
 
     #[test]

@@ -124,6 +124,7 @@ fn every_peer_serves_every_scenario() {
         "tungstenite",
         "fastwebsockets",
         "tokio-websockets",
+        "yawc",
         "axum",
         "tcp-floor",
     ] {
@@ -159,4 +160,45 @@ fn every_peer_serves_every_scenario() {
         assert_eq!(r["conns"], 50.0, "{imp} idle: {r:?}");
         assert!(r["rss_echo_kib"] > 0.0, "{imp} idle: {r:?}");
     }
+}
+
+#[test]
+fn compressed_scenarios_run_against_a_peer_with_permessage_deflate() {
+    let (server, addr) = start_peer("yawc");
+    let pid = server.0.id();
+    for (scenario, low) in [("deflate-1k", 3.0), ("deflate-64k", 4.0)] {
+        let line = result_line(&addr, pid, scenario, &["--conns", "2"]);
+        assert!(line.contains(" deflate=1"), "{line}");
+        assert!(line.contains("extensions=permessage-deflate;"), "{line}");
+        let r = numeric_fields(&line);
+        assert!(r["msgs"] > 0.0 && r["errors"] == 0.0, "{scenario}: {r:?}");
+        // The server compressed its echoes (every one) about as well as the client.
+        assert!(r["compressed_share"] == 1.0, "{scenario}: {r:?}");
+        assert!(r["wire_ratio_echo"] > low, "{scenario}: {r:?}");
+        assert!(r["wire_ratio_sent"] > low, "{scenario}: {r:?}");
+    }
+    let r = loadgen(&addr, pid, "deflate-idle", &["--conns", "20"]);
+    assert_eq!(r["conns"], 20.0, "deflate-idle: {r:?}");
+    // --deflate with another scenario.
+    let r = loadgen(&addr, pid, "latency", &["--deflate", "--size", "1024"]);
+    assert!(
+        r["msgs"] > 0.0 && r["errors"] == 0.0,
+        "latency --deflate: {r:?}"
+    );
+}
+
+#[test]
+fn a_server_that_declines_compression_fails_a_compressed_run() {
+    let (server, addr) = start_peer("tokio-websockets");
+    let pid = server.0.id();
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["--addr", &addr, "--scenario", "deflate-1k"])
+        .args(["--server-pid", &pid.to_string()])
+        .args(["--warmup", "0.1", "--duration", "0.2", "--conns", "1"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("loadgen");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("declined permessage-deflate"), "{stderr}");
 }

@@ -2,12 +2,15 @@
 //!
 //! usage: compare [options]      (benches/compare.sh builds everything first)
 //!
-//!   --scenarios LIST  latency,small,bulk,text,large,idle,crowd,handshake (default: all)
+//!   --scenarios LIST  latency,small,bulk,text,large,idle,crowd,handshake,
+//!                     deflate-1k,deflate-64k,deflate-idle (default: all)
 //!   --servers LIST    server names (default: every available one; see --list)
 //!   --reps N          repetitions, interleaved A B C A B C ... (default 3)
 //!   --warmup SECS     before each measured window (default 1)
 //!   --duration SECS   measured window (default 3)
 //!   --idle-conns N    connections of the idle and crowd scenarios (default 10000)
+//!   --deflate-idle-conns N  connections of deflate-idle (default 2000: a server
+//!                     that keeps its codecs holds hundreds of KB for each)
 //!   --quick           1 rep, 0.5 s warmup, 2 s windows, 2000 idle connections
 //!   --server-cpu N    CPU the server is pinned to (default 0)
 //!   --client-cpu N    CPU the load generator is pinned to (default 1)
@@ -70,6 +73,8 @@ enum Kind {
 struct Server {
     name: &'static str,
     kind: Kind,
+    /// Accepts permessage-deflate: runs the deflate-* scenarios.
+    deflate: bool,
 }
 
 /// Every server the comparison knows. Adding one is one line here.
@@ -77,14 +82,22 @@ const SERVERS: &[Server] = &[
     Server {
         name: "tokio-tungstenite",
         kind: Kind::Peer("tungstenite"),
+        deflate: false,
     },
     Server {
         name: "fastwebsockets",
         kind: Kind::Peer("fastwebsockets"),
+        deflate: false,
     },
     Server {
         name: "tokio-websockets",
         kind: Kind::Peer("tokio-websockets"),
+        deflate: false,
+    },
+    Server {
+        name: "yawc",
+        kind: Kind::Peer("yawc"),
+        deflate: true,
     },
     Server {
         name: "sockeye-tokio",
@@ -93,6 +106,7 @@ const SERVERS: &[Server] = &[
             dir: "adapters/tokio",
             example: "echo_server",
         },
+        deflate: true,
     },
     Server {
         name: "sockeye-smol",
@@ -101,6 +115,7 @@ const SERVERS: &[Server] = &[
             dir: "adapters/smol",
             example: "echo_server",
         },
+        deflate: true,
     },
     Server {
         name: "sockeye-mio",
@@ -109,12 +124,14 @@ const SERVERS: &[Server] = &[
             dir: "adapters/mio",
             example: "echo_server",
         },
+        deflate: true,
     },
     // axum's own WebSocketUpgrade (tokio-tungstenite) and Sockeye's in its place: the
     // same axum route serving the echo.
     Server {
         name: "axum-tungstenite",
         kind: Kind::Peer("axum"),
+        deflate: false,
     },
     Server {
         name: "sockeye-axum",
@@ -123,16 +140,22 @@ const SERVERS: &[Server] = &[
             dir: "adapters/hyper",
             example: "axum_echo",
         },
+        deflate: true,
     },
     Server {
         name: "tcp-floor",
         kind: Kind::Reference("tcp-floor"),
+        deflate: false,
     },
 ];
 
 /// Whether `server` takes part in `scenario`: the floor measures what moving
-/// messages costs, so it sits out the idle memory and handshake scenarios.
+/// messages costs, so it sits out the idle memory and handshake scenarios; the
+/// compressed scenarios are for the servers that accept permessage-deflate.
 fn runs_in(server: &Server, scenario: &str) -> bool {
+    if scenario.starts_with("deflate-") {
+        return server.deflate && !matches!(server.kind, Kind::Reference(_));
+    }
     !matches!(server.kind, Kind::Reference(_)) || !matches!(scenario, "idle" | "handshake")
 }
 
@@ -142,7 +165,9 @@ const PEER_CRATES: &[&str] = &[
     "tungstenite",
     "fastwebsockets",
     "tokio-websockets",
+    "yawc",
     "axum",
+    "zlib-rs",
     "tokio",
 ];
 
@@ -155,6 +180,9 @@ const ALL_SCENARIOS: &[&str] = &[
     "idle",
     "crowd",
     "handshake",
+    "deflate-1k",
+    "deflate-64k",
+    "deflate-idle",
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -240,8 +268,34 @@ fn scenario_table(name: &str) -> (&'static str, Vec<Column>) {
             .chain(cpu)
             .collect(),
         ),
-        "idle" => (
-            "idle connections held open: server RSS growth per connection (lower is better)",
+        "deflate-1k" | "deflate-64k" => (
+            if name == "deflate-1k" {
+                "permessage-deflate (level 1, no context takeover either way, 15-bit windows), \
+                16 connections x 1 KiB JSON text x 8 in flight: messages per second; wire ratio: \
+                message bytes over the echoes' payload bytes"
+            } else {
+                "permessage-deflate (level 1, no context takeover either way, 15-bit windows), \
+                16 connections x 64 KiB JSON text x 2 in flight: messages per second; wire ratio: \
+                message bytes over the echoes' payload bytes"
+            },
+            [
+                col("msg_per_s", "msg/s", 1.0, Some(High)),
+                col("server_us_per_op", "server µs/msg", 1.0, Some(Low)),
+                col("wire_ratio_echo", "wire ratio", 1.0, None),
+                col("p99_us", "p99 µs", 1.0, None),
+            ]
+            .into_iter()
+            .chain(cpu)
+            .collect(),
+        ),
+        "idle" | "deflate-idle" => (
+            if name == "idle" {
+                "idle connections held open: server RSS growth per connection (lower is better)"
+            } else {
+                "idle connections with permessage-deflate agreed (no context takeover either \
+                way): server RSS growth per connection after the handshake and after one 1 KiB \
+                JSON echo each (lower is better)"
+            },
             vec![
                 col(
                     "bytes_per_conn_handshake",
@@ -298,6 +352,8 @@ struct Options {
     server_cpu: usize,
     client_cpu: usize,
     pin: bool,
+    /// Connections of deflate-idle.
+    deflate_idle_conns: usize,
     /// `loadgen --congestion`: `system` keeps the kernel's default.
     client_congestion: String,
     /// `loadgen --copy-echoes`.
@@ -330,6 +386,7 @@ fn parse_args() -> Options {
         warmup: 1.0,
         duration: 3.0,
         idle_conns: 10_000,
+        deflate_idle_conns: 2_000,
         quick: false,
         server_cpu: 0,
         client_cpu: 1,
@@ -366,6 +423,7 @@ fn parse_args() -> Options {
             "--warmup" => warmup = Some(num(val())),
             "--duration" => duration = Some(num(val())),
             "--idle-conns" => idle = Some(num(val())),
+            "--deflate-idle-conns" => o.deflate_idle_conns = num(val()),
             "--quick" => o.quick = true,
             "--server-cpu" => o.server_cpu = num(val()),
             "--client-cpu" => o.client_cpu = num(val()),
@@ -693,6 +751,12 @@ fn run_loadgen(
         "idle" => {
             cmd.args(["--conns", &o.idle_conns.to_string()]);
         }
+        "deflate-idle" => {
+            cmd.args([
+                "--conns",
+                &o.deflate_idle_conns.min(o.idle_conns).to_string(),
+            ]);
+        }
         "crowd" => {
             cmd.args(["--hold", &o.idle_conns.to_string()]);
         }
@@ -761,7 +825,13 @@ fn progress_line(scenario: &str, r: &Result1) -> String {
         "bulk" | "text" | "large" => {
             format!("{} MB/s, {} msg/s", si(g("mb_per_s")), si(g("msg_per_s")))
         }
-        "idle" => format!(
+        "deflate-1k" | "deflate-64k" => format!(
+            "{} msg/s, {:.2} µs/msg, wire ratio {:.2}",
+            si(g("msg_per_s")),
+            g("server_us_per_op"),
+            g("wire_ratio_echo")
+        ),
+        "idle" | "deflate-idle" => format!(
             "{:.0} B/conn after handshake, {:.0} after echo",
             g("bytes_per_conn_handshake"),
             g("bytes_per_conn_echo")
@@ -769,7 +839,7 @@ fn progress_line(scenario: &str, r: &Result1) -> String {
         "handshake" => format!("{} handshakes/s", si(g("hs_per_s"))),
         _ => String::new(),
     };
-    if scenario == "idle" {
+    if scenario.ends_with("idle") {
         return head;
     }
     format!(
@@ -928,6 +998,16 @@ fn report(
             "- tcp-floor is a reference, not a library: it echoes each frame once whole with \
              its header rewritten and its payload still masked (no unmasking, no validation), \
              so its CPU per message is the kernel's share of an echo"
+        );
+    }
+    if o.scenarios.iter().any(|s| s.starts_with("deflate-")) {
+        let _ = writeln!(
+            w,
+            "- deflate-*: the load generator offers permessage-deflate with no context takeover \
+             either way and sends JSON-like text compressed once at level 1; every server \
+             compresses at level 1 with 15-bit windows and no context takeover (Sockeye's \
+             default `DeflateConfig`; yawc configured to match, on the same engine, zlib-rs, \
+             through its `zlib` feature), so each message costs an inflate and a deflate"
         );
     }
     for n in notes {

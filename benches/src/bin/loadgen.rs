@@ -10,6 +10,20 @@
 //!   idle       [10000 conns]  server RSS growth per connection after the
 //!              handshake and after one 16 B echo each (needs --server-pid)
 //!   handshake  [64 concurrent loops]  connect, upgrade, close handshake, EOF
+//!   deflate-1k   [16 conns, 1 KiB JSON text, 8 in flight]   with permessage-deflate
+//!   deflate-64k  [16 conns, 64 KiB JSON text, 2 in flight]  with permessage-deflate
+//!   deflate-idle [2000 conns]  idle, with permessage-deflate: server RSS growth
+//!              per connection after the handshake and after one 1 KiB JSON echo
+//!
+//! Compressed runs (the deflate-* scenarios, or --deflate with any other) offer
+//! `permessage-deflate; client_no_context_takeover; server_no_context_takeover`
+//! and fail if the server declines. Messages are JSON-like records
+//! (`sockeye_benches::json`), compressed once by the load generator's own engine
+//! (flate2, level 1) and sent again and again; the first echo on each connection
+//! is read whole, inflated and compared with the message, the rest are counted,
+//! with their size on the wire: `wire_ratio_echo` is message bytes over echoed
+//! payload bytes (the server's compression), `wire_ratio_sent` the same for what
+//! the load generator sends.
 //!
 //! Options:
 //!   --conns N  --size BYTES  --inflight K  --text | --binary
@@ -24,6 +38,7 @@
 //!                      paces every send with a timer: on a VM that made the
 //!                      load generator's core, not the server, the limit of bulk
 //!                      runs, and made it cost more the less the server did
+//!   --deflate          offer permessage-deflate and send compressed JSON messages
 //!   --copy-echoes      copy echoed payloads into user space like an ordinary
 //!                      client (default: drop them unread, see below)
 //!
@@ -50,8 +65,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt as _};
 use sockeye_benches::stats::{percentile, si};
-use sockeye_benches::sys;
 use sockeye_benches::ws::{self, opcode, DecodeError, EchoDecoder};
+use sockeye_benches::{json, sys};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, Interest};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -77,6 +92,9 @@ enum Scenario {
     Large,
     Idle,
     Handshake,
+    Deflate1k,
+    Deflate64k,
+    DeflateIdle,
 }
 
 impl Scenario {
@@ -88,6 +106,9 @@ impl Scenario {
             "large" => Scenario::Large,
             "idle" => Scenario::Idle,
             "handshake" => Scenario::Handshake,
+            "deflate-1k" => Scenario::Deflate1k,
+            "deflate-64k" => Scenario::Deflate64k,
+            "deflate-idle" => Scenario::DeflateIdle,
             _ => return None,
         })
     }
@@ -100,7 +121,22 @@ impl Scenario {
             Scenario::Large => "large",
             Scenario::Idle => "idle",
             Scenario::Handshake => "handshake",
+            Scenario::Deflate1k => "deflate-1k",
+            Scenario::Deflate64k => "deflate-64k",
+            Scenario::DeflateIdle => "deflate-idle",
         }
+    }
+
+    /// The scenarios that always offer permessage-deflate.
+    fn deflate(self) -> bool {
+        matches!(
+            self,
+            Scenario::Deflate1k | Scenario::Deflate64k | Scenario::DeflateIdle
+        )
+    }
+
+    fn idle(self) -> bool {
+        matches!(self, Scenario::Idle | Scenario::DeflateIdle)
     }
 
     /// (connections, message size, in flight, text?)
@@ -112,6 +148,9 @@ impl Scenario {
             Scenario::Large => (1, 16 << 20, 1, false),
             Scenario::Idle => (10_000, 16, 1, true),
             Scenario::Handshake => (64, 0, 1, true),
+            Scenario::Deflate1k => (16, 1 << 10, 8, true),
+            Scenario::Deflate64k => (16, 64 << 10, 2, true),
+            Scenario::DeflateIdle => (2_000, 1 << 10, 1, true),
         }
     }
 }
@@ -132,6 +171,8 @@ struct Config {
     congestion: Option<String>,
     /// Copy echoed payloads out of the kernel instead of dropping them there.
     copy_echoes: bool,
+    /// Offer permessage-deflate and send compressed JSON messages.
+    deflate: bool,
 }
 
 /// The congestion control every connection of this process sets
@@ -157,6 +198,7 @@ fn parse_args() -> Config {
     let mut hold = 0;
     let mut congestion = Some("cubic".to_string());
     let mut copy_echoes = false;
+    let mut deflate = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = |name: &str| {
@@ -193,6 +235,7 @@ fn parse_args() -> Config {
                 congestion = Some(val("--congestion")).filter(|name| name != "system")
             }
             "--copy-echoes" => copy_echoes = true,
+            "--deflate" => deflate = true,
             "-h" | "--help" => usage(),
             other => {
                 eprintln!("loadgen: unknown argument {other:?}");
@@ -214,15 +257,20 @@ fn parse_args() -> Config {
         warmup: Duration::from_secs_f64(warmup.clamp(0.0, 600.0)),
         duration: Duration::from_secs_f64(duration.clamp(0.1, 600.0)),
         server_pid,
-        hold: if matches!(scenario, Scenario::Idle | Scenario::Handshake) {
+        hold: if scenario.idle() || scenario == Scenario::Handshake {
             0
         } else {
             hold
         },
         congestion,
         copy_echoes,
+        deflate: deflate || scenario.deflate(),
     };
-    if cfg.scenario == Scenario::Idle && cfg.server_pid.is_none() {
+    if cfg.deflate && scenario == Scenario::Handshake {
+        eprintln!("loadgen: the handshake scenario has no compressed variant");
+        usage()
+    }
+    if cfg.scenario.idle() && cfg.server_pid.is_none() {
         eprintln!("loadgen: the idle scenario needs --server-pid to read the server's RSS");
         usage()
     }
@@ -232,9 +280,10 @@ fn parse_args() -> Config {
 fn main() {
     let cfg = parse_args();
     let nofile = sys::raise_nofile_limit();
-    let many = match cfg.scenario {
-        Scenario::Idle => cfg.conns,
-        _ => cfg.hold,
+    let many = if cfg.scenario.idle() {
+        cfg.conns
+    } else {
+        cfg.hold
     };
     if many > 0 && (nofile as usize) < cfg.conns + cfg.hold + 64 {
         eprintln!(
@@ -253,7 +302,7 @@ fn main() {
     let local = tokio::task::LocalSet::new();
     let result = local.block_on(&rt, async {
         match cfg.scenario {
-            Scenario::Idle => idle(&cfg).await,
+            Scenario::Idle | Scenario::DeflateIdle => idle(&cfg).await,
             Scenario::Handshake => handshakes(&cfg).await,
             _ => throughput(&cfg).await,
         }
@@ -262,11 +311,12 @@ fn main() {
         Ok(fields) => {
             let line: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
             println!(
-                "RESULT scenario={} {} congestion={} echoes={}",
+                "RESULT scenario={} {} congestion={} echoes={} deflate={}",
                 cfg.scenario.name(),
                 line.join(" "),
                 CONGESTION_USED.get().map_or("unknown", String::as_str),
-                if cfg.copy_echoes { "copied" } else { "dropped" }
+                if cfg.copy_echoes { "copied" } else { "dropped" },
+                u8::from(cfg.deflate)
             );
             // Exit at once: open connections are dropped by the kernel.
             std::process::exit(0);
@@ -330,6 +380,22 @@ fn window_fields(a: &Snapshot, b: &Snapshot, what: &'static str) -> (f64, u64, F
 }
 
 /// Connects and upgrades; returns the stream and any bytes read past the 101 head.
+/// The upgrade request of this run: with the permessage-deflate offer when compressed.
+fn upgrade_request(cfg: &Config) -> Vec<u8> {
+    let host = cfg.addr.to_string();
+    if cfg.deflate {
+        ws::client_request_with_extensions(&host, "/", ws::DEFLATE_OFFER)
+    } else {
+        ws::client_request(&host, "/")
+    }
+}
+
+/// What the server answered to the permessage-deflate offer (first connection), for
+/// the RESULT line.
+static DEFLATE_ANSWER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Connects and upgrades (checking the answer to a permessage-deflate offer when the
+/// request made one); returns the stream and any bytes read past the 101 head.
 async fn ws_connect(addr: SocketAddr, request: &[u8]) -> Result<(TcpStream, Vec<u8>), String> {
     let work = async {
         let mut s = TcpStream::connect(addr)
@@ -366,6 +432,14 @@ async fn ws_connect(addr: SocketAddr, request: &[u8]) -> Result<(TcpStream, Vec<
             buf.extend_from_slice(&chunk[..n]);
             if let Some(end) = ws::head_end(&buf) {
                 ws::check_response(&buf[..end])?;
+                let offered = request
+                    .windows(b"permessage-deflate".len())
+                    .any(|w| w == b"permessage-deflate");
+                if offered {
+                    let answer = ws::response_extensions(&buf[..end]);
+                    ws::check_deflate_answer(answer.as_deref())?;
+                    let _ = DEFLATE_ANSWER.set(answer.unwrap_or_default());
+                }
                 return Ok((s, buf.split_off(end)));
             }
             if buf.len() > 16 << 10 {
@@ -386,6 +460,23 @@ struct Shared {
     latencies_ns: RefCell<Vec<u64>>,
     errors: Cell<u64>,
     first_error: RefCell<Option<String>>,
+    /// Echoed data messages, their payload bytes on the wire, and how many were
+    /// compressed (all connections, whole run).
+    echo_msgs: Cell<u64>,
+    echo_wire_bytes: Cell<u64>,
+    echo_compressed: Cell<u64>,
+}
+
+impl Shared {
+    /// Adds what a decoder counted since `last` (its totals then); returns its totals now.
+    fn wire(&self, dec: &EchoDecoder, last: (u64, u64, u64)) -> (u64, u64, u64) {
+        let now = dec.wire_totals();
+        let add = |c: &Cell<u64>, n: u64| c.set(c.get() + n);
+        add(&self.echo_wire_bytes, now.0 - last.0);
+        add(&self.echo_msgs, now.1 - last.1);
+        add(&self.echo_compressed, now.2 - last.2);
+        now
+    }
 }
 
 impl Shared {
@@ -405,7 +496,12 @@ async fn pump(
     cfg: Rc<Config>,
     shared: Rc<Shared>,
 ) -> Result<(), String> {
-    let mut dec = EchoDecoder::new(cfg.size as u64);
+    let mut dec = if cfg.deflate {
+        EchoDecoder::with_compression(cfg.size as u64)
+    } else {
+        EchoDecoder::new(cfg.size as u64)
+    };
+    let mut wire = (0, 0, 0);
     let mut rbuf = vec![0u8; READ_BUF.min(cfg.size * cfg.inflight + 4096).max(4096)];
     let mut credits = cfg.inflight as u64;
     // Bytes still to write, and where in `frames` the next byte is (all
@@ -516,6 +612,7 @@ async fn pump(
         } else {
             dec.feed(&rbuf[..n])
         };
+        wire = shared.wire(&dec, wire);
         on_echoes(done.map_err(decode_err)?, &mut credits, &mut sent);
     }
 }
@@ -527,7 +624,8 @@ async fn throughput(cfg: &Config) -> Result<Fields, String> {
     } else {
         opcode::BINARY
     };
-    let frame = ws::masked_frame(op, &ws::payload(cfg.size), ws::MASK);
+    let message = Message::new(&cfg, op);
+    let frame = message.frame.clone();
     let frame_len = frame.len();
     // Twice the window, so a write rarely stops at the end of the buffer.
     let copies = if frame_len >= 1 << 20 {
@@ -537,7 +635,7 @@ async fn throughput(cfg: &Config) -> Result<Fields, String> {
     };
     let frames = Rc::new(frame.repeat(copies));
     drop(frame);
-    let request = ws::client_request(&cfg.addr.to_string(), "/");
+    let request = upgrade_request(&cfg);
     let shared = Rc::new(Shared::default());
     // Silent connections, open until this function returns.
     let mut held = Vec::with_capacity(cfg.hold);
@@ -557,7 +655,14 @@ async fn throughput(cfg: &Config) -> Result<Fields, String> {
         .await;
     let mut handles = Vec::new();
     for c in conns {
-        let (stream, leftover) = c?;
+        let (mut stream, leftover) = c?;
+        if cfg.deflate {
+            // The first echo read whole and inflated: the server compresses correctly.
+            if !leftover.is_empty() {
+                return Err("data before the first echo".to_string());
+            }
+            message.verify_echo(&mut stream).await?;
+        }
         let (frames, cfg, shared) = (frames.clone(), cfg.clone(), shared.clone());
         handles.push(tokio::task::spawn_local(async move {
             if let Err(e) = pump(stream, leftover, frames, frame_len, cfg, shared.clone()).await {
@@ -593,6 +698,9 @@ async fn throughput(cfg: &Config) -> Result<Fields, String> {
         ("p99_us", format!("{p99:.1}")),
         ("errors", shared.errors.get().to_string()),
     ]);
+    if cfg.deflate {
+        f.extend(message.wire_fields(&shared));
+    }
     eprintln!(
         "{}: {} conns x {} B x {} in flight ({} held idle): {} msg/s, {} MB/s, p50 {p50:.1} us, \
          p99 {p99:.1} us",
@@ -642,7 +750,7 @@ async fn idle(cfg: &Config) -> Result<Fields, String> {
     let rss = || sys::process_rss_bytes(pid).map_err(|e| format!("server RSS: {e}"));
     let settle = Duration::from_millis(500);
     let base = rss()?;
-    let request = ws::client_request(&cfg.addr.to_string(), "/");
+    let request = upgrade_request(cfg);
     let start = Instant::now();
     let results: Vec<_> = stream::iter(0..cfg.conns)
         .map(|_| ws_connect(cfg.addr, &request))
@@ -662,9 +770,15 @@ async fn idle(cfg: &Config) -> Result<Fields, String> {
     } else {
         opcode::BINARY
     };
-    let frame = ws::masked_frame(op, &ws::payload(cfg.size), ws::MASK);
+    let message = Message::new(cfg, op);
     let echoes: Vec<_> = stream::iter(conns.iter_mut())
-        .map(|s| echo_once(s, &frame, cfg.size))
+        .map(|s| async {
+            if cfg.deflate {
+                message.verify_echo(s).await
+            } else {
+                echo_once(s, &message.frame, cfg.size).await
+            }
+        })
         .buffer_unordered(SETUP_CONCURRENCY)
         .collect()
         .await;
@@ -691,8 +805,156 @@ async fn idle(cfg: &Config) -> Result<Fields, String> {
         ("rss_echo_kib", (after_echo >> 10).to_string()),
         ("bytes_per_conn_handshake", format!("{per_hs:.0}")),
         ("bytes_per_conn_echo", format!("{per_echo:.0}")),
+        (
+            "extensions",
+            DEFLATE_ANSWER
+                .get()
+                .map_or(String::new(), |a| a.replace(' ', "")),
+        ),
         ("setup_secs", format!("{setup:.2}")),
     ])
+}
+
+/// The message a run sends, and its frame (compressed when the run is).
+struct Message {
+    plain: Vec<u8>,
+    frame: Vec<u8>,
+    /// The frame's payload length.
+    wire_len: usize,
+    deflate: bool,
+}
+
+impl Message {
+    fn new(cfg: &Config, op: u8) -> Message {
+        if cfg.deflate {
+            let plain = json::records(cfg.size, 1);
+            let packed = ws::deflate_message(&plain, 1);
+            let frame = ws::compressed_masked_frame(op, &packed, ws::MASK);
+            Message {
+                plain,
+                frame,
+                wire_len: packed.len(),
+                deflate: true,
+            }
+        } else {
+            let plain = ws::payload(cfg.size);
+            let frame = ws::masked_frame(op, &plain, ws::MASK);
+            Message {
+                wire_len: plain.len(),
+                plain,
+                frame,
+                deflate: false,
+            }
+        }
+    }
+
+    /// Sends the message once and reads the echo whole: inflated if compressed, it
+    /// must equal the message.
+    async fn verify_echo(&self, stream: &mut TcpStream) -> Result<(), String> {
+        let work = async {
+            stream
+                .write_all(&self.frame)
+                .await
+                .map_err(|e| e.to_string())?;
+            let (rsv1, payload) = read_message(stream).await?;
+            let echoed = if rsv1 {
+                ws::inflate_message(&payload, self.plain.len() + 1)
+                    .ok_or("the echo is not valid deflate data")?
+            } else {
+                payload
+            };
+            if echoed != self.plain {
+                return Err(format!(
+                    "the echo differs from the message ({} B, compressed: {rsv1})",
+                    echoed.len()
+                ));
+            }
+            Ok(())
+        };
+        timeout(Duration::from_secs(10), work)
+            .await
+            .map_err(|_| "echo timed out".to_string())?
+    }
+
+    /// The RESULT fields of a compressed run.
+    fn wire_fields(&self, shared: &Shared) -> Fields {
+        let msgs = shared.echo_msgs.get();
+        let wire = shared.echo_wire_bytes.get().max(1);
+        let plain = self.plain.len() as f64;
+        vec![
+            (
+                "wire_ratio_echo",
+                format!("{:.3}", msgs as f64 * plain / wire as f64),
+            ),
+            (
+                "wire_ratio_sent",
+                format!("{:.3}", plain / self.wire_len.max(1) as f64),
+            ),
+            (
+                "compressed_share",
+                format!(
+                    "{:.3}",
+                    shared.echo_compressed.get() as f64 / msgs.max(1) as f64
+                ),
+            ),
+            (
+                "extensions",
+                DEFLATE_ANSWER
+                    .get()
+                    .map_or(String::new(), |a| a.replace(' ', "")),
+            ),
+        ]
+        .into_iter()
+        .filter(|_| self.deflate)
+        .collect()
+    }
+}
+
+/// Reads one whole data message from a server (Ping and Pong skipped, Close an
+/// error): whether it was compressed (RSV1) and its payload.
+async fn read_message(stream: &mut TcpStream) -> Result<(bool, Vec<u8>), String> {
+    let mut buf = Vec::new();
+    let mut payload = Vec::new();
+    let mut rsv1 = None;
+    let mut chunk = [0u8; 16 << 10];
+    loop {
+        // Every whole frame in `buf`.
+        loop {
+            if buf.len() < 2 {
+                break;
+            }
+            let (head, len) = match buf[1] & 0x7f {
+                126 if buf.len() >= 4 => (4, u64::from(u16::from_be_bytes([buf[2], buf[3]]))),
+                127 if buf.len() >= 10 => (
+                    10,
+                    u64::from_be_bytes(buf[2..10].try_into().map_err(|_| "head")?),
+                ),
+                126 | 127 => break,
+                n => (2, u64::from(n)),
+            };
+            let len = usize::try_from(len).map_err(|_| "frame too long")?;
+            if buf.len() < head + len {
+                break;
+            }
+            let (b0, op) = (buf[0], buf[0] & 0x0f);
+            let frame: Vec<u8> = buf.drain(..head + len).skip(head).collect();
+            match op {
+                opcode::CLOSE => return Err("server sent Close".to_string()),
+                opcode::PING | opcode::PONG => continue,
+                _ => {}
+            }
+            rsv1.get_or_insert(b0 & 0x40 != 0);
+            payload.extend_from_slice(&frame);
+            if b0 & 0x80 != 0 {
+                return Ok((rsv1.unwrap_or(false), payload));
+            }
+        }
+        let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("server closed the connection".to_string());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
 }
 
 /// One connect, upgrade, close handshake; `Ok(true)` if the server then

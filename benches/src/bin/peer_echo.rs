@@ -1,12 +1,20 @@
 //! Echo servers built on the peer libraries, for the end-to-end comparison.
 //!
-//! usage: peer_echo --impl tungstenite|fastwebsockets|tokio-websockets|axum|tcp-floor [ADDR]
+//! usage: peer_echo --impl tungstenite|fastwebsockets|tokio-websockets|yawc|axum|tcp-floor [ADDR]
 //!
 //! ADDR defaults to 127.0.0.1:9001. Each server runs on a tokio current_thread
 //! runtime (one core, like the Sockeye echo servers), uses its library's
 //! default settings, echoes every text and binary message back unchanged,
 //! answers Close, and prints `listening on ADDR` once it accepts connections.
 //! Each loop is the one the library's own echo example uses.
+//!
+//! `yawc` accepts permessage-deflate at the settings of Sockeye's default
+//! `DeflateConfig` (level 1, no context takeover either way, 15-bit windows,
+//! messages under 256 B sent as they are), validates text as UTF-8 and takes
+//! messages up to 64 MiB like the Sockeye servers (its defaults: no validation,
+//! 1 MiB); its upgrade runs on hyper, as in its own examples. `axum` is axum's
+//! built-in `WebSocketUpgrade` (tokio-tungstenite inside, no compression) behind
+//! a `Router` with one `any("/")` route.
 //!
 //! `tcp-floor` is not a WebSocket library but the reference below them all: it
 //! moves the same bytes through the same sockets and does no WebSocket work
@@ -26,12 +34,13 @@ enum Impl {
     Tungstenite,
     Fastwebsockets,
     TokioWebsockets,
+    Yawc,
     Axum,
     TcpFloor,
 }
 
 const USAGE: &str =
-    "usage: peer_echo --impl tungstenite|fastwebsockets|tokio-websockets|axum|tcp-floor [ADDR]";
+    "usage: peer_echo --impl tungstenite|fastwebsockets|tokio-websockets|yawc|axum|tcp-floor [ADDR]";
 
 fn main() {
     let mut imp = None;
@@ -44,6 +53,7 @@ fn main() {
                     Some("tungstenite" | "tokio-tungstenite") => Some(Impl::Tungstenite),
                     Some("fastwebsockets") => Some(Impl::Fastwebsockets),
                     Some("tokio-websockets") => Some(Impl::TokioWebsockets),
+                    Some("yawc") => Some(Impl::Yawc),
                     Some("axum") => Some(Impl::Axum),
                     Some("tcp-floor") => Some(Impl::TcpFloor),
                     _ => None,
@@ -100,7 +110,8 @@ async fn serve(imp: Impl, addr: SocketAddr) -> io::Result<()> {
                 Impl::Tungstenite => tungstenite_echo(stream).await,
                 Impl::Fastwebsockets => fastwebsockets_echo(stream).await,
                 Impl::TokioWebsockets => tokio_websockets_echo(stream).await,
-                Impl::Axum => unreachable!("axum serves its own connections"),
+                Impl::Yawc => yawc_serve(stream).await,
+                Impl::Axum => unreachable!("served by axum::serve"),
                 Impl::TcpFloor => floor_echo(stream).await,
             };
             if let Err(e) = r {
@@ -113,31 +124,6 @@ async fn serve(imp: Impl, addr: SocketAddr) -> io::Result<()> {
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// axum's own `WebSocketUpgrade` (tokio-tungstenite inside) on an `any("/")` route,
-/// served by `axum::serve`, as an axum user writes it.
-async fn axum_serve(listener: TcpListener) -> io::Result<()> {
-    use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-    use axum::serve::ListenerExt as _;
-
-    async fn echo(mut socket: WebSocket) {
-        while let Some(Ok(message)) = socket.recv().await {
-            if matches!(message, Message::Text(_) | Message::Binary(_))
-                && socket.send(message).await.is_err()
-            {
-                break;
-            }
-        }
-    }
-    let app = axum::Router::new().route(
-        "/",
-        axum::routing::any(|ws: WebSocketUpgrade| async move { ws.on_upgrade(echo) }),
-    );
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app).await
-}
 
 async fn tungstenite_echo(stream: TcpStream) -> Result<(), BoxError> {
     let mut ws = tokio_tungstenite::accept_async(stream).await?;
@@ -161,6 +147,77 @@ async fn tokio_websockets_echo(stream: TcpStream) -> Result<(), BoxError> {
         }
     }
     Ok(())
+}
+
+/// yawc's options: compression at the settings of Sockeye's default `DeflateConfig`.
+fn yawc_options() -> yawc::Options {
+    yawc::Options::default()
+        .with_low_latency_compression()
+        .server_no_context_takeover()
+        .client_no_context_takeover()
+        .with_compression_threshold(256)
+        .with_utf8()
+        .with_no_delay()
+        .with_limits(64 << 20, 128 << 20)
+}
+
+/// One HTTP/1.1 connection on hyper, upgraded by yawc (which negotiates
+/// permessage-deflate itself), then yawc's echo loop.
+async fn yawc_serve(stream: TcpStream) -> Result<(), BoxError> {
+    let service = hyper::service::service_fn(|mut request| async move {
+        let (response, upgrade) =
+            yawc::WebSocket::upgrade_with_options(&mut request, yawc_options())?;
+        tokio::spawn(async move {
+            if let Err(e) = yawc_echo(upgrade).await {
+                if std::env::var_os("PEER_ECHO_VERBOSE").is_some() {
+                    eprintln!("peer_echo: yawc: {e}");
+                }
+            }
+        });
+        Ok::<_, yawc::WebSocketError>(response)
+    });
+    hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .with_upgrades()
+        .await?;
+    Ok(())
+}
+
+async fn yawc_echo(upgrade: yawc::UpgradeFut) -> Result<(), BoxError> {
+    let mut ws = upgrade.await?;
+    while let Some(frame) = ws.next().await {
+        match frame.opcode() {
+            yawc::OpCode::Text | yawc::OpCode::Binary => ws.send(frame).await?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// axum's `WebSocketUpgrade` behind a `Router` with one route, as an axum app
+/// serves WebSockets.
+async fn axum_serve(listener: TcpListener) -> io::Result<()> {
+    use axum::extract::ws::{Message, WebSocketUpgrade};
+    use axum::serve::ListenerExt as _;
+    async fn upgrade(ws: WebSocketUpgrade) -> axum::response::Response {
+        ws.max_message_size(64 << 20)
+            .on_upgrade(|mut socket| async move {
+                // A Close is answered by tungstenite on the next `recv`, which then
+                // ends the stream: keep receiving until it does.
+                while let Some(Ok(message)) = socket.recv().await {
+                    if let Message::Text(_) | Message::Binary(_) = message {
+                        if socket.send(message).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            })
+    }
+    let app = axum::Router::new().route("/", axum::routing::any(upgrade));
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app).await
 }
 
 async fn fastwebsockets_echo(mut stream: TcpStream) -> Result<(), BoxError> {
