@@ -117,6 +117,23 @@ pub(crate) mod pool {
         }
     }
 
+    /// Whether a buffer of `capacity` bytes is worth keeping.
+    fn keeps(capacity: usize) -> bool {
+        (MIN_RECYCLED..=MAX_RECYCLED_LARGE).contains(&capacity)
+    }
+
+    /// [`recycle`] for a payload of shared bytes: its buffer is kept when nothing else
+    /// refers to it (the last of the messages sharing it to be written gives it back).
+    /// A `Bytes` made from a `Vec`, as received payloads are, turns back into it
+    /// without a copy.
+    pub(crate) fn recycle_bytes(bytes: bytes::Bytes) {
+        if let Ok(unique) = bytes.try_into_mut() {
+            if keeps(unique.capacity()) {
+                recycle(Vec::from(unique));
+            }
+        }
+    }
+
     /// Keeps `buf` for a later [`buffer`] call if it is worth keeping. Its contents stay
     /// (as initialized bytes for [`message_buffer`]); nothing hands them out again.
     pub(crate) fn recycle(buf: Vec<u8>) {
@@ -199,7 +216,8 @@ pub(crate) enum Segment {
     Coalesced(Vec<u8>),
     /// A large payload written from its own allocation (no copy).
     Payload(Vec<u8>),
-    /// A whole frame shared with other connections (a prepared message).
+    /// A large payload, or a whole frame (a prepared message), that other messages and
+    /// connections may share.
     Shared(bytes::Bytes),
 }
 
@@ -214,8 +232,8 @@ impl Segment {
     fn recycle(self) {
         match self {
             Segment::Coalesced(bytes) | Segment::Payload(bytes) => pool::recycle(bytes),
-            // The other connections' reference stays; ours goes.
-            Segment::Shared(_) => {}
+            // Ours goes; the buffer comes back if that was the last reference.
+            Segment::Shared(bytes) => pool::recycle_bytes(bytes),
         }
     }
 }
@@ -259,6 +277,27 @@ impl SendQueue {
             self.push_small(head);
             self.pending += payload.len();
             self.segments.push_back(Segment::Payload(payload));
+        }
+    }
+
+    /// Queues a frame of `head` and a payload of shared bytes: a small payload is copied
+    /// beside its head, a large one queued by reference.
+    pub(crate) fn push_bytes_frame(
+        &mut self,
+        head: &FrameHead,
+        payload: bytes::Bytes,
+        coalesce_limit: usize,
+    ) {
+        if payload.len() <= coalesce_limit {
+            let buf = self.coalesced(head.len() + payload.len());
+            buf.extend_from_slice(head);
+            copy::extend(buf, &payload);
+            self.pending += head.len() + payload.len();
+            pool::recycle_bytes(payload);
+        } else {
+            self.push_small(head);
+            self.pending += payload.len();
+            self.segments.push_back(Segment::Shared(payload));
         }
     }
 

@@ -4,12 +4,14 @@ use std::io::IoSlice;
 use std::task::Poll;
 use std::vec::Vec;
 
+use bytes::Bytes;
 use sockeye_proto::{
     Boundary, CloseCode, Closed, Connection, DataKind, DeflateConfig, DeflateParams, Event,
-    Instant, ProtocolError, SendError, State, Transmit, MIN_TRANSMIT_BUFFER,
+    Instant, ProtocolError, Role, SendError, State, Transmit, MIN_TRANSMIT_BUFFER,
 };
 
 use crate::buffers::{pool, RecvBuffer, SendQueue};
+use crate::copy;
 use crate::config::{DriverConfig, Tuning, ZEROED_AHEAD};
 use crate::lifecycle::{Rare, NO_STALL};
 use crate::message::{assemble, CloseReason, Message, Partial, Received};
@@ -271,7 +273,7 @@ impl Driver {
                     return None;
                 };
                 buf.truncate(filled);
-                Some(Message::Binary(buf))
+                Some(Message::Binary(Bytes::from(buf)))
             }
             Some(Event::Closed(closed)) => {
                 // A timer ended the connection before these bytes were looked at.
@@ -479,9 +481,14 @@ impl Driver {
         self.end(outcome, now);
     }
 
-    /// Queues a whole message (text, binary, ping, pong or close). Text and binary are
-    /// masked in place on the client and written without a copy when large; Ping and
-    /// Close go through the core's control slots; a Pong is sent as given.
+    /// Queues a whole message (text, binary, ping, pong or close). Large text and binary
+    /// payloads are written from where they are, without a copy: a server's as they are
+    /// (even when other messages share them), a client's masked in place when the
+    /// payload is the only reference to its buffer (else in a copy, since the shared
+    /// bytes cannot change). Small payloads are copied into the write buffer beside
+    /// their header. A payload buffer nothing else refers to once it is written is kept
+    /// for the messages this thread receives next. Ping and Close go through the core's
+    /// control slots; a Pong is sent as given.
     pub fn send(&mut self, message: Message, now: Instant) -> Result<(), SendError> {
         match message {
             Message::Text(text) => self.send_data(DataKind::Text, text.into_bytes()),
@@ -503,11 +510,14 @@ impl Driver {
     /// it as it is (a server; with permessage-deflate, one that may take the compressed
     /// frame, or the uncompressed one). Otherwise (a client, which masks; a connection
     /// with context takeover or a smaller window when the message was compressed) its
-    /// payload is sent the ordinary way, compressed for this connection, with one copy.
+    /// payload is sent the ordinary way, as [`Driver::send`] does: compressed for this
+    /// connection, or copied by a client to mask it.
     pub fn send_prepared(
         &mut self,
         prepared: &crate::PreparedMessage,
-        now: Instant,
+        // Unused since a data message needs no timer; kept so that every send takes
+        // the time alike.
+        _now: Instant,
     ) -> Result<(), SendError> {
         let kind = prepared.kind();
         let deflate = self
@@ -539,22 +549,14 @@ impl Driver {
                 self.send.push_shared(frame);
                 Ok(())
             }
-            _ => {
-                let message = match kind {
-                    // A prepared text payload was made from a `String`.
-                    DataKind::Text => Message::Text(
-                        String::from_utf8(prepared.payload().to_vec()).unwrap_or_default(),
-                    ),
-                    DataKind::Binary => Message::Binary(prepared.payload().to_vec()),
-                };
-                self.send(message, now)
-            }
+            // The payload by reference: `send_data` copies it only if it must (to mask).
+            _ => self.send_data(kind, prepared.payload().clone()),
         }
     }
 
     /// Queues a whole data message, compressed when permessage-deflate was agreed and the
     /// message is at least the threshold long.
-    fn send_data(&mut self, kind: DataKind, payload: Vec<u8>) -> Result<(), SendError> {
+    fn send_data(&mut self, kind: DataKind, payload: Bytes) -> Result<(), SendError> {
         // Compress only what will go out now: with context takeover the compressor's
         // window must hold exactly what the peer sees.
         let sendable =
@@ -569,13 +571,40 @@ impl Driver {
                     let head = self
                         .connection
                         .send_compressed(kind, true, &mut compressed)?;
-                    pool::recycle(payload);
+                    pool::recycle_bytes(payload);
                     self.send
                         .push_frame(&head, compressed, self.tuning.config().coalesce_limit);
                     return Ok(());
                 }
             }
         }
+        self.send_whole(kind, payload)
+    }
+
+    /// Queues a whole uncompressed data message in one frame, copying the payload only
+    /// when a client must mask bytes that something else shares.
+    fn send_whole(&mut self, kind: DataKind, payload: Bytes) -> Result<(), SendError> {
+        let coalesce_limit = self.tuning.config().coalesce_limit;
+        if self.connection.role() == Role::Server {
+            // A server's frame is not masked, so the core need not see the payload: the
+            // checks and state of `send` with only its length (what a prepared message
+            // uses too), and the bytes go out as they are, shared or not.
+            let head = self
+                .connection
+                .send_prepared(kind, false, payload.len())?;
+            self.send.push_bytes_frame(&head, payload, coalesce_limit);
+            return Ok(());
+        }
+        let payload = match payload.try_into_mut() {
+            // The only reference: its buffer, masked in place (a `Bytes` made from a
+            // `Vec`, as received payloads are, turns back into it without a copy).
+            Ok(unique) => Vec::from(unique),
+            Err(shared) => {
+                let mut copied = pool::buffer(shared.len());
+                copy::extend(&mut copied, &shared);
+                copied
+            }
+        };
         self.send_frame(kind, true, payload)
     }
 

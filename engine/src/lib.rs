@@ -60,6 +60,7 @@ mod prepared;
 mod settings;
 pub mod supervisor;
 mod trace;
+mod utf8_bytes;
 pub mod verdict;
 
 pub use config::DriverConfig;
@@ -71,7 +72,10 @@ pub use handshake::{
 };
 pub use lifecycle::{Io, Next, DEFAULT_LINGER};
 pub use message::{CloseReason, Message};
+// The payload types of `Message`, so that users need not depend on `bytes` to name them.
+pub use bytes::Bytes;
 pub use outcome::{Abnormal, Outcome};
 pub use prepared::PreparedMessage;
 pub use settings::Settings;
+pub use utf8_bytes::{FromUtf8Error, Utf8Bytes};
 pub use verdict::Verdict;

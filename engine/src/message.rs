@@ -3,35 +3,73 @@
 use std::string::String;
 use std::vec::Vec;
 
+use bytes::Bytes;
 use sockeye_proto::{Boundary, CloseCode, CloseFrame, Closed, Event};
 
 use crate::buffers::pool;
 use crate::copy;
+use crate::Utf8Bytes;
 
 /// An owned WebSocket message.
+///
+/// Payloads are shared bytes ([`Bytes`], and [`Utf8Bytes`] for text): cloning a message
+/// copies no payload, so one message can be sent to many connections, and a received
+/// message can be sent on as it is. A received payload is the buffer it was read into,
+/// and a payload sent as the only reference to its buffer goes back to the driver's
+/// buffer pool once written. The constructors take the common owned types without a
+/// copy:
+///
+/// ```
+/// # use sockeye_engine::Message;
+/// # use bytes::Bytes;
+/// let text = Message::text("hello"); // a `&'static str`: no copy
+/// let owned = Message::text(format!("{} + {}", 1, 2)); // a `String`: no copy
+/// let binary = Message::binary(vec![1, 2, 3]); // a `Vec<u8>`: no copy
+/// let shared = Message::binary(Bytes::from_static(b"\x00\x01"));
+/// assert_eq!(text, Message::from("hello"));
+/// assert_eq!(binary.as_bytes(), [1, 2, 3]);
+///
+/// match owned {
+///     Message::Text(text) => assert_eq!(text, "1 + 2"),
+///     _ => unreachable!(),
+/// }
+/// # let _ = shared;
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
     /// A text message.
-    Text(String),
+    Text(Utf8Bytes),
     /// A binary message.
-    Binary(Vec<u8>),
+    Binary(Bytes),
     /// A Ping (the Pong is sent automatically).
-    Ping(Vec<u8>),
+    Ping(Bytes),
     /// A Pong.
-    Pong(Vec<u8>),
+    Pong(Bytes),
     /// The peer's Close: the connection is half-closed and our reply is on its way.
     Close(Option<CloseReason>),
 }
 
 impl Message {
-    /// A text message.
-    pub fn text(text: impl Into<String>) -> Self {
+    /// A text message (from a `String`, a `&'static str` or [`Utf8Bytes`], without a
+    /// copy).
+    pub fn text(text: impl Into<Utf8Bytes>) -> Self {
         Message::Text(text.into())
     }
 
-    /// A binary message.
-    pub fn binary(bytes: impl Into<Vec<u8>>) -> Self {
+    /// A binary message (from a `Vec<u8>`, a `&'static [u8]` or [`Bytes`], without a
+    /// copy).
+    pub fn binary(bytes: impl Into<Bytes>) -> Self {
         Message::Binary(bytes.into())
+    }
+
+    /// A Ping (at most 125 bytes).
+    pub fn ping(payload: impl Into<Bytes>) -> Self {
+        Message::Ping(payload.into())
+    }
+
+    /// A Pong (at most 125 bytes).
+    pub fn pong(payload: impl Into<Bytes>) -> Self {
+        Message::Pong(payload.into())
     }
 
     /// Whether this is a text or binary message.
@@ -47,6 +85,51 @@ impl Message {
             Message::Close(Some(close)) => close.reason.as_bytes(),
             Message::Close(None) => &[],
         }
+    }
+
+    /// The payload (the reason for a Close), shared: no copy but a Close's.
+    pub fn into_payload(self) -> Bytes {
+        match self {
+            Message::Text(text) => text.into_bytes(),
+            Message::Binary(bytes) | Message::Ping(bytes) | Message::Pong(bytes) => bytes,
+            Message::Close(Some(close)) => Bytes::from(close.reason.into_bytes()),
+            Message::Close(None) => Bytes::new(),
+        }
+    }
+}
+
+/// A text message.
+impl From<Utf8Bytes> for Message {
+    fn from(text: Utf8Bytes) -> Self {
+        Message::Text(text)
+    }
+}
+
+/// A text message, without a copy.
+impl From<String> for Message {
+    fn from(text: String) -> Self {
+        Message::Text(text.into())
+    }
+}
+
+/// A text message, without a copy.
+impl From<&'static str> for Message {
+    fn from(text: &'static str) -> Self {
+        Message::Text(text.into())
+    }
+}
+
+/// A binary message.
+impl From<Bytes> for Message {
+    fn from(bytes: Bytes) -> Self {
+        Message::Binary(bytes)
+    }
+}
+
+/// A binary message, without a copy.
+impl From<Vec<u8>> for Message {
+    fn from(bytes: Vec<u8>) -> Self {
+        Message::Binary(bytes.into())
     }
 }
 
@@ -111,8 +194,8 @@ pub(crate) fn assemble(
         Event::Closed(closed) => return Some(Received::Closed(closed)),
         // The driver inflates compressed chunks before they get here.
         Event::Compressed { .. } => return None,
-        Event::Ping(payload) => Message::Ping(payload.to_vec()),
-        Event::Pong(payload) => Message::Pong(payload.to_vec()),
+        Event::Ping(payload) => Message::Ping(Bytes::copy_from_slice(payload)),
+        Event::Pong(payload) => Message::Pong(Bytes::copy_from_slice(payload)),
         Event::Close(frame) => Message::Close(CloseReason::from_frame(&frame)),
         Event::Text { text, end } => {
             let mut so_far = match partial.take() {
@@ -131,7 +214,8 @@ pub(crate) fn assemble(
                 *partial = Some(Partial::Text(text));
                 return None;
             }
-            Message::Text(text)
+            // The message's own buffer becomes its payload: no copy.
+            Message::Text(Utf8Bytes::from(text))
         }
         Event::Binary { bytes, end } => {
             let (mut buf, filled) = match partial.take() {
@@ -154,7 +238,8 @@ pub(crate) fn assemble(
                 return None;
             }
             buf.truncate(upto);
-            Message::Binary(buf)
+            // No copy (a small header is allocated when the buffer has spare room).
+            Message::Binary(Bytes::from(buf))
         }
     };
     Some(Received::Message(message))

@@ -119,7 +119,7 @@ fn a_broadcast_queues_one_frame_by_reference_on_every_connection() {
     let wire = take_wire(&mut servers[7]);
     assert_eq!(&wire[..], &prepared.frame()[..]);
     let mut client = driver(Role::Client);
-    assert_eq!(read(&mut client, &wire), [Message::Binary(payload)]);
+    assert_eq!(read(&mut client, &wire), [Message::binary(payload)]);
 }
 
 #[test]
@@ -158,7 +158,7 @@ fn a_compressed_broadcast_is_compressed_once() {
     assert_eq!(&wire[..], &compressed[..]);
     let mut client = driver(Role::Client);
     client.enable_compression(params, config);
-    assert_eq!(read(&mut client, &wire), [Message::Text(text.clone())]);
+    assert_eq!(read(&mut client, &wire), [Message::text(text.clone())]);
 
     // One that keeps its context cannot share it: its own compressor sends the payload,
     // which still arrives whole.
@@ -178,7 +178,7 @@ fn a_compressed_broadcast_is_compressed_once() {
     client.enable_compression(takeover, local);
     assert_eq!(
         read(&mut client, &wire),
-        [Message::Text(text.clone()), Message::Text(text)]
+        [Message::text(text.clone()), Message::text(text)]
     );
 }
 
