@@ -55,6 +55,7 @@ mod error;
 pub mod handshake;
 mod lifecycle;
 mod message;
+pub mod opening;
 mod outcome;
 mod prepared;
 mod settings;
@@ -71,6 +72,7 @@ pub use handshake::{
 };
 pub use lifecycle::{Io, Next, DEFAULT_LINGER};
 pub use message::{CloseReason, Message};
+pub use opening::Opening;
 pub use outcome::{Abnormal, Outcome};
 pub use prepared::PreparedMessage;
 pub use settings::Settings;

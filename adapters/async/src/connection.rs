@@ -88,11 +88,7 @@ impl<S: Transport<R>, R: Runtime> Core<S, R> {
         let mut driver = Driver::new(connection, settings.buffers);
         #[cfg(feature = "tracing")]
         driver.set_span(tracing::debug_span!(target: "sockeye", "websocket", ?role));
-        driver.push_bytes(early);
-        driver.set_protocol(protocol);
-        if let Some((params, config)) = compression {
-            driver.enable_compression(params, config);
-        }
+        driver.open_with(protocol, compression, early);
         Ok(Core {
             stream,
             driver,

@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 use mio::event::{Event, Source};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
+use sockeye_engine::opening::{Opening, Step};
 use sockeye_engine::{
-    ClientAnswer, ClientUpgrade, Driver, Message, Next, Outcome, RequestExtras, RequestHead,
-    ServerAnswer, ServerUpgrade, Settings, Verdict,
+    Driver, Message, Next, Outcome, RequestExtras, RequestHead, Settings, Verdict,
 };
 use sockeye_proto::handshake::{ClientRequest, Url};
-use sockeye_proto::{CloseCode, Connection, DataKind, DeflateParams, Role, SendError, StdClock};
+use sockeye_proto::{CloseCode, DataKind, DeflateParams, SendError, StdClock};
 
 use crate::{Error, Handler};
 
@@ -33,36 +33,17 @@ type Sent = Result<(), SendError>;
 /// The application's callback deciding an upgrade request.
 type Decide = Box<dyn FnOnce(&RequestHead) -> Verdict + Send>;
 
-/// How much of what a refused client still sends is read (and dropped) before closing.
-const REFUSAL_DRAIN: usize = 64 * 1024;
-
-/// Where a session stands. Every phase with state keeps it boxed, so a session is small
-/// (an idle server holds many): the handshake's state, with the settings (which only the
-/// handshake needs), is freed once the connection is open.
+/// Where a session stands. Every phase keeps its state boxed, so a session is small (an
+/// idle server holds many): the handshake's state is freed once the connection is open.
 ///
 /// Once the session is done (`Session::done`) its phase stays as it was and only
 /// answers questions (the outcome, the subprotocol) until the session is dropped.
 enum Phase {
-    /// Server: reading the request head; client: waiting for the TCP connect, writing
-    /// the request, reading the response.
-    Handshake(Box<(Side, Settings)>),
+    /// The opening handshake, with the session's own decision, if it has one (else the
+    /// handler's `on_request` decides).
+    Opening(Box<(Opening, Option<Decide>)>),
     /// The WebSocket connection, its whole life in the engine's driver.
     Open(Box<Driver>),
-    /// Server: writing a refusal (the linger is `Some` until it is out and the write side
-    /// shut), then reading and dropping what the client still sends (at most the count)
-    /// until it closes, so that closing does not reset the connection before the
-    /// response is read.
-    Refusing(Option<Duration>, usize),
-}
-
-/// The handshake's side (boxed as a whole, so the sizes of its variants matter little).
-#[allow(clippy::large_enum_variant)]
-enum Side {
-    /// The request being read, and the session's own decision, if it has one (else the
-    /// handler's `on_request` decides).
-    Server(ServerUpgrade, Option<Decide>),
-    /// The response being read, the masking seed, and whether the TCP connect is done.
-    Client(ClientUpgrade, [u8; 32], bool),
 }
 
 /// One WebSocket connection over a [`mio::net::TcpStream`], driven by the caller's own
@@ -96,8 +77,6 @@ pub struct Session {
     stream: TcpStream,
     clock: StdClock,
     phase: Phase,
-    /// Handshake bytes (request, `101`, refusal), written before anything else.
-    head: Vec<u8>,
     /// The next deadline: the handshake's, the refusal linger's, or the driver's.
     deadline: Option<At>,
     path: Option<Box<str>>,
@@ -171,34 +150,33 @@ fn reader<'a>(
 }
 
 impl Session {
-    fn new(stream: TcpStream, now: Instant, side: Side, settings: Settings, head: Vec<u8>) -> Self {
-        // A client (which has its request to write) first waits for the TCP connect.
-        let connect = settings.connect_timeout.filter(|_| !head.is_empty());
+    fn new(stream: TcpStream, now: Instant, opening: Opening, decide: Option<Decide>) -> Self {
         #[cfg(feature = "tracing")]
         let span = tracing::debug_span!(
             target: "sockeye",
             "websocket",
-            role = if matches!(side, Side::Server(..)) { "server" } else { "client" },
+            role = if opening.is_client() { "client" } else { "server" },
             // A client still connecting has no peer yet.
             peer = ?stream.peer_addr().ok(),
         );
-        Session {
+        let mut session = Session {
             stream,
             clock: StdClock::with_epoch(now),
-            phase: Phase::Handshake(Box::new((side, settings))),
-            deadline: connect.or(settings.handshake_timeout).map(|t| At::ZERO + t),
-            write: !head.is_empty(),
-            head,
+            phase: Phase::Opening(Box::new((opening, decide))),
+            deadline: None,
             path: None,
             error: None,
             read: true,
+            write: false,
             hangup: false,
             dispatching: false,
             done: false,
             registered: None,
             #[cfg(feature = "tracing")]
             span,
-        }
+        };
+        session.settle(At::ZERO, &mut ignore);
+        session
     }
 
     /// A server session on a freshly accepted `stream`: reads the request and accepts it
@@ -221,10 +199,7 @@ impl Session {
     }
 
     fn accepting(stream: TcpStream, settings: Settings, now: Instant, d: Option<Decide>) -> Self {
-        let upgrade =
-            ServerUpgrade::new(settings.head_limits).with_compression(settings.compression);
-        let side = Side::Server(upgrade, d);
-        Session::new(stream, now, side, settings, Vec::new())
+        Session::new(stream, now, Opening::server(settings, At::ZERO), d)
     }
 
     /// A client session on `stream`, connected or still connecting (as
@@ -238,17 +213,17 @@ impl Session {
         settings: impl Into<Settings>,
         now: Instant,
     ) -> Result<Self, Error> {
-        let settings = settings.into();
         let (mut nonce, mut seed) = ([0u8; 16], [0u8; 32]);
         for buf in [&mut nonce[..], &mut seed[..]] {
             getrandom::getrandom(buf).map_err(|e| io::Error::other(e.to_string()))?;
         }
-        // The request's own permessage-deflate offer, or else the settings'.
-        let request = request.with_deflate(request.deflate.or(settings.compression));
-        let (upgrade, bytes) =
-            ClientUpgrade::new(nonce, &request, settings.head_limits).map_err(Error::Request)?;
-        let side = Side::Client(upgrade, seed, false);
-        Ok(Session::new(stream, now, side, settings, bytes))
+        let opening = Opening::client(request, settings.into(), At::ZERO, nonce, seed)?;
+        Ok(Session::new(
+            stream,
+            now,
+            opening.connecting(At::ZERO),
+            None,
+        ))
     }
 
     /// Starts a client session for a `ws://host[:port]/path` URL: resolves the host (a
@@ -350,7 +325,7 @@ impl Session {
     /// writable events).
     pub fn flush(&mut self, now: Instant) {
         in_span!(self);
-        self.settle(self.clock.at(now));
+        self.settle(self.clock.at(now), &mut ignore);
     }
 
     /// Fires what expired at `now`: the handshake timeout (the session ends with
@@ -363,20 +338,11 @@ impl Session {
         if self.done || self.deadline.is_none_or(|deadline| deadline > now) {
             return;
         }
-        let error = match &mut self.phase {
-            Phase::Open(driver) => {
-                driver.handle_deadline(now);
-                return self.settle(now);
-            }
-            Phase::Handshake(handshake) => match &mut handshake.0 {
-                Side::Server(..) => Error::HandshakeTimeout,
-                Side::Client(_, _, false) => Error::ConnectTimeout,
-                // A server that said no but never finished its body still said no.
-                Side::Client(upgrade, _, true) => upgrade.timed_out(),
-            },
-            Phase::Refusing(..) => return self.close_now(),
-        };
-        self.finish_with(error);
+        match &mut self.phase {
+            Phase::Open(driver) => driver.handle_deadline(now),
+            Phase::Opening(opening) => opening.0.handle_deadline(now),
+        }
+        self.settle(now, &mut ignore);
     }
 
     /// The next deadline as a time to wait from `now` (zero if it passed): pass the
@@ -420,7 +386,7 @@ impl Session {
     /// until [`is_done`](Self::is_done). Does nothing if the close handshake already
     /// started; ends a handshaking session at once.
     pub fn close(&mut self, code: CloseCode, reason: &str, now: Instant) -> Result<(), Error> {
-        if let Phase::Handshake(_) = self.phase {
+        if let Phase::Opening(_) = self.phase {
             self.finish_with(Error::Closed);
         }
         let close = |driver: &mut Driver, now| driver.close(code, reason, now);
@@ -438,11 +404,11 @@ impl Session {
             Phase::Open(driver) if !driver.is_finished() && !driver.is_write_closed() => {
                 f(driver, now)?;
             }
-            Phase::Handshake(_) if !self.done => return Err(Error::Handshaking),
+            Phase::Opening(_) if !self.done => return Err(Error::Handshaking),
             _ => return Err(Error::Closed),
         }
         if !self.dispatching {
-            self.settle(now);
+            self.settle(now, &mut ignore);
         }
         Ok(())
     }
@@ -502,7 +468,10 @@ impl Session {
 
     /// Bytes queued but not written yet.
     pub fn pending_bytes(&self) -> usize {
-        self.driver().map_or(0, Driver::pending_bytes) + self.head.len()
+        match &self.phase {
+            Phase::Open(driver) => driver.pending_bytes(),
+            Phase::Opening(opening) => opening.0.pending().len(),
+        }
     }
 
     /// How the connection ended, once it has (after the handshake).
@@ -540,43 +509,46 @@ impl Session {
         &self.stream
     }
 
-    /// Ends the session with `error` (the first one counts); `true`, for the handshake.
-    fn finish_with(&mut self, error: Error) -> bool {
+    /// Ends the session with `error` (the first one counts).
+    fn finish_with(&mut self, error: Error) {
         self.error.get_or_insert(Box::new(error));
-        self.close_now();
-        true
-    }
-
-    fn close_now(&mut self) {
         let _ = self.stream.shutdown(Shutdown::Both);
-        (self.done, self.head) = (true, Vec::new());
+        self.done = true;
     }
 
-    /// The transport failed; `true`, for the handshake.
-    fn fail(&mut self, error: io::Error) -> bool {
-        if let Phase::Open(driver) = &mut self.phase {
-            driver.fail_io(error.kind());
+    /// The transport failed (in the handshake, the next step says how that ends it).
+    fn fail(&mut self, error: io::Error) {
+        match &mut self.phase {
+            Phase::Opening(opening) => opening.0.fail_io(error),
+            Phase::Open(driver) => {
+                driver.fail_io(error.kind());
+                self.finish_with(Error::Io(error));
+            }
         }
-        self.finish_with(Error::Io(error))
     }
 
-    /// Writes until the socket would block: the handshake bytes, then what the phase
-    /// asks for (the refusal's shutdown and linger; once open, what [`Driver::poll_io`]
-    /// says: write, shut down, done); then records the interest and the deadline.
-    fn settle(&mut self, now: At) {
+    /// Does what the phase asks for until the socket would block: writes, shuts down,
+    /// asks for a verdict, opens (calling `on_open`), ends; then records the interest
+    /// and the deadline.
+    fn settle(&mut self, now: At, handler: &mut dyn Handler) {
         self.write = false;
+        if let Phase::Opening(opening) = &mut self.phase {
+            match opening
+                .0
+                .is_connecting()
+                .then(|| is_connected(&self.stream))
+            {
+                Some(Ok(true)) => opening.0.connected(now),
+                Some(Err(error)) => opening.0.fail_io(error),
+                _ => {}
+            }
+        }
         while !self.done {
-            let mut slices = [IoSlice::new(&self.head); 32];
-            let n = match &mut self.phase {
-                _ if !self.head.is_empty() => 1,
+            let mut slices = [IoSlice::new(&[]); 32];
+            let (io, n) = match &mut self.phase {
                 Phase::Open(driver) => match driver.poll_io(now) {
-                    Next::Io(io) => {
-                        (self.read, self.write, self.deadline) = (io.read, io.write, io.deadline);
-                        match io.write {
-                            true => driver.write_slices(&mut slices),
-                            false => return,
-                        }
-                    }
+                    Next::Io(io) if io.write => (io, driver.write_slices(&mut slices)),
+                    Next::Io(io) => (io, 0),
                     Next::Shutdown => {
                         let _ = self.stream.shutdown(Shutdown::Write);
                         driver.shutdown_done();
@@ -584,26 +556,48 @@ impl Session {
                     }
                     Next::Done => return self.done = true,
                 },
-                Phase::Refusing(linger @ Some(_), _) => {
-                    // The refusal is out: shut our side, then read until the client closes.
-                    let _ = self.stream.shutdown(Shutdown::Write);
-                    return self.deadline = linger.take().map(|linger| now + linger);
-                }
-                Phase::Handshake(handshake) => {
-                    return self.write = matches!(handshake.0, Side::Client(_, _, false))
-                }
-                Phase::Refusing(None, _) => return,
-            };
-            match self.stream.write_vectored(&slices[..n]) {
-                Ok(0) => drop(self.fail(ErrorKind::WriteZero.into())),
-                Ok(n) => match &mut self.phase {
-                    _ if !self.head.is_empty() => drop(self.head.drain(..n)),
-                    Phase::Open(driver) => driver.advance(n),
-                    _ => {}
+                Phase::Opening(opening) => match opening.0.poll(now) {
+                    Step::Io(io) => {
+                        slices[0] = IoSlice::new(opening.0.pending());
+                        (io, usize::from(io.write && !opening.0.is_connecting()))
+                    }
+                    Step::Shutdown => {
+                        let _ = self.stream.shutdown(Shutdown::Write);
+                        opening.0.shutdown_done(now);
+                        continue;
+                    }
+                    Step::Decide(head) => {
+                        let verdict = match opening.1.take() {
+                            Some(decide) => decide(&head),
+                            None => handler.on_request(&head),
+                        };
+                        opening.0.answer(verdict, now);
+                        continue;
+                    }
+                    #[allow(unused_mut)]
+                    Step::Open { mut driver, path } => {
+                        #[cfg(feature = "tracing")]
+                        driver.set_span(self.span.clone());
+                        (self.phase, self.path) = (Phase::Open(driver), path);
+                        handler.on_open(self);
+                        continue;
+                    }
+                    Step::Failed(error) => return self.finish_with(error),
                 },
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return self.write = true,
+            };
+            (self.read, self.write, self.deadline) = (io.read, io.write, io.deadline);
+            if n == 0 {
+                return;
+            }
+            match self.stream.write_vectored(&slices[..n]) {
+                Ok(0) => self.fail(ErrorKind::WriteZero.into()),
+                Ok(n) => match &mut self.phase {
+                    Phase::Open(driver) => driver.advance(n),
+                    Phase::Opening(opening) => opening.0.advance(n),
+                },
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => drop(self.fail(e)),
+                Err(e) => self.fail(e),
             }
         }
     }
@@ -619,18 +613,17 @@ impl Session {
     fn drive(&mut self, now: Instant, readable: bool, short: bool, handler: &mut dyn Handler) {
         let now = self.clock.at(now);
         let paused = !self.read;
-        self.settle(now);
+        self.dispatching = true;
+        self.settle(now, handler);
         // Whether the socket is known to be drained, so only buffered input is processed
         // (a writable event may resume reading that backpressure had paused).
         let mut drained = !(readable || (paused && self.read));
-        let mut eof = false;
-        self.dispatching = true;
         while !self.done {
             match &mut self.phase {
                 Phase::Open(driver) if !driver.is_writable() => {
                     // Backpressure: what the handler would send has no room; write first,
                     // and leave the rest of the input for when the queue drains.
-                    self.settle(now);
+                    self.settle(now, handler);
                     if !self.is_writable() {
                         break;
                     }
@@ -642,145 +635,51 @@ impl Session {
                         continue;
                     }
                 }
-                Phase::Handshake(_) => {
-                    if self.handshake(now, eof, handler) {
-                        self.settle(now);
-                        if self.is_open() {
-                            handler.on_open(self);
-                        }
+                // The handshake goes as far as what was read takes it; once open, the
+                // frames that came with it are processed.
+                Phase::Opening(_) => {
+                    self.settle(now, handler);
+                    if matches!(self.phase, Phase::Open(_)) {
                         continue;
                     }
                 }
-                // Refusing: done at the client's end of stream, or once it sent too much.
-                Phase::Refusing(None, left) if eof || *left == 0 => self.close_now(),
-                Phase::Refusing(..) => {}
             }
             if drained {
                 break;
             }
-            self.settle(now);
+            self.settle(now, handler);
             let mut was_short = false;
             let read = reader(&mut self.stream, &mut was_short);
             let read = match &mut self.phase {
                 _ if self.done => break,
                 Phase::Open(driver) if self.read => driver.read_with(read),
-                Phase::Refusing(None, left) => {
-                    let read = read(&mut [0; 4096]);
-                    if let Poll::Ready(Ok(n)) = read {
-                        *left = left.saturating_sub(n);
-                    }
-                    read
-                }
-                Phase::Handshake(handshake) if self.head.is_empty() => match &mut handshake.0 {
-                    Side::Server(upgrade, _) => upgrade.read_with(read),
-                    Side::Client(upgrade, _, true) => upgrade.read_with(read),
-                    Side::Client(..) => break,
-                },
-                _ => break,
+                Phase::Opening(opening) => opening.0.read_with(read),
+                Phase::Open(_) => break,
             };
             match read {
-                Poll::Ready(Ok(n)) => (drained, eof) = (short && was_short, n == 0),
-                Poll::Ready(Err(error)) => drop(self.fail(error)),
+                Poll::Ready(Ok(_)) => drained = short && was_short,
+                Poll::Ready(Err(error)) => self.fail(error),
                 Poll::Pending => break,
             }
         }
         self.dispatching = false;
-        self.settle(now);
-    }
-
-    /// The handshake with what has been read (a client first waits for its TCP
-    /// connect, then writes its request); `true` once the phase changed or the session
-    /// failed. `eof`: the last read found the end of stream.
-    fn handshake(&mut self, now: At, eof: bool, handler: &mut dyn Handler) -> bool {
-        let Phase::Handshake(handshake) = &mut self.phase else {
-            return false;
-        };
-        let (side, settings) = &mut **handshake;
-        let settings = *settings;
-        let left = || io::Error::new(ErrorKind::UnexpectedEof, "peer left during the handshake");
-        let (connection, response, protocol, compression, early) = match side {
-            Side::Client(_, _, connected @ false) => {
-                let status = self.stream.take_error().and_then(|error| match error {
-                    Some(error) => Err(error),
-                    None => self.stream.peer_addr().map(drop),
-                });
-                match status {
-                    Err(e) if e.kind() == ErrorKind::NotConnected => return false,
-                    Err(error) => return self.fail(error),
-                    Ok(()) => *connected = true,
-                }
-                self.deadline = settings.handshake_timeout.map(|t| now + t);
-                self.settle(now);
-                return false;
-            }
-            Side::Client(upgrade, seed, true) => match upgrade.poll() {
-                Ok(Some(ClientAnswer::Accepted {
-                    protocol,
-                    compression,
-                    early,
-                    ..
-                })) => {
-                    let connection = Connection::new(Role::Client, settings.protocol, *seed, now);
-                    (connection, Vec::new(), protocol, compression, early)
-                }
-                Ok(Some(ClientAnswer::Rejected(rejected))) => {
-                    return self.finish_with(Error::Rejected(rejected))
-                }
-                Ok(None) if eof => return self.finish_with(Error::Io(left())),
-                Ok(None) => return false,
-                Err(error) => return self.finish_with(Error::Response(error)),
-            },
-            Side::Server(upgrade, decide) => {
-                let (answer, path) = match upgrade.poll_head() {
-                    None if eof => return self.finish_with(Error::Io(left())),
-                    None => return false,
-                    Some(Err(refusal)) => (refusal, None),
-                    Some(Ok(head)) => {
-                        let verdict = match decide.take() {
-                            Some(decide) => decide(&head),
-                            None => handler.on_request(&head),
-                        };
-                        match upgrade.answer(verdict) {
-                            Some(answer) => (answer, Some(head.path().into())),
-                            None => return false,
-                        }
-                    }
-                };
-                match answer {
-                    ServerAnswer::Accept {
-                        response,
-                        protocol,
-                        compression,
-                        early,
-                        ..
-                    } => {
-                        self.path = path;
-                        let connection = Connection::server(settings.protocol, now);
-                        (connection, response, protocol, compression, early)
-                    }
-                    ServerAnswer::Refuse { response, refusal } => {
-                        let linger = settings.refusal_linger;
-                        self.phase = Phase::Refusing(Some(linger), REFUSAL_DRAIN);
-                        self.error = Some(Box::new(Error::Refused(refusal)));
-                        (self.head, self.deadline) = (response, Some(now + linger));
-                        return true;
-                    }
-                }
-            }
-        };
-        let mut driver = Driver::new(connection, settings.buffers);
-        #[cfg(feature = "tracing")]
-        driver.set_span(self.span.clone());
-        driver.push_bytes(&early);
-        driver.set_protocol(protocol);
-        if let Some((params, config)) = compression {
-            driver.enable_compression(params, config);
-        }
-        (self.head, self.deadline) = (response, None);
-        self.phase = Phase::Open(Box::new(driver));
-        true
+        self.settle(now, handler);
     }
 }
+
+/// Whether a non-blocking connect has completed (its error if it failed).
+fn is_connected(stream: &TcpStream) -> io::Result<bool> {
+    if let Some(error) = stream.take_error()? {
+        return Err(error);
+    }
+    match stream.peer_addr() {
+        Err(error) if error.kind() == ErrorKind::NotConnected => Ok(false),
+        result => result.map(|_| true),
+    }
+}
+
+/// A handler for the calls that read nothing, so never see a request or a message.
+fn ignore(_: &mut Session, _: Message) {}
 
 impl Source for Session {
     fn register(&mut self, registry: &Registry, token: Token, with: Interest) -> io::Result<()> {
