@@ -244,10 +244,12 @@ impl Opening {
                 Side::Server(upgrade) => match upgrade.poll_head() {
                     None if self.eof => self.end(peer_left()),
                     None => io(true, false, self.deadline),
-                    Some(Err(refusal)) => {
-                        self.respond(refusal, None, now);
+                    Some(Err(ServerAnswer::Refuse { response, refusal })) => {
+                        self.refuse(response, refusal, now);
                         self.poll(now)
                     }
+                    // `poll_head` only ever refuses.
+                    Some(Err(ServerAnswer::Accept { .. })) => self.end(Error::Closed),
                     Some(Ok(head)) => {
                         self.stage = Stage::Deciding;
                         Step::Decide(head)
@@ -260,41 +262,51 @@ impl Opening {
     /// Server: the application's verdict on the request [`Step::Decide`] showed; the
     /// `101` or the refusal is then to be written.
     pub fn answer(&mut self, verdict: impl Into<Verdict>, now: Instant) {
+        self.answer_with(verdict.into(), now);
+    }
+
+    /// [`answer`](Self::answer) with a verdict that carries data for the connection's
+    /// task ([`Accept::with_data`](crate::verdict::Accept::with_data)): an acceptance's
+    /// data comes back.
+    pub fn answer_with<T>(&mut self, verdict: impl Into<Verdict<T>>, now: Instant) -> Option<T> {
         let (Stage::Deciding, Side::Server(upgrade)) = (&self.stage, &mut self.side) else {
-            return;
+            return None;
         };
         let path = upgrade.poll_head().and_then(Result::ok);
         let path = path.map(|head| Box::from(head.path()));
         match upgrade.answer(verdict) {
-            Some(answer) => self.respond(answer, path, now),
-            None => self.stage = Stage::Ended(Some(Error::Closed)),
-        }
-    }
-
-    fn respond(&mut self, answer: ServerAnswer, path: Option<Box<str>>, now: Instant) {
-        match answer {
-            ServerAnswer::Accept {
+            Some(ServerAnswer::Accept {
                 response,
                 protocol,
                 compression,
                 early,
-                ..
-            } => {
+                data,
+            }) => {
                 let mut driver =
                     self.open(Role::Server, [0; 32], protocol, compression, &early, now);
                 driver.queue_head(response);
                 self.stage = Stage::Accepted(driver, path);
+                Some(data)
             }
-            ServerAnswer::Refuse { response, refusal } => {
-                let linger = self.settings.refusal_linger;
-                (self.out, self.deadline) = (response, Some(now + linger));
-                self.stage = Stage::Refusing {
-                    refusal,
-                    shut: false,
-                    left: REFUSAL_DRAIN,
-                };
+            Some(ServerAnswer::Refuse { response, refusal }) => {
+                self.refuse(response, refusal, now);
+                None
+            }
+            None => {
+                self.stage = Stage::Ended(Some(Error::Closed));
+                None
             }
         }
+    }
+
+    fn refuse(&mut self, response: Vec<u8>, refusal: Refusal, now: Instant) {
+        let linger = self.settings.refusal_linger;
+        (self.out, self.deadline) = (response, Some(now + linger));
+        self.stage = Stage::Refusing {
+            refusal,
+            shut: false,
+            left: REFUSAL_DRAIN,
+        };
     }
 
     fn open(
