@@ -131,8 +131,19 @@ impl Opening {
 
     /// A client's handshake: writes `request` (offering permessage-deflate as
     /// [`ClientRequest::deflate`] says, or else [`Settings::compression`]) and checks the
-    /// answer. `nonce` (the key) and `seed` (the masking keys) must be fresh random bytes.
+    /// answer. The key and the masking seed are drawn from the operating system's random
+    /// source (an error if it has none).
     pub fn client(
+        request: &ClientRequest<'_>,
+        settings: Settings,
+        now: Instant,
+    ) -> Result<Self, Error> {
+        Opening::client_with_keys(request, settings, now, random()?, random()?)
+    }
+
+    /// [`client`](Self::client) with the key's `nonce` and the masking `seed` given:
+    /// fresh random bytes (fixed ones only in tests).
+    pub fn client_with_keys(
         request: &ClientRequest<'_>,
         settings: Settings,
         now: Instant,
@@ -395,12 +406,26 @@ impl Opening {
     /// The transport failed: the handshake ends with `error` (a refusal already decided
     /// stays the answer).
     pub fn fail_io(&mut self, error: io::Error) {
+        self.abort(Error::Io(error));
+    }
+
+    /// Ends the handshake with `error` (the application gave up on it), unless it has
+    /// ended already; a refusal already decided stays the answer.
+    pub fn abort(&mut self, error: Error) {
         self.stage = Stage::Ended(Some(match &self.stage {
             Stage::Refusing { refusal, .. } => Error::Refused(*refusal),
             Stage::Ended(Some(_)) => return,
-            _ => Error::Io(error),
+            _ => error,
         }));
     }
+}
+
+/// `N` bytes from the operating system's random source.
+pub(crate) fn random<const N: usize>() -> Result<[u8; N], Error> {
+    let mut bytes = [0u8; N];
+    getrandom::getrandom(&mut bytes)
+        .map_err(|error| Error::Io(io::Error::other(error.to_string())))?;
+    Ok(bytes)
 }
 
 fn peer_left() -> Error {

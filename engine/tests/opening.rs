@@ -179,7 +179,7 @@ fn a_client_connects_within_its_timeout_then_writes_and_checks_the_answer() {
         .with_connect_timeout(Some(Duration::from_secs(2)))
         .with_handshake_timeout(Some(Duration::from_secs(5)));
     let request = ClientRequest::new("example.com", "/");
-    let opening = Opening::client(&request, settings, at(0), [7; 16], [9; 32]).unwrap();
+    let opening = Opening::client_with_keys(&request, settings, at(0), [7; 16], [9; 32]).unwrap();
     let mut opening = opening.connecting(at(0));
     assert!(opening.is_connecting());
     // Waiting for the connect: writable wanted, nothing read, the connect timeout.
@@ -212,7 +212,7 @@ fn a_client_connects_within_its_timeout_then_writes_and_checks_the_answer() {
     assert_eq!(driver.poll_message(at(200)), Some(Message::text("ok")));
 
     let settings = Settings::default().with_connect_timeout(Some(Duration::from_secs(2)));
-    let mut unreachable = Opening::client(&request, settings, at(0), [7; 16], [9; 32])
+    let mut unreachable = Opening::client_with_keys(&request, settings, at(0), [7; 16], [9; 32])
         .unwrap()
         .connecting(at(0));
     unreachable.handle_deadline(at(2000));
@@ -226,7 +226,8 @@ fn a_client_connects_within_its_timeout_then_writes_and_checks_the_answer() {
 fn a_client_reports_a_rejection_with_its_body_and_a_server_that_left() {
     let request = ClientRequest::new("example.com", "/");
     let settings = Settings::default();
-    let mut rejected = Opening::client(&request, settings, at(0), [7; 16], [9; 32]).unwrap();
+    let mut rejected =
+        Opening::client_with_keys(&request, settings, at(0), [7; 16], [9; 32]).unwrap();
     written(&mut rejected);
     feed(
         &mut rejected,
@@ -244,7 +245,7 @@ fn a_client_reports_a_rejection_with_its_body_and_a_server_that_left() {
         other => panic!("{other:?}"),
     }
 
-    let mut left = Opening::client(&request, settings, at(0), [7; 16], [9; 32]).unwrap();
+    let mut left = Opening::client_with_keys(&request, settings, at(0), [7; 16], [9; 32]).unwrap();
     written(&mut left);
     feed(&mut left, b"HTTP/1.1 10");
     feed(&mut left, b"");

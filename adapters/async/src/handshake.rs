@@ -268,13 +268,7 @@ async fn client_handshake<S: Transport<R>, R: Runtime>(
     settings: Settings,
 ) -> Result<WebSocket<S, R>, Error> {
     let epoch = R::now();
-    let opening = Opening::client(
-        &request,
-        settings,
-        Instant::ZERO,
-        crate::random()?,
-        crate::random()?,
-    )?;
+    let opening = Opening::client(&request, settings, Instant::ZERO)?;
     let no_decision = |_| std::future::ready(Verdict::accept());
     let (driver, _) = open(&mut stream, opening, epoch, no_decision).await?;
     Ok(WebSocket::from_core(Core::with_driver(

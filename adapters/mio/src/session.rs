@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use mio::event::{Event, Source};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
-use sockeye_engine::opening::{Opening, Step};
 use sockeye_engine::{
-    Driver, Message, Next, Outcome, RequestExtras, RequestHead, Settings, Verdict,
+    Action, Driver, Io, Lifecycle, Message, Opening, Outcome, RequestExtras, RequestHead, Settings,
+    Verdict,
 };
 use sockeye_proto::handshake::{ClientRequest, Url};
 use sockeye_proto::{CloseCode, DataKind, DeflateParams, SendError, StdClock};
@@ -32,19 +32,6 @@ type Sent = Result<(), SendError>;
 
 /// The application's callback deciding an upgrade request.
 type Decide = Box<dyn FnOnce(&RequestHead) -> Verdict + Send>;
-
-/// Where a session stands. Every phase keeps its state boxed, so a session is small (an
-/// idle server holds many): the handshake's state is freed once the connection is open.
-///
-/// Once the session is done (`Session::done`) its phase stays as it was and only
-/// answers questions (the outcome, the subprotocol) until the session is dropped.
-enum Phase {
-    /// The opening handshake, with the session's own decision, if it has one (else the
-    /// handler's `on_request` decides).
-    Opening(Box<(Opening, Option<Decide>)>),
-    /// The WebSocket connection, its whole life in the engine's driver.
-    Open(Box<Driver>),
-}
 
 /// One WebSocket connection over a [`mio::net::TcpStream`], driven by the caller's own
 /// [`mio::Poll`] loop: no futures, no threads, no hidden clock (every call takes `now`).
@@ -76,16 +63,14 @@ enum Phase {
 pub struct Session {
     stream: TcpStream,
     clock: StdClock,
-    phase: Phase,
-    /// The next deadline: the handshake's, the refusal linger's, or the driver's.
-    deadline: Option<At>,
-    path: Option<Box<str>>,
-    /// Why the session failed, once it has.
-    error: Option<Box<Error>>,
-    /// What the driver asks for: to read (false while its send queue is full, at end of
-    /// stream, after the end), and to write (or the handshake has bytes to write).
-    read: bool,
-    write: bool,
+    /// The connection's whole life, as the engine runs it.
+    life: Lifecycle,
+    /// The session's own decision on a request, if it has one (else the handler's
+    /// `on_request` decides).
+    decide: Option<Decide>,
+    /// What the engine last asked for: to read (not while the send queue is full, at end
+    /// of stream, after the end), to write (or wait for the connect), the next deadline.
+    io: Io,
     /// An event reported the read side closed (or an error): from then on every read
     /// goes on until `WouldBlock` or end of stream, because no further event may come
     /// for bytes, or an end of stream, that are already waiting.
@@ -162,12 +147,13 @@ impl Session {
         let mut session = Session {
             stream,
             clock: StdClock::with_epoch(now),
-            phase: Phase::Opening(Box::new((opening, decide))),
-            deadline: None,
-            path: None,
-            error: None,
-            read: true,
-            write: false,
+            life: Lifecycle::new(opening),
+            decide,
+            io: Io {
+                read: true,
+                write: false,
+                deadline: None,
+            },
             hangup: false,
             dispatching: false,
             done: false,
@@ -183,7 +169,12 @@ impl Session {
     /// (no subprotocol) or writes its refusal (400 / 426 / 431) and closes, within
     /// [`Settings::handshake_timeout`].
     pub fn server(stream: TcpStream, settings: impl Into<Settings>, now: Instant) -> Self {
-        Session::accepting(stream, settings.into(), now, None)
+        Session::new(
+            stream,
+            now,
+            Opening::server(settings.into(), At::ZERO),
+            None,
+        )
     }
 
     /// As [`Session::server`], with `decide` seeing the request (path, query, headers,
@@ -195,11 +186,8 @@ impl Session {
         now: Instant,
         decide: impl FnOnce(&RequestHead) -> Verdict + Send + 'static,
     ) -> Self {
-        Session::accepting(stream, settings.into(), now, Some(Box::new(decide)))
-    }
-
-    fn accepting(stream: TcpStream, settings: Settings, now: Instant, d: Option<Decide>) -> Self {
-        Session::new(stream, now, Opening::server(settings, At::ZERO), d)
+        let opening = Opening::server(settings.into(), At::ZERO);
+        Session::new(stream, now, opening, Some(Box::new(decide)))
     }
 
     /// A client session on `stream`, connected or still connecting (as
@@ -213,11 +201,7 @@ impl Session {
         settings: impl Into<Settings>,
         now: Instant,
     ) -> Result<Self, Error> {
-        let (mut nonce, mut seed) = ([0u8; 16], [0u8; 32]);
-        for buf in [&mut nonce[..], &mut seed[..]] {
-            getrandom::getrandom(buf).map_err(|e| io::Error::other(e.to_string()))?;
-        }
-        let opening = Opening::client(request, settings.into(), At::ZERO, nonce, seed)?;
+        let opening = Opening::client(request, settings.into(), At::ZERO)?;
         Ok(Session::new(
             stream,
             now,
@@ -335,13 +319,10 @@ impl Session {
     pub fn on_timeout(&mut self, now: Instant) {
         in_span!(self);
         let now = self.clock.at(now);
-        if self.done || self.deadline.is_none_or(|deadline| deadline > now) {
+        if self.done || self.io.deadline.is_none_or(|deadline| deadline > now) {
             return;
         }
-        match &mut self.phase {
-            Phase::Open(driver) => driver.handle_deadline(now),
-            Phase::Opening(opening) => opening.0.handle_deadline(now),
-        }
+        self.life.handle_deadline(now);
         self.settle(now, &mut ignore);
     }
 
@@ -354,7 +335,7 @@ impl Session {
 
     /// The next deadline, as a `std::time::Instant`.
     pub fn deadline_std(&self) -> Option<Instant> {
-        Some(self.clock.to_std(self.deadline.filter(|_| !self.done)?))
+        Some(self.clock.to_std(self.io.deadline.filter(|_| !self.done)?))
     }
 
     /// Queues a message (text, binary, ping, pong, close) and writes what the socket
@@ -386,9 +367,7 @@ impl Session {
     /// until [`is_done`](Self::is_done). Does nothing if the close handshake already
     /// started; ends a handshaking session at once.
     pub fn close(&mut self, code: CloseCode, reason: &str, now: Instant) -> Result<(), Error> {
-        if let Phase::Opening(_) = self.phase {
-            self.finish_with(Error::Closed);
-        }
+        self.life.abort(Error::Closed);
         let close = |driver: &mut Driver, now| driver.close(code, reason, now);
         match self.queue(self.clock.at(now), close) {
             Err(Error::Closed) => Ok(()),
@@ -400,11 +379,9 @@ impl Session {
     /// write for many).
     fn queue(&mut self, now: At, f: impl FnOnce(&mut Driver, At) -> Sent) -> Result<(), Error> {
         in_span!(self);
-        match &mut self.phase {
-            Phase::Open(driver) if !driver.is_finished() && !driver.is_write_closed() => {
-                f(driver, now)?;
-            }
-            Phase::Opening(_) if !self.done => return Err(Error::Handshaking),
+        match self.life.driver_mut() {
+            Some(driver) if !driver.is_finished() && !driver.is_write_closed() => f(driver, now)?,
+            None if !self.done => return Err(Error::Handshaking),
             _ => return Err(Error::Closed),
         }
         if !self.dispatching {
@@ -416,7 +393,7 @@ impl Session {
     /// The interest to register: `READABLE`, plus `WRITABLE` while bytes wait to be
     /// written (or a client's TCP connect is in progress).
     pub fn interest(&self) -> Interest {
-        if self.write && !self.done {
+        if self.io.write && !self.done {
             Interest::READABLE | Interest::WRITABLE
         } else {
             Interest::READABLE
@@ -445,10 +422,7 @@ impl Session {
     }
 
     fn driver(&self) -> Option<&Driver> {
-        match &self.phase {
-            Phase::Open(driver) => Some(driver),
-            _ => None,
-        }
+        self.life.driver()
     }
 
     /// Whether the handshake is done and the connection has not ended.
@@ -468,10 +442,7 @@ impl Session {
 
     /// Bytes queued but not written yet.
     pub fn pending_bytes(&self) -> usize {
-        match &self.phase {
-            Phase::Open(driver) => driver.pending_bytes(),
-            Phase::Opening(opening) => opening.0.pending().len(),
-        }
+        self.life.pending_bytes()
     }
 
     /// How the connection ended, once it has (after the handshake).
@@ -483,12 +454,12 @@ impl Session {
     /// left), or an I/O error (after the handshake [`outcome`](Self::outcome) says the
     /// same). A protocol error by the peer is in the outcome only.
     pub fn error(&self) -> Option<&Error> {
-        self.error.as_deref()
+        self.life.error()
     }
 
     /// The request path, without the query (server, once accepted).
     pub fn path(&self) -> Option<&str> {
-        self.path.as_deref()
+        self.life.path()
     }
 
     /// The subprotocol agreed on in the handshake.
@@ -509,95 +480,64 @@ impl Session {
         &self.stream
     }
 
-    /// Ends the session with `error` (the first one counts).
-    fn finish_with(&mut self, error: Error) {
-        self.error.get_or_insert(Box::new(error));
-        let _ = self.stream.shutdown(Shutdown::Both);
-        self.done = true;
-    }
-
-    /// The transport failed (in the handshake, the next step says how that ends it).
-    fn fail(&mut self, error: io::Error) {
-        match &mut self.phase {
-            Phase::Opening(opening) => opening.0.fail_io(error),
-            Phase::Open(driver) => {
-                driver.fail_io(error.kind());
-                self.finish_with(Error::Io(error));
-            }
-        }
-    }
-
-    /// Does what the phase asks for until the socket would block: writes, shuts down,
+    /// Does what the engine asks for until the socket would block: writes, shuts down,
     /// asks for a verdict, opens (calling `on_open`), ends; then records the interest
     /// and the deadline.
     fn settle(&mut self, now: At, handler: &mut dyn Handler) {
-        self.write = false;
-        if let Phase::Opening(opening) = &mut self.phase {
-            match opening
-                .0
-                .is_connecting()
-                .then(|| is_connected(&self.stream))
-            {
-                Some(Ok(true)) => opening.0.connected(now),
-                Some(Err(error)) => opening.0.fail_io(error),
-                _ => {}
+        if self.life.is_connecting() {
+            match is_connected(&self.stream) {
+                Ok(true) => self.life.connected(now),
+                Ok(false) => {}
+                Err(error) => self.life.fail_io(error),
             }
         }
         while !self.done {
-            let mut slices = [IoSlice::new(&[]); 32];
-            let (io, n) = match &mut self.phase {
-                Phase::Open(driver) => match driver.poll_io(now) {
-                    Next::Io(io) if io.write => (io, driver.write_slices(&mut slices)),
-                    Next::Io(io) => (io, 0),
-                    Next::Shutdown => {
-                        let _ = self.stream.shutdown(Shutdown::Write);
-                        driver.shutdown_done();
-                        continue;
-                    }
-                    Next::Done => return self.done = true,
-                },
-                Phase::Opening(opening) => match opening.0.poll(now) {
-                    Step::Io(io) => {
-                        slices[0] = IoSlice::new(opening.0.pending());
-                        (io, usize::from(io.write && !opening.0.is_connecting()))
-                    }
-                    Step::Shutdown => {
-                        let _ = self.stream.shutdown(Shutdown::Write);
-                        opening.0.shutdown_done(now);
-                        continue;
-                    }
-                    Step::Decide(head) => {
-                        let verdict = match opening.1.take() {
-                            Some(decide) => decide(&head),
-                            None => handler.on_request(&head),
-                        };
-                        opening.0.answer(verdict, now);
-                        continue;
-                    }
-                    #[allow(unused_mut)]
-                    Step::Open { mut driver, path } => {
-                        #[cfg(feature = "tracing")]
+            let io = match self.life.poll(now) {
+                Action::Io(io) => io,
+                Action::Decide(head) => {
+                    let verdict = match self.decide.take() {
+                        Some(decide) => decide(&head),
+                        None => handler.on_request(&head),
+                    };
+                    self.life.answer(verdict, now);
+                    continue;
+                }
+                Action::Shutdown => {
+                    let _ = self.stream.shutdown(Shutdown::Write);
+                    self.life.shutdown_done(now);
+                    continue;
+                }
+                Action::Opened => {
+                    #[cfg(feature = "tracing")]
+                    if let Some(driver) = self.life.driver_mut() {
                         driver.set_span(self.span.clone());
-                        (self.phase, self.path) = (Phase::Open(driver), path);
-                        handler.on_open(self);
-                        continue;
                     }
-                    Step::Failed(error) => return self.finish_with(error),
-                },
+                    handler.on_open(self);
+                    continue;
+                }
+                Action::Done => {
+                    if self.life.driver().is_none() {
+                        let _ = self.stream.shutdown(Shutdown::Both);
+                    }
+                    return self.done = true;
+                }
             };
-            (self.read, self.write, self.deadline) = (io.read, io.write, io.deadline);
+            self.io = io;
+            let mut slices = [IoSlice::new(&[]); 32];
+            let n = if io.write {
+                self.life.write_slices(&mut slices)
+            } else {
+                0
+            };
             if n == 0 {
                 return;
             }
             match self.stream.write_vectored(&slices[..n]) {
-                Ok(0) => self.fail(ErrorKind::WriteZero.into()),
-                Ok(n) => match &mut self.phase {
-                    Phase::Open(driver) => driver.advance(n),
-                    Phase::Opening(opening) => opening.0.advance(n),
-                },
+                Ok(0) => self.life.fail_io(ErrorKind::WriteZero.into()),
+                Ok(n) => self.life.advance(n),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => self.fail(e),
+                Err(e) => self.life.fail_io(e),
             }
         }
     }
@@ -612,15 +552,15 @@ impl Session {
     /// no end of stream is waiting unannounced; see [`on_event`](Self::on_event)).
     fn drive(&mut self, now: Instant, readable: bool, short: bool, handler: &mut dyn Handler) {
         let now = self.clock.at(now);
-        let paused = !self.read;
+        let paused = !self.io.read;
         self.dispatching = true;
         self.settle(now, handler);
         // Whether the socket is known to be drained, so only buffered input is processed
         // (a writable event may resume reading that backpressure had paused).
-        let mut drained = !(readable || (paused && self.read));
+        let mut drained = !(readable || (paused && self.io.read));
         while !self.done {
-            match &mut self.phase {
-                Phase::Open(driver) if !driver.is_writable() => {
+            match self.life.driver_mut() {
+                Some(driver) if !driver.is_writable() => {
                     // Backpressure: what the handler would send has no room; write first,
                     // and leave the rest of the input for when the queue drains.
                     self.settle(now, handler);
@@ -629,7 +569,7 @@ impl Session {
                     }
                     continue;
                 }
-                Phase::Open(driver) => {
+                Some(driver) => {
                     if let Some(message) = driver.poll_message(now) {
                         handler.on_message(self, message);
                         continue;
@@ -637,9 +577,9 @@ impl Session {
                 }
                 // The handshake goes as far as what was read takes it; once open, the
                 // frames that came with it are processed.
-                Phase::Opening(_) => {
+                None => {
                     self.settle(now, handler);
-                    if matches!(self.phase, Phase::Open(_)) {
+                    if self.life.driver().is_some() {
                         continue;
                     }
                 }
@@ -650,15 +590,12 @@ impl Session {
             self.settle(now, handler);
             let mut was_short = false;
             let read = reader(&mut self.stream, &mut was_short);
-            let read = match &mut self.phase {
-                _ if self.done => break,
-                Phase::Open(driver) if self.read => driver.read_with(read),
-                Phase::Opening(opening) => opening.0.read_with(read),
-                Phase::Open(_) => break,
-            };
-            match read {
+            if self.done || !self.io.read {
+                break;
+            }
+            match self.life.read_with(read) {
                 Poll::Ready(Ok(_)) => drained = short && was_short,
-                Poll::Ready(Err(error)) => self.fail(error),
+                Poll::Ready(Err(error)) => self.life.fail_io(error),
                 Poll::Pending => break,
             }
         }
