@@ -11,8 +11,8 @@ use sockeye_proto::{
 };
 
 use crate::buffers::{pool, RecvBuffer, SendQueue};
-use crate::copy;
 use crate::config::{DriverConfig, Tuning, ZEROED_AHEAD};
+use crate::copy;
 use crate::lifecycle::{Rare, NO_STALL};
 use crate::message::{assemble, CloseReason, Message, Partial, Received};
 use crate::outcome::{Abnormal, Outcome};
@@ -589,9 +589,7 @@ impl Driver {
             // A server's frame is not masked, so the core need not see the payload: the
             // checks and state of `send` with only its length (what a prepared message
             // uses too), and the bytes go out as they are, shared or not.
-            let head = self
-                .connection
-                .send_prepared(kind, false, payload.len())?;
+            let head = self.connection.send_prepared(kind, false, payload.len())?;
             self.send.push_bytes_frame(&head, payload, coalesce_limit);
             return Ok(());
         }

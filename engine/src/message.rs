@@ -14,26 +14,33 @@ use crate::Utf8Bytes;
 ///
 /// Payloads are shared bytes ([`Bytes`], and [`Utf8Bytes`] for text): cloning a message
 /// copies no payload, so one message can be sent to many connections, and a received
-/// message can be sent on as it is. A received payload is the buffer it was read into,
-/// and a payload sent as the only reference to its buffer goes back to the driver's
-/// buffer pool once written. The constructors take the common owned types without a
-/// copy:
+/// message can be sent on as it is. A received text or binary payload is the buffer the
+/// message was assembled in (no copy after the read buffer; a large binary frame is
+/// read straight into it), and a payload sent as the only reference to its buffer goes
+/// back to the driver's buffer pool once written, for the next message to be read into.
+///
+/// The constructors take the common owned types without a copy, and borrowed text by
+/// copying it:
 ///
 /// ```
-/// # use sockeye_engine::Message;
-/// # use bytes::Bytes;
-/// let text = Message::text("hello"); // a `&'static str`: no copy
-/// let owned = Message::text(format!("{} + {}", 1, 2)); // a `String`: no copy
-/// let binary = Message::binary(vec![1, 2, 3]); // a `Vec<u8>`: no copy
-/// let shared = Message::binary(Bytes::from_static(b"\x00\x01"));
-/// assert_eq!(text, Message::from("hello"));
+/// # use sockeye_engine::{Bytes, Message, Utf8Bytes};
+/// let hello = Message::text("hello"); // a `&str`: copied
+/// let owned = Message::text(format!("{} + {}", 1, 2)); // a `String`: its buffer
+/// let literal = Message::text(Utf8Bytes::from_static("hi")); // no copy, no allocation
+/// let binary = Message::binary(vec![1, 2, 3]); // a `Vec<u8>`: its buffer
+/// let shared = Message::binary(Bytes::from_static(b"\x00\x01")); // no copy
+/// assert_eq!(hello, Message::from("hello"));
 /// assert_eq!(binary.as_bytes(), [1, 2, 3]);
+/// assert_eq!(literal.as_text(), Some("hi"));
 ///
 /// match owned {
-///     Message::Text(text) => assert_eq!(text, "1 + 2"),
+///     // `Utf8Bytes` compares with `&str` and reads as one (`Deref<Target = str>`).
+///     Message::Text(text) => assert!(text == "1 + 2" && text.ends_with('2')),
 ///     _ => unreachable!(),
 /// }
-/// # let _ = shared;
+/// // Sending to many: clones share the payload.
+/// let copies = vec![shared; 3];
+/// assert!(copies.iter().all(|m| m.as_bytes().as_ptr() == copies[0].as_bytes().as_ptr()));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
@@ -50,14 +57,15 @@ pub enum Message {
 }
 
 impl Message {
-    /// A text message (from a `String`, a `&'static str` or [`Utf8Bytes`], without a
-    /// copy).
+    /// A text message: a `String`, `Box<str>` or [`Utf8Bytes`] without a copy, a `&str`
+    /// copied ([`Utf8Bytes::from_static`] takes a literal without one).
     pub fn text(text: impl Into<Utf8Bytes>) -> Self {
         Message::Text(text.into())
     }
 
-    /// A binary message (from a `Vec<u8>`, a `&'static [u8]` or [`Bytes`], without a
-    /// copy).
+    /// A binary message: anything that becomes [`Bytes`] (a `Vec<u8>`, `Box<[u8]>`,
+    /// `&'static [u8]` or `Bytes` itself) without a copy. Borrowed bytes are copied by
+    /// the caller (`Bytes::copy_from_slice`, `to_vec`).
     pub fn binary(bytes: impl Into<Bytes>) -> Self {
         Message::Binary(bytes.into())
     }
@@ -87,6 +95,14 @@ impl Message {
         }
     }
 
+    /// The text of a text message (its bytes are checked again, see [`Utf8Bytes`]).
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Message::Text(text) => Some(text.as_str()),
+            _ => None,
+        }
+    }
+
     /// The payload (the reason for a Close), shared: no copy but a Close's.
     pub fn into_payload(self) -> Bytes {
         match self {
@@ -112,9 +128,9 @@ impl From<String> for Message {
     }
 }
 
-/// A text message, without a copy.
-impl From<&'static str> for Message {
-    fn from(text: &'static str) -> Self {
+/// A text message (the text copied).
+impl From<&str> for Message {
+    fn from(text: &str) -> Self {
         Message::Text(text.into())
     }
 }

@@ -7,6 +7,8 @@ use sockeye_proto::extension::Direction;
 use sockeye_proto::frame::{Header, OpCode};
 use sockeye_proto::{DataKind, DeflateConfig};
 
+use crate::Utf8Bytes;
+
 /// The RSV1 bit in [`Header::rsv`]: a compressed message (RFC 7692 §6).
 const RSV1: u8 = 0b100;
 
@@ -51,9 +53,9 @@ struct Compressed {
 }
 
 impl PreparedMessage {
-    /// A text message.
-    pub fn text(text: impl Into<String>) -> Self {
-        Self::new(DataKind::Text, Bytes::from(text.into()))
+    /// A text message (a `String`, a `&str`, or a received message's [`Utf8Bytes`]).
+    pub fn text(text: impl Into<Utf8Bytes>) -> Self {
+        Self::new(DataKind::Text, text.into().into_bytes())
     }
 
     /// A binary message (a `Vec<u8>` or `Bytes` is taken without a copy).

@@ -973,7 +973,9 @@ mod tests {
         );
         // Control frames are never queued.
         assert_eq!(
-            s.offline_send(Message::ping(Vec::new())).unwrap_err().reason,
+            s.offline_send(Message::ping(Vec::new()))
+                .unwrap_err()
+                .reason,
             NotSent::Disconnected
         );
         assert_eq!(s.queued(), 3);

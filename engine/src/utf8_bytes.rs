@@ -65,6 +65,16 @@ impl Utf8Bytes {
         self.bytes
     }
 
+    /// The text as a `String`: its own buffer, without a copy, when nothing else
+    /// shares it (as a received message's text does not); otherwise a copy. Either way
+    /// the bytes are checked once more (see the type's notes).
+    pub fn into_string(self) -> String {
+        match self.bytes.try_into_mut() {
+            Ok(unique) => String::from_utf8(Vec::from(unique)).unwrap_or_default(),
+            Err(shared) => String::from(Utf8Bytes { bytes: shared }.as_str()),
+        }
+    }
+
     /// The length in bytes (no check of the text).
     pub fn len(&self) -> usize {
         self.bytes.len()
@@ -168,10 +178,20 @@ impl From<String> for Utf8Bytes {
     }
 }
 
-/// Takes the string without a copy ([`Bytes::from_static`]).
-impl From<&'static str> for Utf8Bytes {
-    fn from(text: &'static str) -> Self {
-        Utf8Bytes::from_static(text)
+/// Copies the string (any lifetime). A literal can be taken without a copy with
+/// [`Utf8Bytes::from_static`].
+impl From<&str> for Utf8Bytes {
+    fn from(text: &str) -> Self {
+        Utf8Bytes {
+            bytes: Bytes::copy_from_slice(text.as_bytes()),
+        }
+    }
+}
+
+/// Copies the string.
+impl From<&String> for Utf8Bytes {
+    fn from(text: &String) -> Self {
+        Utf8Bytes::from(text.as_str())
     }
 }
 
@@ -185,6 +205,13 @@ impl From<Box<str>> for Utf8Bytes {
 impl From<Utf8Bytes> for Bytes {
     fn from(text: Utf8Bytes) -> Self {
         text.bytes
+    }
+}
+
+/// Without a copy when nothing else shares the text (see [`Utf8Bytes::into_string`]).
+impl From<Utf8Bytes> for String {
+    fn from(text: Utf8Bytes) -> Self {
+        text.into_string()
     }
 }
 
@@ -318,7 +345,31 @@ mod tests {
 
         let vec = b"plain".to_vec();
         let at_vec = vec.as_ptr();
-        assert_eq!(Utf8Bytes::try_from(vec).unwrap().as_bytes().as_ptr(), at_vec);
+        assert_eq!(
+            Utf8Bytes::try_from(vec).unwrap().as_bytes().as_ptr(),
+            at_vec
+        );
+
+        // Back to a `String`: its own buffer while nothing else shares it.
+        let mut spare = String::with_capacity(64);
+        spare.push_str("roomy");
+        let at_spare = spare.as_ptr();
+        let unique = Utf8Bytes::from(spare);
+        assert_eq!(unique.as_bytes().as_ptr(), at_spare);
+        let back = unique.into_string();
+        assert_eq!((back.as_str(), back.as_ptr()), ("roomy", at_spare));
+        assert!(back.capacity() >= 64);
+        let exact = Utf8Bytes::from(String::from("exact"));
+        let at_exact = exact.as_bytes().as_ptr();
+        let exact = String::from(exact);
+        assert_eq!(exact.as_ptr(), at_exact);
+        // Shared (or static) text is copied.
+        let shared = Utf8Bytes::from(String::from("shared"));
+        let other = shared.clone();
+        let copied = shared.into_string();
+        assert_eq!(copied, "shared");
+        assert_ne!(copied.as_ptr(), other.as_bytes().as_ptr());
+        assert_eq!(Utf8Bytes::from_static("static").into_string(), "static");
     }
 
     #[test]
@@ -326,8 +377,15 @@ mod tests {
         const GREETING: Utf8Bytes = Utf8Bytes::from_static("hi");
         assert_eq!(GREETING, "hi");
         let static_text: &'static str = "static";
-        let from_static = Utf8Bytes::from(static_text);
+        let from_static = Utf8Bytes::from_static(static_text);
         assert_eq!(from_static.as_bytes().as_ptr(), static_text.as_ptr());
+        // Any `&str` (and `&String`) is taken by copying it.
+        let borrowed = String::from("borrowed");
+        let from_str = Utf8Bytes::from(borrowed.as_str());
+        assert_eq!(from_str, "borrowed");
+        assert_ne!(from_str.as_bytes().as_ptr(), borrowed.as_ptr());
+        assert_eq!(Utf8Bytes::from(&borrowed), from_str);
+        assert_eq!(Utf8Bytes::from(static_text), from_static);
         assert_eq!(Utf8Bytes::from(Box::<str>::from("boxed")), "boxed");
         assert_eq!(Utf8Bytes::default(), "");
         assert!(Utf8Bytes::default().is_empty());

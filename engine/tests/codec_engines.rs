@@ -37,10 +37,10 @@ fn engines_are_reused_from_message_to_message_and_across_connections() {
     let mut client = compressing(Role::Client);
     // The first message on this thread builds the engines; from then on they travel.
     servers[0]
-        .send(Message::Text(record(0)), Instant::ZERO)
+        .send(Message::text(record(0)), Instant::ZERO)
         .unwrap();
     let wire = take_wire(&mut servers[0]);
-    assert_eq!(read(&mut client, &wire), [Message::Text(record(0))]);
+    assert_eq!(read(&mut client, &wire), [Message::text(record(0))]);
 
     let messages = 40;
     let mut compressing_allocated = 0;
@@ -48,7 +48,7 @@ fn engines_are_reused_from_message_to_message_and_across_connections() {
         let server = &mut servers[i % 10];
         let (wire, allocated) = allocated_by(|| {
             server
-                .send(Message::Text(record(i)), Instant::ZERO)
+                .send(Message::text(record(i)), Instant::ZERO)
                 .unwrap();
             take_wire(server)
         });
@@ -57,7 +57,7 @@ fn engines_are_reused_from_message_to_message_and_across_connections() {
         // Inflating: the client's inflater takes the same engine back every time.
         let (received, allocated) = allocated_by(|| read(&mut client, &wire));
         assert!(
-            received == [Message::Text(record(i))],
+            received == [Message::text(record(i))],
             "message {i} differs"
         );
         assert!(

@@ -69,7 +69,7 @@ fn encode(items: &[Item]) -> (Vec<u8>, Vec<Message>) {
                         .masked(key)
                         .encode_into(&mut wire);
                 }
-                expected.push(Message::Binary(payload.clone()));
+                expected.push(Message::binary(payload.clone()));
             }
             Item::Text { text, fragments } => {
                 let bytes = text.as_bytes();
@@ -85,11 +85,11 @@ fn encode(items: &[Item]) -> (Vec<u8>, Vec<Message>) {
                         .masked(key)
                         .encode_into(&mut wire);
                 }
-                expected.push(Message::Text(text.clone()));
+                expected.push(Message::text(text.clone()));
             }
             Item::Ping(payload) => {
                 Frame::ping(payload).masked(key).encode_into(&mut wire);
-                expected.push(Message::Ping(payload.clone()));
+                expected.push(Message::ping(payload.clone()));
             }
         }
     }

@@ -125,10 +125,10 @@ async fn our_client_with_a_python_server() {
         ws.send(Message::text("from sockeye ✓")).await.unwrap();
         assert_eq!(ws.recv().await, Some(Message::text("from sockeye ✓")));
         let big: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
-        ws.send(Message::Binary(big.clone())).await.unwrap();
-        assert_eq!(ws.recv().await, Some(Message::Binary(big)));
-        ws.send(Message::Ping(b"ping".to_vec())).await.unwrap();
-        assert_eq!(ws.recv().await, Some(Message::Pong(b"ping".to_vec())));
+        ws.send(Message::binary(big.clone())).await.unwrap();
+        assert_eq!(ws.recv().await, Some(Message::binary(big)));
+        ws.send(Message::ping(b"ping".to_vec())).await.unwrap();
+        assert_eq!(ws.recv().await, Some(Message::pong(b"ping".to_vec())));
         ws.close(CloseCode::NORMAL, "bye").await.unwrap();
         assert!(matches!(ws.recv().await, Some(Message::Close(_))));
         assert_eq!(ws.recv().await, None);

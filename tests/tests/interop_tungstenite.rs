@@ -96,10 +96,10 @@ async fn our_client_with_a_tungstenite_server() {
         ws.send(Message::text("from sockeye ✓")).await.unwrap();
         assert_eq!(ws.recv().await, Some(Message::text("from sockeye ✓")));
         let big = vec![0xC3u8; 1 << 20];
-        ws.send(Message::Binary(big.clone())).await.unwrap();
-        assert_eq!(ws.recv().await, Some(Message::Binary(big)));
-        ws.send(Message::Ping(b"p".to_vec())).await.unwrap();
-        assert_eq!(ws.recv().await, Some(Message::Pong(b"p".to_vec())));
+        ws.send(Message::binary(big.clone())).await.unwrap();
+        assert_eq!(ws.recv().await, Some(Message::binary(big)));
+        ws.send(Message::ping(b"p".to_vec())).await.unwrap();
+        assert_eq!(ws.recv().await, Some(Message::pong(b"p".to_vec())));
         ws.close(CloseCode::NORMAL, "bye").await.unwrap();
         assert!(matches!(ws.recv().await, Some(Message::Close(_))));
         assert_eq!(ws.recv().await, None);

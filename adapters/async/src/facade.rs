@@ -142,8 +142,9 @@ macro_rules! facade {
         pub use reconnect::{ClientEvent, ReconnectingClient};
 
         pub use $crate::__engine::{
-            Abnormal, CloseReason, DriverConfig, IntoRequest, Message, Outcome, PreparedMessage,
-            Refusal, RejectedResponse, RequestExtras, RequestHead, Settings, Verdict,
+            Abnormal, Bytes, CloseReason, DriverConfig, FromUtf8Error, IntoRequest, Message,
+            Outcome, PreparedMessage, Refusal, RejectedResponse, RequestExtras, RequestHead,
+            Settings, Utf8Bytes, Verdict,
         };
         pub use $crate::__proto::handshake::{ClientRequest, HeadLimits, Url};
         pub use $crate::__proto::{

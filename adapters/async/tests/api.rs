@@ -136,12 +136,12 @@ async fn split_reader_answers_pings_and_closes() {
         (seen, reader.outcome())
     });
     client
-        .send(Message::Ping(b"are you there".to_vec()))
+        .send(Message::ping(b"are you there".to_vec()))
         .await
         .unwrap();
     assert_eq!(
         client.recv().await,
-        Some(Message::Pong(b"are you there".to_vec()))
+        Some(Message::pong(b"are you there".to_vec()))
     );
     writer.send(Message::text("from the writer")).await.unwrap();
     assert_eq!(client.recv().await, Some(Message::text("from the writer")));
@@ -234,7 +234,7 @@ async fn streaming_receive_and_fragmented_send() {
     let (mut client, mut server) = pair(Settings::default().with_buffers(buffers)).await;
     let big = vec![7u8; 1 << 20];
     // Queued now, written while the server reads (it does not fit the pipe at once).
-    client.feed(Message::Binary(big.clone())).await.unwrap();
+    client.feed(Message::binary(big.clone())).await.unwrap();
     let sending = tokio::spawn(async move {
         client.flush().await.unwrap();
         client
@@ -577,7 +577,7 @@ async fn feed_waits_for_a_slow_reader() {
     let mut server = server.await.unwrap();
     let mut fed = 0;
     let blocked = loop {
-        let feed = client.feed(Message::Binary(vec![1; 16 * 1024]));
+        let feed = client.feed(Message::binary(vec![1; 16 * 1024]));
         match tokio::time::timeout(Duration::from_millis(100), feed).await {
             Ok(result) => {
                 result.unwrap();

@@ -83,4 +83,7 @@ pub use server::{
 pub use sockeye_engine::handshake::Refusal;
 pub use sockeye_engine::{RequestExtras, RequestHead, Verdict};
 pub use sockeye_proto::{CloseCode, DeflateConfig, DeflateParams};
-pub use sockeye_tokio::{Error, Message, Outcome, PreparedMessage, Settings, TrySendError};
+pub use sockeye_tokio::{
+    Bytes, Error, FromUtf8Error, Message, Outcome, PreparedMessage, Settings, TrySendError,
+    Utf8Bytes,
+};

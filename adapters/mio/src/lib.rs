@@ -73,8 +73,9 @@ mod session;
 pub use server::{Handler, Server};
 pub use session::Session;
 pub use sockeye_engine::{
-    Abnormal, CloseReason, DriverConfig, Error, Message, Outcome, PreparedMessage, Refusal,
-    RejectedResponse, RequestExtras, RequestHead, Settings, Verdict,
+    Abnormal, Bytes, CloseReason, DriverConfig, Error, FromUtf8Error, Message, Outcome,
+    PreparedMessage, Refusal, RejectedResponse, RequestExtras, RequestHead, Settings, Utf8Bytes,
+    Verdict,
 };
 pub use sockeye_proto;
 pub use sockeye_proto::handshake::{ClientRequest, HeadLimits, Url};

@@ -68,7 +68,7 @@ fn split_halves_wait_on_the_same_stream() {
                     assert_eq!(bytes.len(), 32 * 1024);
                     received += 1;
                     if received % 16 == 0 {
-                        client.feed(Message::Ping(vec![1])).await.unwrap();
+                        client.feed(Message::ping(vec![1])).await.unwrap();
                     }
                 }
                 Message::Close(_) | Message::Pong(_) => {}

@@ -78,8 +78,8 @@ async fn wss_echo_with_a_self_signed_certificate() {
     ws.send(Message::text("over tls")).await.unwrap();
     assert_eq!(ws.recv().await, Some(Message::text("over tls")));
     let big = vec![0x5Au8; 300_000];
-    ws.send(Message::Binary(big.clone())).await.unwrap();
-    assert_eq!(ws.recv().await, Some(Message::Binary(big)));
+    ws.send(Message::binary(big.clone())).await.unwrap();
+    assert_eq!(ws.recv().await, Some(Message::binary(big)));
 
     ws.close(CloseCode::NORMAL, "tls done").await.unwrap();
     assert!(matches!(ws.recv().await, Some(Message::Close(_))));

@@ -81,7 +81,7 @@ fn states(log: &Log) -> Vec<StateChange> {
 fn texts(log: &Log) -> Vec<String> {
     log.iter()
         .filter_map(|(_, event)| match event {
-            ClientEvent::Message(Message::Text(text)) => Some(text.clone()),
+            ClientEvent::Message(Message::Text(text)) => Some(text.to_string()),
             _ => None,
         })
         .collect()
@@ -491,7 +491,7 @@ fn offline_sends_are_replayed_after_the_hook() {
         }
         // Control frames only make sense on their own connection.
         assert!(matches!(
-            client.send(Message::Ping(vec![])).await,
+            client.send(Message::ping(vec![])).await,
             Err(SendError::NotSent(unsent)) if unsent.reason == NotSent::Disconnected
         ));
         assert_eq!(client.queued(), 2);

@@ -731,8 +731,8 @@ pub fn server_echoes_every_size(adapter: &impl Adapter) {
         raw.send(Frame::binary(&bytes));
         let echoed = raw.expect(OpCode::Binary);
         assert!(echoed == bytes, "binary of {size} bytes differs");
-        expected.push(Message::Text(text));
-        expected.push(Message::Binary(bytes));
+        expected.push(Message::text(text));
+        expected.push(Message::binary(bytes));
     }
     raw.send(Frame::close(1000, "done"));
     assert_eq!(raw.expect_close(CloseCode::NORMAL), "");
@@ -771,9 +771,9 @@ pub fn server_fragmentation_with_interleaved_ping(adapter: &impl Adapter) {
     assert_eq!(
         run.received[..3],
         [
-            Message::Ping(b"between".to_vec()),
+            Message::ping(b"between".to_vec()),
             Message::text("héllo"),
-            Message::Binary(part.repeat(3)),
+            Message::binary(part.repeat(3)),
         ]
     );
 }
@@ -792,7 +792,7 @@ pub fn server_ping_pong(adapter: &impl Adapter) {
     raw.expect_eof();
     let run = server.next_run();
     assert_eq!(run.received.len(), 5, "{run:?}");
-    assert_eq!(run.received[3], Message::Pong(b"unsolicited".to_vec()));
+    assert_eq!(run.received[3], Message::pong(b"unsolicited".to_vec()));
     assert_eq!(run.received[4], close_message(CloseCode::NORMAL, ""));
 }
 
@@ -938,7 +938,7 @@ const BACKPRESSURE_MESSAGES: usize = 256;
 const BACKPRESSURE_SIZE: usize = 256 * 1024;
 
 fn backpressure_script() -> Script {
-    let message = Message::Binary(vec![0xAB; BACKPRESSURE_SIZE]);
+    let message = Message::binary(vec![0xAB; BACKPRESSURE_SIZE]);
     let mut steps = vec![Step::Feed(message); BACKPRESSURE_MESSAGES];
     steps.push(Step::Close(CloseCode::NORMAL, "all sent".into()));
     Script::new(steps)
@@ -1000,8 +1000,8 @@ pub fn client_echoes_every_size(adapter: &impl Adapter) {
     let mut expected = Vec::new();
     for &size in SIZES {
         for message in [
-            Message::Text(text_of(size)),
-            Message::Binary(bytes_of(size)),
+            Message::text(text_of(size)),
+            Message::binary(bytes_of(size)),
         ] {
             steps.push(Step::Send(message.clone()));
             steps.push(Step::Recv);
@@ -1086,7 +1086,7 @@ pub fn client_fragmentation_with_interleaved_ping(adapter: &impl Adapter) {
     assert_eq!(
         run.received,
         [
-            Message::Ping(b"between".to_vec()),
+            Message::ping(b"between".to_vec()),
             Message::text("héllo"),
             close_message(CloseCode::NORMAL, "bye"),
         ]
@@ -1151,7 +1151,7 @@ pub fn client_abrupt_eof(adapter: &impl Adapter) {
     raw.send(Frame::binary(b"\x01\x02"));
     drop(raw);
     let run = client.join().unwrap().expect("connected");
-    assert_eq!(run.received, [Message::Binary(vec![1, 2])]);
+    assert_eq!(run.received, [Message::binary(vec![1, 2])]);
     assert!(
         matches!(
             run.outcome(),
