@@ -293,7 +293,8 @@ impl SendQueue {
             buf.extend_from_slice(head);
             copy::extend(buf, &payload);
             self.pending += head.len() + payload.len();
-            pool::recycle_bytes(payload);
+            // Dropped, not recycled, as `push_frame` drops a small `Vec`: a small
+            // payload's buffer is rarely worth keeping, and looking costs more.
         } else {
             self.push_small(head);
             self.pending += payload.len();

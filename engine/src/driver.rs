@@ -486,9 +486,10 @@ impl Driver {
     /// (even when other messages share them), a client's masked in place when the
     /// payload is the only reference to its buffer (else in a copy, since the shared
     /// bytes cannot change). Small payloads are copied into the write buffer beside
-    /// their header. A payload buffer nothing else refers to once it is written is kept
-    /// for the messages this thread receives next. Ping and Close go through the core's
-    /// control slots; a Pong is sent as given.
+    /// their header. A large payload's buffer that nothing else refers to once it is
+    /// written (or once it is compressed) is kept for the messages this thread receives
+    /// next. Ping and Close go through the core's control slots; a Pong is sent as
+    /// given.
     pub fn send(&mut self, message: Message, now: Instant) -> Result<(), SendError> {
         match message {
             Message::Text(text) => self.send_data(DataKind::Text, text.into_bytes()),

@@ -121,9 +121,13 @@ impl<S: Transport<R>, R: Runtime> WebSocket<S, R> {
         poll_fn(|cx| self.core.poll_event_with(cx, &mut f)).await
     }
 
-    /// Queues `message` and waits until everything queued is written. Text and binary
-    /// messages are written without a copy when large (a client masks them in place).
-    /// [`Message::Ping`], [`Message::Pong`] and [`Message::Close`] send those frames.
+    /// Queues `message` and waits until everything queued is written. Large text and
+    /// binary payloads are written from their `Bytes` without a copy: a server's as
+    /// they are, even when other messages share them (send one `Bytes` to many
+    /// connections and each holds a reference); a client's masked in place when it
+    /// alone holds them, else masked in a copy. Small payloads are copied beside their
+    /// frame head. [`Message::Ping`], [`Message::Pong`] and [`Message::Close`] send
+    /// those frames.
     pub async fn send(&mut self, message: Message) -> Result<(), Error> {
         self.feed(message).await?;
         self.flush().await
@@ -135,7 +139,7 @@ impl<S: Transport<R>, R: Runtime> WebSocket<S, R> {
     /// Cancel-safe: the message is queued when this returns, not before.
     pub fn feed(&mut self, message: Message) -> impl Future<Output = Result<(), Error>> + '_ {
         // A `poll_fn` rather than an `async fn`, whose future would keep the message
-        // twice (96 bytes instead of 40, in the task of every connection that echoes).
+        // twice (about twice the size, in the task of every connection that echoes).
         let mut message = Some(message);
         poll_fn(move |cx| {
             ready!(self.core.poll_ready(cx))?;
