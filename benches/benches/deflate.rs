@@ -8,11 +8,12 @@
 //! buffer of half its size (grown as needed) with a sync flush and the tail stripped.
 //! Level 1, 15-bit windows, as Sockeye's `DeflateConfig::DEFAULT` and the comparison.
 //!
-//! - `no_takeover/driver`: no context takeover both ways, as the driver does it: the
-//!   deflater is released after every message (its engine freed and built again for
-//!   the next), the inflater drops its engine at the end of each message by itself.
-//! - `no_takeover/kept`: the same, but the deflater keeps its engine between messages
-//!   (zlib's reset only): what freeing and rebuilding the compressor costs.
+//! - `no_takeover/driver`: no context takeover both ways, as the driver does it: after
+//!   every message each codec hands its engine (reset) to the thread's pool and takes
+//!   it back for the next (`release_engine` / `adopt_engine`), so nothing is built
+//!   again and an idle connection holds nothing.
+//! - `no_takeover/rebuilt`: the same, but each engine is freed after every message and
+//!   built again for the next (the driver before the pool): what rebuilding costs.
 //! - `takeover/kept`: context takeover both ways, engines kept (a busy connection).
 //!
 //! The floor the comparison quotes is `no_takeover/driver`: the codec's work for one
@@ -31,20 +32,35 @@ use sockeye_proto::extension::Direction;
 /// The driver's inflate scratch (`SCRATCH` in `engine/src/compression.rs`).
 const SCRATCH: usize = 16 * 1024;
 
+/// What happens to the codec engines between messages.
+#[derive(Clone, Copy, PartialEq)]
+enum Between {
+    /// Handed to a pool and taken back (the driver).
+    Pooled,
+    /// Freed, and built again for the next message.
+    Rebuilt,
+    /// Kept by the connection (context takeover).
+    Kept,
+}
+
 /// The codec of one echoing connection (server side).
 struct Echo {
     inflater: Inflater,
     deflater: Deflater,
-    release: bool,
+    between: Between,
     scratch: Vec<u8>,
 }
 
 impl Echo {
-    fn new(direction: Direction, release: bool) -> Self {
+    fn new(direction: Direction, between: Between) -> Self {
+        let inflater = Inflater::new(direction);
         Echo {
-            inflater: Inflater::new(direction),
+            inflater: match between {
+                Between::Pooled => inflater.keeping_engine(),
+                _ => inflater,
+            },
             deflater: Deflater::new(direction, 1),
-            release,
+            between,
             scratch: vec![0; SCRATCH],
         }
     }
@@ -69,8 +85,16 @@ impl Echo {
         self.deflater
             .compress(message, true, &mut out)
             .expect("compress");
-        if self.release {
-            self.deflater.release();
+        match self.between {
+            Between::Pooled => {
+                // A pool of one: the engines leave the connection and come back.
+                let deflate = self.deflater.release_engine().expect("deflate engine");
+                let inflate = self.inflater.release_engine().expect("inflate engine");
+                assert!(self.deflater.adopt_engine(deflate).is_none());
+                assert!(self.inflater.adopt_engine(inflate).is_none());
+            }
+            Between::Rebuilt => self.deflater.release(),
+            Between::Kept => {}
         }
         (inflated, out)
     }
@@ -81,11 +105,11 @@ fn echo(c: &mut Criterion) {
     for size in [1024usize, 64 << 10] {
         let message = json::records(size, 1);
         let variants = [
-            ("no_takeover/driver", false, true),
-            ("no_takeover/kept", false, false),
-            ("takeover/kept", true, false),
+            ("no_takeover/driver", false, Between::Pooled),
+            ("no_takeover/rebuilt", false, Between::Rebuilt),
+            ("takeover/kept", true, Between::Kept),
         ];
-        for (name, takeover, release) in variants {
+        for (name, takeover, between) in variants {
             let direction = Direction {
                 window_bits: 15,
                 context_takeover: takeover,
@@ -104,7 +128,7 @@ fn echo(c: &mut Criterion) {
                     .compress(&message, true, &mut payload)
                     .expect("client");
             }
-            let mut server = Echo::new(direction, release);
+            let mut server = Echo::new(direction, between);
             if takeover {
                 // Prime the server's windows with the message the client compressed first.
                 let mut first = Deflater::new(direction, 1);

@@ -8,7 +8,7 @@
 
 use std::vec::Vec;
 
-use sockeye_proto::deflate::{Deflater, Inflated, Inflater};
+use sockeye_proto::deflate::{DeflateEngine, Deflater, InflateEngine, Inflated, Inflater};
 use sockeye_proto::utf8;
 use sockeye_proto::{Boundary, DataKind, DeflateConfig, DeflateParams, Event, ProtocolError, Role};
 
@@ -37,6 +37,105 @@ fn inflate(
 
 /// Inflated output per step: the most one event carries.
 const SCRATCH: usize = 16 * 1024;
+
+/// Codec engines between messages, a few per thread (see
+/// `sockeye_proto::deflate`'s `reuse`): without context takeover each message would
+/// otherwise build its engines anew, about 280 KiB to compress and 46 KiB to inflate,
+/// allocated and initialised, more than half the codec's time on 1 KiB messages. An
+/// idle connection holds none; a thread holds at most [`engines::MAX_DEFLATE`]
+/// compressors and [`engines::MAX_INFLATE`] inflaters (about 750 KiB), whatever the
+/// number of connections.
+pub(crate) mod engines {
+    use core::cell::RefCell;
+    use std::vec::Vec;
+
+    use super::{DeflateEngine, Deflater, InflateEngine, Inflater};
+
+    /// Compressing is done whole within one call: one engine per thread serves every
+    /// connection of one level and window; two allow a second setting.
+    pub(crate) const MAX_DEFLATE: usize = 2;
+    /// An inflater is held for as long as a message takes to arrive, so several may be
+    /// busy at once on one thread.
+    pub(crate) const MAX_INFLATE: usize = 4;
+
+    std::thread_local! {
+        static DEFLATE: RefCell<Vec<DeflateEngine>> = const { RefCell::new(Vec::new()) };
+        static INFLATE: RefCell<Vec<InflateEngine>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Gives `deflater` a pooled engine of its level and window if it needs one.
+    pub(crate) fn lend_deflate(deflater: &mut Deflater) {
+        if !deflater.needs_engine() {
+            return;
+        }
+        let key = (deflater.level(), deflater.direction().window_bits);
+        let pooled = DEFLATE
+            .try_with(|pool| {
+                let mut pool = pool.borrow_mut();
+                let index = pool.iter().position(|engine| engine.key() == key)?;
+                Some(pool.swap_remove(index))
+            })
+            .ok()
+            .flatten();
+        if let Some(engine) = pooled {
+            if let Some(engine) = deflater.adopt_engine(engine) {
+                keep_deflate(engine);
+            }
+        }
+    }
+
+    /// Takes `deflater`'s engine back between messages (freed if it cannot travel or
+    /// the pool is full).
+    pub(crate) fn reclaim_deflate(deflater: &mut Deflater) {
+        if let Some(engine) = deflater.release_engine() {
+            keep_deflate(engine);
+        }
+        deflater.release();
+    }
+
+    fn keep_deflate(engine: DeflateEngine) {
+        let _ = DEFLATE.try_with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if pool.len() < MAX_DEFLATE {
+                pool.push(engine);
+            }
+        });
+    }
+
+    /// Gives `inflater` a pooled engine if it needs one and can use it.
+    pub(crate) fn lend_inflate(inflater: &mut Inflater) {
+        if !inflater.needs_engine() {
+            return;
+        }
+        let pooled = INFLATE
+            .try_with(|pool| pool.borrow_mut().pop())
+            .ok()
+            .flatten();
+        if let Some(engine) = pooled {
+            if let Some(engine) = inflater.adopt_engine(engine) {
+                keep_inflate(engine);
+            }
+        }
+    }
+
+    /// Takes `inflater`'s engine back between messages (freed if it cannot travel or
+    /// the pool is full).
+    pub(crate) fn reclaim_inflate(inflater: &mut Inflater) {
+        if let Some(engine) = inflater.release_engine() {
+            keep_inflate(engine);
+        }
+        inflater.release();
+    }
+
+    fn keep_inflate(engine: InflateEngine) {
+        let _ = INFLATE.try_with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if pool.len() < MAX_INFLATE {
+                pool.push(engine);
+            }
+        });
+    }
+}
 
 /// The agreed compression of one connection and its codec state.
 #[derive(Debug)]
@@ -79,7 +178,7 @@ impl Compression {
         Compression {
             params,
             config,
-            inflater: Inflater::new(params.incoming(role)),
+            inflater: Inflater::new(params.incoming(role)).keeping_engine(),
             deflater: Deflater::new(outgoing, config.level),
             rx: None,
             scratch: Vec::new(),
@@ -143,6 +242,7 @@ impl Compression {
         if self.scratch.is_empty() {
             self.scratch = pool::take(SCRATCH);
         }
+        engines::lend_inflate(&mut self.inflater);
         // The start of a character left from the last event goes to the front.
         let carry = rx.filled - rx.shown;
         self.scratch.copy_within(rx.shown..rx.filled, 0);
@@ -230,6 +330,7 @@ impl Compression {
     /// context takeover the inflater drops its engine by itself).
     fn finish_message(&mut self) {
         self.rx = None;
+        engines::reclaim_inflate(&mut self.inflater);
         self.backlog = Vec::new();
         self.taken = 0;
     }
@@ -261,6 +362,7 @@ impl Compression {
     /// since with it the peer's window must see every byte this end compressed.
     pub(crate) fn compress(&mut self, payload: &[u8]) -> Option<Vec<u8>> {
         let mut out = pool::buffer(payload.len() / 2 + 64);
+        engines::lend_deflate(&mut self.deflater);
         if self.deflater.compress(payload, true, &mut out).is_err() {
             // The codec failed: start over from an empty window, which the peer can
             // always follow, and send this message as it is.
@@ -268,7 +370,7 @@ impl Compression {
             return None;
         }
         if !self.deflater.direction().context_takeover {
-            self.deflater.release();
+            engines::reclaim_deflate(&mut self.deflater);
             if out.len() >= payload.len() {
                 return None;
             }
@@ -280,9 +382,9 @@ impl Compression {
     /// but the windows).
     pub(crate) fn release_idle(&mut self) {
         if self.rx.is_none() {
-            self.inflater.release();
+            engines::reclaim_inflate(&mut self.inflater);
         }
-        self.deflater.release();
+        engines::reclaim_deflate(&mut self.deflater);
     }
 
     /// Heap bytes held for compression now.

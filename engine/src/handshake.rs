@@ -1097,9 +1097,8 @@ impl<'a> IntoRequest<'a> for &'a String {
 /// every attempt (and lets a hook change them between attempts: a fresh token).
 ///
 /// ```
-/// use sockeye_engine::RequestExtras;
-/// use sockeye_proto::handshake::{ClientHandshake, Url};
-///
+/// # use sockeye_engine::RequestExtras;
+/// # use sockeye_proto::handshake::{ClientHandshake, Url};
 /// let mut extras = RequestExtras::new()
 ///     .with_protocol("graphql-transport-ws")
 ///     .with_header("Authorization", "Bearer old");
@@ -1116,7 +1115,7 @@ impl<'a> IntoRequest<'a> for &'a String {
 /// assert!(head.contains("Sec-WebSocket-Protocol: graphql-transport-ws\r\n"));
 /// assert!(head.contains("Authorization: Bearer new\r\n"));
 /// assert!(!head.contains("Bearer old"));
-/// # Ok::<(), sockeye_proto::handshake::UrlError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RequestExtras {

@@ -23,9 +23,8 @@ const RSV1: u8 = 0b100;
 /// alone, one copy), as does a client, which must mask each frame with its own key.
 ///
 /// ```
-/// use sockeye_engine::PreparedMessage;
-/// use sockeye_proto::DeflateConfig;
-///
+/// # use sockeye_engine::PreparedMessage;
+/// # use sockeye_proto::DeflateConfig;
 /// let tick = PreparedMessage::text(r#"{"symbol":"ACME","price":101.5}"#);
 /// assert_eq!(tick.payload().len(), 31);
 /// // Framed once: a server's unmasked header, then the payload.

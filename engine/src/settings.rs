@@ -135,9 +135,8 @@ impl Settings {
     /// Turns permessage-deflate on with this policy ([`Settings::compression`]).
     ///
     /// ```
-    /// use sockeye_engine::Settings;
-    /// use sockeye_proto::DeflateConfig;
-    ///
+    /// # use sockeye_engine::Settings;
+    /// # use sockeye_proto::DeflateConfig;
     /// let settings = Settings::default().with_compression(DeflateConfig::default());
     /// assert!(settings.compression.is_some());
     /// assert_eq!(settings.without_compression().compression, None);

@@ -142,11 +142,11 @@ impl Default for OfflineSends {
 /// policy, the keepalive, and the offline send policy.
 ///
 /// ```
-/// use core::time::Duration;
-/// use sockeye_engine::supervisor::{OfflineSends, ReconnectOptions};
-/// use sockeye_engine::Settings;
-/// use sockeye_proto::reconnect_policy::ReconnectPolicy;
-/// use sockeye_proto::KeepAlive;
+/// # use sockeye_engine::supervisor::{OfflineSends, ReconnectOptions};
+/// # use sockeye_engine::Settings;
+/// # use sockeye_proto::reconnect_policy::ReconnectPolicy;
+/// # use sockeye_proto::KeepAlive;
+/// use std::time::Duration;
 ///
 /// let options = ReconnectOptions::default()
 ///     .with_policy(ReconnectPolicy::DEFAULT.with_max_attempts(Some(10)))

@@ -15,8 +15,7 @@ use crate::handshake::OwnedHeaders;
 /// other status.
 ///
 /// ```
-/// use sockeye_engine::Verdict;
-///
+/// # use sockeye_engine::Verdict;
 /// let yes: Verdict = Verdict::accept().with_protocol("chat").with_header("Server", "sockeye").into();
 /// let no: Verdict = Verdict::reject(403, "Forbidden").into();
 /// assert!(matches!(no, Verdict::Reject(ref reject) if reject.status() == 403));
@@ -29,8 +28,7 @@ use crate::handshake::OwnedHeaders;
 /// answer either way makes each a `Verdict` with `Verdict::from`:
 ///
 /// ```
-/// use sockeye_engine::{RequestHead, Verdict};
-///
+/// # use sockeye_engine::{RequestHead, Verdict};
 /// fn decide(request: &RequestHead) -> Verdict {
 ///     match request.path() {
 ///         "/chat" => Verdict::from(Verdict::accept().with_protocol("chat")),
@@ -101,9 +99,8 @@ impl<T> Accept<T> {
     /// the policy can honour.
     ///
     /// ```
-    /// use sockeye_engine::{RequestHead, Verdict};
-    /// use sockeye_proto::DeflateConfig;
-    ///
+    /// # use sockeye_engine::{RequestHead, Verdict};
+    /// # use sockeye_proto::DeflateConfig;
     /// fn decide(request: &RequestHead) -> Verdict {
     ///     match request.path() {
     ///         // A feed of similar small messages: keep the context between them.
@@ -165,8 +162,7 @@ impl Reject {
     /// Sets the response body; `Content-Length` is written for it.
     ///
     /// ```
-    /// use sockeye_engine::Verdict;
-    ///
+    /// # use sockeye_engine::Verdict;
     /// let no = Verdict::reject(401, "Unauthorized")
     ///     .with_header("WWW-Authenticate", "Bearer")
     ///     .with_header("Content-Type", "text/plain")

@@ -6,7 +6,9 @@
 //! - byte 1: `out` size 1 + b (inflate);
 //! - byte 2: input piece size 1 + b % 64 (inflate), and compression split points;
 //! - byte 3: flags: 1 = release between messages, 2 (inflate) = compress the message
-//!   first, then flip a byte of the payload (plausible but damaged streams).
+//!   first, then flip a byte of the payload (plausible but damaged streams), 4 = the
+//!   engines travel: after each message they go to a second codec (`release_engine`,
+//!   `adopt_engine`), which works the next message.
 //!
 //! Invariants: nothing panics; a call never writes past `out` nor claims more input
 //! than it was given; every call makes progress until the message is done; a failed
@@ -23,6 +25,7 @@ struct Params<'a> {
     piece: usize,
     release: bool,
     damage: bool,
+    travel: bool,
     messages: Vec<&'a [u8]>,
 }
 
@@ -47,6 +50,7 @@ fn params(data: &[u8]) -> Option<Params<'_>> {
         piece: 1 + usize::from(b2 % 64),
         release: b3 & 1 != 0,
         damage: b3 & 2 != 0,
+        travel: b3 & 4 != 0,
         messages,
     })
 }
@@ -126,14 +130,69 @@ fn check_released(deflater: &Deflater, inflater: &Inflater, direction: Direction
     );
 }
 
+/// One end's codecs, and a second pair the engines travel to (flag 4).
+struct Codecs {
+    deflaters: [Deflater; 2],
+    inflaters: [Inflater; 2],
+    travel: bool,
+}
+
+impl Codecs {
+    fn new(p: &Params<'_>) -> Self {
+        let inflater = || {
+            let inflater = Inflater::new(p.direction);
+            if p.travel {
+                inflater.keeping_engine()
+            } else {
+                inflater
+            }
+        };
+        Codecs {
+            deflaters: [
+                Deflater::new(p.direction, p.level),
+                Deflater::new(p.direction, p.level),
+            ],
+            inflaters: [inflater(), inflater()],
+            travel: p.travel,
+        }
+    }
+
+    fn deflater(&mut self) -> &mut Deflater {
+        &mut self.deflaters[0]
+    }
+
+    fn inflater(&mut self) -> &mut Inflater {
+        &mut self.inflaters[0]
+    }
+
+    /// Between messages: the engines move to the other pair, which works the next one.
+    fn between_messages(&mut self) {
+        if !self.travel {
+            return;
+        }
+        let [this, other] = &mut self.deflaters;
+        if let Some(engine) = this.release_engine() {
+            assert!(this.needs_engine(), "a released deflater kept its engine");
+            // The other pair is idle: it takes an engine of its own settings.
+            assert!(other.adopt_engine(engine).is_none() || !other.needs_engine());
+        }
+        let [this, other] = &mut self.inflaters;
+        if let Some(engine) = this.release_engine() {
+            assert!(this.needs_engine(), "a released inflater kept its engine");
+            let _ = other.adopt_engine(engine);
+        }
+        self.deflaters.swap(0, 1);
+        self.inflaters.swap(0, 1);
+    }
+}
+
 /// Arbitrary (or damaged compressed) payloads under arbitrary parameters.
 pub fn inflate_target(data: &[u8]) {
     let Some(p) = params(data) else { return };
-    let mut inflater = Inflater::new(p.direction);
-    let mut deflater = Deflater::new(p.direction, p.level);
+    let mut codecs = Codecs::new(&p);
     for (i, message) in p.messages.iter().enumerate() {
         let payload = if p.damage {
-            let mut payload = compress(&mut deflater, message, p.piece);
+            let mut payload = compress(codecs.deflater(), message, p.piece);
             if !payload.is_empty() {
                 let at = (i * 7 + p.piece) % payload.len();
                 payload[at] ^= 1 << (p.out_len % 8);
@@ -142,33 +201,34 @@ pub fn inflate_target(data: &[u8]) {
         } else {
             message.to_vec()
         };
-        if inflate(&mut inflater, &payload, p.piece, p.out_len).is_err() {
+        if inflate(codecs.inflater(), &payload, p.piece, p.out_len).is_err() {
             return;
         }
         if p.release {
-            inflater.release();
-            deflater.release();
-            check_released(&deflater, &inflater, p.direction);
+            codecs.inflater().release();
+            codecs.deflater().release();
+            check_released(&codecs.deflaters[0], &codecs.inflaters[0], p.direction);
         }
+        codecs.between_messages();
     }
 }
 
 /// Compress then inflate is the identity, for every parameter and fragmentation.
 pub fn deflate_roundtrip(data: &[u8]) {
     let Some(p) = params(data) else { return };
-    let mut deflater = Deflater::new(p.direction, p.level);
-    let mut inflater = Inflater::new(p.direction);
+    let mut codecs = Codecs::new(&p);
     for message in &p.messages {
         // Repeat the message so that some compress: fuzz bytes alone rarely do.
         let message = message.repeat(1 + p.out_len % 5);
-        let payload = compress(&mut deflater, &message, p.piece);
-        let inflated = inflate(&mut inflater, &payload, 1 + p.piece % 17, p.out_len)
+        let payload = compress(codecs.deflater(), &message, p.piece);
+        let inflated = inflate(codecs.inflater(), &payload, 1 + p.piece % 17, p.out_len)
             .expect("our own output refused");
         assert!(inflated == message, "round trip changed the message");
         if p.release {
-            deflater.release();
-            inflater.release();
-            check_released(&deflater, &inflater, p.direction);
+            codecs.deflater().release();
+            codecs.inflater().release();
+            check_released(&codecs.deflaters[0], &codecs.inflaters[0], p.direction);
         }
+        codecs.between_messages();
     }
 }

@@ -83,24 +83,29 @@ impl<S: Transport<R>, R: Runtime> Core<S, R> {
             Role::Client => crate::random()?,
             Role::Server => [0; 32],
         };
-        let epoch = R::now();
         let connection = Connection::new(role, settings.protocol, seed, Instant::ZERO);
         let mut driver = Driver::new(connection, settings.buffers);
+        driver.open_with(protocol, compression, early);
+        Ok(Core::with_driver(stream, driver, R::now()))
+    }
+
+    /// A connection over `stream` run by `driver`, whose times count from `epoch` on the
+    /// runtime's clock.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_mut))]
+    pub(crate) fn with_driver(stream: S, mut driver: Driver, epoch: StdInstant) -> Self {
         #[cfg(feature = "tracing")]
-        driver.set_span(tracing::debug_span!(target: "sockeye", "websocket", ?role));
-        driver.push_bytes(early);
-        driver.set_protocol(protocol);
-        if let Some((params, config)) = compression {
-            driver.enable_compression(params, config);
+        {
+            let role = driver.connection().role();
+            driver.set_span(tracing::debug_span!(target: "sockeye", "websocket", ?role));
         }
-        Ok(Core {
+        Core {
             stream,
             driver,
             epoch,
             now: Instant::ZERO,
             timer: None,
             runtime: PhantomData,
-        })
+        }
     }
 
     /// A connection dropped while open ends with a Close (1000) rather than a bare end of

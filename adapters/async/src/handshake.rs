@@ -7,21 +7,16 @@ use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::pin::pin;
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant as StdInstant};
 
-use sockeye_engine::{
-    ClientAnswer, ClientUpgrade, IntoRequest, RequestExtras, RequestHead, ServerAnswer,
-    ServerUpgrade, Settings, Verdict,
-};
+use sockeye_engine::opening::{Opening, Step};
+use sockeye_engine::{Driver, IntoRequest, RequestExtras, RequestHead, Settings, Verdict};
 use sockeye_proto::handshake::{ClientRequest, Url};
-use sockeye_proto::Role;
+use sockeye_proto::Instant;
 
 use crate::connection::Core;
 use crate::runtime::{Runtime, Timer, Transport};
 use crate::{Error, WebSocket};
-
-/// How much of what a refused client still sends is read (and dropped) before closing.
-const LINGER_BYTES: usize = 64 * 1024;
 
 /// `work`, or `on_timeout` once `timeout` has passed.
 pub(crate) async fn within<R: Runtime, T>(
@@ -43,26 +38,6 @@ pub(crate) async fn within<R: Runtime, T>(
         Poll::Ready(Err(on_timeout.take().unwrap_or(Error::Closed)))
     })
     .await
-}
-
-async fn write_all<S: Transport<R>, R: Runtime>(
-    stream: &mut S,
-    mut bytes: &[u8],
-) -> io::Result<()> {
-    while !bytes.is_empty() {
-        match poll_fn(|cx| stream.poll_write_vectored(cx, &[IoSlice::new(bytes)])).await {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => bytes = &bytes[n..],
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    }
-    loop {
-        match poll_fn(|cx| stream.poll_flush(cx)).await {
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            other => return other,
-        }
-    }
 }
 
 /// One read, retried while a signal cuts it short (std's convention).
@@ -180,94 +155,86 @@ where
     Fut: Future,
     Fut::Output: Into<Verdict<T>>,
 {
-    let handshake = async {
-        let mut upgrade =
-            ServerUpgrade::new(settings.head_limits).with_compression(settings.compression);
-        let mut decide = Some(decide);
-        let answer = loop {
-            let n = poll_fn(|cx| upgrade.read_with(|buf| poll_read(&mut stream, cx, buf))).await?;
-            match upgrade.poll_head() {
-                Some(Err(ServerAnswer::Refuse { response, refusal })) => {
-                    break ServerAnswer::Refuse { response, refusal }
-                }
-                // `poll_head` only ever refuses.
-                Some(Err(ServerAnswer::Accept { .. })) => return Err(Error::Closed),
-                Some(Ok(head)) => {
-                    let Some(decide) = decide.take() else {
-                        return Err(Error::Closed);
-                    };
-                    let verdict = decide(head).await.into();
-                    if let Some(answer) = upgrade.answer(verdict) {
-                        break answer;
-                    }
-                    return Err(Error::Closed);
-                }
-                None if n == 0 => return Err(Error::Io(io::ErrorKind::UnexpectedEof.into())),
-                None => {}
+    let epoch = R::now();
+    let opening = Opening::server(settings, Instant::ZERO);
+    let (driver, data) = open(&mut stream, opening, epoch, decide).await?;
+    let mut websocket = WebSocket::from_core(Core::with_driver(stream, *driver, epoch));
+    // The `101` is queued in the driver: out before the task gets the connection, within
+    // the write-stall timeout.
+    websocket.flush().await?;
+    Ok((websocket, data.ok_or(Error::Closed)?))
+}
+
+/// Runs the opening handshake over `stream` as [`Opening`] says (times from `epoch` on
+/// the runtime's clock) until the connection is open or the handshake failed; `decide`
+/// answers a server's request, and its acceptance's data comes back with the driver.
+async fn open<S, R, F, Fut, T>(
+    stream: &mut S,
+    mut opening: Opening,
+    epoch: StdInstant,
+    decide: F,
+) -> Result<(Box<Driver>, Option<T>), Error>
+where
+    S: Transport<R>,
+    R: Runtime,
+    F: FnOnce(RequestHead) -> Fut,
+    Fut: Future,
+    Fut::Output: Into<Verdict<T>>,
+{
+    let (mut decide, mut deciding, mut data) = (Some(decide), None, None);
+    let mut timer: Option<R::Timer> = None;
+    poll_fn(|cx| loop {
+        let now = Instant::ZERO + R::now().saturating_duration_since(epoch);
+        let io = match opening.poll(now) {
+            Step::Io(io) => io,
+            Step::Decide(head) => {
+                deciding = decide.take().map(|decide| Box::pin(decide(head)));
+                continue;
             }
+            Step::Shutdown => {
+                let _ = ready!(stream.poll_shutdown(cx));
+                opening.shutdown_done(now);
+                continue;
+            }
+            Step::Open { driver, .. } => return Poll::Ready(Ok((driver, data.take()))),
+            Step::Failed(error) => return Poll::Ready(Err(error)),
         };
-        match answer {
-            ServerAnswer::Accept {
-                response,
-                protocol,
-                compression,
-                early,
-                data,
-            } => {
-                write_all(&mut stream, &response).await?;
-                Ok(Ok((protocol, compression, early, data)))
-            }
-            ServerAnswer::Refuse { response, refusal } => {
-                // The refusal was decided: whether the peer stayed to read it or not,
-                // the answer is the refusal.
-                let _ = write_all(&mut stream, &response).await;
-                Ok(Err(refusal))
-            }
+        if let Some(Poll::Ready(verdict)) = deciding.as_mut().map(|f| f.as_mut().poll(cx)) {
+            deciding = None;
+            data = opening.answer_with(verdict, now);
+            continue;
         }
-    };
-    let answer = within::<R, _>(
-        settings.handshake_timeout,
-        Error::HandshakeTimeout,
-        handshake,
-    )
-    .await?;
-    match answer {
-        Ok((protocol, compression, early, data)) => Ok((
-            WebSocket::from_core(Core::new(
-                stream,
-                Role::Server,
-                &settings,
-                protocol,
-                compression,
-                &early,
-            )?),
-            data,
-        )),
-        Err(refusal) => {
-            let _ = poll_fn(|cx| stream.poll_shutdown(cx)).await;
-            // Read what the client still sends until it closes, briefly, so that
-            // closing does not reset the connection before the response was read.
-            // The linger comes after the handshake timeout, not inside it.
-            let drain = async {
-                let mut sink = [0u8; 1024];
-                let mut left = LINGER_BYTES;
-                while left > 0 {
-                    match poll_fn(|cx| poll_read(&mut stream, cx, &mut sink)).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => left = left.saturating_sub(n),
-                    }
+        if io.write {
+            if let Poll::Ready(written) =
+                stream.poll_write_vectored(cx, &[IoSlice::new(opening.pending())])
+            {
+                match written {
+                    Ok(0) => opening.fail_io(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => opening.advance(n),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(error) => opening.fail_io(error),
                 }
-                Ok(())
-            };
-            let _ = within::<R, _>(
-                Some(settings.refusal_linger),
-                Error::HandshakeTimeout,
-                drain,
-            )
-            .await;
-            Err(Error::Refused(refusal))
+                continue;
+            }
         }
-    }
+        if io.read {
+            if let Poll::Ready(read) = opening.read_with(|buf| poll_read(stream, cx, buf)) {
+                if let Err(error) = read {
+                    opening.fail_io(error);
+                }
+                continue;
+            }
+        }
+        let Some(deadline) = io.deadline else {
+            return Poll::Pending;
+        };
+        let at = epoch + Duration::from_nanos(deadline.as_nanos());
+        let timer = timer.get_or_insert_with(|| R::timer(at));
+        timer.reset(at);
+        ready!(timer.poll_fire(cx));
+        opening.handle_deadline(deadline);
+    })
+    .await
 }
 
 /// Opens a WebSocket over `stream` (client side): `request` is a URL (`&str`, [`Url`])
@@ -300,49 +267,13 @@ async fn client_handshake<S: Transport<R>, R: Runtime>(
     request: ClientRequest<'_>,
     settings: Settings,
 ) -> Result<WebSocket<S, R>, Error> {
-    let nonce: [u8; 16] = crate::random()?;
-    let request = request.with_deflate(request.deflate.or(settings.compression));
-    let (mut upgrade, bytes) =
-        ClientUpgrade::new(nonce, &request, settings.head_limits).map_err(Error::Request)?;
-    let handshake = async {
-        write_all(&mut stream, &bytes).await?;
-        loop {
-            let n = poll_fn(|cx| upgrade.read_with(|buf| poll_read(&mut stream, cx, buf))).await?;
-            if let Some(answer) = upgrade.poll().map_err(Error::Response)? {
-                return Ok(answer);
-            }
-            if n == 0 {
-                return Err(Error::Io(io::ErrorKind::UnexpectedEof.into()));
-            }
-        }
-    };
-    let answer = match within::<R, _>(
-        settings.handshake_timeout,
-        Error::HandshakeTimeout,
-        handshake,
-    )
-    .await
-    {
-        // A server that said no but never finished its body still said no.
-        Err(Error::HandshakeTimeout) => return Err(upgrade.timed_out()),
-        other => other?,
-    };
-    match answer {
-        ClientAnswer::Accepted {
-            protocol,
-            compression,
-            early,
-            ..
-        } => Ok(WebSocket::from_core(Core::new(
-            stream,
-            Role::Client,
-            &settings,
-            protocol,
-            compression,
-            &early,
-        )?)),
-        ClientAnswer::Rejected(rejected) => Err(Error::Rejected(rejected)),
-    }
+    let epoch = R::now();
+    let opening = Opening::client(&request, settings, Instant::ZERO)?;
+    let no_decision = |_| std::future::ready(Verdict::accept());
+    let (driver, _) = open(&mut stream, opening, epoch, no_decision).await?;
+    Ok(WebSocket::from_core(Core::with_driver(
+        stream, *driver, epoch,
+    )))
 }
 
 /// Connects to a `ws://` URL over plain TCP (a `wss://` URL is [`Error::TlsRequired`]:

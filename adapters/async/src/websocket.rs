@@ -96,9 +96,8 @@ impl<S: Transport<R>, R: Runtime> WebSocket<S, R> {
     ///
     /// ```no_run
     /// # use sockeye_async::{Runtime, Transport, WebSocket};
+    /// # use sockeye_proto::Event;
     /// # async fn run<S: Transport<R>, R: Runtime>(mut ws: WebSocket<S, R>) {
-    /// use sockeye_proto::Event;
-    ///
     /// let mut total = 0;
     /// while let Some(done) = ws
     ///     .recv_with(|event| match event {

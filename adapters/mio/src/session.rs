@@ -13,11 +13,11 @@ use mio::event::{Event, Source};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use sockeye_engine::{
-    ClientAnswer, ClientUpgrade, Driver, Message, Next, Outcome, RequestExtras, RequestHead,
-    ServerAnswer, ServerUpgrade, Settings, Verdict,
+    Action, Driver, Io, Lifecycle, Message, Opening, Outcome, RequestExtras, RequestHead, Settings,
+    Verdict,
 };
 use sockeye_proto::handshake::{ClientRequest, Url};
-use sockeye_proto::{CloseCode, Connection, DataKind, DeflateParams, Role, SendError, StdClock};
+use sockeye_proto::{CloseCode, DataKind, DeflateParams, SendError, StdClock};
 
 use crate::{Error, Handler};
 
@@ -32,38 +32,6 @@ type Sent = Result<(), SendError>;
 
 /// The application's callback deciding an upgrade request.
 type Decide = Box<dyn FnOnce(&RequestHead) -> Verdict + Send>;
-
-/// How much of what a refused client still sends is read (and dropped) before closing.
-const REFUSAL_DRAIN: usize = 64 * 1024;
-
-/// Where a session stands. Every phase with state keeps it boxed, so a session is small
-/// (an idle server holds many): the handshake's state, with the settings (which only the
-/// handshake needs), is freed once the connection is open.
-///
-/// Once the session is done (`Session::done`) its phase stays as it was and only
-/// answers questions (the outcome, the subprotocol) until the session is dropped.
-enum Phase {
-    /// Server: reading the request head; client: waiting for the TCP connect, writing
-    /// the request, reading the response.
-    Handshake(Box<(Side, Settings)>),
-    /// The WebSocket connection, its whole life in the engine's driver.
-    Open(Box<Driver>),
-    /// Server: writing a refusal (the linger is `Some` until it is out and the write side
-    /// shut), then reading and dropping what the client still sends (at most the count)
-    /// until it closes, so that closing does not reset the connection before the
-    /// response is read.
-    Refusing(Option<Duration>, usize),
-}
-
-/// The handshake's side (boxed as a whole, so the sizes of its variants matter little).
-#[allow(clippy::large_enum_variant)]
-enum Side {
-    /// The request being read, and the session's own decision, if it has one (else the
-    /// handler's `on_request` decides).
-    Server(ServerUpgrade, Option<Decide>),
-    /// The response being read, the masking seed, and whether the TCP connect is done.
-    Client(ClientUpgrade, [u8; 32], bool),
-}
 
 /// One WebSocket connection over a [`mio::net::TcpStream`], driven by the caller's own
 /// [`mio::Poll`] loop: no futures, no threads, no hidden clock (every call takes `now`).
@@ -95,18 +63,14 @@ enum Side {
 pub struct Session {
     stream: TcpStream,
     clock: StdClock,
-    phase: Phase,
-    /// Handshake bytes (request, `101`, refusal), written before anything else.
-    head: Vec<u8>,
-    /// The next deadline: the handshake's, the refusal linger's, or the driver's.
-    deadline: Option<At>,
-    path: Option<Box<str>>,
-    /// Why the session failed, once it has.
-    error: Option<Box<Error>>,
-    /// What the driver asks for: to read (false while its send queue is full, at end of
-    /// stream, after the end), and to write (or the handshake has bytes to write).
-    read: bool,
-    write: bool,
+    /// The connection's whole life, as the engine runs it.
+    life: Lifecycle,
+    /// The session's own decision on a request, if it has one (else the handler's
+    /// `on_request` decides).
+    decide: Option<Decide>,
+    /// What the engine last asked for: to read (not while the send queue is full, at end
+    /// of stream, after the end), to write (or wait for the connect), the next deadline.
+    io: Io,
     /// An event reported the read side closed (or an error): from then on every read
     /// goes on until `WouldBlock` or end of stream, because no further event may come
     /// for bytes, or an end of stream, that are already waiting.
@@ -171,41 +135,46 @@ fn reader<'a>(
 }
 
 impl Session {
-    fn new(stream: TcpStream, now: Instant, side: Side, settings: Settings, head: Vec<u8>) -> Self {
-        // A client (which has its request to write) first waits for the TCP connect.
-        let connect = settings.connect_timeout.filter(|_| !head.is_empty());
+    fn new(stream: TcpStream, now: Instant, opening: Opening, decide: Option<Decide>) -> Self {
         #[cfg(feature = "tracing")]
         let span = tracing::debug_span!(
             target: "sockeye",
             "websocket",
-            role = if matches!(side, Side::Server(..)) { "server" } else { "client" },
+            role = if opening.is_client() { "client" } else { "server" },
             // A client still connecting has no peer yet.
             peer = ?stream.peer_addr().ok(),
         );
-        Session {
+        let mut session = Session {
             stream,
             clock: StdClock::with_epoch(now),
-            phase: Phase::Handshake(Box::new((side, settings))),
-            deadline: connect.or(settings.handshake_timeout).map(|t| At::ZERO + t),
-            write: !head.is_empty(),
-            head,
-            path: None,
-            error: None,
-            read: true,
+            life: Lifecycle::new(opening),
+            decide,
+            io: Io {
+                read: true,
+                write: false,
+                deadline: None,
+            },
             hangup: false,
             dispatching: false,
             done: false,
             registered: None,
             #[cfg(feature = "tracing")]
             span,
-        }
+        };
+        session.settle(At::ZERO, &mut ignore);
+        session
     }
 
     /// A server session on a freshly accepted `stream`: reads the request and accepts it
     /// (no subprotocol) or writes its refusal (400 / 426 / 431) and closes, within
     /// [`Settings::handshake_timeout`].
     pub fn server(stream: TcpStream, settings: impl Into<Settings>, now: Instant) -> Self {
-        Session::accepting(stream, settings.into(), now, None)
+        Session::new(
+            stream,
+            now,
+            Opening::server(settings.into(), At::ZERO),
+            None,
+        )
     }
 
     /// As [`Session::server`], with `decide` seeing the request (path, query, headers,
@@ -217,14 +186,8 @@ impl Session {
         now: Instant,
         decide: impl FnOnce(&RequestHead) -> Verdict + Send + 'static,
     ) -> Self {
-        Session::accepting(stream, settings.into(), now, Some(Box::new(decide)))
-    }
-
-    fn accepting(stream: TcpStream, settings: Settings, now: Instant, d: Option<Decide>) -> Self {
-        let upgrade =
-            ServerUpgrade::new(settings.head_limits).with_compression(settings.compression);
-        let side = Side::Server(upgrade, d);
-        Session::new(stream, now, side, settings, Vec::new())
+        let opening = Opening::server(settings.into(), At::ZERO);
+        Session::new(stream, now, opening, Some(Box::new(decide)))
     }
 
     /// A client session on `stream`, connected or still connecting (as
@@ -238,17 +201,13 @@ impl Session {
         settings: impl Into<Settings>,
         now: Instant,
     ) -> Result<Self, Error> {
-        let settings = settings.into();
-        let (mut nonce, mut seed) = ([0u8; 16], [0u8; 32]);
-        for buf in [&mut nonce[..], &mut seed[..]] {
-            getrandom::getrandom(buf).map_err(|e| io::Error::other(e.to_string()))?;
-        }
-        // The request's own permessage-deflate offer, or else the settings'.
-        let request = request.with_deflate(request.deflate.or(settings.compression));
-        let (upgrade, bytes) =
-            ClientUpgrade::new(nonce, &request, settings.head_limits).map_err(Error::Request)?;
-        let side = Side::Client(upgrade, seed, false);
-        Ok(Session::new(stream, now, side, settings, bytes))
+        let opening = Opening::client(request, settings.into(), At::ZERO)?;
+        Ok(Session::new(
+            stream,
+            now,
+            opening.connecting(At::ZERO),
+            None,
+        ))
     }
 
     /// Starts a client session for a `ws://host[:port]/path` URL: resolves the host (a
@@ -350,7 +309,7 @@ impl Session {
     /// writable events).
     pub fn flush(&mut self, now: Instant) {
         in_span!(self);
-        self.settle(self.clock.at(now));
+        self.settle(self.clock.at(now), &mut ignore);
     }
 
     /// Fires what expired at `now`: the handshake timeout (the session ends with
@@ -360,23 +319,11 @@ impl Session {
     pub fn on_timeout(&mut self, now: Instant) {
         in_span!(self);
         let now = self.clock.at(now);
-        if self.done || self.deadline.is_none_or(|deadline| deadline > now) {
+        if self.done || self.io.deadline.is_none_or(|deadline| deadline > now) {
             return;
         }
-        let error = match &mut self.phase {
-            Phase::Open(driver) => {
-                driver.handle_deadline(now);
-                return self.settle(now);
-            }
-            Phase::Handshake(handshake) => match &mut handshake.0 {
-                Side::Server(..) => Error::HandshakeTimeout,
-                Side::Client(_, _, false) => Error::ConnectTimeout,
-                // A server that said no but never finished its body still said no.
-                Side::Client(upgrade, _, true) => upgrade.timed_out(),
-            },
-            Phase::Refusing(..) => return self.close_now(),
-        };
-        self.finish_with(error);
+        self.life.handle_deadline(now);
+        self.settle(now, &mut ignore);
     }
 
     /// The next deadline as a time to wait from `now` (zero if it passed): pass the
@@ -388,7 +335,7 @@ impl Session {
 
     /// The next deadline, as a `std::time::Instant`.
     pub fn deadline_std(&self) -> Option<Instant> {
-        Some(self.clock.to_std(self.deadline.filter(|_| !self.done)?))
+        Some(self.clock.to_std(self.io.deadline.filter(|_| !self.done)?))
     }
 
     /// Queues a message (text, binary, ping, pong, close) and writes what the socket
@@ -420,9 +367,7 @@ impl Session {
     /// until [`is_done`](Self::is_done). Does nothing if the close handshake already
     /// started; ends a handshaking session at once.
     pub fn close(&mut self, code: CloseCode, reason: &str, now: Instant) -> Result<(), Error> {
-        if let Phase::Handshake(_) = self.phase {
-            self.finish_with(Error::Closed);
-        }
+        self.life.abort(Error::Closed);
         let close = |driver: &mut Driver, now| driver.close(code, reason, now);
         match self.queue(self.clock.at(now), close) {
             Err(Error::Closed) => Ok(()),
@@ -434,15 +379,13 @@ impl Session {
     /// write for many).
     fn queue(&mut self, now: At, f: impl FnOnce(&mut Driver, At) -> Sent) -> Result<(), Error> {
         in_span!(self);
-        match &mut self.phase {
-            Phase::Open(driver) if !driver.is_finished() && !driver.is_write_closed() => {
-                f(driver, now)?;
-            }
-            Phase::Handshake(_) if !self.done => return Err(Error::Handshaking),
+        match self.life.driver_mut() {
+            Some(driver) if !driver.is_finished() && !driver.is_write_closed() => f(driver, now)?,
+            None if !self.done => return Err(Error::Handshaking),
             _ => return Err(Error::Closed),
         }
         if !self.dispatching {
-            self.settle(now);
+            self.settle(now, &mut ignore);
         }
         Ok(())
     }
@@ -450,7 +393,7 @@ impl Session {
     /// The interest to register: `READABLE`, plus `WRITABLE` while bytes wait to be
     /// written (or a client's TCP connect is in progress).
     pub fn interest(&self) -> Interest {
-        if self.write && !self.done {
+        if self.io.write && !self.done {
             Interest::READABLE | Interest::WRITABLE
         } else {
             Interest::READABLE
@@ -479,10 +422,7 @@ impl Session {
     }
 
     fn driver(&self) -> Option<&Driver> {
-        match &self.phase {
-            Phase::Open(driver) => Some(driver),
-            _ => None,
-        }
+        self.life.driver()
     }
 
     /// Whether the handshake is done and the connection has not ended.
@@ -502,7 +442,7 @@ impl Session {
 
     /// Bytes queued but not written yet.
     pub fn pending_bytes(&self) -> usize {
-        self.driver().map_or(0, Driver::pending_bytes) + self.head.len()
+        self.life.pending_bytes()
     }
 
     /// How the connection ended, once it has (after the handshake).
@@ -514,12 +454,12 @@ impl Session {
     /// left), or an I/O error (after the handshake [`outcome`](Self::outcome) says the
     /// same). A protocol error by the peer is in the outcome only.
     pub fn error(&self) -> Option<&Error> {
-        self.error.as_deref()
+        self.life.error()
     }
 
     /// The request path, without the query (server, once accepted).
     pub fn path(&self) -> Option<&str> {
-        self.path.as_deref()
+        self.life.path()
     }
 
     /// The subprotocol agreed on in the handshake.
@@ -540,70 +480,64 @@ impl Session {
         &self.stream
     }
 
-    /// Ends the session with `error` (the first one counts); `true`, for the handshake.
-    fn finish_with(&mut self, error: Error) -> bool {
-        self.error.get_or_insert(Box::new(error));
-        self.close_now();
-        true
-    }
-
-    fn close_now(&mut self) {
-        let _ = self.stream.shutdown(Shutdown::Both);
-        (self.done, self.head) = (true, Vec::new());
-    }
-
-    /// The transport failed; `true`, for the handshake.
-    fn fail(&mut self, error: io::Error) -> bool {
-        if let Phase::Open(driver) = &mut self.phase {
-            driver.fail_io(error.kind());
+    /// Does what the engine asks for until the socket would block: writes, shuts down,
+    /// asks for a verdict, opens (calling `on_open`), ends; then records the interest
+    /// and the deadline.
+    fn settle(&mut self, now: At, handler: &mut dyn Handler) {
+        if self.life.is_connecting() {
+            match is_connected(&self.stream) {
+                Ok(true) => self.life.connected(now),
+                Ok(false) => {}
+                Err(error) => self.life.fail_io(error),
+            }
         }
-        self.finish_with(Error::Io(error))
-    }
-
-    /// Writes until the socket would block: the handshake bytes, then what the phase
-    /// asks for (the refusal's shutdown and linger; once open, what [`Driver::poll_io`]
-    /// says: write, shut down, done); then records the interest and the deadline.
-    fn settle(&mut self, now: At) {
-        self.write = false;
         while !self.done {
-            let mut slices = [IoSlice::new(&self.head); 32];
-            let n = match &mut self.phase {
-                _ if !self.head.is_empty() => 1,
-                Phase::Open(driver) => match driver.poll_io(now) {
-                    Next::Io(io) => {
-                        (self.read, self.write, self.deadline) = (io.read, io.write, io.deadline);
-                        match io.write {
-                            true => driver.write_slices(&mut slices),
-                            false => return,
-                        }
-                    }
-                    Next::Shutdown => {
-                        let _ = self.stream.shutdown(Shutdown::Write);
-                        driver.shutdown_done();
-                        continue;
-                    }
-                    Next::Done => return self.done = true,
-                },
-                Phase::Refusing(linger @ Some(_), _) => {
-                    // The refusal is out: shut our side, then read until the client closes.
+            let io = match self.life.poll(now) {
+                Action::Io(io) => io,
+                Action::Decide(head) => {
+                    let verdict = match self.decide.take() {
+                        Some(decide) => decide(&head),
+                        None => handler.on_request(&head),
+                    };
+                    self.life.answer(verdict, now);
+                    continue;
+                }
+                Action::Shutdown => {
                     let _ = self.stream.shutdown(Shutdown::Write);
-                    return self.deadline = linger.take().map(|linger| now + linger);
+                    self.life.shutdown_done(now);
+                    continue;
                 }
-                Phase::Handshake(handshake) => {
-                    return self.write = matches!(handshake.0, Side::Client(_, _, false))
+                Action::Opened => {
+                    #[cfg(feature = "tracing")]
+                    if let Some(driver) = self.life.driver_mut() {
+                        driver.set_span(self.span.clone());
+                    }
+                    handler.on_open(self);
+                    continue;
                 }
-                Phase::Refusing(None, _) => return,
+                Action::Done => {
+                    if self.life.driver().is_none() {
+                        let _ = self.stream.shutdown(Shutdown::Both);
+                    }
+                    return self.done = true;
+                }
             };
+            self.io = io;
+            let mut slices = [IoSlice::new(&[]); 32];
+            let n = if io.write {
+                self.life.write_slices(&mut slices)
+            } else {
+                0
+            };
+            if n == 0 {
+                return;
+            }
             match self.stream.write_vectored(&slices[..n]) {
-                Ok(0) => drop(self.fail(ErrorKind::WriteZero.into())),
-                Ok(n) => match &mut self.phase {
-                    _ if !self.head.is_empty() => drop(self.head.drain(..n)),
-                    Phase::Open(driver) => driver.advance(n),
-                    _ => {}
-                },
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return self.write = true,
+                Ok(0) => self.life.fail_io(ErrorKind::WriteZero.into()),
+                Ok(n) => self.life.advance(n),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => drop(self.fail(e)),
+                Err(e) => self.life.fail_io(e),
             }
         }
     }
@@ -618,169 +552,71 @@ impl Session {
     /// no end of stream is waiting unannounced; see [`on_event`](Self::on_event)).
     fn drive(&mut self, now: Instant, readable: bool, short: bool, handler: &mut dyn Handler) {
         let now = self.clock.at(now);
-        let paused = !self.read;
-        self.settle(now);
+        let paused = !self.io.read;
+        self.dispatching = true;
+        self.settle(now, handler);
         // Whether the socket is known to be drained, so only buffered input is processed
         // (a writable event may resume reading that backpressure had paused).
-        let mut drained = !(readable || (paused && self.read));
-        let mut eof = false;
-        self.dispatching = true;
+        let mut drained = !(readable || (paused && self.io.read));
         while !self.done {
-            match &mut self.phase {
-                Phase::Open(driver) if !driver.is_writable() => {
+            match self.life.driver_mut() {
+                Some(driver) if !driver.is_writable() => {
                     // Backpressure: what the handler would send has no room; write first,
                     // and leave the rest of the input for when the queue drains.
-                    self.settle(now);
+                    self.settle(now, handler);
                     if !self.is_writable() {
                         break;
                     }
                     continue;
                 }
-                Phase::Open(driver) => {
+                Some(driver) => {
                     if let Some(message) = driver.poll_message(now) {
                         handler.on_message(self, message);
                         continue;
                     }
                 }
-                Phase::Handshake(_) => {
-                    if self.handshake(now, eof, handler) {
-                        self.settle(now);
-                        if self.is_open() {
-                            handler.on_open(self);
-                        }
+                // The handshake goes as far as what was read takes it; once open, the
+                // frames that came with it are processed.
+                None => {
+                    self.settle(now, handler);
+                    if self.life.driver().is_some() {
                         continue;
                     }
                 }
-                // Refusing: done at the client's end of stream, or once it sent too much.
-                Phase::Refusing(None, left) if eof || *left == 0 => self.close_now(),
-                Phase::Refusing(..) => {}
             }
             if drained {
                 break;
             }
-            self.settle(now);
+            self.settle(now, handler);
             let mut was_short = false;
             let read = reader(&mut self.stream, &mut was_short);
-            let read = match &mut self.phase {
-                _ if self.done => break,
-                Phase::Open(driver) if self.read => driver.read_with(read),
-                Phase::Refusing(None, left) => {
-                    let read = read(&mut [0; 4096]);
-                    if let Poll::Ready(Ok(n)) = read {
-                        *left = left.saturating_sub(n);
-                    }
-                    read
-                }
-                Phase::Handshake(handshake) if self.head.is_empty() => match &mut handshake.0 {
-                    Side::Server(upgrade, _) => upgrade.read_with(read),
-                    Side::Client(upgrade, _, true) => upgrade.read_with(read),
-                    Side::Client(..) => break,
-                },
-                _ => break,
-            };
-            match read {
-                Poll::Ready(Ok(n)) => (drained, eof) = (short && was_short, n == 0),
-                Poll::Ready(Err(error)) => drop(self.fail(error)),
+            if self.done || !self.io.read {
+                break;
+            }
+            match self.life.read_with(read) {
+                Poll::Ready(Ok(_)) => drained = short && was_short,
+                Poll::Ready(Err(error)) => self.life.fail_io(error),
                 Poll::Pending => break,
             }
         }
         self.dispatching = false;
-        self.settle(now);
-    }
-
-    /// The handshake with what has been read (a client first waits for its TCP
-    /// connect, then writes its request); `true` once the phase changed or the session
-    /// failed. `eof`: the last read found the end of stream.
-    fn handshake(&mut self, now: At, eof: bool, handler: &mut dyn Handler) -> bool {
-        let Phase::Handshake(handshake) = &mut self.phase else {
-            return false;
-        };
-        let (side, settings) = &mut **handshake;
-        let settings = *settings;
-        let left = || io::Error::new(ErrorKind::UnexpectedEof, "peer left during the handshake");
-        let (connection, response, protocol, compression, early) = match side {
-            Side::Client(_, _, connected @ false) => {
-                let status = self.stream.take_error().and_then(|error| match error {
-                    Some(error) => Err(error),
-                    None => self.stream.peer_addr().map(drop),
-                });
-                match status {
-                    Err(e) if e.kind() == ErrorKind::NotConnected => return false,
-                    Err(error) => return self.fail(error),
-                    Ok(()) => *connected = true,
-                }
-                self.deadline = settings.handshake_timeout.map(|t| now + t);
-                self.settle(now);
-                return false;
-            }
-            Side::Client(upgrade, seed, true) => match upgrade.poll() {
-                Ok(Some(ClientAnswer::Accepted {
-                    protocol,
-                    compression,
-                    early,
-                    ..
-                })) => {
-                    let connection = Connection::new(Role::Client, settings.protocol, *seed, now);
-                    (connection, Vec::new(), protocol, compression, early)
-                }
-                Ok(Some(ClientAnswer::Rejected(rejected))) => {
-                    return self.finish_with(Error::Rejected(rejected))
-                }
-                Ok(None) if eof => return self.finish_with(Error::Io(left())),
-                Ok(None) => return false,
-                Err(error) => return self.finish_with(Error::Response(error)),
-            },
-            Side::Server(upgrade, decide) => {
-                let (answer, path) = match upgrade.poll_head() {
-                    None if eof => return self.finish_with(Error::Io(left())),
-                    None => return false,
-                    Some(Err(refusal)) => (refusal, None),
-                    Some(Ok(head)) => {
-                        let verdict = match decide.take() {
-                            Some(decide) => decide(&head),
-                            None => handler.on_request(&head),
-                        };
-                        match upgrade.answer(verdict) {
-                            Some(answer) => (answer, Some(head.path().into())),
-                            None => return false,
-                        }
-                    }
-                };
-                match answer {
-                    ServerAnswer::Accept {
-                        response,
-                        protocol,
-                        compression,
-                        early,
-                        ..
-                    } => {
-                        self.path = path;
-                        let connection = Connection::server(settings.protocol, now);
-                        (connection, response, protocol, compression, early)
-                    }
-                    ServerAnswer::Refuse { response, refusal } => {
-                        let linger = settings.refusal_linger;
-                        self.phase = Phase::Refusing(Some(linger), REFUSAL_DRAIN);
-                        self.error = Some(Box::new(Error::Refused(refusal)));
-                        (self.head, self.deadline) = (response, Some(now + linger));
-                        return true;
-                    }
-                }
-            }
-        };
-        let mut driver = Driver::new(connection, settings.buffers);
-        #[cfg(feature = "tracing")]
-        driver.set_span(self.span.clone());
-        driver.push_bytes(&early);
-        driver.set_protocol(protocol);
-        if let Some((params, config)) = compression {
-            driver.enable_compression(params, config);
-        }
-        (self.head, self.deadline) = (response, None);
-        self.phase = Phase::Open(Box::new(driver));
-        true
+        self.settle(now, handler);
     }
 }
+
+/// Whether a non-blocking connect has completed (its error if it failed).
+fn is_connected(stream: &TcpStream) -> io::Result<bool> {
+    if let Some(error) = stream.take_error()? {
+        return Err(error);
+    }
+    match stream.peer_addr() {
+        Err(error) if error.kind() == ErrorKind::NotConnected => Ok(false),
+        result => result.map(|_| true),
+    }
+}
+
+/// A handler for the calls that read nothing, so never see a request or a message.
+fn ignore(_: &mut Session, _: Message) {}
 
 impl Source for Session {
     fn register(&mut self, registry: &Registry, token: Token, with: Interest) -> io::Result<()> {

@@ -19,6 +19,11 @@
 //! (2^`window_bits` bytes), restored with set-dictionary when the next message starts.
 //! [`Deflater::held_bytes`] and [`Inflater::held_bytes`] say what is held now.
 //!
+//! Building an engine is much of the work on small messages: without context takeover,
+//! a caller serving many connections can hand engines from one message (and codec) to
+//! the next instead, with `release_engine` and `adopt_engine` ([`DeflateEngine`],
+//! [`InflateEngine`]); the std engine keeps a few per thread.
+//!
 //! ```
 //! use sockeye_proto::deflate::{Deflater, Inflater};
 //! use sockeye_proto::extension::Direction;
@@ -59,7 +64,9 @@ use zlib_rs::{DeflateConfig, DeflateFlush, InflateFlush, Status};
 
 use crate::extension::{Direction, MAX_WINDOW_BITS, MIN_WINDOW_BITS};
 
+mod reuse;
 mod window;
+pub use reuse::{DeflateEngine, InflateEngine};
 use window::Window;
 
 #[cfg(test)]
@@ -195,6 +202,11 @@ impl Deflater {
     /// The direction this compresses for.
     pub fn direction(&self) -> Direction {
         self.direction
+    }
+
+    /// The compression level (0-9).
+    pub fn level(&self) -> u8 {
+        self.level
     }
 
     /// The working engine, created (and given the kept window) if need be.
@@ -376,6 +388,9 @@ pub struct Inflater {
     in_message: bool,
     /// A data error was seen: every call fails.
     failed: bool,
+    /// Without context takeover, keep the engine (reset) after a message for
+    /// [`Inflater::release_engine`] to hand out, instead of freeing it.
+    keeps_engine: bool,
 }
 
 impl fmt::Debug for Inflater {
@@ -403,6 +418,7 @@ impl Inflater {
             ended: false,
             in_message: false,
             failed: false,
+            keeps_engine: false,
         }
     }
 
@@ -539,7 +555,13 @@ impl Inflater {
             // empty; after a final block the engine's stream is over and the kept
             // window is restored into a new one. (Recreated rather than reset, since
             // zlib-rs resets to a 15-bit window, and the agreed one is enforced.)
-            self.engine = None;
+            match self.engine.take() {
+                Some(mut engine) if self.resets_in_place() && self.keeps_engine => {
+                    engine.reset(false);
+                    self.engine = Some(engine);
+                }
+                _ => {}
+            }
         }
         self.tail_fed = 0;
         self.ended = false;

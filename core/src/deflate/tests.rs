@@ -439,3 +439,117 @@ proptest! {
         }
     }
 }
+
+/// Messages unlike each other, so that a stale window or hash chain would show in the
+/// output.
+fn varied_messages() -> Vec<Vec<u8>> {
+    let json = br#"{"symbol":"ACME","price":101.5,"volume":1200,"side":"buy"}"#.repeat(40);
+    let counting: Vec<u8> = (0..9000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+    vec![
+        json,
+        counting,
+        b"short".to_vec(),
+        Vec::new(),
+        vec![0x55; 70_000],
+    ]
+}
+
+#[test]
+fn a_travelling_deflate_engine_compresses_as_a_new_one() {
+    let mut first = Deflater::new(dir(15, false), 1);
+    let mut second = Deflater::new(dir(15, false), 1);
+    for message in varied_messages() {
+        let mut fresh = Deflater::new(dir(15, false), 1);
+        let expected = compress(&mut fresh, &message, &[]);
+        // The engine goes back and forth between two deflaters, never rebuilt.
+        let payload = compress(&mut first, &message, &[]);
+        assert_eq!(payload, expected);
+        let engine = first.release_engine().expect("an engine to hand out");
+        assert_eq!(first.held_bytes(), 0);
+        assert!(first.needs_engine());
+        assert!(second.adopt_engine(engine).is_none());
+        assert!(!second.needs_engine());
+        core::mem::swap(&mut first, &mut second);
+    }
+}
+
+#[test]
+fn a_deflate_engine_goes_only_where_it_fits() {
+    let mut donor = Deflater::new(dir(15, false), 1);
+    compress(&mut donor, b"hello hello hello", &[]);
+    let engine = donor.release_engine().unwrap();
+    assert_eq!(engine.key(), (1, 15));
+    let engine = Deflater::new(dir(15, false), 6)
+        .adopt_engine(engine)
+        .expect("handed back");
+    let engine = Deflater::new(dir(12, false), 1)
+        .adopt_engine(engine)
+        .expect("handed back");
+    let engine = Deflater::new(dir(15, true), 1)
+        .adopt_engine(engine)
+        .expect("handed back");
+    let mut busy = Deflater::new(dir(15, false), 1);
+    busy.compress(b"half of a", false, &mut Vec::new()).unwrap();
+    let engine = busy.adopt_engine(engine).expect("handed back");
+    // In the middle of a message, or with takeover, nothing travels.
+    assert!(busy.release_engine().is_none());
+    let mut keeper = Deflater::new(dir(15, true), 1);
+    compress(&mut keeper, b"kept", &[]);
+    assert!(keeper.release_engine().is_none());
+    assert_eq!(keeper.held_bytes(), 1 << 15);
+    assert!(Deflater::new(dir(15, false), 1)
+        .adopt_engine(engine)
+        .is_none());
+}
+
+#[test]
+fn a_travelling_inflate_engine_inflates_as_a_new_one() {
+    let mut deflater = Deflater::new(dir(15, false), 1);
+    let mut first = Inflater::new(dir(15, false)).keeping_engine();
+    let mut second = Inflater::new(dir(15, false)).keeping_engine();
+    for message in varied_messages() {
+        let payload = compress(&mut deflater, &message, &[]);
+        assert_eq!(inflate(&mut first, &payload, 700, 4096).unwrap(), message);
+        // Kept (reset) after the message, until handed out. (An empty message never
+        // needs an engine: the one held, if any, is handed on all the same.)
+        if !message.is_empty() {
+            assert!(first.held_bytes() > 40_000);
+        }
+        let engine = first.release_engine();
+        assert!(engine.is_some() || message.is_empty());
+        assert_eq!(first.held_bytes(), 0);
+        if let Some(engine) = engine {
+            assert!(second.adopt_engine(engine).is_none());
+        }
+        core::mem::swap(&mut first, &mut second);
+    }
+}
+
+#[test]
+fn an_inflate_engine_goes_only_where_it_fits() {
+    let mut deflater = Deflater::new(dir(15, false), 1);
+    let payload = compress(&mut deflater, b"hello hello hello", &[]);
+    let mut donor = Inflater::new(dir(15, false)).keeping_engine();
+    inflate_whole(&mut donor, &payload).unwrap();
+    let engine = donor.release_engine().unwrap();
+    // Other windows and takeover would be reset to the wrong state.
+    let engine = Inflater::new(dir(12, false))
+        .adopt_engine(engine)
+        .expect("handed back");
+    let engine = Inflater::new(dir(15, true))
+        .adopt_engine(engine)
+        .expect("handed back");
+    let mut failed = Inflater::new(dir(15, false));
+    assert!(inflate_whole(&mut failed, &[0xff, 0xff, 0xff]).is_err());
+    let engine = failed.adopt_engine(engine).expect("handed back");
+    // Without `keeping_engine` the engine is freed at the message's end, as before.
+    let mut plain = Inflater::new(dir(15, false));
+    inflate_whole(&mut plain, &payload).unwrap();
+    assert_eq!(plain.held_bytes(), 0);
+    assert!(plain.release_engine().is_none());
+    assert!(plain.adopt_engine(engine).is_none());
+    assert_eq!(
+        inflate_whole(&mut plain, &payload).unwrap(),
+        b"hello hello hello"
+    );
+}
