@@ -46,8 +46,7 @@ pub fn read_stamp(message: &[u8]) -> Option<(u64, u64)> {
                 .then(|| n.wrapping_mul(10).wrapping_add(u64::from(b - b'0')))
         })
     };
-    if !message.starts_with(br#"{"seq":"#) || message.get(SEQ_AT + DIGITS..SENT_AT)? != SENT_KEY
-    {
+    if !message.starts_with(br#"{"seq":"#) || message.get(SEQ_AT + DIGITS..SENT_AT)? != SENT_KEY {
         return None;
     }
     Some((digits(SEQ_AT)?, digits(SENT_AT)?))

@@ -1,13 +1,16 @@
 //! A broadcast (fan-out) server: every text message from any connection goes to every
 //! other connection. The server of the benchmark's fan-out scenarios (`benches/`,
-//! `compare --scenarios fanout-1k`).
+//! `compare --scenarios fanout-1k,fanout-10k,fanout-1k-deflate`).
 //!
 //! ```text
-//! cargo run --release -p sockeye-tokio --example broadcast_server -- [--deflate] [ADDR]
+//! cargo run --release -p sockeye-tokio --example broadcast_server -- \
+//!     [--deflate] [--slow-consumer drop|close-1008|close-1013] [ADDR]
 //! ```
 //!
 //! ADDR defaults to `127.0.0.1:9003`; the server prints `listening on ADDR` and serves
 //! until killed, on tokio's current-thread scheduler (one core), with `TCP_NODELAY`.
+//! Each subscriber is a socket: for 10,000 of them raise the open-file limit first
+//! (`ulimit -n 20000`; `benches/compare.sh` does).
 //!
 //! How it broadcasts, the way a Sockeye application would:
 //!
@@ -23,11 +26,20 @@
 //!   for the whole burst. The flusher polls each write once and never waits on a slow
 //!   subscriber: what its socket does not take now, that subscriber's own task writes
 //!   when the socket drains (a connection's halves share their wake-ups).
-//! - Slow consumers: each send queue is bounded (`SEND_QUEUE_BYTES`, about 1,000
-//!   messages of 125 bytes, like the peers' `broadcast` channel of 1,024); a
-//!   subscriber whose queue is full misses that message (`TrySendError::Full`), as a
-//!   lagging receiver of a tokio `broadcast` channel skips messages. (An application
-//!   that must not drop would close it with 1008 or 1013 instead.)
+//!
+//! Slow consumers: each send queue is bounded (`SEND_QUEUE_BYTES`, about 1,000
+//! messages of 125 bytes, like the peers' `broadcast` channel of 1,024). A subscriber
+//! whose queue is full when a message comes (`TrySendError::Full`) gets the policy of
+//! `--slow-consumer` ([`SlowConsumer`]):
+//!
+//! - `drop` (the default): it misses that message and stays subscribed, as a lagging
+//!   receiver of a tokio `broadcast` channel skips messages. Right for feeds where the
+//!   next message supersedes the last (prices, positions, presence).
+//! - `close-1008` / `close-1013`: it is unsubscribed and closed with 1008 (policy
+//!   violation) or 1013 (try again later: a client may reconnect and resynchronize).
+//!   The Close goes out after what its queue already holds; its own task finishes the
+//!   close handshake (or the close timeout does). Right where a gap is worse than a
+//!   reconnect (chat, order books sent as deltas).
 //!
 //! `--deflate` accepts permessage-deflate (no context takeover either way, level 1,
 //! 15-bit windows: `DeflateConfig::DEFAULT`, but compressing messages from 64 bytes,
@@ -39,13 +51,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::FutureExt as _;
 use sockeye_tokio::{
-    accept, DeflateConfig, Message, PreparedMessage, Settings, TrySendError, WriteHalf,
+    accept, CloseCode, DeflateConfig, Message, PreparedMessage, Settings, TrySendError, WriteHalf,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
-/// Bytes a subscriber may have queued before it misses messages.
-const SEND_QUEUE_BYTES: usize = 128 << 10;
+/// Bytes a subscriber may have queued before it is a slow consumer.
+pub const SEND_QUEUE_BYTES: usize = 128 << 10;
 
 /// Compression settings of `--deflate`: the default, but for short messages too (the
 /// benchmark broadcasts 125-byte messages; the default threshold is 256 bytes).
@@ -53,6 +65,57 @@ const DEFLATE: DeflateConfig = DeflateConfig {
     threshold: 64,
     ..DeflateConfig::DEFAULT
 };
+
+/// What happens to a subscriber whose send queue is full when a message comes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlowConsumer {
+    /// It misses the message and stays subscribed.
+    Drop,
+    /// It is unsubscribed and closed with this code (1008 or 1013).
+    Close(CloseCode),
+}
+
+/// How the server runs: the command line.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Where to listen.
+    pub addr: String,
+    /// Accept permessage-deflate and compress each broadcast once.
+    pub deflate: bool,
+    /// The slow-consumer policy.
+    pub slow_consumer: SlowConsumer,
+}
+
+const USAGE: &str =
+    "usage: broadcast_server [--deflate] [--slow-consumer drop|close-1008|close-1013] [ADDR]";
+
+impl Options {
+    /// Parses the command line (without the program name).
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
+        let mut options = Options {
+            addr: "127.0.0.1:9003".to_owned(),
+            deflate: false,
+            slow_consumer: SlowConsumer::Drop,
+        };
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--deflate" => options.deflate = true,
+                "--slow-consumer" => {
+                    options.slow_consumer = match args.next().as_deref() {
+                        Some("drop") => SlowConsumer::Drop,
+                        Some("close-1008") => SlowConsumer::Close(CloseCode::POLICY),
+                        Some("close-1013") => SlowConsumer::Close(CloseCode::TRY_AGAIN_LATER),
+                        other => return Err(format!("bad --slow-consumer {other:?}")),
+                    }
+                }
+                flag if flag.starts_with('-') => return Err(format!("unknown flag {flag}")),
+                _ => options.addr = arg,
+            }
+        }
+        Ok(options)
+    }
+}
 
 /// The subscribers' write halves, by connection id.
 #[derive(Default)]
@@ -63,14 +126,22 @@ struct Subscribers {
     dirty: bool,
 }
 
-/// The registry, and the flusher's wake-up.
-#[derive(Default)]
-struct Hub {
+/// The registry, the slow-consumer policy and the flusher's wake-up.
+pub struct Hub {
     subscribers: Mutex<Subscribers>,
     flush: Notify,
+    slow_consumer: SlowConsumer,
 }
 
 impl Hub {
+    fn new(slow_consumer: SlowConsumer) -> Hub {
+        Hub {
+            subscribers: Mutex::default(),
+            flush: Notify::new(),
+            slow_consumer,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Subscribers> {
         self.subscribers
             .lock()
@@ -97,8 +168,16 @@ impl Hub {
                 return true;
             }
             match writer.try_feed_prepared(message) {
-                // Full: a slow subscriber misses this one (see the module docs).
-                Ok(()) | Err(TrySendError::Full(_)) => true,
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => match self.slow_consumer {
+                    SlowConsumer::Drop => true,
+                    SlowConsumer::Close(code) => {
+                        // Queues the Close (a full queue still takes it) and writes what
+                        // the socket takes now; the connection's task does the rest.
+                        let _ = writer.close(code, "too slow").now_or_never();
+                        false
+                    }
+                },
                 // Closing or over: its task ends and would remove it anyway.
                 Err(TrySendError::Failed(_)) => false,
             }
@@ -125,29 +204,29 @@ impl Hub {
 }
 
 fn main() -> std::io::Result<()> {
-    let mut deflate = false;
-    let mut addr = "127.0.0.1:9003".to_owned();
-    for arg in std::env::args().skip(1) {
-        match arg.as_str() {
-            "--deflate" => deflate = true,
-            _ => addr = arg,
-        }
-    }
+    let options = Options::parse(std::env::args().skip(1)).unwrap_or_else(|error| {
+        eprintln!("broadcast_server: {error}\n{USAGE}");
+        std::process::exit(2)
+    });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(addr, deflate))
+    runtime.block_on(async {
+        let listener = TcpListener::bind(&options.addr).await?;
+        println!("listening on {}", listener.local_addr()?);
+        serve(listener, options).await
+    })
 }
 
-async fn serve(addr: String, deflate: bool) -> std::io::Result<()> {
-    let listener = TcpListener::bind(&addr).await?;
-    println!("listening on {}", listener.local_addr()?);
-    let hub = Arc::new(Hub::default());
+/// Serves broadcasts on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, options: Options) -> std::io::Result<()> {
+    let hub = Arc::new(Hub::new(options.slow_consumer));
     tokio::spawn(hub.clone().flusher());
     let mut settings = Settings::default().with_max_pending_bytes(SEND_QUEUE_BYTES);
-    if deflate {
+    if options.deflate {
         settings = settings.with_compression(DEFLATE);
     }
+    let deflate = options.deflate;
     loop {
         let (tcp, _) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -159,7 +238,7 @@ async fn serve(addr: String, deflate: bool) -> std::io::Result<()> {
             }
         };
         let _ = tcp.set_nodelay(true);
-        let handshake = accept(tcp, settings.clone());
+        let handshake = accept(tcp, settings);
         let hub = hub.clone();
         tokio::spawn(async move {
             let Ok(ws) = handshake.await else { return };

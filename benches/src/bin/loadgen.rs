@@ -1106,6 +1106,8 @@ struct Subscriber {
     /// The sequence number it expects next: every broadcast before it arrived or was
     /// skipped by the server.
     next_seq: u64,
+    /// Messages it received, over the whole run.
+    delivered: u64,
     alive: bool,
 }
 
@@ -1275,13 +1277,18 @@ fn fanout_loop(
             stream,
             reader: fanout::MessageReader::new(cfg.deflate),
             next_seq: 0,
+            delivered: 0,
             alive: true,
         };
         let now = clock();
         let Subscriber {
-            reader, next_seq, ..
+            reader,
+            next_seq,
+            delivered,
+            ..
         } = &mut sub;
         reader.feed(&leftover, &mut |c, p| {
+            *delivered += 1;
             deliver(next_seq, &mut counts, &mut cache, now, c, p)
         })?;
         epoll
@@ -1398,9 +1405,13 @@ fn fanout_loop(
                 };
                 let now = clock();
                 let Subscriber {
-                    reader, next_seq, ..
+                    reader,
+                    next_seq,
+                    delivered,
+                    ..
                 } = sub;
                 if let Err(e) = reader.feed(&rbuf[..n], &mut |c, p| {
+                    *delivered += 1;
                     deliver(next_seq, &mut counts, &mut cache, now, c, p)
                 }) {
                     break Err(e);
@@ -1429,6 +1440,11 @@ fn fanout_loop(
     let p = |q: f64| lat.percentile(q).unwrap_or(0) as f64 / 1e3;
     let (p50, p99) = (p(50.0), p(99.0));
     let lost = lost_b - lost_a;
+    // The fewest messages a live subscriber received over the whole run (0: one was
+    // starved), and how many live ones received none.
+    let live = subs.iter().filter(|s| s.alive);
+    let min_sub_msgs = live.clone().map(|s| s.delivered).min().unwrap_or(0);
+    let starved = live.filter(|s| s.delivered == 0).count();
     f.extend([
         ("conns", cfg.conns.to_string()),
         ("subscribers", alive.to_string()),
@@ -1445,6 +1461,8 @@ fn fanout_loop(
             format!("{:.4}", lost as f64 / (n + lost).max(1) as f64),
         ),
         ("errors", errors.to_string()),
+        ("min_sub_msgs", min_sub_msgs.to_string()),
+        ("starved", starved.to_string()),
     ]);
     if cfg.deflate {
         let total = counts.delivered.max(1);

@@ -1,6 +1,6 @@
 //! Broadcast (fan-out) servers built on the peer libraries, for the fan-out scenarios.
 //!
-//! usage: peer_broadcast --impl tungstenite|fastwebsockets|tokio-websockets [ADDR]
+//! usage: peer_broadcast --impl tungstenite|fastwebsockets|tokio-websockets|yawc [ADDR]
 //!
 //! ADDR defaults to 127.0.0.1:9003. The protocol of every broadcast server in the
 //! comparison (Sockeye's is `adapters/tokio/examples/broadcast_server.rs`): every
@@ -23,6 +23,11 @@
 //!   `unstable-split` feature, as in its `echo_server_split` example): one task reads,
 //!   another forwards the channel with `write_frame`. Its upgrade is the hand-written
 //!   one of `peer_echo` (the library leaves it to hyper or the caller).
+//! - yawc (the permessage-deflate peer): like tokio-tungstenite, its upgrade on hyper as
+//!   in `peer_echo`, at the compression settings of Sockeye's `broadcast_server
+//!   --deflate` (level 1, no context takeover either way, 15-bit windows, messages from
+//!   64 bytes). Each connection compresses each message it sends itself: yawc has no
+//!   way to share one compressed frame between connections.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -37,13 +42,15 @@ use tokio::sync::broadcast::error::RecvError;
 /// Messages the channel keeps for a receiver that is behind.
 const CHANNEL_CAPACITY: usize = 1024;
 
-const USAGE: &str = "usage: peer_broadcast --impl tungstenite|fastwebsockets|tokio-websockets [ADDR]";
+const USAGE: &str =
+    "usage: peer_broadcast --impl tungstenite|fastwebsockets|tokio-websockets|yawc [ADDR]";
 
 #[derive(Clone, Copy, Debug)]
 enum Impl {
     Tungstenite,
     Fastwebsockets,
     TokioWebsockets,
+    Yawc,
 }
 
 fn main() {
@@ -57,6 +64,7 @@ fn main() {
                     Some("tungstenite" | "tokio-tungstenite") => Some(Impl::Tungstenite),
                     Some("fastwebsockets") => Some(Impl::Fastwebsockets),
                     Some("tokio-websockets") => Some(Impl::TokioWebsockets),
+                    Some("yawc") => Some(Impl::Yawc),
                     _ => None,
                 }
             }
@@ -100,7 +108,14 @@ fn main() {
             }
             Impl::Fastwebsockets => {
                 let (tx, _) = broadcast::channel(CHANNEL_CAPACITY);
-                accept_loop(listener, move |s, id| fastwebsockets_conn(s, id, tx.clone())).await
+                accept_loop(listener, move |s, id| {
+                    fastwebsockets_conn(s, id, tx.clone())
+                })
+                .await
+            }
+            Impl::Yawc => {
+                let (tx, _) = broadcast::channel(CHANNEL_CAPACITY);
+                accept_loop(listener, move |s, id| yawc_conn(s, id, tx.clone())).await
             }
         }
     });
@@ -247,4 +262,67 @@ async fn fastwebsockets_conn(
     };
     writer.abort();
     result
+}
+
+/// The compression of Sockeye's `broadcast_server --deflate`, and `peer_echo`'s other
+/// yawc settings.
+fn yawc_options() -> yawc::Options {
+    yawc::Options::default()
+        .with_low_latency_compression()
+        .server_no_context_takeover()
+        .client_no_context_takeover()
+        .with_compression_threshold(64)
+        .with_utf8()
+        .with_no_delay()
+        .with_limits(64 << 20, 128 << 20)
+}
+
+/// One HTTP/1.1 connection on hyper, upgraded by yawc, then the connection's loop.
+async fn yawc_conn(stream: TcpStream, id: u64, hub: Hub<bytes::Bytes>) -> Result<(), BoxError> {
+    let service = hyper::service::service_fn(move |mut request| {
+        let hub = hub.clone();
+        async move {
+            let (response, upgrade) =
+                yawc::WebSocket::upgrade_with_options(&mut request, yawc_options())?;
+            tokio::spawn(async move {
+                if let Err(e) = yawc_loop(upgrade, id, hub).await {
+                    if std::env::var_os("PEER_ECHO_VERBOSE").is_some() {
+                        eprintln!("peer_broadcast: yawc: {e}");
+                    }
+                }
+            });
+            Ok::<_, yawc::WebSocketError>(response)
+        }
+    });
+    hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .with_upgrades()
+        .await?;
+    Ok(())
+}
+
+async fn yawc_loop(
+    upgrade: yawc::UpgradeFut,
+    id: u64,
+    hub: Hub<bytes::Bytes>,
+) -> Result<(), BoxError> {
+    let mut ws = upgrade.await?;
+    let mut feed = hub.subscribe();
+    loop {
+        tokio::select! {
+            incoming = ws.next() => match incoming {
+                Some(frame) => {
+                    if frame.opcode() == yawc::OpCode::Text {
+                        let _ = hub.send((id, frame.into_payload()));
+                    }
+                }
+                None => return Ok(()),
+            },
+            outgoing = feed.recv() => match outgoing {
+                Ok((from, text)) if from != id => ws.send(yawc::Frame::text(text)).await?,
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return Ok(()),
+            },
+        }
+    }
 }
