@@ -255,3 +255,54 @@ async fn a_slow_subscriber_is_closed_with_the_policys_code() {
         );
     }
 }
+
+/// A `peer_broadcast` server, killed (by its PID) when dropped.
+struct Peer(std::process::Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn every_broadcast_peer_serves_the_fan_out() {
+    use std::io::BufRead as _;
+    for imp in [
+        "tungstenite",
+        "fastwebsockets",
+        "tokio-websockets",
+        "yawc",
+        "tungstenite-batched",
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_peer_broadcast"))
+            .args(["--impl", imp, "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start peer_broadcast");
+        let stdout = child.stdout.take().expect("stdout");
+        let peer = Peer(child);
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read peer_broadcast stdout");
+        let addr: SocketAddr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("{imp}: unexpected first line {line:?}"));
+        // The later --server-pid wins: the peer's CPU and memory, not this test's.
+        let pid = peer.0.id().to_string();
+        let r = fanout_run(addr, &["--server-pid", &pid]);
+        assert_eq!(r["errors"], 0.0, "{imp}: {r:?}");
+        assert_eq!(r["starved"], 0.0, "{imp}: {r:?}");
+        assert!(r["msg_per_s"] > 0.0, "{imp}: {r:?}");
+        if imp == "yawc" {
+            let r = fanout_run(addr, &["--deflate", "--server-pid", &pid]);
+            assert_eq!(r["errors"], 0.0, "{imp} compressed: {r:?}");
+            assert_eq!(r["compressed_share"], 1.0, "{imp} compressed: {r:?}");
+        }
+    }
+}

@@ -23,11 +23,14 @@
 //!                     default). The servers always keep the kernel's default.
 //!   --client-copy-echoes  the load generator copies echoed payloads out of the
 //!                     kernel (`loadgen --copy-echoes`) instead of dropping them
-//!   --floor           also run `tcp-floor`, the reference that moves the same
-//!                     bytes with no WebSocket work (`peer_echo --impl tcp-floor`):
-//!                     its CPU per message is the kernel's share, the floor
-//!                     under every library. Never the "best peer"; it sits out
-//!                     the idle and handshake scenarios.
+//!   --floor           also run the references, never the "best peer":
+//!                     `tcp-floor`, which moves the same bytes with no WebSocket
+//!                     work (`peer_echo --impl tcp-floor`): its CPU per message
+//!                     is the kernel's share, the floor under every library (it
+//!                     sits out the idle and handshake scenarios); and, in
+//!                     fan-out, `tungstenite-batched`, tokio-tungstenite's
+//!                     broadcast flushing once per burst rather than per message
+//!                     (`peer_broadcast --impl tungstenite-batched`)
 //!   --max-other X     a run during which the rest of the machine used more
 //!                     than X of a core (steal time included) is noisy: marked
 //!                     ‡ in the table, and run again (default 0.25)
@@ -174,6 +177,13 @@ const SERVERS: &[Server] = &[
         broadcast: None,
         deflate: false,
     },
+    // tokio-tungstenite's broadcast with one flush per burst instead of one per message.
+    Server {
+        name: "tungstenite-batched",
+        echo: None,
+        broadcast: Some(Kind::Reference("tungstenite-batched")),
+        deflate: false,
+    },
 ];
 
 /// The fan-out scenarios, run against broadcast servers.
@@ -196,9 +206,11 @@ fn kind_in(server: &Server, scenario: &str) -> Option<Kind> {
     }
 }
 
-/// Whether `server` is the reference (`tcp-floor`), not a library.
+/// Whether `server` is a reference (`tcp-floor`, `tungstenite-batched`), not a library
+/// as its users run it.
 fn is_reference(server: &Server) -> bool {
     matches!(server.echo, Some(Kind::Reference(_)))
+        || matches!(server.broadcast, Some(Kind::Reference(_)))
 }
 
 /// Whether `server` takes part in `scenario`: the floor measures what moving
@@ -1122,7 +1134,14 @@ fn report(
     let mut md = String::new();
     let w = &mut md;
     use std::fmt::Write as _;
-    let _ = writeln!(w, "### Echo comparison, {}\n", today());
+    let echoes = o.scenarios.iter().any(|sc| !is_fanout(sc));
+    let fanouts = o.scenarios.iter().any(|sc| is_fanout(sc));
+    let title = match (echoes, fanouts) {
+        (true, true) => "Echo and fan-out comparison",
+        (false, true) => "Fan-out comparison",
+        _ => "Echo comparison",
+    };
+    let _ = writeln!(w, "### {title}, {}\n", today());
     let _ = writeln!(w, "- machine: {}", machine());
     let _ = writeln!(w, "- crates: {}", crate_versions(&paths.root));
     let _ = writeln!(
@@ -1176,12 +1195,29 @@ fn report(
             "drops (unread, in the kernel)"
         }
     );
-    if servers.iter().any(is_reference) {
+    if echoes
+        && servers
+            .iter()
+            .any(|s| matches!(s.echo, Some(Kind::Reference(_))))
+    {
         let _ = writeln!(
             w,
             "- tcp-floor is a reference, not a library: it echoes each frame once whole with \
              its header rewritten and its payload still masked (no unmasking, no validation), \
              so its CPU per message is the kernel's share of an echo"
+        );
+    }
+    if fanouts
+        && servers
+            .iter()
+            .any(|s| matches!(s.broadcast, Some(Kind::Reference(_))))
+    {
+        let _ = writeln!(
+            w,
+            "- tungstenite-batched is a reference, not the usual way: tokio-tungstenite's \
+             broadcast whose task takes every message waiting in the channel and flushes once \
+             per burst (as Sockeye's server writes once per subscriber per burst), where its \
+             users flush each message"
         );
     }
     if o.scenarios.iter().any(|s| s.starts_with("deflate-")) {
@@ -1194,7 +1230,7 @@ fn report(
              through its `zlib` feature), so each message costs an inflate and a deflate"
         );
     }
-    if o.scenarios.iter().any(|s| is_fanout(s)) {
+    if fanouts {
         let _ = writeln!(
             w,
             "- fanout-*: broadcast servers; every text message from one connection goes to \
@@ -1328,11 +1364,16 @@ fn main() {
                     format!("not yet: no {dir}/examples/{example}.rs")
                 }
             };
-            let mut avail = s.echo.map_or(String::new(), |k| describe(k, "peer_echo"));
+            let mut avail: Vec<String> = s
+                .echo
+                .map(|k| describe(k, "peer_echo"))
+                .into_iter()
+                .collect();
             if let Some(k) = s.broadcast {
-                avail.push_str(&format!("; fan-out: {}", describe(k, "peer_broadcast")));
+                avail.push(format!("fan-out: {}", describe(k, "peer_broadcast")));
             }
-            println!("{:<18} {avail}", s.name);
+            let avail = avail.join("; ");
+            println!("{:<20} {avail}", s.name);
         }
         return;
     }
@@ -1489,6 +1530,50 @@ mod tests {
                 ("attempt".to_string(), attempt as f64),
             ]))
         }
+    }
+
+    fn server(name: &str) -> &'static Server {
+        SERVERS.iter().find(|s| s.name == name).expect(name)
+    }
+
+    #[test]
+    fn the_fan_out_scenarios_run_the_broadcast_servers() {
+        for scenario in ["fanout-1k", "fanout-10k"] {
+            for name in [
+                "tokio-tungstenite",
+                "fastwebsockets",
+                "tokio-websockets",
+                "yawc",
+                "sockeye-tokio",
+                "tungstenite-batched",
+            ] {
+                assert!(runs_in(server(name), scenario), "{name} in {scenario}");
+            }
+            for name in ["sockeye-mio", "axum-tungstenite", "tcp-floor"] {
+                assert!(!runs_in(server(name), scenario), "{name} in {scenario}");
+            }
+        }
+        // The compressed one: the servers that compress.
+        for (name, runs) in [
+            ("sockeye-tokio", true),
+            ("yawc", true),
+            ("fastwebsockets", false),
+            ("tungstenite-batched", false),
+        ] {
+            assert_eq!(runs_in(server(name), "fanout-1k-deflate"), runs, "{name}");
+        }
+        // A broadcast-only reference has no echo server.
+        assert!(!runs_in(server("tungstenite-batched"), "small"));
+        assert!(matches!(
+            kind_in(server("sockeye-tokio"), "fanout-1k"),
+            Some(Kind::Example {
+                example: "broadcast_server",
+                ..
+            })
+        ));
+        assert!(ALL_SCENARIOS
+            .iter()
+            .all(|s| !scenario_table(s).1.is_empty()));
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! Broadcast (fan-out) servers built on the peer libraries, for the fan-out scenarios.
 //!
-//! usage: peer_broadcast --impl tungstenite|fastwebsockets|tokio-websockets|yawc [ADDR]
+//! usage: peer_broadcast --impl IMPL [ADDR]
+//!
+//! IMPL: tungstenite, fastwebsockets, tokio-websockets, yawc, or tungstenite-batched
+//! (a reference, not the usual way: see below).
 //!
 //! ADDR defaults to 127.0.0.1:9003. The protocol of every broadcast server in the
 //! comparison (Sockeye's is `adapters/tokio/examples/broadcast_server.rs`): every
@@ -28,6 +31,12 @@
 //!   --deflate` (level 1, no context takeover either way, 15-bit windows, messages from
 //!   64 bytes). Each connection compresses each message it sends itself: yawc has no
 //!   way to share one compressed frame between connections.
+//!
+//! `tungstenite-batched` is a reference rather than the usual way: tokio-tungstenite
+//! whose connection task, woken by the channel, also takes every message already
+//! waiting (`try_recv`), queues each (`feed`) and flushes once, so a burst costs one
+//! write per subscriber as in Sockeye's server. It shows how much of the gap is
+//! batching the writes (which any library's users could do) and how much is the rest.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -42,8 +51,8 @@ use tokio::sync::broadcast::error::RecvError;
 /// Messages the channel keeps for a receiver that is behind.
 const CHANNEL_CAPACITY: usize = 1024;
 
-const USAGE: &str =
-    "usage: peer_broadcast --impl tungstenite|fastwebsockets|tokio-websockets|yawc [ADDR]";
+const USAGE: &str = "usage: peer_broadcast --impl tungstenite|fastwebsockets|tokio-websockets|\
+                     yawc|tungstenite-batched [ADDR]";
 
 #[derive(Clone, Copy, Debug)]
 enum Impl {
@@ -51,6 +60,7 @@ enum Impl {
     Fastwebsockets,
     TokioWebsockets,
     Yawc,
+    TungsteniteBatched,
 }
 
 fn main() {
@@ -65,6 +75,7 @@ fn main() {
                     Some("fastwebsockets") => Some(Impl::Fastwebsockets),
                     Some("tokio-websockets") => Some(Impl::TokioWebsockets),
                     Some("yawc") => Some(Impl::Yawc),
+                    Some("tungstenite-batched") => Some(Impl::TungsteniteBatched),
                     _ => None,
                 }
             }
@@ -110,6 +121,13 @@ fn main() {
                 let (tx, _) = broadcast::channel(CHANNEL_CAPACITY);
                 accept_loop(listener, move |s, id| {
                     fastwebsockets_conn(s, id, tx.clone())
+                })
+                .await
+            }
+            Impl::TungsteniteBatched => {
+                let (tx, _) = broadcast::channel(CHANNEL_CAPACITY);
+                accept_loop(listener, move |s, id| {
+                    tungstenite_batched_conn(s, id, tx.clone())
                 })
                 .await
             }
@@ -323,6 +341,47 @@ async fn yawc_loop(
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => return Ok(()),
             },
+        }
+    }
+}
+
+/// tokio-tungstenite, one flush per burst (the `tungstenite-batched` reference).
+async fn tungstenite_batched_conn(
+    stream: TcpStream,
+    id: u64,
+    hub: Hub<tokio_tungstenite::tungstenite::Message>,
+) -> Result<(), BoxError> {
+    use tokio::sync::broadcast::error::TryRecvError;
+    let mut ws = tokio_tungstenite::accept_async(stream).await?;
+    let mut feed = hub.subscribe();
+    loop {
+        tokio::select! {
+            incoming = ws.next() => match incoming {
+                Some(message) => {
+                    let message = message?;
+                    if message.is_text() {
+                        let _ = hub.send((id, message));
+                    }
+                }
+                None => return Ok(()),
+            },
+            outgoing = feed.recv() => {
+                let mut next = outgoing;
+                loop {
+                    match next {
+                        Ok((from, message)) if from != id => ws.feed(message).await?,
+                        Ok(_) | Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => return Ok(()),
+                    }
+                    next = match feed.try_recv() {
+                        Ok(x) => Ok(x),
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                        Err(TryRecvError::Closed) => return Ok(()),
+                    };
+                }
+                ws.flush().await?;
+            }
         }
     }
 }
