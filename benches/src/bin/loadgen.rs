@@ -30,7 +30,9 @@
 //! the server runs at its capacity with a bounded queue. All sockets are read from one
 //! epoll loop (no task per connection); each subscriber decodes its frames and
 //! records every message's delivery latency (histogram) and any gap in the sequence
-//! (`lost`: messages a server skipped for a slow subscriber). With `--deflate` the
+//! (`lost`: messages a server skipped for a slow subscriber); `min_sub_msgs` is the
+//! fewest messages a subscriber received over the run, `starved` how many received
+//! none (both over the whole run, warmup included). With `--deflate` the
 //! publisher still sends plain frames; compressed deliveries are inflated once per
 //! broadcast (matched by content against the one inflated first) to read their stamp.
 //!
