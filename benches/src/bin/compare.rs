@@ -1186,15 +1186,17 @@ fn report(
         RETRY_PAUSE.as_secs(),
         noise.still_noisy
     );
-    let _ = writeln!(
-        w,
-        "- the load generator {} echoed payloads of 4 KiB or more",
-        if o.client_copy_echoes {
-            "copies out"
-        } else {
-            "drops (unread, in the kernel)"
-        }
-    );
+    if echoes {
+        let _ = writeln!(
+            w,
+            "- the load generator {} echoed payloads of 4 KiB or more",
+            if o.client_copy_echoes {
+                "copies out"
+            } else {
+                "drops (unread, in the kernel)"
+            }
+        );
+    }
     if echoes
         && servers
             .iter()
