@@ -70,6 +70,91 @@ fn recv_with_flags(fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<
     }
 }
 
+/// An epoll instance (level-triggered), for the fan-out scenario's subscribers: one
+/// thread reading thousands of sockets without a task per connection.
+#[derive(Debug)]
+pub struct Epoll(RawFd);
+
+/// One readiness event of [`Epoll::wait`].
+pub type EpollEvent = libc::epoll_event;
+
+/// Readable (or closed by the peer), for [`Epoll::add`].
+pub const EPOLL_IN: u32 = libc::EPOLLIN as u32;
+/// Writable, for [`Epoll::add`].
+pub const EPOLL_OUT: u32 = libc::EPOLLOUT as u32;
+
+impl Epoll {
+    /// A new epoll instance.
+    pub fn new() -> io::Result<Epoll> {
+        // SAFETY: no pointers; a negative result is an error.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Epoll(fd))
+    }
+
+    fn ctl(&self, op: libc::c_int, fd: RawFd, token: u64, events: u32) -> io::Result<()> {
+        let mut ev = libc::epoll_event { events, u64: token };
+        // SAFETY: `ev` is a valid epoll_event for the whole call; a bad fd is an error.
+        if unsafe { libc::epoll_ctl(self.0, op, fd, &mut ev) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Watches `fd` for `events` (`EPOLL_IN`, `EPOLL_OUT`), reported with `token`.
+    pub fn add(&self, fd: RawFd, token: u64, events: u32) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd, token, events)
+    }
+
+    /// Changes what `fd` is watched for.
+    pub fn modify(&self, fd: RawFd, token: u64, events: u32) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_MOD, fd, token, events)
+    }
+
+    /// Stops watching `fd`.
+    pub fn delete(&self, fd: RawFd) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0)
+    }
+
+    /// Waits up to `timeout_ms` for events; returns how many of `events` were filled.
+    pub fn wait(&self, events: &mut [EpollEvent], timeout_ms: i32) -> io::Result<usize> {
+        let max = events.len().min(libc::c_int::MAX as usize) as libc::c_int;
+        // SAFETY: `events` is valid for writes of `max` entries; the kernel writes at
+        // most that many.
+        let n = unsafe { libc::epoll_wait(self.0, events.as_mut_ptr(), max, timeout_ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(0)
+            } else {
+                Err(e)
+            };
+        }
+        Ok(n as usize)
+    }
+
+    /// `count` empty events, for [`Epoll::wait`].
+    pub fn events(count: usize) -> Vec<EpollEvent> {
+        vec![libc::epoll_event { events: 0, u64: 0 }; count]
+    }
+
+    /// The token and the event bits of one event.
+    pub fn token_and_flags(event: &EpollEvent) -> (u64, u32) {
+        // Copied out by value: the struct is packed on x86-64.
+        let (token, flags) = (event.u64, event.events);
+        (token, flags)
+    }
+}
+
+impl Drop for Epoll {
+    fn drop(&mut self) {
+        // SAFETY: closes the descriptor this struct owns, once.
+        unsafe { libc::close(self.0) };
+    }
+}
+
 /// Sets the TCP congestion control of one socket (`TCP_CONGESTION`), for
 /// example `cubic`: the load generator's sockets use one that does not pace, so
 /// its sends are not spread out by timers (see `loadgen --congestion`).

@@ -3,7 +3,8 @@
 //! usage: compare [options]      (benches/compare.sh builds everything first)
 //!
 //!   --scenarios LIST  latency,small,bulk,text,large,idle,crowd,handshake,
-//!                     deflate-1k,deflate-64k,deflate-idle (default: all)
+//!                     deflate-1k,deflate-64k,deflate-idle,
+//!                     fanout-1k,fanout-10k,fanout-1k-deflate (default: all)
 //!   --servers LIST    server names (default: every available one; see --list)
 //!   --reps N          repetitions, interleaved A B C A B C ... (default 3)
 //!   --warmup SECS     before each measured window (default 1)
@@ -11,6 +12,8 @@
 //!   --idle-conns N    connections of the idle and crowd scenarios (default 10000)
 //!   --deflate-idle-conns N  connections of deflate-idle (default 2000: a server
 //!                     that keeps its codecs holds hundreds of KB for each)
+//!   --fanout-10k-subscribers N  subscribers of fanout-10k (default 10000, fewer
+//!                     if the open-file limit is lower)
 //!   --quick           1 rep, 0.5 s warmup, 2 s windows, 2000 idle connections
 //!   --server-cpu N    CPU the server is pinned to (default 0)
 //!   --client-cpu N    CPU the load generator is pinned to (default 1)
@@ -20,11 +23,14 @@
 //!                     default). The servers always keep the kernel's default.
 //!   --client-copy-echoes  the load generator copies echoed payloads out of the
 //!                     kernel (`loadgen --copy-echoes`) instead of dropping them
-//!   --floor           also run `tcp-floor`, the reference that moves the same
-//!                     bytes with no WebSocket work (`peer_echo --impl tcp-floor`):
-//!                     its CPU per message is the kernel's share, the floor
-//!                     under every library. Never the "best peer"; it sits out
-//!                     the idle and handshake scenarios.
+//!   --floor           also run the references, never the "best peer":
+//!                     `tcp-floor`, which moves the same bytes with no WebSocket
+//!                     work (`peer_echo --impl tcp-floor`): its CPU per message
+//!                     is the kernel's share, the floor under every library (it
+//!                     sits out the idle and handshake scenarios); and, in
+//!                     fan-out, `tungstenite-batched`, tokio-tungstenite's
+//!                     broadcast flushing once per burst rather than per message
+//!                     (`peer_broadcast --impl tungstenite-batched`)
 //!   --max-other X     a run during which the rest of the machine used more
 //!                     than X of a core (steal time included) is noisy: marked
 //!                     ‡ in the table, and run again (default 0.25)
@@ -41,6 +47,12 @@
 //! are the peer echo servers of this crate (`peer_echo --impl ...`) and the
 //! Sockeye adapters' `echo_server` examples, which join the table as soon as
 //! `adapters/NAME/examples/echo_server.rs` exists: see `SERVERS`.
+//!
+//! The fan-out scenarios (`fanout-*`) run broadcast servers instead: the peers'
+//! (`peer_broadcast --impl ...`: a tokio `broadcast` channel and a task per
+//! connection, each library's idiomatic way) and Sockeye's `broadcast_server`
+//! example (tokio; `--deflate` in fanout-1k-deflate), against `loadgen --scenario
+//! fanout`: one publisher, N subscribers, 125 B stamped text messages.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -55,13 +67,14 @@ use sockeye_benches::sys;
 /// How a server under test is started.
 #[derive(Clone, Copy, Debug)]
 enum Kind {
-    /// `peer_echo --impl IMPL ADDR` (this crate).
+    /// `peer_echo --impl IMPL ADDR` (this crate), or `peer_broadcast --impl IMPL ADDR`
+    /// as a broadcast server.
     Peer(&'static str),
     /// Also `peer_echo --impl IMPL ADDR`, but a yardstick rather than a
     /// library: run only when asked for, never the "best peer".
     Reference(&'static str),
-    /// An example of a workspace package (`echo_server` for the adapters): `ADDR` is
-    /// its only argument and it prints `listening on ADDR`.
+    /// An example of a workspace package (`echo_server` for the adapters,
+    /// `broadcast_server`): `ADDR` is its last argument and it prints `listening on ADDR`.
     Example {
         package: &'static str,
         dir: &'static str,
@@ -72,8 +85,11 @@ enum Kind {
 #[derive(Clone, Copy, Debug)]
 struct Server {
     name: &'static str,
-    kind: Kind,
-    /// Accepts permessage-deflate: runs the deflate-* scenarios.
+    /// How it serves the echo scenarios (`None`: it does not, or was not built).
+    echo: Option<Kind>,
+    /// How it serves the fan-out scenarios, as a broadcast server, if it does.
+    broadcast: Option<Kind>,
+    /// Accepts permessage-deflate: runs the deflate-* scenarios (and fanout-1k-deflate).
     deflate: bool,
 }
 
@@ -81,82 +97,135 @@ struct Server {
 const SERVERS: &[Server] = &[
     Server {
         name: "tokio-tungstenite",
-        kind: Kind::Peer("tungstenite"),
+        echo: Some(Kind::Peer("tungstenite")),
+        broadcast: Some(Kind::Peer("tungstenite")),
         deflate: false,
     },
     Server {
         name: "fastwebsockets",
-        kind: Kind::Peer("fastwebsockets"),
+        echo: Some(Kind::Peer("fastwebsockets")),
+        broadcast: Some(Kind::Peer("fastwebsockets")),
         deflate: false,
     },
     Server {
         name: "tokio-websockets",
-        kind: Kind::Peer("tokio-websockets"),
+        echo: Some(Kind::Peer("tokio-websockets")),
+        broadcast: Some(Kind::Peer("tokio-websockets")),
         deflate: false,
     },
     Server {
         name: "yawc",
-        kind: Kind::Peer("yawc"),
+        echo: Some(Kind::Peer("yawc")),
+        broadcast: Some(Kind::Peer("yawc")),
         deflate: true,
     },
     Server {
         name: "sockeye-tokio",
-        kind: Kind::Example {
+        echo: Some(Kind::Example {
             package: "sockeye-tokio",
             dir: "adapters/tokio",
             example: "echo_server",
-        },
+        }),
+        broadcast: Some(Kind::Example {
+            package: "sockeye-tokio",
+            dir: "adapters/tokio",
+            example: "broadcast_server",
+        }),
         deflate: true,
     },
     Server {
         name: "sockeye-smol",
-        kind: Kind::Example {
+        echo: Some(Kind::Example {
             package: "sockeye-smol",
             dir: "adapters/smol",
             example: "echo_server",
-        },
+        }),
+        broadcast: None,
         deflate: true,
     },
     Server {
         name: "sockeye-mio",
-        kind: Kind::Example {
+        echo: Some(Kind::Example {
             package: "sockeye-mio",
             dir: "adapters/mio",
             example: "echo_server",
-        },
+        }),
+        broadcast: None,
         deflate: true,
     },
     // axum's own WebSocketUpgrade (tokio-tungstenite) and Sockeye's in its place: the
     // same axum route serving the echo.
     Server {
         name: "axum-tungstenite",
-        kind: Kind::Peer("axum"),
+        echo: Some(Kind::Peer("axum")),
+        broadcast: None,
         deflate: false,
     },
     Server {
         name: "sockeye-axum",
-        kind: Kind::Example {
+        echo: Some(Kind::Example {
             package: "sockeye-hyper",
             dir: "adapters/hyper",
             example: "axum_echo",
-        },
+        }),
+        broadcast: None,
         deflate: true,
     },
     Server {
         name: "tcp-floor",
-        kind: Kind::Reference("tcp-floor"),
+        echo: Some(Kind::Reference("tcp-floor")),
+        broadcast: None,
+        deflate: false,
+    },
+    // tokio-tungstenite's broadcast with one flush per burst instead of one per message.
+    Server {
+        name: "tungstenite-batched",
+        echo: None,
+        broadcast: Some(Kind::Reference("tungstenite-batched")),
         deflate: false,
     },
 ];
 
+/// The fan-out scenarios, run against broadcast servers.
+fn is_fanout(scenario: &str) -> bool {
+    scenario.starts_with("fanout-")
+}
+
+/// The compressed scenarios: the deflate-* echoes and fanout-1k-deflate.
+fn is_compressed(scenario: &str) -> bool {
+    scenario.starts_with("deflate-") || scenario.ends_with("-deflate")
+}
+
+/// How `server` serves `scenario`: its broadcast server in the fan-out scenarios, its
+/// echo server in the others.
+fn kind_in(server: &Server, scenario: &str) -> Option<Kind> {
+    if is_fanout(scenario) {
+        server.broadcast
+    } else {
+        server.echo
+    }
+}
+
+/// Whether `server` is a reference (`tcp-floor`, `tungstenite-batched`), not a library
+/// as its users run it.
+fn is_reference(server: &Server) -> bool {
+    matches!(server.echo, Some(Kind::Reference(_)))
+        || matches!(server.broadcast, Some(Kind::Reference(_)))
+}
+
 /// Whether `server` takes part in `scenario`: the floor measures what moving
 /// messages costs, so it sits out the idle memory and handshake scenarios; the
-/// compressed scenarios are for the servers that accept permessage-deflate.
+/// compressed scenarios are for the servers that accept permessage-deflate; the
+/// fan-out scenarios for those with a broadcast server.
 fn runs_in(server: &Server, scenario: &str) -> bool {
-    if scenario.starts_with("deflate-") {
-        return server.deflate && !matches!(server.kind, Kind::Reference(_));
+    let Some(kind) = kind_in(server, scenario) else {
+        return false;
+    };
+    let reference = matches!(kind, Kind::Reference(_));
+    if is_compressed(scenario) {
+        return server.deflate && !reference;
     }
-    !matches!(server.kind, Kind::Reference(_)) || !matches!(scenario, "idle" | "handshake")
+    !reference || !matches!(scenario, "idle" | "handshake")
 }
 
 /// Peer crates whose versions the report names (read from Cargo.lock).
@@ -183,6 +252,9 @@ const ALL_SCENARIOS: &[&str] = &[
     "deflate-1k",
     "deflate-64k",
     "deflate-idle",
+    "fanout-1k",
+    "fanout-10k",
+    "fanout-1k-deflate",
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -192,12 +264,14 @@ enum Better {
 }
 
 /// One column of a scenario's table: a RESULT key, its header, a scale
-/// factor, and whether it gets a "vs best peer" ratio column.
+/// factor, whether it gets a "vs best peer" ratio column, and whether it gets a
+/// ratio to the same server's value in another scenario.
 struct Column {
     key: &'static str,
     header: &'static str,
     scale: f64,
     ratio: Option<Better>,
+    against: Option<&'static str>,
 }
 
 const fn col(key: &'static str, header: &'static str, scale: f64, ratio: Option<Better>) -> Column {
@@ -206,6 +280,17 @@ const fn col(key: &'static str, header: &'static str, scale: f64, ratio: Option<
         header,
         scale,
         ratio,
+        against: None,
+    }
+}
+
+impl Column {
+    /// Also a column of this value over the same server's in `scenario`.
+    const fn against(self, scenario: &'static str) -> Column {
+        Column {
+            against: Some(scenario),
+            ..self
+        }
     }
 }
 
@@ -326,6 +411,50 @@ fn scenario_table(name: &str) -> (&'static str, Vec<Column>) {
             .chain(cpu)
             .collect(),
         ),
+        "fanout-1k" | "fanout-10k" | "fanout-1k-deflate" => (
+            match name {
+                "fanout-1k" => {
+                    "one publisher, 1,000 subscribers, 125 B text messages, each sent to every \
+                    subscriber (up to 32 broadcasts outstanding per subscriber on average): \
+                    messages delivered per second, latency from the publisher's send to each \
+                    delivery"
+                }
+                "fanout-10k" => {
+                    "one publisher, 10,000 subscribers, 125 B text messages, each sent to every \
+                    subscriber (up to 32 broadcasts outstanding per subscriber on average): \
+                    messages delivered per second, latency from the publisher's send to each \
+                    delivery"
+                }
+                _ => {
+                    "fanout-1k with permessage-deflate (level 1, no context takeover either \
+                    way, 15-bit windows, messages from 64 B compressed): the same, and the server \
+                    CPU per delivery over the same server's uncompressed one (fanout-1k, when run); \
+                    wire ratio: message bytes over delivered payload bytes"
+                }
+            },
+            {
+                let mut cols = vec![
+                    col("msg_per_s", "delivered msg/s", 1.0, Some(High)),
+                    col("server_us_per_op", "server µs/delivery", 1.0, Some(Low)),
+                ];
+                if name == "fanout-1k-deflate" {
+                    cols.pop();
+                    cols.push(
+                        col("server_us_per_op", "server µs/delivery", 1.0, Some(Low))
+                            .against("fanout-1k"),
+                    );
+                    cols.push(col("wire_ratio", "wire ratio", 1.0, None));
+                }
+                cols.extend([
+                    col("p50_us", "p50 ms", 1e-3, None),
+                    col("p99_us", "p99 ms", 1e-3, None),
+                    col("rss_kib", "server RSS MiB", 1.0 / 1024.0, None),
+                    col("lost_share", "lost %", 100.0, None),
+                ]);
+                cols.extend(cpu);
+                cols
+            },
+        ),
         "handshake" => (
             "64 concurrent loops of connect, upgrade, close handshake, server FIN",
             [
@@ -354,6 +483,8 @@ struct Options {
     pin: bool,
     /// Connections of deflate-idle.
     deflate_idle_conns: usize,
+    /// Subscribers of fanout-10k.
+    fanout_10k_subscribers: usize,
     /// `loadgen --congestion`: `system` keeps the kernel's default.
     client_congestion: String,
     /// `loadgen --copy-echoes`.
@@ -387,6 +518,7 @@ fn parse_args() -> Options {
         duration: 3.0,
         idle_conns: 10_000,
         deflate_idle_conns: 2_000,
+        fanout_10k_subscribers: 10_000,
         quick: false,
         server_cpu: 0,
         client_cpu: 1,
@@ -424,6 +556,7 @@ fn parse_args() -> Options {
             "--duration" => duration = Some(num(val())),
             "--idle-conns" => idle = Some(num(val())),
             "--deflate-idle-conns" => o.deflate_idle_conns = num(val()),
+            "--fanout-10k-subscribers" => o.fanout_10k_subscribers = num(val()),
             "--quick" => o.quick = true,
             "--server-cpu" => o.server_cpu = num(val()),
             "--client-cpu" => o.client_cpu = num(val()),
@@ -495,10 +628,11 @@ impl Paths {
             .unwrap_or_else(|| self.root.join("target"))
     }
 
-    fn example_binary(&self, server: &Server) -> PathBuf {
+    /// Where the comparison keeps server `name`'s build of `example`.
+    fn example_binary(&self, name: &str, example: &str) -> PathBuf {
         self.release
             .join("bench-servers")
-            .join(format!("{}-echo_server", server.name))
+            .join(format!("{name}-{example}"))
     }
 }
 
@@ -518,7 +652,7 @@ fn cargo() -> Command {
 fn prepare(o: &Options, paths: &Paths) -> (Vec<Server>, Vec<String>) {
     let mut notes = Vec::new();
     if o.build {
-        eprintln!("== building peer_echo and loadgen (release)");
+        eprintln!("== building peer_echo, peer_broadcast and loadgen (release)");
         let ok = cargo()
             .args(["-p", "sockeye-benches", "--bins", "--target-dir"])
             .arg(paths.target_dir())
@@ -531,7 +665,7 @@ fn prepare(o: &Options, paths: &Paths) -> (Vec<Server>, Vec<String>) {
             std::process::exit(1);
         }
     }
-    for bin in ["peer_echo", "loadgen"] {
+    for bin in ["peer_echo", "peer_broadcast", "loadgen"] {
         if !paths.release.join(bin).is_file() {
             eprintln!(
                 "compare: {} missing; run benches/compare.sh (or drop --no-build)",
@@ -542,54 +676,76 @@ fn prepare(o: &Options, paths: &Paths) -> (Vec<Server>, Vec<String>) {
     }
     let wanted = |s: &Server| match &o.servers {
         Some(names) => names.iter().any(|n| n == s.name),
-        None => o.floor || !matches!(s.kind, Kind::Reference(_)),
+        None => o.floor || !is_reference(s),
     };
+    let echo_wanted = o.scenarios.iter().any(|sc| !is_fanout(sc));
+    let broadcast_wanted = o.scenarios.iter().any(|sc| is_fanout(sc));
     let mut ready = Vec::new();
     for s in SERVERS.iter().filter(|s| wanted(s)) {
-        match s.kind {
-            Kind::Peer(_) | Kind::Reference(_) => ready.push(*s),
-            Kind::Example {
+        let mut s = *s;
+        for (role, slot, needed) in [
+            ("echo", &mut s.echo, echo_wanted),
+            ("broadcast", &mut s.broadcast, broadcast_wanted),
+        ] {
+            if !needed {
+                *slot = None;
+            }
+            let Some(Kind::Example {
                 package,
                 dir,
                 example,
-            } => {
-                if !example_exists(&paths.root, dir, example) {
+            }) = *slot
+            else {
+                continue;
+            };
+            *slot = None;
+            if !example_exists(&paths.root, dir, example) {
+                notes.push(format!(
+                    "{}: no {role} server, {dir}/examples/{example}.rs does not exist yet",
+                    s.name
+                ));
+                continue;
+            }
+            let bin = paths.example_binary(s.name, example);
+            if o.build {
+                // Several packages have an example named echo_server and cargo
+                // uplifts one at a time: copy each right after its build.
+                eprintln!("== building {package} --example {example} (release)");
+                let ok = cargo()
+                    .args(["-p", package, "--example", example, "--target-dir"])
+                    .arg(paths.target_dir())
+                    .current_dir(&paths.root)
+                    .status()
+                    .map(|st| st.success())
+                    .unwrap_or(false);
+                let built = paths.release.join("examples").join(example);
+                let copied = ok
+                    && std::fs::create_dir_all(bin.parent().expect("dir")).is_ok()
+                    && std::fs::copy(&built, &bin).is_ok();
+                if !copied {
                     notes.push(format!(
-                        "{}: skipped, {dir}/examples/{example}.rs does not exist yet",
+                        "{}: no {role} server, {example} did not build",
                         s.name
                     ));
                     continue;
                 }
-                let bin = paths.example_binary(s);
-                if o.build {
-                    // Several packages have an example named echo_server and cargo
-                    // uplifts one at a time: copy each right after its build.
-                    eprintln!("== building {package} --example {example} (release)");
-                    let ok = cargo()
-                        .args(["-p", package, "--example", example, "--target-dir"])
-                        .arg(paths.target_dir())
-                        .current_dir(&paths.root)
-                        .status()
-                        .map(|st| st.success())
-                        .unwrap_or(false);
-                    let built = paths.release.join("examples").join(example);
-                    let copied = ok
-                        && std::fs::create_dir_all(bin.parent().expect("dir")).is_ok()
-                        && std::fs::copy(&built, &bin).is_ok();
-                    if !copied {
-                        notes.push(format!(
-                            "{}: skipped, its echo_server did not build",
-                            s.name
-                        ));
-                        continue;
-                    }
-                }
-                if bin.is_file() {
-                    ready.push(*s);
-                } else {
-                    notes.push(format!("{}: skipped, {} not built", s.name, bin.display()));
-                }
             }
+            if bin.is_file() {
+                *slot = Some(Kind::Example {
+                    package,
+                    dir,
+                    example,
+                });
+            } else {
+                notes.push(format!(
+                    "{}: no {role} server, {} not built",
+                    s.name,
+                    bin.display()
+                ));
+            }
+        }
+        if s.echo.is_some() || s.broadcast.is_some() {
+            ready.push(s);
         }
     }
     (ready, notes)
@@ -629,16 +785,36 @@ fn start_server(
     o: &Options,
     paths: &Paths,
     server: &Server,
+    scenario: &str,
     addr: &str,
     log: &Path,
 ) -> Result<Running, String> {
-    let mut cmd = match server.kind {
+    let kind = kind_in(server, scenario)
+        .ok_or_else(|| format!("{} does not serve {scenario}", server.name))?;
+    let peer_bin = if is_fanout(scenario) {
+        "peer_broadcast"
+    } else {
+        "peer_echo"
+    };
+    let mut cmd = match kind {
         Kind::Peer(imp) | Kind::Reference(imp) => {
-            let mut c = pinned(o.pin, o.server_cpu, &paths.release.join("peer_echo"));
+            let mut c = pinned(o.pin, o.server_cpu, &paths.release.join(peer_bin));
             c.args(["--impl", imp]);
             c
         }
-        Kind::Example { .. } => pinned(o.pin, o.server_cpu, &paths.example_binary(server)),
+        Kind::Example { example, .. } => {
+            let mut c = pinned(
+                o.pin,
+                o.server_cpu,
+                &paths.example_binary(server.name, example),
+            );
+            // The broadcast server compresses only when told (the peers' accept
+            // compression whenever it is offered, as the echo servers do).
+            if is_fanout(scenario) && is_compressed(scenario) {
+                c.arg("--deflate");
+            }
+            c
+        }
     };
     let log_file = std::fs::OpenOptions::new()
         .create(true)
@@ -737,6 +913,7 @@ fn run_loadgen(
     let loadgen_scenario = match scenario {
         "crowd" => "latency",
         "text" => "bulk",
+        fanout if is_fanout(fanout) => "fanout",
         other => other,
     };
     cmd.args(["--addr", addr, "--scenario", loadgen_scenario])
@@ -762,6 +939,15 @@ fn run_loadgen(
         }
         "text" => {
             cmd.arg("--text");
+        }
+        "fanout-1k" => {
+            cmd.args(["--subscribers", "1000"]);
+        }
+        "fanout-10k" => {
+            cmd.args(["--subscribers", &o.fanout_10k_subscribers.to_string()]);
+        }
+        "fanout-1k-deflate" => {
+            cmd.args(["--subscribers", "1000", "--deflate"]);
         }
         _ => {}
     }
@@ -837,6 +1023,16 @@ fn progress_line(scenario: &str, r: &Result1) -> String {
             g("bytes_per_conn_echo")
         ),
         "handshake" => format!("{} handshakes/s", si(g("hs_per_s"))),
+        fanout if is_fanout(fanout) => format!(
+            "{} delivered/s, {:.3} µs/delivery, p50 {:.1} ms, p99 {:.1} ms, RSS {:.1} MiB, \
+             {} lost",
+            si(g("msg_per_s")),
+            g("server_us_per_op"),
+            g("p50_us") / 1e3,
+            g("p99_us") / 1e3,
+            g("rss_kib") / 1024.0,
+            g("lost")
+        ),
         _ => String::new(),
     };
     if scenario.ends_with("idle") {
@@ -938,7 +1134,14 @@ fn report(
     let mut md = String::new();
     let w = &mut md;
     use std::fmt::Write as _;
-    let _ = writeln!(w, "### Echo comparison, {}\n", today());
+    let echoes = o.scenarios.iter().any(|sc| !is_fanout(sc));
+    let fanouts = o.scenarios.iter().any(|sc| is_fanout(sc));
+    let title = match (echoes, fanouts) {
+        (true, true) => "Echo and fan-out comparison",
+        (false, true) => "Fan-out comparison",
+        _ => "Echo comparison",
+    };
+    let _ = writeln!(w, "### {title}, {}\n", today());
     let _ = writeln!(w, "- machine: {}", machine());
     let _ = writeln!(w, "- crates: {}", crate_versions(&paths.root));
     let _ = writeln!(
@@ -983,21 +1186,40 @@ fn report(
         RETRY_PAUSE.as_secs(),
         noise.still_noisy
     );
-    let _ = writeln!(
-        w,
-        "- the load generator {} echoed payloads of 4 KiB or more",
-        if o.client_copy_echoes {
-            "copies out"
-        } else {
-            "drops (unread, in the kernel)"
-        }
-    );
-    if servers.iter().any(|s| matches!(s.kind, Kind::Reference(_))) {
+    if echoes {
+        let _ = writeln!(
+            w,
+            "- the load generator {} echoed payloads of 4 KiB or more",
+            if o.client_copy_echoes {
+                "copies out"
+            } else {
+                "drops (unread, in the kernel)"
+            }
+        );
+    }
+    if echoes
+        && servers
+            .iter()
+            .any(|s| matches!(s.echo, Some(Kind::Reference(_))))
+    {
         let _ = writeln!(
             w,
             "- tcp-floor is a reference, not a library: it echoes each frame once whole with \
              its header rewritten and its payload still masked (no unmasking, no validation), \
              so its CPU per message is the kernel's share of an echo"
+        );
+    }
+    if fanouts
+        && servers
+            .iter()
+            .any(|s| matches!(s.broadcast, Some(Kind::Reference(_))))
+    {
+        let _ = writeln!(
+            w,
+            "- tungstenite-batched is a reference, not the usual way: tokio-tungstenite's \
+             broadcast whose task takes every message waiting in the channel and flushes once \
+             per burst (as Sockeye's server writes once per subscriber per burst), where its \
+             users flush each message"
         );
     }
     if o.scenarios.iter().any(|s| s.starts_with("deflate-")) {
@@ -1008,6 +1230,22 @@ fn report(
              compresses at level 1 with 15-bit windows and no context takeover (Sockeye's \
              default `DeflateConfig`; yawc configured to match, on the same engine, zlib-rs, \
              through its `zlib` feature), so each message costs an inflate and a deflate"
+        );
+    }
+    if fanouts {
+        let _ = writeln!(
+            w,
+            "- fanout-*: broadcast servers; every text message from one connection goes to \
+             every other. Sockeye: `adapters/tokio/examples/broadcast_server.rs` (one \
+             `PreparedMessage` per broadcast, `try_feed_prepared` on every subscriber, one \
+             flusher task; slow consumers miss messages). Peers: `peer_broadcast` (a tokio \
+             `broadcast` channel of 1,024 and a task per connection that sends each message, \
+             as their users write it; lagging receivers skip messages). The load generator \
+             (`loadgen --scenario fanout`) opens the subscribers, then one publisher that \
+             stamps each 125 B message with its send time and keeps at most 32 broadcasts \
+             per subscriber outstanding on average, so latency at this saturation is mostly \
+             that queue (32 over the broadcast rate). Server µs/delivery: server CPU time over \
+             messages delivered; lost: messages a server skipped for a lagging subscriber"
         );
     }
     for n in notes {
@@ -1022,6 +1260,9 @@ fn report(
             if c.ratio.is_some() {
                 header.push("vs best peer".to_string());
             }
+            if let Some(other) = c.against {
+                header.push(format!("vs {other}"));
+            }
         }
         let _ = writeln!(w, "| {} |", header.join(" | "));
         let _ = writeln!(
@@ -1033,13 +1274,14 @@ fn report(
                 .map(|(i, _)| if i == 0 { " --- |" } else { " ---: |" })
                 .collect::<String>()
         );
-        let med = |server: &'static str, key: &str| -> f64 {
+        let med_in = |scenario: &str, server: &'static str, key: &str| -> f64 {
             let v: Vec<f64> = results
-                .get(&(scenario.clone(), server))
+                .get(&(scenario.to_string(), server))
                 .map(|runs| runs.iter().filter_map(|r| r.get(key).copied()).collect())
                 .unwrap_or_default();
             median(&v).unwrap_or(f64::NAN)
         };
+        let med = |server: &'static str, key: &str| med_in(scenario, server, key);
         for s in servers.iter().filter(|s| runs_in(s, scenario)) {
             let mut row = vec![s.name.to_string()];
             let mut marks = String::new();
@@ -1059,7 +1301,7 @@ fn report(
                 if let Some(better) = c.ratio {
                     let peers = servers
                         .iter()
-                        .filter(|p| matches!(p.kind, Kind::Peer(_)))
+                        .filter(|p| matches!(kind_in(p, scenario), Some(Kind::Peer(_))))
                         .map(|p| med(p.name, c.key) * c.scale)
                         .filter(|x| x.is_finite() && *x > 0.0);
                     let best = match better {
@@ -1068,6 +1310,14 @@ fn report(
                     };
                     row.push(if v.is_finite() && best.is_finite() {
                         format!("{:.2}x", v / best)
+                    } else {
+                        "–".into()
+                    });
+                }
+                if let Some(other) = c.against {
+                    let base = med_in(other, s.name, c.key) * c.scale;
+                    row.push(if v.is_finite() && base.is_finite() && base > 0.0 {
+                        format!("{:.2}x", v / base)
                     } else {
                         "–".into()
                     });
@@ -1100,9 +1350,11 @@ fn main() {
     let paths = Paths::find();
     if o.list {
         for s in SERVERS {
-            let avail = match s.kind {
-                Kind::Peer(imp) => format!("peer_echo --impl {imp}"),
-                Kind::Reference(imp) => format!("peer_echo --impl {imp} (reference, with --floor)"),
+            let describe = |kind: Kind, peer_bin: &str| match kind {
+                Kind::Peer(imp) => format!("{peer_bin} --impl {imp}"),
+                Kind::Reference(imp) => {
+                    format!("{peer_bin} --impl {imp} (reference, with --floor)")
+                }
                 Kind::Example {
                     package,
                     dir,
@@ -1114,7 +1366,16 @@ fn main() {
                     format!("not yet: no {dir}/examples/{example}.rs")
                 }
             };
-            println!("{:<18} {avail}", s.name);
+            let mut avail: Vec<String> = s
+                .echo
+                .map(|k| describe(k, "peer_echo"))
+                .into_iter()
+                .collect();
+            if let Some(k) = s.broadcast {
+                avail.push(format!("fan-out: {}", describe(k, "peer_broadcast")));
+            }
+            let avail = avail.join("; ");
+            println!("{:<20} {avail}", s.name);
         }
         return;
     }
@@ -1126,6 +1387,13 @@ fn main() {
         let n = (nofile as usize).saturating_sub(200).max(100);
         eprintln!("compare: open-file limit {nofile}: idle scenario uses {n} connections");
         o.idle_conns = n;
+    }
+    if o.scenarios.iter().any(|s| s == "fanout-10k")
+        && (nofile as usize) < o.fanout_10k_subscribers + 100
+    {
+        let n = (nofile as usize).saturating_sub(200).max(100);
+        eprintln!("compare: open-file limit {nofile}: fanout-10k uses {n} subscribers");
+        o.fanout_10k_subscribers = n;
     }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     if o.pin {
@@ -1185,11 +1453,12 @@ fn main() {
                 let measured = least_noisy(o.max_other, o.retries, RETRY_PAUSE, |attempt| {
                     let addr = format!("127.0.0.1:{}", free_port());
                     let log = results_dir.join(format!("{}.log", s.name));
-                    let r = start_server(&o, &paths, s, &addr, &log).and_then(|server| {
-                        let r = run_loadgen(&o, &paths, scenario, &addr, server.child.id());
-                        drop(server);
-                        r
-                    })?;
+                    let r =
+                        start_server(&o, &paths, s, scenario, &addr, &log).and_then(|server| {
+                            let r = run_loadgen(&o, &paths, scenario, &addr, server.child.id());
+                            drop(server);
+                            r
+                        })?;
                     if let Some(f) = runs_file.as_mut() {
                         let kv: Vec<String> = r.iter().map(|(k, v)| format!("{k}={v}")).collect();
                         let _ = writeln!(
@@ -1263,6 +1532,50 @@ mod tests {
                 ("attempt".to_string(), attempt as f64),
             ]))
         }
+    }
+
+    fn server(name: &str) -> &'static Server {
+        SERVERS.iter().find(|s| s.name == name).expect(name)
+    }
+
+    #[test]
+    fn the_fan_out_scenarios_run_the_broadcast_servers() {
+        for scenario in ["fanout-1k", "fanout-10k"] {
+            for name in [
+                "tokio-tungstenite",
+                "fastwebsockets",
+                "tokio-websockets",
+                "yawc",
+                "sockeye-tokio",
+                "tungstenite-batched",
+            ] {
+                assert!(runs_in(server(name), scenario), "{name} in {scenario}");
+            }
+            for name in ["sockeye-mio", "axum-tungstenite", "tcp-floor"] {
+                assert!(!runs_in(server(name), scenario), "{name} in {scenario}");
+            }
+        }
+        // The compressed one: the servers that compress.
+        for (name, runs) in [
+            ("sockeye-tokio", true),
+            ("yawc", true),
+            ("fastwebsockets", false),
+            ("tungstenite-batched", false),
+        ] {
+            assert_eq!(runs_in(server(name), "fanout-1k-deflate"), runs, "{name}");
+        }
+        // A broadcast-only reference has no echo server.
+        assert!(!runs_in(server("tungstenite-batched"), "small"));
+        assert!(matches!(
+            kind_in(server("sockeye-tokio"), "fanout-1k"),
+            Some(Kind::Example {
+                example: "broadcast_server",
+                ..
+            })
+        ));
+        assert!(ALL_SCENARIOS
+            .iter()
+            .all(|s| !scenario_table(s).1.is_empty()));
     }
 
     #[test]

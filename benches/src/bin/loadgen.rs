@@ -14,6 +14,27 @@
 //!   deflate-64k  [16 conns, 64 KiB JSON text, 2 in flight]  with permessage-deflate
 //!   deflate-idle [2000 conns]  idle, with permessage-deflate: server RSS growth
 //!              per connection after the handshake and after one 1 KiB JSON echo
+//!   fanout     [1000 subscribers, 125 B text, window 32]  a broadcast server
+//!              (`peer_broadcast`, Sockeye's `broadcast_server`): N subscriber
+//!              connections and one publisher; delivered messages/s, server CPU per
+//!              delivered message, p50/p99 delivery latency, server RSS
+//!
+//! Fan-out (`--scenario fanout`): the load generator opens N subscribers
+//! (`--subscribers N`, or `--conns`), upgraded and reading, then one publisher, which
+//! sends stamped text messages (`--size`, sequence number and send time of the load
+//! generator's monotonic clock, `sockeye_benches::fanout`); the server sends each to
+//! every other connection. The publisher keeps the subscribers' average backlog
+//! bounded: it sends broadcast `s` only while `s` minus the mean of the subscribers'
+//! next expected sequence numbers is under `--window W` (a subscriber that missed
+//! messages counts them as passed), and at most `--rate R` broadcasts/s if given, so
+//! the server runs at its capacity with a bounded queue. All sockets are read from one
+//! epoll loop (no task per connection); each subscriber decodes its frames and
+//! records every message's delivery latency (histogram) and any gap in the sequence
+//! (`lost`: messages a server skipped for a slow subscriber); `min_sub_msgs` is the
+//! fewest messages a subscriber received over the run, `starved` how many received
+//! none (both over the whole run, warmup included). With `--deflate` the
+//! publisher still sends plain frames; compressed deliveries are inflated once per
+//! broadcast (matched by content against the one inflated first) to read their stamp.
 //!
 //! Compressed runs (the deflate-* scenarios, or --deflate with any other) offer
 //! `permessage-deflate; client_no_context_takeover; server_no_context_takeover`
@@ -41,6 +62,9 @@
 //!   --deflate          offer permessage-deflate and send compressed JSON messages
 //!   --copy-echoes      copy echoed payloads into user space like an ordinary
 //!                      client (default: drop them unread, see below)
+//!   --subscribers N    fanout: subscriber connections (the same as --conns)
+//!   --window W [32]    fanout: broadcasts outstanding, on average per subscriber
+//!   --rate R [0]       fanout: at most R broadcasts per second (0: no limit)
 //!
 //! Frames are built and masked once, then written again and again; each
 //! connection keeps K messages in flight (pipelined) and counts the echoes
@@ -66,7 +90,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt as _};
 use sockeye_benches::stats::{percentile, si};
 use sockeye_benches::ws::{self, opcode, DecodeError, EchoDecoder};
-use sockeye_benches::{json, sys};
+use sockeye_benches::{fanout, json, sys};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, Interest};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -95,6 +119,7 @@ enum Scenario {
     Deflate1k,
     Deflate64k,
     DeflateIdle,
+    Fanout,
 }
 
 impl Scenario {
@@ -109,6 +134,7 @@ impl Scenario {
             "deflate-1k" => Scenario::Deflate1k,
             "deflate-64k" => Scenario::Deflate64k,
             "deflate-idle" => Scenario::DeflateIdle,
+            "fanout" => Scenario::Fanout,
             _ => return None,
         })
     }
@@ -124,6 +150,7 @@ impl Scenario {
             Scenario::Deflate1k => "deflate-1k",
             Scenario::Deflate64k => "deflate-64k",
             Scenario::DeflateIdle => "deflate-idle",
+            Scenario::Fanout => "fanout",
         }
     }
 
@@ -151,6 +178,8 @@ impl Scenario {
             Scenario::Deflate1k => (16, 1 << 10, 8, true),
             Scenario::Deflate64k => (16, 64 << 10, 2, true),
             Scenario::DeflateIdle => (2_000, 1 << 10, 1, true),
+            // (subscribers, message size, window)
+            Scenario::Fanout => (1_000, 125, 32, true),
         }
     }
 }
@@ -173,6 +202,8 @@ struct Config {
     copy_echoes: bool,
     /// Offer permessage-deflate and send compressed JSON messages.
     deflate: bool,
+    /// fanout: at most this many broadcasts per second (0: no limit).
+    rate: f64,
 }
 
 /// The congestion control every connection of this process sets
@@ -199,6 +230,7 @@ fn parse_args() -> Config {
     let mut congestion = Some("cubic".to_string());
     let mut copy_echoes = false;
     let mut deflate = false;
+    let mut rate = 0.0f64;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = |name: &str| {
@@ -222,9 +254,10 @@ fn parse_args() -> Config {
                     usage()
                 }))
             }
-            "--conns" => conns = Some(num("--conns", val("--conns"))),
+            "--conns" | "--subscribers" => conns = Some(num(&a, val(&a))),
             "--size" => size = Some(num("--size", val("--size"))),
-            "--inflight" => inflight = Some(num("--inflight", val("--inflight"))),
+            "--inflight" | "--window" => inflight = Some(num(&a, val(&a))),
+            "--rate" => rate = num("--rate", val("--rate")),
             "--text" => text = Some(true),
             "--binary" => text = Some(false),
             "--warmup" => warmup = num("--warmup", val("--warmup")),
@@ -265,6 +298,7 @@ fn parse_args() -> Config {
         congestion,
         copy_echoes,
         deflate: deflate || scenario.deflate(),
+        rate: rate.max(0.0),
     };
     if cfg.deflate && scenario == Scenario::Handshake {
         eprintln!("loadgen: the handshake scenario has no compressed variant");
@@ -280,7 +314,7 @@ fn parse_args() -> Config {
 fn main() {
     let cfg = parse_args();
     let nofile = sys::raise_nofile_limit();
-    let many = if cfg.scenario.idle() {
+    let many = if cfg.scenario.idle() || cfg.scenario == Scenario::Fanout {
         cfg.conns
     } else {
         cfg.hold
@@ -304,6 +338,7 @@ fn main() {
         match cfg.scenario {
             Scenario::Idle | Scenario::DeflateIdle => idle(&cfg).await,
             Scenario::Handshake => handshakes(&cfg).await,
+            Scenario::Fanout => fanout(&cfg).await,
             _ => throughput(&cfg).await,
         }
     });
@@ -1055,6 +1090,415 @@ async fn handshakes(cfg: &Config) -> Result<Fields, String> {
             "loadgen: {} handshake(s) failed, first: {e}",
             shared.errors.get()
         );
+        if n == 0 {
+            return Err(e);
+        }
+    }
+    Ok(f)
+}
+
+/// Broadcasts a message's inflated stamp is kept for, so that every subscriber of a
+/// compressed run finds it without inflating it again.
+const STAMP_CACHE: usize = 4096;
+
+/// One subscriber of the fan-out scenario.
+struct Subscriber {
+    stream: std::net::TcpStream,
+    reader: fanout::MessageReader,
+    /// The sequence number it expects next: every broadcast before it arrived or was
+    /// skipped by the server.
+    next_seq: u64,
+    /// Messages it received, over the whole run.
+    delivered: u64,
+    alive: bool,
+}
+
+/// What the subscribers counted.
+#[derive(Default)]
+struct FanoutCounts {
+    delivered: u64,
+    /// Broadcasts a subscriber never got (gaps in its sequence).
+    lost: u64,
+    /// Sum of every live subscriber's `next_seq`: how far they are, all together.
+    progress: u64,
+    /// Payload bytes of the deliveries, as they came on the wire, and how many were
+    /// compressed.
+    wire_bytes: u64,
+    compressed: u64,
+    /// Compressed deliveries that had to be inflated (not found in the cache).
+    inflated: u64,
+    latency_ns: sockeye_benches::stats::Histogram,
+    recording: bool,
+}
+
+/// The stamps of recent compressed broadcasts, by sequence number: the payload as the
+/// server compressed it, and what it said.
+struct StampCache {
+    slots: Vec<Option<(Vec<u8>, u64, u64)>>,
+}
+
+impl StampCache {
+    /// The stamp of a compressed delivery, expected to be broadcast `expected`: from the
+    /// cache if that broadcast's payload is the same bytes, else inflated (and cached).
+    fn lookup(
+        &mut self,
+        payload: &[u8],
+        expected: u64,
+        size: usize,
+        inflated: &mut u64,
+    ) -> Result<(u64, u64), String> {
+        let slot = (expected % STAMP_CACHE as u64) as usize;
+        if let Some((bytes, seq, sent)) = &self.slots[slot] {
+            if *seq == expected && bytes == payload {
+                return Ok((*seq, *sent));
+            }
+        }
+        *inflated += 1;
+        let plain = ws::inflate_message(payload, size + 1)
+            .ok_or("a compressed delivery is not valid deflate data")?;
+        if plain.len() != size {
+            return Err(format!("delivered {} bytes, sent {size}", plain.len()));
+        }
+        let (seq, sent) = fanout::read_stamp(&plain).ok_or("a delivery without a stamp")?;
+        self.slots[(seq % STAMP_CACHE as u64) as usize] = Some((payload.to_vec(), seq, sent));
+        Ok((seq, sent))
+    }
+}
+
+async fn fanout(cfg: &Config) -> Result<Fields, String> {
+    if cfg.size < fanout::MIN_SIZE {
+        return Err(format!(
+            "fanout messages are at least {} bytes",
+            fanout::MIN_SIZE
+        ));
+    }
+    let rss = || cfg.server_pid.and_then(|p| sys::process_rss_bytes(p).ok());
+    let rss_base = rss();
+    let request = upgrade_request(cfg);
+    let start = Instant::now();
+    let opened: Vec<_> = stream::iter(0..cfg.conns)
+        .map(|_| ws_connect(cfg.addr, &request))
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .collect()
+        .await;
+    let mut subscribers = Vec::with_capacity(opened.len());
+    for c in opened {
+        subscribers.push(c?);
+    }
+    let publisher = ws_connect(cfg.addr, &request).await?;
+    let setup = start.elapsed().as_secs_f64();
+    // The server registers a subscriber once its handshake is done on its side, which
+    // may be just after the 101 arrived here: let the last ones settle.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rss_subscribed = rss();
+    let to_std = |(s, leftover): (TcpStream, Vec<u8>)| {
+        s.into_std()
+            .map(|s| (s, leftover))
+            .map_err(|e| format!("into_std: {e}"))
+    };
+    let subscribers = subscribers
+        .into_iter()
+        .map(to_std)
+        .collect::<Result<Vec<_>, _>>()?;
+    let publisher = to_std(publisher)?;
+    // The rest is one blocking epoll loop; nothing else runs on this runtime.
+    let mut f = fanout_loop(cfg, subscribers, publisher)?;
+    let rss_end = rss();
+    let n = cfg.conns as f64;
+    let kib = |b: Option<u64>| b.map_or("nan".to_string(), |b| (b >> 10).to_string());
+    let per_sub = |b: Option<u64>| match (b, rss_base) {
+        (Some(b), Some(base)) => format!("{:.0}", (b as f64 - base as f64) / n),
+        _ => "nan".to_string(),
+    };
+    f.extend([
+        ("rss_base_kib", kib(rss_base)),
+        ("rss_subscribed_kib", kib(rss_subscribed)),
+        ("rss_kib", kib(rss_end)),
+        ("bytes_per_sub_subscribed", per_sub(rss_subscribed)),
+        ("bytes_per_sub", per_sub(rss_end)),
+        ("setup_secs", format!("{setup:.2}")),
+    ]);
+    Ok(f)
+}
+
+/// The fan-out measurement: publishes and reads every subscriber from one epoll loop
+/// until the window ends.
+fn fanout_loop(
+    cfg: &Config,
+    subscribers: Vec<(std::net::TcpStream, Vec<u8>)>,
+    publisher: (std::net::TcpStream, Vec<u8>),
+) -> Result<Fields, String> {
+    use std::io::{Read as _, Write as _};
+    use sys::{Epoll, EPOLL_IN, EPOLL_OUT};
+    let io_err = |what: &str, e: io::Error| format!("{what}: {e}");
+    let epoll = Epoll::new().map_err(|e| io_err("epoll", e))?;
+    let epoch = Instant::now();
+    let clock = || epoch.elapsed().as_nanos() as u64;
+    let mut counts = FanoutCounts::default();
+    let mut cache = StampCache {
+        slots: vec![None; STAMP_CACHE],
+    };
+    let size = cfg.size;
+    let mut first_error: Option<String> = None;
+    let mut errors = 0u64;
+
+    // A subscriber's data: every whole message advances its sequence.
+    let deliver = |sub_next: &mut u64,
+                   counts: &mut FanoutCounts,
+                   cache: &mut StampCache,
+                   now_ns: u64,
+                   compressed: bool,
+                   payload: &[u8]|
+     -> Result<(), String> {
+        let (seq, sent) = if compressed {
+            counts.compressed += 1;
+            cache.lookup(payload, *sub_next, size, &mut counts.inflated)?
+        } else {
+            if payload.len() != size {
+                return Err(format!("delivered {} bytes, sent {size}", payload.len()));
+            }
+            fanout::read_stamp(payload).ok_or("a delivery without a stamp")?
+        };
+        if seq < *sub_next {
+            return Err(format!("broadcast {seq} delivered again or out of order"));
+        }
+        counts.lost += seq - *sub_next;
+        counts.progress += seq + 1 - *sub_next;
+        *sub_next = seq + 1;
+        counts.delivered += 1;
+        counts.wire_bytes += payload.len() as u64;
+        if counts.recording {
+            counts.latency_ns.record(now_ns.saturating_sub(sent));
+        }
+        Ok(())
+    };
+
+    let mut subs: Vec<Subscriber> = Vec::with_capacity(subscribers.len());
+    for (i, (stream, leftover)) in subscribers.into_iter().enumerate() {
+        let mut sub = Subscriber {
+            stream,
+            reader: fanout::MessageReader::new(cfg.deflate),
+            next_seq: 0,
+            delivered: 0,
+            alive: true,
+        };
+        let now = clock();
+        let Subscriber {
+            reader,
+            next_seq,
+            delivered,
+            ..
+        } = &mut sub;
+        reader.feed(&leftover, &mut |c, p| {
+            *delivered += 1;
+            deliver(next_seq, &mut counts, &mut cache, now, c, p)
+        })?;
+        epoll
+            .add(sub.stream.as_raw_fd(), i as u64, EPOLL_IN)
+            .map_err(|e| io_err("epoll add", e))?;
+        subs.push(sub);
+    }
+    let (mut publisher, leftover) = publisher;
+    if !leftover.is_empty() {
+        return Err("the server sent the publisher data before it published".into());
+    }
+    let pub_token = subs.len() as u64;
+    epoll
+        .add(publisher.as_raw_fd(), pub_token, EPOLL_IN)
+        .map_err(|e| io_err("epoll add", e))?;
+    let mut alive = subs.len() as u64;
+    let window = cfg.inflight as u64;
+    // Frames built but not yet taken by the publisher's socket, and from where.
+    let mut out = Vec::<u8>::with_capacity(64 << 10);
+    let mut out_at = 0usize;
+    let mut waiting_writable = false;
+    let mut sent = 0u64;
+    let mut rbuf = vec![0u8; 64 << 10];
+    let mut events = Epoll::events(1024);
+
+    let warmup_end = cfg.warmup;
+    let end = cfg.warmup + cfg.duration;
+    let mut a: Option<(Snapshot, u64, u64)> = None;
+    let mut b: Option<(Snapshot, u64, u64)> = None;
+    // Bounded: the loop ends with the window (each wait is at most 1 ms).
+    while b.is_none() {
+        let elapsed = epoch.elapsed();
+        if a.is_none() && elapsed >= warmup_end {
+            counts.recording = true;
+            a = Some((snapshot(cfg, counts.delivered), sent, counts.lost));
+        } else if a.is_some() && elapsed >= end {
+            counts.recording = false;
+            b = Some((snapshot(cfg, counts.delivered), sent, counts.lost));
+            break;
+        }
+        if alive == 0 {
+            break;
+        }
+        // Publish while the subscribers' mean backlog is under the window (and the rate
+        // allows), without queueing more than 64 KiB the socket has not taken.
+        let rate_cap = if cfg.rate > 0.0 {
+            (cfg.rate * elapsed.as_secs_f64()) as u64 + 1
+        } else {
+            u64::MAX
+        };
+        while sent * alive < counts.progress + window * alive
+            && sent < rate_cap
+            && out.len() - out_at < 64 << 10
+        {
+            let message = fanout::stamp(sent, clock(), size);
+            out.extend_from_slice(&ws::masked_frame(opcode::TEXT, &message, ws::MASK));
+            sent += 1;
+        }
+        while out_at < out.len() {
+            match publisher.write(&out[out_at..]) {
+                Ok(0) => return Err("the publisher's connection closed".into()),
+                Ok(n) => out_at += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_err("publish", e)),
+            }
+        }
+        if out_at == out.len() {
+            out.clear();
+            out_at = 0;
+        }
+        let want_writable = out_at < out.len();
+        if want_writable != waiting_writable {
+            let ev = if want_writable {
+                EPOLL_IN | EPOLL_OUT
+            } else {
+                EPOLL_IN
+            };
+            epoll
+                .modify(publisher.as_raw_fd(), pub_token, ev)
+                .map_err(|e| io_err("epoll mod", e))?;
+            waiting_writable = want_writable;
+        }
+        let ready = epoll
+            .wait(&mut events, 1)
+            .map_err(|e| io_err("epoll wait", e))?;
+        for ev in &events[..ready] {
+            let (token, _) = Epoll::token_and_flags(ev);
+            if token == pub_token {
+                // Nothing is sent to the publisher; read whatever comes (a Ping) so the
+                // socket does not stay readable, and stop at its end.
+                match publisher.read(&mut rbuf) {
+                    Ok(0) => return Err("the server closed the publisher's connection".into()),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(io_err("publisher read", e)),
+                }
+                continue;
+            }
+            let sub = &mut subs[token as usize];
+            if !sub.alive {
+                continue;
+            }
+            // Read until a short read says the socket is drained (bounded: a few reads
+            // at most, since the publisher is bounded too).
+            let result = loop {
+                let n = match sys::recv(sub.stream.as_raw_fd(), &mut rbuf) {
+                    Ok(0) => break Err("the server closed a subscriber".to_string()),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => break Err(io_err("subscriber read", e)),
+                };
+                let now = clock();
+                let Subscriber {
+                    reader,
+                    next_seq,
+                    delivered,
+                    ..
+                } = sub;
+                if let Err(e) = reader.feed(&rbuf[..n], &mut |c, p| {
+                    *delivered += 1;
+                    deliver(next_seq, &mut counts, &mut cache, now, c, p)
+                }) {
+                    break Err(e);
+                }
+                if n < rbuf.len() {
+                    break Ok(());
+                }
+            };
+            if let Err(e) = result {
+                errors += 1;
+                first_error.get_or_insert(e);
+                sub.alive = false;
+                alive -= 1;
+                counts.progress -= sub.next_seq;
+                let _ = epoll.delete(sub.stream.as_raw_fd());
+            }
+        }
+    }
+    let (Some((a, sent_a, lost_a)), Some((b, sent_b, lost_b))) = (a, b) else {
+        return Err(first_error.unwrap_or_else(|| "every subscriber failed".to_string()));
+    };
+    let (secs, n, mut f) = window_fields(&a, &b, "msgs");
+    let delivered_per_s = n as f64 / secs;
+    let broadcasts_per_s = (sent_b - sent_a) as f64 / secs;
+    let lat = &counts.latency_ns;
+    let p = |q: f64| lat.percentile(q).unwrap_or(0) as f64 / 1e3;
+    let (p50, p99) = (p(50.0), p(99.0));
+    let lost = lost_b - lost_a;
+    // The fewest messages a live subscriber received over the whole run (0: one was
+    // starved), and how many live ones received none.
+    let live = subs.iter().filter(|s| s.alive);
+    let min_sub_msgs = live.clone().map(|s| s.delivered).min().unwrap_or(0);
+    let starved = live.filter(|s| s.delivered == 0).count();
+    f.extend([
+        ("conns", cfg.conns.to_string()),
+        ("subscribers", alive.to_string()),
+        ("size", size.to_string()),
+        ("window", cfg.inflight.to_string()),
+        ("rate", format!("{}", cfg.rate)),
+        ("msg_per_s", format!("{delivered_per_s:.1}")),
+        ("broadcasts_per_s", format!("{broadcasts_per_s:.1}")),
+        ("p50_us", format!("{p50:.1}")),
+        ("p99_us", format!("{p99:.1}")),
+        ("lost", lost.to_string()),
+        (
+            "lost_share",
+            format!("{:.4}", lost as f64 / (n + lost).max(1) as f64),
+        ),
+        ("errors", errors.to_string()),
+        ("min_sub_msgs", min_sub_msgs.to_string()),
+        ("starved", starved.to_string()),
+    ]);
+    if cfg.deflate {
+        let total = counts.delivered.max(1);
+        f.extend([
+            (
+                "wire_ratio",
+                format!(
+                    "{:.3}",
+                    (total * size as u64) as f64 / counts.wire_bytes.max(1) as f64
+                ),
+            ),
+            (
+                "compressed_share",
+                format!("{:.3}", counts.compressed as f64 / total as f64),
+            ),
+            ("inflated", counts.inflated.to_string()),
+            (
+                "extensions",
+                DEFLATE_ANSWER
+                    .get()
+                    .map_or(String::new(), |a| a.replace(' ', "")),
+            ),
+        ]);
+    }
+    eprintln!(
+        "fanout: {} subscribers ({alive} left) x {size} B, window {}: {} delivered/s \
+         ({} broadcasts/s), p50 {p50:.1} us, p99 {p99:.1} us, {lost} lost",
+        cfg.conns,
+        cfg.inflight,
+        si(delivered_per_s),
+        si(broadcasts_per_s),
+    );
+    if let Some(e) = first_error {
+        eprintln!("loadgen: {errors} subscriber(s) failed, first: {e}");
         if n == 0 {
             return Err(e);
         }

@@ -27,7 +27,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
-use sockeye_benches::floor;
+use sockeye_benches::{floor, upgrade};
 
 #[derive(Clone, Copy, Debug)]
 enum Impl {
@@ -123,7 +123,7 @@ async fn serve(imp: Impl, addr: SocketAddr) -> io::Result<()> {
     }
 }
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use sockeye_benches::upgrade::BoxError;
 
 async fn tungstenite_echo(stream: TcpStream) -> Result<(), BoxError> {
     let mut ws = tokio_tungstenite::accept_async(stream).await?;
@@ -221,7 +221,7 @@ async fn axum_serve(listener: TcpListener) -> io::Result<()> {
 }
 
 async fn fastwebsockets_echo(mut stream: TcpStream) -> Result<(), BoxError> {
-    if !plain_upgrade(&mut stream).await? {
+    if !upgrade::plain_upgrade(&mut stream).await? {
         return Ok(());
     }
     let ws = fastwebsockets::WebSocket::after_handshake(stream, fastwebsockets::Role::Server);
@@ -239,37 +239,11 @@ async fn fastwebsockets_echo(mut stream: TcpStream) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// The HTTP upgrade fastwebsockets leaves to the application (or to hyper, with
-/// its `upgrade` feature), and the floor's: the same exchange without hyper. The
-/// request is read into a heap buffer freed before the echo loop starts, so the
-/// handshake adds nothing to the memory an idle connection keeps. `Ok(false)`:
-/// the peer left.
-async fn plain_upgrade(stream: &mut TcpStream) -> Result<bool, BoxError> {
-    let mut head = Vec::with_capacity(1024);
-    loop {
-        if stream.read_buf(&mut head).await? == 0 {
-            return Ok(false);
-        }
-        if let Some(end) = sockeye_benches::ws::head_end(&head) {
-            if end != head.len() {
-                return Err("bytes after the request head".into());
-            }
-            break;
-        }
-        if head.len() > 8192 {
-            return Err("request head too large".into());
-        }
-    }
-    let response = sockeye_benches::ws::server_response(&head)?;
-    stream.write_all(&response).await?;
-    Ok(true)
-}
-
 /// The reference echo ([`sockeye_benches::floor`]): reads as much as the socket
 /// holds, echoes every whole frame with one `writev`, keeps a partial frame for
 /// the next read. Sequential like the peers' loops: read, write, read.
 async fn floor_echo(mut stream: TcpStream) -> Result<(), BoxError> {
-    if !plain_upgrade(&mut stream).await? {
+    if !upgrade::plain_upgrade(&mut stream).await? {
         return Ok(());
     }
     /// The longest header: what must fit to learn a frame's length.
