@@ -168,6 +168,8 @@ impl Packed {
         Self::nanos(self.idle_timeout)
     }
 
+    // Once per connection, four times: one copy of its 64-bit arithmetic is enough.
+    #[inline(never)]
     fn pack(duration: Option<Duration>) -> u64 {
         match duration {
             Some(duration) => u64::try_from(duration.as_nanos())

@@ -358,6 +358,88 @@ fn check_buffers<E>(buffers: &Buffers<'_>) -> Result<(), Error<E>> {
     Ok(())
 }
 
+/// What a step of a handshake decided: send the first `send` bytes of the output buffer
+/// (none if 0), then read more of the peer's head or end.
+struct Step<'p, E> {
+    send: usize,
+    then: Then<'p, E>,
+}
+
+/// What follows a step's send.
+enum Then<'p, E> {
+    /// Read more of the peer's head, then step again.
+    Read,
+    /// The handshake is over: the length of the peer's head and the agreed subprotocol,
+    /// or the error.
+    End(Result<(usize, Option<&'p str>), Error<E>>),
+}
+
+impl<'p, E> Step<'p, E> {
+    fn end(send: usize, outcome: Result<(usize, Option<&'p str>), Error<E>>) -> Self {
+        Step {
+            send,
+            then: Then::End(outcome),
+        }
+    }
+
+    fn fail(error: impl Into<Error<E>>) -> Self {
+        Step::end(0, Err(error.into()))
+    }
+
+    const READ: Self = Step {
+        send: 0,
+        then: Then::Read,
+    };
+}
+
+/// A role's step of the handshake: given the peer's head so far, whether it fills the
+/// input buffer, and the output buffer, what to send and what then.
+type StepFn<'s, 'b, E> = dyn FnMut(&[u8], bool, &mut [u8]) -> Step<'b, E> + 's;
+
+/// The handshake of either role: `step` sees the peer's head so far (and whether it fills
+/// the input buffer) and says what to send and whether to read on. One loop for both roles,
+/// the roles' steps behind a `dyn` so that it is compiled once.
+async fn handshake<'b, T: Read + Write, C: Clock>(
+    mut io: T,
+    mut clock: C,
+    buffers: Buffers<'b>,
+    options: &Options<'_>,
+    role: sockeye_proto::Role,
+    seed: [u8; 32],
+    step: &mut StepFn<'_, 'b, T::Error>,
+) -> Result<WebSocket<'b, T, C>, Error<T::Error>> {
+    check_buffers(&buffers)?;
+    let Buffers { input, output } = buffers;
+    let deadline = options.handshake_timeout.map(|t| now(&mut clock) + t);
+    let mut len = 0;
+    let (head_len, protocol) = loop {
+        let Step { send, then } = step(&input[..len], len == input.len(), output);
+        if send > 0 {
+            send_head(&mut io, &output[..send]).await?;
+        }
+        match then {
+            Then::Read => read_head(&mut io, &mut clock, input, &mut len, deadline).await?,
+            Then::End(outcome) => break outcome?,
+        }
+    };
+    let connection = Connection::new(role, options.config, seed, now(&mut clock));
+    Ok(WebSocket::new(
+        io,
+        clock,
+        connection,
+        input,
+        head_len..len,
+        output,
+        protocol,
+    ))
+}
+
+/// The clock's time. One call site for all: the application's `now` is inlined once.
+#[inline(never)]
+fn now<C: Clock>(clock: &mut C) -> Instant {
+    clock.now()
+}
+
 /// Server: reads the client's upgrade request from `io`, answers `101 Switching Protocols`
 /// (agreeing on the first of [`Options::protocols`] the client offers) and returns the
 /// connection. A request that is not a valid upgrade is answered with its HTTP error (400,
@@ -375,8 +457,8 @@ pub async fn accept<'b, T: Read + Write, C: Clock>(
 /// origin, headers) and may turn it down with a [`Rejection`] (404, 403, 401...), which is
 /// sent and returned as [`Error::Refused`].
 pub async fn accept_with<'b, T, C, F>(
-    mut io: T,
-    mut clock: C,
+    io: T,
+    clock: C,
     buffers: Buffers<'b>,
     options: &Options<'b>,
     mut check: F,
@@ -386,50 +468,39 @@ where
     C: Clock,
     F: FnMut(&UpgradeRequest<'_, '_>) -> Result<(), Rejection<'static>>,
 {
-    check_buffers(&buffers)?;
-    let Buffers { input, output } = buffers;
-    let deadline = options.handshake_timeout.map(|t| clock.now() + t);
-    let mut len = 0;
-    // What to answer (its length in `output`), and what then: the connection (head
-    // length, subprotocol) or the error. One write for every answer keeps the code small.
-    let (n, outcome) = loop {
+    let protocols = options.protocols;
+    // Every answer, the 101 or an error, is written into `output` and sent; then the
+    // connection starts or the error is returned.
+    let mut step = |input: &[u8], full: bool, output: &mut [u8]| {
         let mut headers = [EMPTY_HEADER; MAX_HEADERS];
-        let error = match parse_request(&input[..len], &mut headers) {
+        let invalid = match parse_request(input, &mut headers) {
             Ok(Status::Complete(request)) => match check(&request) {
-                Err(rejection) => {
-                    break (
-                        rejection.write(output)?,
-                        Err(Error::Refused(rejection.status())),
-                    )
-                }
                 Ok(()) => {
-                    let protocol = request.select_protocol(options.protocols);
-                    let n = request.accept(&Accept::new().with_protocol(protocol), output)?;
-                    break (n, Ok((request.head_len(), protocol)));
+                    let protocol = request.select_protocol(protocols);
+                    return match request.accept(&Accept::new().with_protocol(protocol), output) {
+                        Ok(n) => Step::end(n, Ok((request.head_len(), protocol))),
+                        Err(error) => Step::fail(error),
+                    };
                 }
+                Err(rejection) => Err(rejection),
             },
-            Ok(Status::Partial) if len < input.len() => None,
+            Ok(Status::Partial) if !full => return Step::READ,
             // The head fills the buffer and has not ended.
-            Ok(Status::Partial) => Some(RequestError::HeadTooLarge),
-            Err(error) => Some(error),
+            Ok(Status::Partial) => Ok(RequestError::HeadTooLarge),
+            Err(error) => Ok(error),
         };
-        if let Some(error) = error {
-            break (error.rejection().write(output)?, Err(Error::Request(error)));
+        // The request's HTTP error, or the application's refusal.
+        let (rejection, error) = match invalid {
+            Ok(error) => (error.rejection(), Error::Request(error)),
+            Err(rejection) => (rejection, Error::Refused(rejection.status())),
+        };
+        match rejection.write(output) {
+            Ok(n) => Step::end(n, Err(error)),
+            Err(error) => Step::fail(error),
         }
-        read_head(&mut io, &mut clock, input, &mut len, deadline).await?;
     };
-    send_head(&mut io, &output[..n]).await?;
-    let (head_len, protocol) = outcome?;
-    let now = clock.now();
-    Ok(WebSocket::new(
-        io,
-        clock,
-        Connection::server(options.config, now),
-        input,
-        head_len..len,
-        output,
-        protocol,
-    ))
+    let role = sockeye_proto::Role::Server;
+    handshake(io, clock, buffers, options, role, [0; 32], &mut step).await
 }
 
 /// Client: sends the upgrade `request`, checks the server's `101` and returns the
@@ -437,88 +508,88 @@ where
 /// or a CSPRNG seeded from it): 16 bytes of it make the `Sec-WebSocket-Key` nonce and 32
 /// seed the core's ChaCha8 masking keys; nothing else draws from it. A server that answers
 /// with another status is [`Error::Rejected`].
+///
+/// This adapter has no permessage-deflate codec, so it never offers compression:
+/// [`ClientRequest::deflate`] is ignored.
 pub async fn connect<'b, T: Read + Write, C: Clock>(
-    mut io: T,
-    mut clock: C,
+    io: T,
+    clock: C,
     buffers: Buffers<'b>,
     request: &ClientRequest<'b>,
     rng: &mut impl RngCore,
     options: &Options<'_>,
 ) -> Result<WebSocket<'b, T, C>, Error<T::Error>> {
-    check_buffers(&buffers)?;
-    let Buffers { input, output } = buffers;
-    let deadline = options.handshake_timeout.map(|t| clock.now() + t);
     let mut nonce = [0u8; 16];
     let mut mask_seed = [0u8; 32];
     rng.fill_bytes(&mut nonce);
     rng.fill_bytes(&mut mask_seed);
-    let handshake = sockeye_proto::ClientHandshake::new(nonce);
-    let n = handshake.write_request(request, output)?;
-    send_head(&mut io, &output[..n]).await?;
-
-    let mut len = 0;
-    let (head_len, protocol) = loop {
+    let handshake_state = sockeye_proto::ClientHandshake::new(nonce);
+    let mut sent = false;
+    let mut step = |input: &[u8], full: bool, output: &mut [u8]| {
+        // The request is copied without permessage-deflate right before each use, so that
+        // the compiler sees that it is never offered and leaves out the code that writes an
+        // offer and checks an answer.
+        let plain = request.with_deflate(None);
+        if !sent {
+            sent = true;
+            return match handshake_state.write_request(&plain, output) {
+                Ok(n) => Step {
+                    send: n,
+                    then: Then::Read,
+                },
+                Err(error) => Step::fail(error),
+            };
+        }
         let mut headers = [EMPTY_HEADER; MAX_HEADERS];
-        match handshake.parse_response(request, &input[..len], &mut headers) {
+        match handshake_state.parse_response(&plain, input, &mut headers) {
             Ok(Status::Complete(Response::Accepted(accepted))) => {
                 let protocol = accepted
                     .protocol()
                     .and_then(|agreed| request.protocols.iter().copied().find(|p| *p == agreed));
-                break (accepted.consumed(), protocol);
+                Step::end(0, Ok((accepted.consumed(), protocol)))
             }
             Ok(Status::Complete(Response::Rejected(rejected))) => {
-                return Err(Error::Rejected(rejected.status()))
+                Step::fail(Error::Rejected(rejected.status()))
             }
-            Ok(Status::Partial) if len < input.len() => {}
-            Ok(Status::Partial) => return Err(Error::BufferTooSmall(None)),
-            Err(error) => return Err(Error::Response(error)),
+            Ok(Status::Partial) if !full => Step::READ,
+            Ok(Status::Partial) => Step::fail(Error::BufferTooSmall(None)),
+            Err(error) => Step::fail(Error::Response(error)),
         }
-        read_head(&mut io, &mut clock, input, &mut len, deadline).await?;
     };
-    let now = clock.now();
-    let connection = Connection::new(sockeye_proto::Role::Client, options.config, mask_seed, now);
-    Ok(WebSocket::new(
-        io,
-        clock,
-        connection,
-        input,
-        head_len..len,
-        output,
-        protocol,
-    ))
+    let role = sockeye_proto::Role::Client;
+    handshake(io, clock, buffers, options, role, mask_seed, &mut step).await
 }
 
-/// What [`WebSocket::next`] found, by position in the input buffer (so that the loop that
-/// finds it holds no borrow of the buffer: see `next`).
-enum Found {
-    Text(Range<usize>, Boundary),
-    Binary(Range<usize>, Boundary),
-    Ping(Range<usize>),
-    Pong(Range<usize>),
-    Close(Option<CloseCode>, Range<usize>),
+/// What [`WebSocket::next`] found, with the position of its bytes in the input buffer (so
+/// that the loop that finds it holds no borrow of the buffer: see `next`).
+type Found = (Kind, Range<usize>);
+
+/// The kind of event found, without its bytes.
+enum Kind {
+    Text(Boundary),
+    Binary(Boundary),
+    Ping,
+    Pong,
+    Close(Option<CloseCode>),
     Closed(Closed),
 }
 
-/// Where `part` lies in the input buffer that starts at address `base` (it always does:
-/// events borrow the input).
-fn range_in(base: usize, part: &[u8]) -> Range<usize> {
-    let start = (part.as_ptr() as usize).saturating_sub(base);
-    start..start + part.len()
-}
-
-/// An event as positions in the input buffer that starts at address `base`.
+/// An event as positions in the input buffer that starts at address `base` (it always
+/// does: events borrow the input).
 fn locate(base: usize, event: Event<'_>) -> Found {
-    match event {
-        Event::Text { text, end } => Found::Text(range_in(base, text.as_bytes()), end),
-        Event::Binary { bytes, end } => Found::Binary(range_in(base, bytes), end),
+    let (kind, bytes): (Kind, &[u8]) = match event {
+        Event::Text { text, end } => (Kind::Text(end), text.as_bytes()),
+        Event::Binary { bytes, end } => (Kind::Binary(end), bytes),
         // This adapter never offers or accepts compression, so the core never enables it
         // and never produces this; were it to, the bytes are passed on as they are.
-        Event::Compressed { bytes, end, .. } => Found::Binary(range_in(base, bytes), end),
-        Event::Ping(payload) => Found::Ping(range_in(base, payload)),
-        Event::Pong(payload) => Found::Pong(range_in(base, payload)),
-        Event::Close(frame) => Found::Close(frame.code, range_in(base, frame.reason.as_bytes())),
-        Event::Closed(closed) => Found::Closed(closed),
-    }
+        Event::Compressed { bytes, end, .. } => (Kind::Binary(end), bytes),
+        Event::Ping(payload) => (Kind::Ping, payload),
+        Event::Pong(payload) => (Kind::Pong, payload),
+        Event::Close(frame) => (Kind::Close(frame.code), frame.reason.as_bytes()),
+        Event::Closed(closed) => (Kind::Closed(closed), &[]),
+    };
+    let start = (bytes.as_ptr() as usize).saturating_sub(base);
+    (kind, start..start + bytes.len())
 }
 
 /// One WebSocket connection over the transport `T`, timed by the clock `C`, in the caller's
@@ -611,72 +682,67 @@ impl<'b, T: Read + Write, C: Clock> WebSocket<'b, T, C> {
     /// [`wants_shutdown`](Self::wants_shutdown)). A protocol violation by the peer is
     /// [`Error::Protocol`] (its Close was sent); the connection is then over.
     pub async fn next(&mut self) -> Result<Event<'_>, Error<T::Error>> {
-        let found = self.find().await?;
-        let input = &self.input[..];
-        Ok(match found {
-            Found::Text(range, end) => Event::Text {
-                // Validated by the core; checked again here because the event was found
-                // in a loop that cannot hand out its borrow (safe code, no `unsafe`).
-                text: core::str::from_utf8(&input[range]).unwrap_or_default(),
-                end,
-            },
-            Found::Binary(range, end) => Event::Binary {
-                bytes: &input[range],
-                end,
-            },
-            Found::Ping(range) => Event::Ping(&input[range]),
-            Found::Pong(range) => Event::Pong(&input[range]),
-            Found::Close(code, range) => Event::Close(CloseFrame {
+        let (kind, range) = self.find().await?;
+        let bytes = self.input.get(range).unwrap_or_default();
+        // Text was validated by the core; it is checked again here because the event was
+        // found in a loop that cannot hand out its borrow (safe code, no `unsafe`).
+        let text = || core::str::from_utf8(bytes).unwrap_or_default();
+        Ok(match kind {
+            Kind::Text(end) => Event::Text { text: text(), end },
+            Kind::Binary(end) => Event::Binary { bytes, end },
+            Kind::Ping => Event::Ping(bytes),
+            Kind::Pong => Event::Pong(bytes),
+            Kind::Close(code) => Event::Close(CloseFrame {
                 code,
-                reason: core::str::from_utf8(&input[range]).unwrap_or_default(),
+                reason: text(),
             }),
-            Found::Closed(closed) => Event::Closed(closed),
+            Kind::Closed(closed) => Event::Closed(closed),
         })
     }
 
     /// The loop of [`next`](Self::next): decode, and read or wait when more is needed.
+    /// Whatever a round found, what the core queued goes out first (one `drain` for all).
     async fn find(&mut self) -> Result<Found, Error<T::Error>> {
         loop {
-            if let Some(closed) = self.pending.take() {
+            let outcome = if let Some(closed) = self.pending.take() {
                 self.finished = true;
-                return Ok(Found::Closed(closed));
-            }
-            if self.finished {
+                Some(Ok((Kind::Closed(closed), 0..0)))
+            } else if self.finished {
                 return Err(Error::Closed);
-            }
-            let now = self.clock.now();
-            let base = self.input.as_ptr() as usize;
-            let found = match self
-                .connection
-                .handle_input(&mut self.input[self.start..self.end], now)
-            {
-                Ok(read) => {
-                    self.start += read.consumed;
-                    match read.event {
-                        None if read.consumed > 0 => continue,
-                        None => None,
-                        Some(event) => Some(locate(base, event)),
+            } else {
+                let now = now(&mut self.clock);
+                let base = self.input.as_ptr() as usize;
+                match self
+                    .connection
+                    .handle_input(&mut self.input[self.start..self.end], now)
+                {
+                    Ok(read) => {
+                        self.start += read.consumed;
+                        match read.event {
+                            None if read.consumed > 0 => continue,
+                            None => None,
+                            Some(event) => {
+                                let found = locate(base, event);
+                                if let (Kind::Closed(_), _) = found {
+                                    self.finished = true;
+                                }
+                                Some(Ok(found))
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        self.finished = true;
+                        Some(Err(Error::Protocol(error)))
                     }
                 }
-                Err(error) => {
-                    self.finished = true;
-                    self.drain().await?;
-                    return Err(Error::Protocol(error));
-                }
             };
-            if let Some(found) = found {
-                if let Found::Closed(_) = found {
-                    self.finished = true;
-                }
-                self.drain().await?;
-                return Ok(found);
-            }
-            // Nothing more in the buffer: send what is queued, then read or wait.
             self.drain().await?;
-            if let Some(closed) = self.read_more().await? {
-                self.pending = Some(closed);
-                self.drain().await?;
+            if let Some(outcome) = outcome {
+                return outcome;
             }
+            // Nothing more in the buffer: read or wait. A terminal event is reported by
+            // the next round, after what it queued has gone out.
+            self.pending = self.read_more().await?;
         }
     }
 
@@ -699,7 +765,7 @@ impl<'b, T: Read + Write, C: Clock> WebSocket<'b, T, C> {
             deadline,
         )
         .await;
-        let now = self.clock.now();
+        let now = now(&mut self.clock);
         match read {
             Some(Ok(0)) => Ok(match self.connection.handle_eof(now) {
                 Some(Event::Closed(closed)) => Some(closed),
@@ -730,6 +796,8 @@ impl<'b, T: Read + Write, C: Clock> WebSocket<'b, T, C> {
     /// Sends a whole message, copied through the output buffer: one frame, or several
     /// fragments when `payload` is larger than the output buffer less 14 bytes.
     pub async fn send(&mut self, kind: DataKind, payload: &[u8]) -> Result<(), Error<T::Error>> {
+        // Control frames queued before go first. Nothing is queued while sending (only
+        // input, timers, `ping` and `close` queue, and each drains), so nothing after.
         self.drain().await?;
         let room = self.output.len() - MAX_HEAD;
         let mut chunks = payload.chunks(room);
@@ -748,18 +816,24 @@ impl<'b, T: Read + Write, C: Clock> WebSocket<'b, T, C> {
                 break;
             }
         }
-        self.io.flush().await.map_err(Error::Io)?;
-        self.drain().await
+        self.io.flush().await.map_err(Error::Io)
     }
 
     /// Sends a text message.
-    pub async fn send_text(&mut self, text: &str) -> Result<(), Error<T::Error>> {
-        self.send(DataKind::Text, text.as_bytes()).await
+    // `send`'s future itself rather than an `async fn` around it: one state machine less.
+    pub fn send_text<'s>(
+        &'s mut self,
+        text: &'s str,
+    ) -> impl Future<Output = Result<(), Error<T::Error>>> + use<'s, 'b, T, C> {
+        self.send(DataKind::Text, text.as_bytes())
     }
 
     /// Sends a binary message.
-    pub async fn send_binary(&mut self, bytes: &[u8]) -> Result<(), Error<T::Error>> {
-        self.send(DataKind::Binary, bytes).await
+    pub fn send_binary<'s>(
+        &'s mut self,
+        bytes: &'s [u8],
+    ) -> impl Future<Output = Result<(), Error<T::Error>>> + use<'s, 'b, T, C> {
+        self.send(DataKind::Binary, bytes)
     }
 
     /// Sends one frame of a message from the caller's own buffer, without a copy: `payload`
@@ -772,18 +846,18 @@ impl<'b, T: Read + Write, C: Clock> WebSocket<'b, T, C> {
         fin: bool,
         payload: &mut [u8],
     ) -> Result<(), Error<T::Error>> {
+        // As in `send`: queued control frames first, and nothing is queued meanwhile.
         self.drain().await?;
         let head = self.connection.send(kind, fin, payload)?;
         write_all(&mut self.io, &head).await?;
         write_all(&mut self.io, payload).await?;
-        self.io.flush().await.map_err(Error::Io)?;
-        self.drain().await
+        self.io.flush().await.map_err(Error::Io)
     }
 
     /// Sends a Ping with `payload` (at most 125 bytes); its Pong comes from
     /// [`next`](Self::next).
     pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error<T::Error>> {
-        let now = self.clock.now();
+        let now = now(&mut self.clock);
         self.connection.ping(payload, now)?;
         self.drain().await
     }
@@ -792,7 +866,7 @@ impl<'b, T: Read + Write, C: Clock> WebSocket<'b, T, C> {
     /// bytes). Keep calling [`next`](Self::next) until [`Event::Closed`]: it returns the
     /// peer's Close, then the end (bounded by [`Config::close_timeout`]).
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error<T::Error>> {
-        let now = self.clock.now();
+        let now = now(&mut self.clock);
         self.connection.close(code, reason, now)?;
         self.drain().await
     }

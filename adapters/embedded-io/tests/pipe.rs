@@ -518,6 +518,52 @@ async fn the_handshake_times_out() {
     assert_eq!(started.elapsed(), Duration::from_secs(3));
 }
 
+/// The adapter has no codec: a request asking for permessage-deflate goes out without
+/// the offer, and a server that answers with the extension anyway is refused.
+#[tokio::test(start_paused = true)]
+async fn the_client_never_offers_deflate() {
+    let (a, mut raw) = tokio::io::duplex(4096);
+    let (mut ci, mut co) = ([0u8; 512], [0u8; 256]);
+    let req = request().with_deflate(Some(sockeye_proto::DeflateConfig::DEFAULT));
+    let mut rng = rng();
+    let client = connect(
+        FromTokio::new(a),
+        TokioClock::new(),
+        Buffers::new(&mut ci, &mut co),
+        &req,
+        &mut rng,
+        &Options::DEFAULT,
+    );
+    let peer = async {
+        let mut head = Vec::new();
+        let mut chunk = [0u8; 256];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = raw.read(&mut chunk).await.unwrap();
+            head.extend_from_slice(&chunk[..n]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        let key = head
+            .lines()
+            .find_map(|line| line.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap();
+        let accept = sockeye_proto::AcceptKey::derive(key.as_bytes());
+        let reply = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
+        );
+        raw.write_all(reply.as_bytes()).await.unwrap();
+        head
+    };
+    let (client, head) = tokio::join!(client, peer);
+    assert!(!head.contains("Sec-WebSocket-Extensions"), "{head}");
+    assert!(matches!(
+        client,
+        Err(Error::Response(
+            sockeye_proto::ResponseError::ExtensionNotRequested
+        ))
+    ));
+}
+
 #[tokio::test(start_paused = true)]
 async fn buffers_below_the_minimum_are_refused() {
     let (a, _raw) = tokio::io::duplex(4096);

@@ -8,8 +8,8 @@ use super::body::{body_length, BodyError, BodyLength};
 use super::key::{encode_nonce, AcceptKey};
 use super::write::{headers_ok, is_token, is_visible_ascii, items_ok, write_head, WriteError};
 use super::{
-    count, find, has_token, incomplete, item_name, window, Head, HeadLimits, Header, Items,
-    RawItems, TokenList,
+    eq_ignore_case, find, has_token, incomplete, item_name, single, window, Head, HeadLimits,
+    Header, Items, RawItems, TokenList,
 };
 use crate::extension::{DeflateConfig, DeflateParams, ExtensionError, PERMESSAGE_DEFLATE};
 use crate::Status;
@@ -91,9 +91,23 @@ impl ClientHandshake {
     ///
     /// With [`ClientRequest::deflate`] the permessage-deflate offer
     /// ([`DeflateConfig::offer`]) comes first in `Sec-WebSocket-Extensions`.
+    #[inline]
     pub fn write_request(
         &self,
         request: &ClientRequest<'_>,
+        out: &mut [u8],
+    ) -> Result<usize, WriteError> {
+        // The offer is passed on by reference, so that a caller whose request never offers
+        // (the embedded adapter) leaves the code that writes one out of its image.
+        self.write_request_offering(request, request.deflate.as_ref(), out)
+    }
+
+    /// [`write_request`](Self::write_request) with the permessage-deflate policy to offer
+    /// (`request.deflate`).
+    fn write_request_offering(
+        &self,
+        request: &ClientRequest<'_>,
+        deflate: Option<&DeflateConfig>,
         out: &mut [u8],
     ) -> Result<usize, WriteError> {
         let resource = match request.resource {
@@ -102,13 +116,14 @@ impl ClientHandshake {
         };
         if !is_visible_ascii(request.host.as_bytes())
             || !is_visible_ascii(resource.as_bytes())
-            || !request.lists_ok()
+            || !request.lists_ok(deflate)
         {
             return Err(WriteError::InvalidField);
         }
-        let offer = request.deflate.map(|config| config.offer());
-        let bracket =
-            request.port.is_some() && request.host.contains(':') && !request.host.starts_with('[');
+        let offer = deflate.map(|config| config.offer());
+        let bracket = request.port.is_some()
+            && request.host.bytes().any(|b| b == b':')
+            && !request.host.starts_with('[');
         write_head(out, |c| {
             c.str("GET ");
             if !resource.starts_with('/') {
@@ -130,10 +145,9 @@ impl ClientHandshake {
             c.str("\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
             c.header("Sec-WebSocket-Key", &self.key);
             c.str("Sec-WebSocket-Version: 13\r\n");
-            if !request.protocols.is_empty() {
-                c.list("Sec-WebSocket-Protocol", request.protocols);
-            }
-            c.extensions(offer.as_ref().map(|o| o.as_str()), request.extensions);
+            c.list("Sec-WebSocket-Protocol", None, request.protocols);
+            let offer = offer.as_ref().map(|o| o.as_str());
+            c.list("Sec-WebSocket-Extensions", offer, request.extensions);
             c.headers(request.headers);
             c.end();
         })
@@ -150,6 +164,7 @@ impl ClientHandshake {
     /// §4.1. Interim `1xx` responses before the final one are skipped. Bytes after the head
     /// start at [`Response::consumed`]: the first frames after a `101`, the body (if any)
     /// after a rejection.
+    #[inline]
     pub fn parse_response<'h, 'b>(
         &self,
         request: &ClientRequest<'_>,
@@ -161,9 +176,25 @@ impl ClientHandshake {
 
     /// [`parse_response`](Self::parse_response) with explicit limits. A head that has not
     /// ended within `limits.max_head_bytes` is [`ResponseError::HeadTooLarge`].
+    #[inline]
     pub fn parse_response_with<'h, 'b>(
         &self,
         request: &ClientRequest<'_>,
+        buf: &'b [u8],
+        headers: &'h mut [Header<'b>],
+        limits: HeadLimits,
+    ) -> Result<Status<Response<'h, 'b>>, ResponseError> {
+        // As in `write_request`: the policy travels by reference, so that a caller that
+        // never offers leaves the checks of an answer out of its image.
+        self.parse_final(request, request.deflate.as_ref(), buf, headers, limits)
+    }
+
+    /// [`parse_response_with`](Self::parse_response_with), with the permessage-deflate
+    /// policy offered (`request.deflate`).
+    fn parse_final<'h, 'b>(
+        &self,
+        request: &ClientRequest<'_>,
+        deflate: Option<&DeflateConfig>,
         buf: &'b [u8],
         headers: &'h mut [Header<'b>],
         limits: HeadLimits,
@@ -213,7 +244,7 @@ impl ClientHandshake {
                 consumed,
             })));
         }
-        self.validate_accepted(request, minor_version, headers, consumed)
+        self.validate_accepted(request, deflate, minor_version, headers, consumed)
             .map(|accepted| Status::Complete(Response::Accepted(accepted)))
     }
 
@@ -221,6 +252,7 @@ impl ClientHandshake {
     fn validate_accepted<'h, 'b>(
         &self,
         request: &ClientRequest<'_>,
+        deflate: Option<&DeflateConfig>,
         minor_version: u8,
         headers: &'h [Header<'b>],
         consumed: usize,
@@ -234,14 +266,14 @@ impl ClientHandshake {
         if !has_token(headers, "Connection", "upgrade") {
             return Err(ResponseError::ConnectionNotUpgrade);
         }
-        let accept = find(headers, "Sec-WebSocket-Accept").ok_or(ResponseError::MissingAccept)?;
-        if count(headers, "Sec-WebSocket-Accept") > 1
-            || accept.trim_ascii() != self.accept.as_bytes()
-        {
+        let accept = single(headers, "Sec-WebSocket-Accept")
+            .map_err(|_| ResponseError::AcceptMismatch)?
+            .ok_or(ResponseError::MissingAccept)?;
+        if accept != self.accept.as_bytes() {
             return Err(ResponseError::AcceptMismatch);
         }
 
-        let (protocol, deflate) = negotiated(request, headers)?;
+        let (protocol, deflate) = negotiated(request, deflate, headers)?;
         Ok(Accepted {
             protocol,
             deflate,
@@ -282,7 +314,7 @@ pub fn check_connect_response<'h, 'b>(
             consumed: 0,
         }));
     }
-    let (protocol, deflate) = negotiated(request, headers)?;
+    let (protocol, deflate) = negotiated(request, request.deflate.as_ref(), headers)?;
     Ok(Response::Accepted(Accepted {
         protocol,
         deflate,
@@ -292,33 +324,30 @@ pub fn check_connect_response<'h, 'b>(
 }
 
 /// The subprotocol and permessage-deflate of an accepting answer, checked against the
-/// request (RFC 6455 §4.1, RFC 7692 §5).
+/// request (RFC 6455 §4.1, RFC 7692 §5); `deflate_offered` is `request.deflate`.
 fn negotiated<'b>(
     request: &ClientRequest<'_>,
+    deflate_offered: Option<&DeflateConfig>,
     headers: &[Header<'b>],
 ) -> Result<(Option<&'b str>, Option<DeflateParams>), ResponseError> {
-    let protocol = match find(headers, "Sec-WebSocket-Protocol") {
-        None => None,
-        Some(value) => {
-            let value = core::str::from_utf8(value.trim_ascii())
-                .map_err(|_| ResponseError::ProtocolNotRequested)?;
-            if count(headers, "Sec-WebSocket-Protocol") > 1 || !request.protocols.contains(&value) {
-                return Err(ResponseError::ProtocolNotRequested);
-            }
-            Some(value)
-        }
+    let protocol = match single(headers, "Sec-WebSocket-Protocol") {
+        Ok(None) => None,
+        Ok(Some(value)) => match core::str::from_utf8(value) {
+            Ok(value) if request.protocols.contains(&value) => Some(value),
+            _ => return Err(ResponseError::ProtocolNotRequested),
+        },
+        // Several answers.
+        Err(_) => return Err(ResponseError::ProtocolNotRequested),
     };
 
     let requested = |name: &str| {
-        request
-            .extensions
-            .iter()
-            .flat_map(|offer| Items::new(offer.as_bytes()))
-            .any(|offer| item_name(offer).eq_ignore_ascii_case(name))
+        request.extensions.iter().any(|list| {
+            Items::new(list.as_bytes()).any(|offer| eq_ignore_case(item_name(offer), name))
+        })
     };
     let mut deflate = None;
     for header in headers {
-        if !header.name.eq_ignore_ascii_case("Sec-WebSocket-Extensions") {
+        if !eq_ignore_case(header.name, "Sec-WebSocket-Extensions") {
             continue;
         }
         for item in RawItems::new(header.value) {
@@ -326,7 +355,7 @@ fn negotiated<'b>(
                 return Err(ResponseError::ExtensionNotRequested);
             };
             let name = item_name(item);
-            match request.deflate {
+            match deflate_offered {
                 Some(config) if name.eq_ignore_ascii_case(PERMESSAGE_DEFLATE) => {
                     if deflate.is_some() {
                         return Err(ResponseError::Extension(ExtensionError::MultipleAnswers));
@@ -456,7 +485,7 @@ impl<'a> ClientRequest<'a> {
     /// );
     /// ```
     pub fn connect_fields(&self, mut field: impl FnMut(&str, &[u8])) -> Result<(), WriteError> {
-        if !self.lists_ok() {
+        if !self.lists_ok(self.deflate.as_ref()) {
             return Err(WriteError::InvalidField);
         }
         field("Sec-WebSocket-Version", b"13");
@@ -491,12 +520,12 @@ const RESERVED: &[&str] = &[
 
 impl ClientRequest<'_> {
     /// Whether the subprotocols, extensions and extra headers can be sent as given (the
-    /// checks both request forms share).
-    fn lists_ok(&self) -> bool {
+    /// checks both request forms share); `deflate` is `self.deflate`.
+    fn lists_ok(&self, deflate: Option<&DeflateConfig>) -> bool {
         self.protocols.iter().all(|p| is_token(p.as_bytes()))
             && items_ok(self.extensions)
             && headers_ok(self.headers, RESERVED)
-            && !(self.deflate.is_some() && names_deflate(self.extensions))
+            && !(deflate.is_some() && names_deflate(self.extensions))
     }
 }
 

@@ -145,34 +145,60 @@ pub(crate) fn window<'b>(buf: &'b [u8], limits: &HeadLimits) -> &'b [u8] {
     &buf[..buf.len().min(limits.max_head_bytes)]
 }
 
+/// ASCII case-insensitive equality, of header names and list tokens. Not inlined: the
+/// handshake compares names in many places, and one loop is smaller than one at each.
+#[inline(never)]
+pub(crate) fn eq_ignore_case(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
 /// The value of the first header called `name` (ASCII case-insensitive).
 pub(crate) fn find<'b>(headers: &[Header<'b>], name: &str) -> Option<&'b [u8]> {
     headers
         .iter()
-        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .find(|h| eq_ignore_case(h.name, name))
         .map(|h| h.value)
 }
 
-/// How many headers are called `name`.
-pub(crate) fn count(headers: &[Header<'_>], name: &str) -> usize {
-    headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case(name))
-        .count()
+/// A header that may appear at most once appears more than once.
+pub(crate) struct Repeated;
+
+/// The trimmed value of the header called `name` (ASCII case-insensitive) that may appear
+/// at most once: `None` when it is absent, [`Repeated`] when it appears more than once.
+/// Both roles check their single-valued headers with it.
+pub(crate) fn single<'b>(headers: &[Header<'b>], name: &str) -> Result<Option<&'b [u8]>, Repeated> {
+    let mut found = None;
+    for header in headers {
+        if eq_ignore_case(header.name, name) {
+            if found.is_some() {
+                return Err(Repeated);
+            }
+            found = Some(trim(header.value));
+        }
+    }
+    Ok(found)
 }
 
 /// Whether the comma-separated lists of every `name` header hold `token` (case-insensitive).
 pub(crate) fn has_token(headers: &[Header<'_>], name: &'static str, token: &str) -> bool {
-    TokenList::new(headers, name).any(|t| t.eq_ignore_ascii_case(token))
+    TokenList::new(headers, name).any(|t| eq_ignore_case(t, token))
 }
 
 /// The name of a list item such as an extension offer: the part before the first `;`,
 /// trimmed (`permessage-deflate; client_max_window_bits` → `permessage-deflate`).
 pub(crate) fn item_name(item: &str) -> &str {
-    match item.split_once(';') {
-        Some((name, _)) => name.trim_ascii(),
-        None => item.trim_ascii(),
-    }
+    // A byte search: `;` is ASCII, and smaller code than `split_once`'s char searcher.
+    let end = item.bytes().position(|b| b == b';').unwrap_or(item.len());
+    // The trimmed bytes of a `str` cut at an ASCII byte are UTF-8: `from_utf8` only
+    // checks again, in less code than trimming the `str` itself here.
+    core::str::from_utf8(trim(&item.as_bytes()[..end])).unwrap_or_default()
+}
+
+/// `bytes` without leading and trailing ASCII whitespace. Not inlined: the handshake
+/// trims in several places.
+#[inline(never)]
+pub(crate) fn trim(bytes: &[u8]) -> &[u8] {
+    bytes.trim_ascii()
 }
 
 /// The items of a comma-separated header list, across every header line of that name.
@@ -220,7 +246,7 @@ impl<'b> Iterator for TokenList<'_, 'b> {
                 return Some(item);
             }
             let name = self.name;
-            let header = self.headers.find(|h| h.name.eq_ignore_ascii_case(name))?;
+            let header = self.headers.find(|h| eq_ignore_case(h.name, name))?;
             self.items = Items::new(header.value);
         }
     }
@@ -269,7 +295,7 @@ impl<'b> Iterator for RawItems<'b> {
         while !self.rest.is_empty() {
             let (item, rest) = split_item(self.rest);
             self.rest = rest;
-            let item = item.trim_ascii();
+            let item = trim(item);
             if !item.is_empty() {
                 return Some(item);
             }
@@ -342,7 +368,9 @@ mod tests {
         assert_eq!(&items[..n], ["keep-alive", "Upgrade", "close"]);
         assert!(has_token(&headers, "Connection", "upgrade"));
         assert!(!has_token(&headers, "Connection", "websocket"));
-        assert_eq!(count(&headers, "connection"), 3);
+        assert!(single(&headers, "connection").is_err());
+        assert_eq!(single(&headers, "x").ok(), Some(Some(&b"ignored"[..])));
+        assert_eq!(single(&headers, "missing").ok(), Some(None));
         assert_eq!(find(&headers, "x"), Some(&b"ignored"[..]));
         assert_eq!(find(&headers, "missing"), None);
     }

@@ -6,8 +6,8 @@ use core::fmt;
 use super::key::{is_valid_key, AcceptKey};
 use super::write::{headers_ok, is_field_value, items_ok, write_head, WriteError};
 use super::{
-    count, find, has_token, incomplete, item_name, window, Head, HeadLimits, Header, Items,
-    TokenList,
+    eq_ignore_case, find, has_token, incomplete, item_name, window, Head, HeadLimits, Header,
+    Items, TokenList,
 };
 use crate::extension::{
     deflate_offers, negotiate, DeflateConfig, DeflateOffers, DeflateParams, ExtensionHeader,
@@ -271,10 +271,7 @@ fn origin<'b>(headers: &[Header<'b>]) -> Result<Option<&'b str>, RequestError> {
 
 /// The trimmed value of a header that may appear at most once.
 fn single<'b>(headers: &[Header<'b>], name: &str) -> Result<Option<&'b [u8]>, RequestError> {
-    if count(headers, name) > 1 {
-        return Err(RequestError::DuplicateHeader);
-    }
-    Ok(find(headers, name).map(<[u8]>::trim_ascii))
+    super::single(headers, name).map_err(|_| RequestError::DuplicateHeader)
 }
 
 /// Why a request is not an acceptable WebSocket upgrade: one variant per cause.
@@ -328,14 +325,22 @@ pub enum RequestError {
 impl RequestError {
     /// The HTTP response to send for this error (see the table on [`RequestError`]).
     pub const fn rejection(&self) -> Rejection<'static> {
-        match self {
-            RequestError::HeadTooLarge | RequestError::TooManyHeaders => {
-                Rejection::REQUEST_HEADER_FIELDS_TOO_LARGE
-            }
-            RequestError::MissingVersion => Rejection::BAD_REQUEST_WITH_VERSION,
-            RequestError::UnsupportedVersion => Rejection::UPGRADE_REQUIRED,
-            RequestError::MethodNotGet => Rejection::METHOD_NOT_ALLOWED,
-            RequestError::MethodNotConnect => Rejection::CONNECT_ONLY,
+        // A table copied from, rather than each answer built in its own arm of the match:
+        // smaller code.
+        const ANSWERS: [Rejection<'static>; 6] = [
+            Rejection::BAD_REQUEST,
+            Rejection::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Rejection::BAD_REQUEST_WITH_VERSION,
+            Rejection::UPGRADE_REQUIRED,
+            Rejection::METHOD_NOT_ALLOWED,
+            Rejection::CONNECT_ONLY,
+        ];
+        ANSWERS[match self {
+            RequestError::HeadTooLarge | RequestError::TooManyHeaders => 1,
+            RequestError::MissingVersion => 2,
+            RequestError::UnsupportedVersion => 3,
+            RequestError::MethodNotGet => 4,
+            RequestError::MethodNotConnect => 5,
             RequestError::Malformed
             | RequestError::HttpVersion
             | RequestError::NotUpgrade
@@ -345,8 +350,8 @@ impl RequestError {
             | RequestError::DuplicateHeader
             | RequestError::MissingKey
             | RequestError::InvalidKey
-            | RequestError::InvalidOrigin => Rejection::BAD_REQUEST,
-        }
+            | RequestError::InvalidOrigin => 0,
+        }]
     }
 }
 
@@ -566,7 +571,8 @@ impl<'h, 'b> UpgradeRequest<'h, 'b> {
             if let Some(protocol) = accept.protocol {
                 c.header("Sec-WebSocket-Protocol", protocol.as_bytes());
             }
-            c.extensions(deflate.as_ref().map(|d| d.as_str()), accept.extensions);
+            let deflate = deflate.as_ref().map(|d| d.as_str());
+            c.list("Sec-WebSocket-Extensions", deflate, accept.extensions);
             c.headers(accept.headers);
             c.end();
         })
@@ -663,7 +669,7 @@ impl<'h, 'b> UpgradeRequest<'h, 'b> {
         }
         let offered = |name: &str| {
             self.extensions()
-                .any(|offer| item_name(offer).eq_ignore_ascii_case(name))
+                .any(|offer| eq_ignore_case(item_name(offer), name))
         };
         let mut accepted = accept
             .extensions
@@ -893,7 +899,7 @@ impl<'a> Rejection<'a> {
         let has_connection = self
             .headers
             .iter()
-            .any(|(name, _)| name.eq_ignore_ascii_case("Connection"));
+            .any(|(name, _)| eq_ignore_case(name, "Connection"));
         write_head(out, |c| {
             c.str("HTTP/1.1 ");
             c.decimal(u32::from(self.status));

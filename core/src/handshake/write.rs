@@ -114,27 +114,15 @@ impl Cursor<'_> {
         self.bytes(b"\r\n");
     }
 
-    /// Appends `name: a, b, c\r\n`.
-    pub(crate) fn list(&mut self, name: &str, items: &[&str]) {
-        self.str(name);
-        self.bytes(b": ");
-        for (i, item) in items.iter().enumerate() {
-            if i > 0 {
-                self.bytes(b", ");
-            }
-            self.str(item);
-        }
-        self.bytes(b"\r\n");
-    }
-
-    /// Appends `Sec-WebSocket-Extensions: first, a, b\r\n`, if there is any item.
-    pub(crate) fn extensions(&mut self, first: Option<&str>, items: &[&str]) {
+    /// Appends `name: first, a, b\r\n` (the items of `items` after `first`, if any),
+    /// unless there is no item at all.
+    pub(crate) fn list(&mut self, name: &str, first: Option<&str>, items: &[&str]) {
         if first.is_none() && items.is_empty() {
             return;
         }
-        self.str("Sec-WebSocket-Extensions: ");
-        let mut separator = "";
-        for item in first.iter().copied().chain(items.iter().copied()) {
+        self.str(name);
+        let mut separator = ": ";
+        for item in first.iter().chain(items) {
             self.str(separator);
             self.str(item);
             separator = ", ";
@@ -203,7 +191,7 @@ pub(crate) fn headers_ok(headers: &[(&str, &[u8])], reserved: &[&str]) -> bool {
     headers.iter().all(|(name, value)| {
         is_token(name.as_bytes())
             && is_field_value(value)
-            && !reserved.iter().any(|r| r.eq_ignore_ascii_case(name))
+            && !reserved.iter().any(|r| super::eq_ignore_case(r, name))
     })
 }
 
@@ -225,7 +213,8 @@ mod tests {
             c.str("HTTP/1.1 ");
             c.decimal(404);
             c.header("X", b"y");
-            c.list("L", &["a", "b"]);
+            c.list("L", None, &["a", "b"]);
+            c.list("M", None, &[]);
             c.end();
         };
         let mut small = [0xAAu8; 20];
