@@ -105,8 +105,8 @@ enum Side {
 #[derive(Debug)]
 enum Stage {
     Handshaking,
-    /// Server: waiting for [`Opening::answer`].
-    Deciding,
+    /// Server: waiting for [`Opening::answer`], with the request's path.
+    Deciding(Box<str>),
     /// Server: accepted, the `101` queued first in the connection's driver, with the
     /// request's path: handed over at the next poll.
     Accepted(Box<Driver>, Option<Box<str>>),
@@ -230,7 +230,7 @@ impl Opening {
                 Stage::Accepted(driver, path) => Step::Open { driver, path },
                 _ => unreachable!("matched above"),
             },
-            Stage::Deciding => io(false, false, self.deadline),
+            Stage::Deciding(_) => io(false, false, self.deadline),
             Stage::Handshaking => match &mut self.side {
                 Side::Client(_, _, false) => io(false, true, self.deadline),
                 Side::Client(upgrade, seed, true) => match upgrade.poll() {
@@ -262,7 +262,7 @@ impl Opening {
                     // `poll_head` only ever refuses.
                     Some(Err(ServerAnswer::Accept { .. })) => self.end(Error::Closed),
                     Some(Ok(head)) => {
-                        self.stage = Stage::Deciding;
+                        self.stage = Stage::Deciding(head.path().into());
                         Step::Decide(head)
                     }
                 },
@@ -280,11 +280,11 @@ impl Opening {
     /// task ([`Accept::with_data`](crate::verdict::Accept::with_data)): an acceptance's
     /// data comes back.
     pub fn answer_with<T>(&mut self, verdict: impl Into<Verdict<T>>, now: Instant) -> Option<T> {
-        let (Stage::Deciding, Side::Server(upgrade)) = (&self.stage, &mut self.side) else {
+        let (Stage::Deciding(path), Side::Server(upgrade)) = (&mut self.stage, &mut self.side)
+        else {
             return None;
         };
-        let path = upgrade.poll_head().and_then(Result::ok);
-        let path = path.map(|head| Box::from(head.path()));
+        let path = Some(std::mem::take(path));
         match upgrade.answer(verdict) {
             Some(ServerAnswer::Accept {
                 response,
