@@ -1,6 +1,6 @@
 //! [`Driver`]: a [`Connection`] with its buffers.
 
-use std::io::IoSlice;
+use std::io::{self, IoSlice};
 use std::task::Poll;
 use std::vec::Vec;
 
@@ -16,6 +16,28 @@ use crate::copy;
 use crate::lifecycle::{Rare, NO_STALL};
 use crate::message::{assemble, CloseReason, Message, Partial, Received};
 use crate::outcome::{Abnormal, Outcome};
+
+/// The most slices one vectored write is given.
+pub(crate) const WRITE_SLICES: usize = 64;
+
+/// One vectored write of `slices` (`Ok(0)` at once when there are none), tried again
+/// when a signal interrupts it; a write of zero bytes is `WriteZero`, as in std's
+/// `write_all`.
+pub(crate) fn write_once(
+    slices: &[IoSlice<'_>],
+    mut write: impl FnMut(&[IoSlice<'_>]) -> Poll<io::Result<usize>>,
+) -> Poll<io::Result<usize>> {
+    if slices.is_empty() {
+        return Poll::Ready(Ok(0));
+    }
+    loop {
+        match core::task::ready!(write(slices)) {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            result => return Poll::Ready(result),
+        }
+    }
+}
 
 /// A [`Connection`] with its buffers: the shared engine of the `std` adapters.
 #[derive(Debug)]
@@ -667,6 +689,24 @@ impl Driver {
     /// slices were filled (0 when there is nothing to write).
     pub fn write_slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
         self.send.slices(out)
+    }
+
+    /// Writes once what is queued through `write`, the transport's vectored write
+    /// (`Pending` when it would block), and advances past what it took: `Ready(Ok(0))`
+    /// when nothing waits. A signal's interruption is retried; a failed write, or one of
+    /// zero bytes, ends the connection ([`fail_io`](Self::fail_io)) and is returned.
+    pub fn write_with(
+        &mut self,
+        write: impl FnMut(&[IoSlice<'_>]) -> Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+        let count = self.write_slices(&mut slices);
+        let result = core::task::ready!(write_once(&slices[..count], write));
+        match &result {
+            Ok(n) => self.advance(*n),
+            Err(error) => self.fail_io(error.kind()),
+        }
+        Poll::Ready(result)
     }
 
     /// `n` bytes from [`Driver::write_slices`] were written.

@@ -28,8 +28,8 @@ pub enum Next {
     Done,
 }
 
-/// The transport work of [`Next::Io`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The transport work of [`Next::Io`] (by default: none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Io {
     /// Read into [`Driver::read_with`] when the transport is readable. False while the
     /// send queue is full (a peer that does not read cannot make us queue more: no

@@ -9,6 +9,7 @@ use std::task::Poll;
 
 use sockeye_proto::Instant;
 
+use crate::driver::{write_once, WRITE_SLICES};
 use crate::opening::{Opening, Step};
 use crate::{Driver, Error, Io, Next, RequestHead, Verdict};
 
@@ -111,6 +112,31 @@ impl Lifecycle {
                 usize::from(!opening.pending().is_empty())
             }
             Phase::Open(driver) => driver.write_slices(out),
+        }
+    }
+
+    /// Writes once, when [`Io::write`] asks for it, through `write`, the transport's
+    /// vectored write (`Pending` when it would block), and advances past what it took:
+    /// `Ready(Ok(0))` when nothing waits (or a client's transport is still connecting).
+    /// A signal's interruption is retried; a failed write, or one of zero bytes, ends the
+    /// connection ([`fail_io`](Self::fail_io): [`error`](Self::error) keeps it) and an
+    /// error of its kind is returned.
+    pub fn write_with(
+        &mut self,
+        write: impl FnMut(&[IoSlice<'_>]) -> Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+        let count = self.write_slices(&mut slices);
+        match core::task::ready!(write_once(&slices[..count], write)) {
+            Ok(n) => {
+                self.advance(n);
+                Poll::Ready(Ok(n))
+            }
+            Err(error) => {
+                let kind = error.kind();
+                self.fail_io(error);
+                Poll::Ready(Err(kind.into()))
+            }
         }
     }
 

@@ -3,7 +3,7 @@
 //! them is cancel-safe). It does what [`Driver::poll_io`] says and holds no policy of
 //! its own.
 
-use std::io::{self, IoSlice};
+use std::io;
 use std::marker::PhantomData;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant as StdInstant};
@@ -14,9 +14,6 @@ use sockeye_proto::{CloseCode, Connection, DataKind, Event, Instant, Role, State
 
 use crate::runtime::{Runtime, Timer, Transport};
 use crate::Error;
-
-/// Most slices handed to one vectored write.
-const MAX_SLICES: usize = 64;
 
 /// The deadline of a timer that fired and is not set again yet.
 const SPENT: u64 = u64::MAX;
@@ -171,15 +168,10 @@ impl<S: Transport<R>, R: Runtime> Core<S, R> {
     /// connection when it is returned.
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.driver.pending_bytes() > 0 && !self.driver.is_write_closed() {
-            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-            let count = self.driver.write_slices(&mut slices);
-            match ready!(self.stream.poll_write_vectored(cx, &slices[..count])) {
-                Ok(0) => return Poll::Ready(Err(self.fail(io::ErrorKind::WriteZero.into()))),
-                Ok(n) => self.driver.advance(n),
-                // A signal cut the call short: try again (std's convention).
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Poll::Ready(Err(self.fail(error))),
-            }
+            let stream = &mut self.stream;
+            ready!(self
+                .driver
+                .write_with(|slices| stream.poll_write_vectored(cx, slices)))?;
         }
         if let Err(error) = ready!(self.stream.poll_flush(cx)) {
             if error.kind() == io::ErrorKind::Interrupted {

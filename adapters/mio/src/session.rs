@@ -9,7 +9,7 @@ use std::net::{Shutdown, ToSocketAddrs};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use mio::event::{Event, Source};
+use mio::event::{Event, Source as _};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use sockeye_engine::{
@@ -128,9 +128,16 @@ fn reader<'a>(
     move |buf| loop {
         match stream.read(buf) {
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return Poll::Pending,
-            result => return Poll::Ready(result.inspect(|n| *short = *n > 0 && *n < buf.len())),
+            result => return nonblocking(result.inspect(|n| *short = *n > 0 && *n < buf.len())),
         }
+    }
+}
+
+/// A non-blocking call's result as a `Poll`: `Pending` when it would block.
+fn nonblocking(result: io::Result<usize>) -> Read {
+    match result {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => Poll::Pending,
+        result => Poll::Ready(result),
     }
 }
 
@@ -149,11 +156,7 @@ impl Session {
             clock: StdClock::with_epoch(now),
             life: Lifecycle::new(opening),
             decide,
-            io: Io {
-                read: true,
-                write: false,
-                deadline: None,
-            },
+            io: Io::default(),
             hangup: false,
             dispatching: false,
             done: false,
@@ -169,12 +172,8 @@ impl Session {
     /// (no subprotocol) or writes its refusal (400 / 426 / 431) and closes, within
     /// [`Settings::handshake_timeout`].
     pub fn server(stream: TcpStream, settings: impl Into<Settings>, now: Instant) -> Self {
-        Session::new(
-            stream,
-            now,
-            Opening::server(settings.into(), At::ZERO),
-            None,
-        )
+        let opening = Opening::server(settings.into(), At::ZERO);
+        Session::new(stream, now, opening, None)
     }
 
     /// As [`Session::server`], with `decide` seeing the request (path, query, headers,
@@ -201,13 +200,8 @@ impl Session {
         settings: impl Into<Settings>,
         now: Instant,
     ) -> Result<Self, Error> {
-        let opening = Opening::client(request, settings.into(), At::ZERO)?;
-        Ok(Session::new(
-            stream,
-            now,
-            opening.connecting(At::ZERO),
-            None,
-        ))
+        let opening = Opening::client(request, settings.into(), At::ZERO)?.connecting(At::ZERO);
+        Ok(Session::new(stream, now, opening, None))
     }
 
     /// Starts a client session for a `ws://host[:port]/path` URL: resolves the host (a
@@ -256,7 +250,6 @@ impl Session {
     /// [`on_readable`](Self::on_readable) with a whole [`Handler`] (requests for a
     /// session without its own callback, opening, messages).
     pub fn on_readable_with(&mut self, now: Instant, handler: &mut dyn Handler) {
-        in_span!(self);
         self.drive(now, true, false, handler);
     }
 
@@ -269,7 +262,6 @@ impl Session {
 
     /// [`on_writable`](Self::on_writable) with a whole [`Handler`].
     pub fn on_writable_with(&mut self, now: Instant, handler: &mut dyn Handler) {
-        in_span!(self);
         self.drive(now, false, false, handler);
     }
 
@@ -308,7 +300,6 @@ impl Session {
     /// Writes what is queued now, as far as the socket takes it (the rest goes out on
     /// writable events).
     pub fn flush(&mut self, now: Instant) {
-        in_span!(self);
         self.settle(self.clock.at(now), &mut ignore);
     }
 
@@ -317,7 +308,6 @@ impl Session {
     /// write stall, the linger after the end), the refusal linger. Harmless when called
     /// early.
     pub fn on_timeout(&mut self, now: Instant) {
-        in_span!(self);
         let now = self.clock.at(now);
         if self.done || self.io.deadline.is_none_or(|deadline| deadline > now) {
             return;
@@ -351,9 +341,7 @@ impl Session {
     /// writes what the socket takes now. Check [`is_writable`](Self::is_writable) first
     /// to skip or close a subscriber that does not keep up.
     pub fn send_prepared(&mut self, prepared: &crate::PreparedMessage) -> Result<(), Error> {
-        self.queue(self.clock.now(), |driver, now| {
-            driver.send_prepared(prepared, now)
-        })
+        self.queue(self.clock.now(), |d, now| d.send_prepared(prepared, now))
     }
 
     /// Queues one frame of a fragmented message (`fin == false` continues it), and
@@ -378,7 +366,6 @@ impl Session {
     /// Runs `f` on the open driver, then writes (inside a handler, after it returns: one
     /// write for many).
     fn queue(&mut self, now: At, f: impl FnOnce(&mut Driver, At) -> Sent) -> Result<(), Error> {
-        in_span!(self);
         match self.life.driver_mut() {
             Some(driver) if !driver.is_finished() && !driver.is_write_closed() => f(driver, now)?,
             None if !self.done => return Err(Error::Handshaking),
@@ -402,8 +389,8 @@ impl Session {
 
     /// Registers the session's socket with its [`interest`](Self::interest).
     pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
-        let interest = self.interest();
-        Source::register(self, registry, token, interest)
+        self.registered = Some(self.interest());
+        self.stream.register(registry, token, self.interest())
     }
 
     /// Re-registers the socket if its [`interest`](Self::interest) changed since the
@@ -413,12 +400,14 @@ impl Session {
         if self.done || self.registered == Some(interest) {
             return Ok(());
         }
-        self.reregister(registry, token, interest)
+        self.registered = Some(interest);
+        self.stream.reregister(registry, token, interest)
     }
 
     /// Removes the socket from `registry`.
     pub fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        Source::deregister(self, registry)
+        self.registered = None;
+        self.stream.deregister(registry)
     }
 
     fn driver(&self) -> Option<&Driver> {
@@ -484,6 +473,7 @@ impl Session {
     /// asks for a verdict, opens (calling `on_open`), ends; then records the interest
     /// and the deadline.
     fn settle(&mut self, now: At, handler: &mut dyn Handler) {
+        in_span!(self);
         if self.life.is_connecting() {
             match is_connected(&self.stream) {
                 Ok(true) => self.life.connected(now),
@@ -523,21 +513,11 @@ impl Session {
                 }
             };
             self.io = io;
-            let mut slices = [IoSlice::new(&[]); 32];
-            let n = if io.write {
-                self.life.write_slices(&mut slices)
-            } else {
-                0
-            };
-            if n == 0 {
+            let stream = &mut self.stream;
+            let write = |slices: &[IoSlice<'_>]| nonblocking(stream.write_vectored(slices));
+            let wrote = io.write.then(|| self.life.write_with(write));
+            if matches!(wrote, None | Some(Poll::Ready(Ok(0)) | Poll::Pending)) {
                 return;
-            }
-            match self.stream.write_vectored(&slices[..n]) {
-                Ok(0) => self.life.fail_io(ErrorKind::WriteZero.into()),
-                Ok(n) => self.life.advance(n),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => self.life.fail_io(e),
             }
         }
     }
@@ -551,6 +531,7 @@ impl Session {
     /// `short`: a read that returns less than it asked for ends reading (the caller knows
     /// no end of stream is waiting unannounced; see [`on_event`](Self::on_event)).
     fn drive(&mut self, now: Instant, readable: bool, short: bool, handler: &mut dyn Handler) {
+        in_span!(self);
         let now = self.clock.at(now);
         let paused = !self.io.read;
         self.dispatching = true;
@@ -559,40 +540,29 @@ impl Session {
         // (a writable event may resume reading that backpressure had paused).
         let mut drained = !(readable || (paused && self.io.read));
         while !self.done {
-            match self.life.driver_mut() {
-                Some(driver) if !driver.is_writable() => {
-                    // Backpressure: what the handler would send has no room; write first,
-                    // and leave the rest of the input for when the queue drains.
-                    self.settle(now, handler);
-                    if !self.is_writable() {
-                        break;
-                    }
+            let polling = self.life.driver().is_some_and(Driver::is_writable);
+            if let Some(driver) = self.life.driver_mut().filter(|_| polling) {
+                if let Some(message) = driver.poll_message(now) {
+                    handler.on_message(self, message);
                     continue;
                 }
-                Some(driver) => {
-                    if let Some(message) = driver.poll_message(now) {
-                        handler.on_message(self, message);
-                        continue;
-                    }
-                }
-                // The handshake goes as far as what was read takes it; once open, the
-                // frames that came with it are processed.
-                None => {
-                    self.settle(now, handler);
-                    if self.life.driver().is_some() {
-                        continue;
-                    }
-                }
             }
-            if drained {
+            // Writes what is queued; a handshake goes as far as what was read takes it.
+            self.settle(now, handler);
+            if !self.is_writable() {
+                // Backpressure: what the handler would send has no room; the rest of the
+                // input waits for the queue to drain.
                 break;
             }
-            self.settle(now, handler);
+            if !polling && self.life.driver().is_some() {
+                // Just opened, or the queue made room: what is buffered comes first.
+                continue;
+            }
+            if drained || self.done || !self.io.read {
+                break;
+            }
             let mut was_short = false;
             let read = reader(&mut self.stream, &mut was_short);
-            if self.done || !self.io.read {
-                break;
-            }
             match self.life.read_with(read) {
                 Poll::Ready(Ok(_)) => drained = short && was_short,
                 Poll::Ready(Err(error)) => self.life.fail_io(error),
@@ -617,20 +587,3 @@ fn is_connected(stream: &TcpStream) -> io::Result<bool> {
 
 /// A handler for the calls that read nothing, so never see a request or a message.
 fn ignore(_: &mut Session, _: Message) {}
-
-impl Source for Session {
-    fn register(&mut self, registry: &Registry, token: Token, with: Interest) -> io::Result<()> {
-        self.registered = Some(with);
-        self.stream.register(registry, token, with)
-    }
-
-    fn reregister(&mut self, registry: &Registry, token: Token, with: Interest) -> io::Result<()> {
-        self.registered = Some(with);
-        self.stream.reregister(registry, token, with)
-    }
-
-    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        self.registered = None;
-        self.stream.deregister(registry)
-    }
-}
