@@ -1,10 +1,10 @@
 //! [`FaultProxy`]: a loopback TCP proxy that delivers bytes the way a bad network does,
 //! for adapters that own their sockets (mio) and so cannot be given a [`Faulty`]
-//! stream: each direction is forwarded in random short pieces with random pauses (the
-//! receiver sees short reads and `WouldBlock` at arbitrary points of a frame), and with
-//! a cut the connection is closed after a chosen number of bytes (end of stream in the
-//! middle of whatever was passing). Driven by the same seeded [`Faults`] as
-//! [`Faulty`], so a failure replays.
+//! stream: each direction is forwarded in random short pieces with random pauses, up to
+//! a bound (the receiver sees short reads and `WouldBlock` at arbitrary points of a
+//! frame), and with a cut the connection is closed after a chosen number of bytes (end
+//! of stream in the middle of whatever was passing). Driven by the same seeded
+//! [`Faults`] as [`Faulty`], so a failure replays.
 //!
 //! [`Faulty`]: crate::Faulty
 
@@ -13,12 +13,21 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::{Faults, XorShift};
 
 /// How long a forwarding thread waits for bytes before it looks at the stop flag.
 const POLL: Duration = Duration::from_millis(20);
+
+/// The most one direction of a connection pauses in all. The pauses come per piece, and
+/// each costs what a sleep costs (more than it asks for, more on a busy machine):
+/// unbounded, a seed with pieces of a few bytes holds a 70 KB message back for seconds,
+/// longer than a close timeout, and the peer that sent it gives up on its Close before
+/// the echo is back. The bound leaves room for a thousand pauses or so (a handshake and
+/// the first frames split everywhere), and an exchange in pieces of one byte crosses
+/// well within a close timeout of two seconds.
+const PAUSES: Duration = Duration::from_millis(250);
 
 /// A proxy on `127.0.0.1` forwarding every connection to `upstream` through faults.
 /// Dropping it stops accepting and closes what it forwards.
@@ -105,6 +114,8 @@ fn forward(
             let _ = from.set_read_timeout(Some(POLL));
             let mut rng = XorShift::new(seed);
             let mut buf = vec![0u8; 64 * 1024];
+            // How long this direction has paused so far.
+            let mut paused = Duration::ZERO;
             while !stop.load(Ordering::SeqCst) {
                 let n = match from.read(&mut buf) {
                     Ok(0) => break,
@@ -143,9 +154,14 @@ fn forward(
                     if faults.pending_one_in > 0
                         && rng.next_u64() % u64::from(faults.pending_one_in) == 0
                     {
-                        // Short: a message of 70 KB in 22-byte pieces still crosses
-                        // well within the close timeout.
-                        thread::sleep(Duration::from_micros(rng.next_u64() % 200));
+                        // Short, and no more once this direction has paused for
+                        // `PAUSES` in all (the pieces stay as short).
+                        let pause = Duration::from_micros(rng.next_u64() % 200);
+                        if paused < PAUSES {
+                            let started = Instant::now();
+                            thread::sleep(pause);
+                            paused += started.elapsed();
+                        }
                     }
                 }
             }
