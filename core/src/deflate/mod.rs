@@ -57,6 +57,7 @@
 //! }
 //! ```
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -88,6 +89,11 @@ const MEM_LEVEL: i32 = 5;
 const fn deflate_state_bytes(bits: u8) -> usize {
     134_272 + 4 * (1 << bits) + 7 * (1 << (MEM_LEVEL + 6))
 }
+
+/// The engines' handles, boxed so that handing an engine from one codec to another
+/// (see `reuse`) moves a pointer rather than copying the handle each time.
+const BOXED_DEFLATE: usize = core::mem::size_of::<zlib_rs::Deflate>();
+const BOXED_INFLATE: usize = core::mem::size_of::<zlib_rs::Inflate>();
 
 /// Heap bytes of a zlib-rs inflater: its state and a 32 KiB window whatever the
 /// window bits (measured as for [`deflate_state_bytes`]).
@@ -165,7 +171,7 @@ pub struct Deflater {
     level: u8,
     /// The engine, only while there is work (created at the first message, and again
     /// after `release`).
-    engine: Option<zlib_rs::Deflate>,
+    engine: Option<Box<zlib_rs::Deflate>>,
     /// With context takeover: the last 2^bits bytes of input, to rebuild the engine
     /// after `release`. Stays empty without it.
     window: Window,
@@ -227,9 +233,9 @@ impl Deflater {
                     .set_dictionary(dictionary)
                     .map_err(|_| DeflateError::Engine)?;
             }
-            self.engine = Some(engine);
+            self.engine = Some(Box::new(engine));
         }
-        self.engine.as_mut().ok_or(DeflateError::Engine)
+        self.engine.as_deref_mut().ok_or(DeflateError::Engine)
     }
 
     /// Compresses `input` and appends the compressed bytes to `out`.
@@ -344,7 +350,7 @@ impl Deflater {
     /// allocation sizes, measured on 64-bit targets) and the kept window.
     pub fn held_bytes(&self) -> usize {
         let engine = match self.engine {
-            Some(_) => deflate_state_bytes(self.direction.window_bits.max(9)),
+            Some(_) => deflate_state_bytes(self.direction.window_bits.max(9)) + BOXED_DEFLATE,
             None => 0,
         };
         engine + self.window.held_bytes()
@@ -376,7 +382,7 @@ pub struct Inflated {
 pub struct Inflater {
     direction: Direction,
     /// The engine, only while there is work.
-    engine: Option<zlib_rs::Inflate>,
+    engine: Option<Box<zlib_rs::Inflate>>,
     /// With context takeover: the last 2^bits bytes of output, to rebuild the engine
     /// after `release` or after a final block. Stays empty without it.
     window: Window,
@@ -544,9 +550,9 @@ impl Inflater {
                     .set_dictionary(dictionary)
                     .map_err(|_| InflateError::Engine)?;
             }
-            self.engine = Some(engine);
+            self.engine = Some(Box::new(engine));
         }
-        self.engine.as_mut().ok_or(InflateError::Engine)
+        self.engine.as_deref_mut().ok_or(InflateError::Engine)
     }
 
     fn end_message(&mut self) {
@@ -582,7 +588,7 @@ impl Inflater {
     /// allocation size, measured on 64-bit targets) and the kept window.
     pub fn held_bytes(&self) -> usize {
         let engine = match self.engine {
-            Some(_) => INFLATE_STATE_BYTES,
+            Some(_) => INFLATE_STATE_BYTES + BOXED_INFLATE,
             None => 0,
         };
         engine + self.window.held_bytes()

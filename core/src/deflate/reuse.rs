@@ -12,6 +12,7 @@
 //! context takeover (the reset keeps the level and window), and inflaters without it
 //! at the full 15-bit window (the one zlib-rs resets an inflater to).
 
+use alloc::boxed::Box;
 use core::fmt;
 
 use crate::extension::MAX_WINDOW_BITS;
@@ -21,7 +22,7 @@ use super::{Deflater, Inflater};
 /// A compressor's working state, reset, between two [`Deflater`]s with the same level
 /// and window (see [`Deflater::release_engine`]).
 pub struct DeflateEngine {
-    engine: zlib_rs::Deflate,
+    engine: Box<zlib_rs::Deflate>,
     level: u8,
     window_bits: u8,
 }
@@ -46,7 +47,7 @@ impl fmt::Debug for DeflateEngine {
 /// An inflater's working state, reset, between two [`Inflater`]s (see
 /// [`Inflater::release_engine`]).
 pub struct InflateEngine {
-    engine: zlib_rs::Inflate,
+    engine: Box<zlib_rs::Inflate>,
 }
 
 impl fmt::Debug for InflateEngine {
