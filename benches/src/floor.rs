@@ -6,7 +6,11 @@
 //! into a server frame in place: the header loses its mask bit and key, the payload
 //! is sent back still masked, neither unmasked nor validated. The load generator
 //! never looks at echoed payload bytes, only at lengths, so it counts these echoes
-//! like any other. The same bytes cross the same sockets as with a real server, so
+//! like any other. In the compressed scenarios the floor accepts permessage-deflate
+//! (no context takeover either way) and echoes the client's compressed frames as they
+//! came, RSV1 kept: each is a whole deflate stream, so a valid compressed echo of the
+//! same size a level-1 server would send; only each connection's first data frame is
+//! unmasked, since the load generator inflates that one to check the server. The same bytes cross the same sockets as with a real server, so
 //! its CPU per message is the floor no WebSocket library on this kernel can go
 //! under: a real server adds at least the unmasking.
 
@@ -50,12 +54,14 @@ impl std::error::Error for FrameError {}
 /// in place and pushes the range each one now occupies onto `out` (consecutive
 /// frames leave 4-byte gaps, where their keys were). Control frames are unmasked
 /// (a Close code must read right) and a Ping becomes a Pong; data payloads stay
-/// as they came.
+/// as they came (their RSV1 bit too), but for the next one while `unmask_data` is
+/// set, which is unmasked and clears it.
 pub fn rewrite_frames(
     buf: &mut [u8],
     mut start: usize,
     filled: usize,
     out: &mut Vec<Range<usize>>,
+    unmask_data: &mut bool,
 ) -> Result<Scan, FrameError> {
     while filled - start >= 2 {
         let (b0, b1) = (buf[start], buf[start + 1]);
@@ -92,7 +98,7 @@ pub fn rewrite_frames(
         let payload = start + header_len..start + frame_len;
         let opcode = b0 & 0x0f;
         let mut first = b0;
-        if opcode >= crate::ws::opcode::CLOSE {
+        if opcode >= crate::ws::opcode::CLOSE || std::mem::take(unmask_data) {
             let mut key = [0; 4];
             key.copy_from_slice(&buf[start + header_len - 4..start + header_len]);
             crate::ws::xor_key(&mut buf[payload.clone()], key);
@@ -131,7 +137,7 @@ mod tests {
     fn rewrite_all(bytes: &[u8]) -> (Vec<u8>, Scan) {
         let mut buf = bytes.to_vec();
         let mut out = Vec::new();
-        let scan = rewrite_frames(&mut buf, 0, bytes.len(), &mut out).unwrap();
+        let scan = rewrite_frames(&mut buf, 0, bytes.len(), &mut out, &mut false).unwrap();
         let echoed = out.iter().flat_map(|r| buf[r.clone()].to_vec()).collect();
         (echoed, scan)
     }
@@ -160,9 +166,9 @@ mod tests {
         let frame = masked_frame(opcode::BINARY, &[7; 300], MASK);
         let mut buf = frame.clone();
         let mut out = Vec::new();
-        let scan = rewrite_frames(&mut buf, 0, 3, &mut out).unwrap();
+        let scan = rewrite_frames(&mut buf, 0, 3, &mut out, &mut false).unwrap();
         assert_eq!((scan.next, scan.pending_frame_len), (0, None));
-        let scan = rewrite_frames(&mut buf, 0, 100, &mut out).unwrap();
+        let scan = rewrite_frames(&mut buf, 0, 100, &mut out, &mut false).unwrap();
         assert_eq!((scan.next, scan.pending_frame_len), (0, Some(frame.len())));
         assert!(out.is_empty());
         assert_eq!(buf, frame, "nothing is rewritten before the frame is whole");
@@ -188,7 +194,7 @@ mod tests {
     fn unmasked_and_oversized_frames_are_refused() {
         let mut out = Vec::new();
         assert_eq!(
-            rewrite_frames(&mut [0x82, 0x01, 0], 0, 3, &mut out),
+            rewrite_frames(&mut [0x82, 0x01, 0], 0, 3, &mut out, &mut false),
             Err(FrameError::Unmasked)
         );
         let mut huge = vec![0x82, 0xff];
@@ -196,8 +202,28 @@ mod tests {
         huge.extend_from_slice(&MASK);
         let len = huge.len();
         assert_eq!(
-            rewrite_frames(&mut huge, 0, len, &mut out),
+            rewrite_frames(&mut huge, 0, len, &mut out, &mut false),
             Err(FrameError::TooLong(MAX_FRAME + 1))
         );
+    }
+
+    #[test]
+    fn the_first_data_frame_is_unmasked_when_asked_and_rsv1_kept() {
+        let payload = b"compressed bytes";
+        let mut frame = masked_frame(opcode::TEXT, payload, MASK);
+        frame[0] |= 0x40; // RSV1: a compressed message
+        let mut bytes = masked_frame(opcode::PING, b"p", MASK);
+        bytes.extend_from_slice(&frame);
+        bytes.extend_from_slice(&frame);
+        let mut buf = bytes.clone();
+        let (mut out, mut unmask) = (Vec::new(), true);
+        rewrite_frames(&mut buf, 0, bytes.len(), &mut out, &mut unmask).unwrap();
+        assert!(!unmask);
+        assert_eq!(out.len(), 3);
+        let (first, second) = (&buf[out[1].clone()], &buf[out[2].clone()]);
+        assert_eq!(first[0], 0xc0 | opcode::TEXT);
+        assert_eq!(&first[2..], payload, "the first data frame is unmasked");
+        assert_eq!(second[0], 0xc0 | opcode::TEXT);
+        assert_ne!(&second[2..], payload, "the next one stays masked");
     }
 }

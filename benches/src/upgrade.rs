@@ -12,10 +12,25 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// handshake adds nothing to the memory an idle connection keeps. `Ok(false)`:
 /// the peer left.
 pub async fn plain_upgrade(stream: &mut TcpStream) -> Result<bool, BoxError> {
+    Ok(upgrade(stream, false).await?.is_some())
+}
+
+/// The answer to a permessage-deflate offer of the floor: no context takeover either
+/// way, so that each client message is a whole deflate stream, valid as an echo.
+const DEFLATE_ANSWER: &[u8] = b"Sec-WebSocket-Extensions: permessage-deflate; \
+    server_no_context_takeover; client_no_context_takeover\r\n";
+
+/// [`plain_upgrade`], also accepting a permessage-deflate offer when `accept_deflate`
+/// (the floor's, in the compressed scenarios). `None`: the peer left; else whether
+/// compression was agreed.
+pub async fn upgrade(
+    stream: &mut TcpStream,
+    accept_deflate: bool,
+) -> Result<Option<bool>, BoxError> {
     let mut head = Vec::with_capacity(1024);
     loop {
         if stream.read_buf(&mut head).await? == 0 {
-            return Ok(false);
+            return Ok(None);
         }
         if let Some(end) = crate::ws::head_end(&head) {
             if end != head.len() {
@@ -27,7 +42,18 @@ pub async fn plain_upgrade(stream: &mut TcpStream) -> Result<bool, BoxError> {
             return Err("request head too large".into());
         }
     }
-    let response = crate::ws::server_response(&head)?;
+    let mut response = crate::ws::server_response(&head)?;
+    let offer = b"permessage-deflate";
+    let deflate = accept_deflate
+        && head
+            .windows(offer.len())
+            .any(|w| w.eq_ignore_ascii_case(offer));
+    if deflate {
+        // In the head, before the blank line that ends it.
+        response.truncate(response.len() - 2);
+        response.extend_from_slice(DEFLATE_ANSWER);
+        response.extend_from_slice(b"\r\n");
+    }
     stream.write_all(&response).await?;
-    Ok(true)
+    Ok(Some(deflate))
 }

@@ -187,6 +187,25 @@ fn compressed_scenarios_run_against_a_peer_with_permessage_deflate() {
     );
 }
 
+/// The floor accepts permessage-deflate and echoes the client's compressed frames:
+/// every echo compressed, the first one checked by inflating it.
+#[test]
+fn the_floor_serves_the_compressed_scenarios() {
+    let (server, addr) = start_peer("tcp-floor");
+    let pid = server.0.id();
+    for scenario in ["deflate-1k", "deflate-64k"] {
+        let line = result_line(&addr, pid, scenario, &["--conns", "2"]);
+        assert!(line.contains(" deflate=1"), "{line}");
+        let r = numeric_fields(&line);
+        assert!(r["msgs"] > 0.0 && r["errors"] == 0.0, "{scenario}: {r:?}");
+        assert!(r["compressed_share"] == 1.0, "{scenario}: {r:?}");
+        assert_eq!(
+            r["wire_ratio_echo"], r["wire_ratio_sent"],
+            "{scenario}: {r:?}"
+        );
+    }
+}
+
 #[test]
 fn a_server_that_declines_compression_fails_a_compressed_run() {
     let (server, addr) = start_peer("tokio-websockets");

@@ -268,16 +268,7 @@ impl SendQueue {
     }
 
     pub(crate) fn push_frame(&mut self, head: &FrameHead, payload: Vec<u8>, coalesce_limit: usize) {
-        if payload.len() <= coalesce_limit {
-            let buf = self.coalesced(head.len() + payload.len());
-            buf.extend_from_slice(head);
-            copy::extend(buf, &payload);
-            self.pending += head.len() + payload.len();
-        } else {
-            self.push_small(head);
-            self.pending += payload.len();
-            self.segments.push_back(Segment::Payload(payload));
-        }
+        self.push_frame_as(head, payload, coalesce_limit, Segment::Payload);
     }
 
     /// Queues a frame of `head` and a payload of shared bytes: a small payload is copied
@@ -288,17 +279,29 @@ impl SendQueue {
         payload: bytes::Bytes,
         coalesce_limit: usize,
     ) {
-        if payload.len() <= coalesce_limit {
-            let buf = self.coalesced(head.len() + payload.len());
+        self.push_frame_as(head, payload, coalesce_limit, Segment::Shared);
+    }
+
+    /// Queues a frame: a payload of at most `coalesce_limit` bytes is copied beside its
+    /// head (and its buffer dropped, not recycled: a small buffer is rarely worth
+    /// keeping, and looking costs more), a larger one queued as its own `segment`.
+    fn push_frame_as<P: AsRef<[u8]>>(
+        &mut self,
+        head: &FrameHead,
+        payload: P,
+        coalesce_limit: usize,
+        segment: fn(P) -> Segment,
+    ) {
+        let len = payload.as_ref().len();
+        if len <= coalesce_limit {
+            let buf = self.coalesced(head.len() + len);
             buf.extend_from_slice(head);
-            copy::extend(buf, &payload);
-            self.pending += head.len() + payload.len();
-            // Dropped, not recycled, as `push_frame` drops a small `Vec`: a small
-            // payload's buffer is rarely worth keeping, and looking costs more.
+            copy::extend(buf, payload.as_ref());
+            self.pending += head.len() + len;
         } else {
             self.push_small(head);
-            self.pending += payload.len();
-            self.segments.push_back(Segment::Shared(payload));
+            self.pending += len;
+            self.segments.push_back(segment(payload));
         }
     }
 

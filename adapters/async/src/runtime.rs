@@ -4,7 +4,6 @@
 use std::fmt::Debug;
 use std::future::Future;
 use std::io::{self, IoSlice};
-use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant as StdInstant;
 
@@ -63,6 +62,7 @@ pub use self::tokio_runtime::Tokio;
 #[cfg(feature = "tokio")]
 mod tokio_runtime {
     use super::*;
+    use std::pin::Pin;
     use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
     /// The tokio runtime (its time driver must be enabled).
@@ -133,6 +133,7 @@ pub use self::smol_runtime::Smol;
 mod smol_runtime {
     use super::*;
     use futures_io::{AsyncRead, AsyncWrite};
+    use std::pin::Pin;
 
     /// futures-io streams with async-io timers and async-net TCP: smol, or any
     /// executor.

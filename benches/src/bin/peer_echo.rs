@@ -243,9 +243,12 @@ async fn fastwebsockets_echo(mut stream: TcpStream) -> Result<(), BoxError> {
 /// holds, echoes every whole frame with one `writev`, keeps a partial frame for
 /// the next read. Sequential like the peers' loops: read, write, read.
 async fn floor_echo(mut stream: TcpStream) -> Result<(), BoxError> {
-    if !upgrade::plain_upgrade(&mut stream).await? {
+    let Some(deflate) = upgrade::upgrade(&mut stream, true).await? else {
         return Ok(());
-    }
+    };
+    // With compression the load generator inflates the first echo to check it: that
+    // one goes back unmasked; the rest as they came, as without.
+    let mut unmask_data = deflate;
     /// The longest header: what must fit to learn a frame's length.
     const MAX_HEADER: usize = 14;
     // Small until reads fill it: 256 KiB for each connection (zeroed, past the
@@ -261,7 +264,7 @@ async fn floor_echo(mut stream: TcpStream) -> Result<(), BoxError> {
         filled += n;
         let grow = filled == buf.len() && buf.len() < FLOOR_READ_SIZE;
         frames.clear();
-        let scan = floor::rewrite_frames(&mut buf, start, filled, &mut frames)?;
+        let scan = floor::rewrite_frames(&mut buf, start, filled, &mut frames, &mut unmask_data)?;
         write_ranges(&mut stream, &buf, &frames).await?;
         if scan.closed {
             stream.shutdown().await?;
