@@ -27,7 +27,9 @@
 //!                     `tcp-floor`, which moves the same bytes with no WebSocket
 //!                     work (`peer_echo --impl tcp-floor`): its CPU per message
 //!                     is the kernel's share, the floor under every library (it
-//!                     sits out the idle and handshake scenarios); and, in
+//!                     sits out the idle, deflate-idle and handshake scenarios;
+//!                     in the other compressed ones it echoes the compressed
+//!                     frames as they came); and, in
 //!                     fan-out, `tungstenite-batched`, tokio-tungstenite's
 //!                     broadcast flushing once per burst rather than per message
 //!                     (`peer_broadcast --impl tungstenite-batched`)
