@@ -17,16 +17,17 @@ use crate::lifecycle::{Rare, NO_STALL};
 use crate::message::{assemble, CloseReason, Message, Partial, Received};
 use crate::outcome::{Abnormal, Outcome};
 
-/// The most slices one vectored write is given.
-pub(crate) const WRITE_SLICES: usize = 64;
-
-/// One vectored write of `slices` (`Ok(0)` at once when there are none), tried again
-/// when a signal interrupts it; a write of zero bytes is `WriteZero`, as in std's
-/// `write_all`.
-pub(crate) fn write_once(
-    slices: &[IoSlice<'_>],
+/// One vectored write of what `fill` puts in a stack array of slices (`fill` returns
+/// how many; `Ok(0)` at once when none), tried again when a signal interrupts it; a
+/// write of zero bytes is `WriteZero`, as in std's `write_all`.
+pub(crate) fn write_queued<'q>(
+    fill: impl FnOnce(&mut [IoSlice<'q>]) -> usize,
     mut write: impl FnMut(&[IoSlice<'_>]) -> Poll<io::Result<usize>>,
 ) -> Poll<io::Result<usize>> {
+    // As many as a burst of frames takes; what does not fit goes in the next write.
+    let mut slices = [IoSlice::new(&[]); 64];
+    let count = fill(&mut slices);
+    let slices = &slices[..count];
     if slices.is_empty() {
         return Poll::Ready(Ok(0));
     }
@@ -699,9 +700,7 @@ impl Driver {
         &mut self,
         write: impl FnMut(&[IoSlice<'_>]) -> Poll<io::Result<usize>>,
     ) -> Poll<io::Result<usize>> {
-        let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
-        let count = self.write_slices(&mut slices);
-        let result = core::task::ready!(write_once(&slices[..count], write));
+        let result = core::task::ready!(write_queued(|out| self.write_slices(out), write));
         match &result {
             Ok(n) => self.advance(*n),
             Err(error) => self.fail_io(error.kind()),

@@ -9,7 +9,7 @@ use std::task::Poll;
 
 use sockeye_proto::Instant;
 
-use crate::driver::{write_once, WRITE_SLICES};
+use crate::driver::write_queued;
 use crate::opening::{Opening, Step};
 use crate::{Driver, Error, Io, Next, RequestHead, Verdict};
 
@@ -125,9 +125,7 @@ impl Lifecycle {
         &mut self,
         write: impl FnMut(&[IoSlice<'_>]) -> Poll<io::Result<usize>>,
     ) -> Poll<io::Result<usize>> {
-        let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
-        let count = self.write_slices(&mut slices);
-        match core::task::ready!(write_once(&slices[..count], write)) {
+        match core::task::ready!(write_queued(|out| self.write_slices(out), write)) {
             Ok(n) => {
                 self.advance(n);
                 Poll::Ready(Ok(n))

@@ -389,8 +389,9 @@ impl Session {
 
     /// Registers the session's socket with its [`interest`](Self::interest).
     pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
-        self.registered = Some(self.interest());
-        self.stream.register(registry, token, self.interest())
+        let interest = self.interest();
+        self.registered = Some(interest);
+        self.stream.register(registry, token, interest)
     }
 
     /// Re-registers the socket if its [`interest`](Self::interest) changed since the
